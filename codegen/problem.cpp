@@ -1,0 +1,301 @@
+#include "codegen/problem.hpp"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace deconvtune {
+namespace {
+
+using nlohmann::json;
+
+int64_t read_int(const json& spec, const char* field) {
+  const json& value = spec.at(field);
+  if (!value.is_number_integer()) {
+    throw ProblemError(field, fmt::format("must be an integer, got {}", value.dump()));
+  }
+  return value.get<int64_t>();
+}
+
+Pair read_pair(const json& spec, const char* field) {
+  const json& value = spec.at(field);
+  if (value.is_number_integer()) return {value.get<int64_t>(), value.get<int64_t>()};
+  if (value.is_array() && value.size() == 2 && value[0].is_number_integer() &&
+      value[1].is_number_integer()) {
+    return {value[0].get<int64_t>(), value[1].get<int64_t>()};
+  }
+  throw ProblemError(
+      field, fmt::format("must be an integer or an [h, w] pair of integers, got {}", value.dump()));
+}
+
+void require_positive(int64_t value, const char* field) {
+  if (value <= 0) throw ProblemError(field, fmt::format("must be positive, got {}", value));
+}
+
+void require_positive(Pair value, const char* field) {
+  if (value.h <= 0 || value.w <= 0) {
+    throw ProblemError(field, fmt::format("must be positive, got [{}, {}]", value.h, value.w));
+  }
+}
+
+void require_non_negative(Pair value, const char* field) {
+  if (value.h < 0 || value.w < 0) {
+    throw ProblemError(field, fmt::format("must be non-negative, got [{}, {}]", value.h, value.w));
+  }
+}
+
+// Products of sizes must not overflow: a tensor this large could not exist anyway.
+constexpr int64_t kMaxElements = int64_t{1} << 46;
+
+int64_t checked_product(std::initializer_list<int64_t> factors, const char* field) {
+  int64_t product = 1;
+  for (int64_t f : factors) {
+    if (f != 0 && product > kMaxElements / f) {
+      throw ProblemError(field, "tensor size overflows (more than 2^46 elements)");
+    }
+    product *= f;
+  }
+  return product;
+}
+
+int64_t output_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t op, int64_t d) {
+  return (in - 1) * s - 2 * p + d * (k - 1) + op + 1;
+}
+
+}  // namespace
+
+ProblemError::ProblemError(std::string field, const std::string& rule)
+    : std::invalid_argument(fmt::format("problem field '{}': {}", field, rule)),
+      field_(std::move(field)) {}
+
+std::string_view to_string(Precision precision) {
+  return precision == Precision::kFp32 ? "fp32" : "tf32";
+}
+
+Precision parse_precision(std::string_view text) {
+  if (text == "fp32") return Precision::kFp32;
+  if (text == "tf32") return Precision::kTf32;
+  throw std::invalid_argument(fmt::format("precision '{}' is unknown (fp32 or tf32)", text));
+}
+
+int64_t Problem::out_height() const {
+  return output_size(height, kernel.h, stride.h, padding.h, output_padding.h, dilation.h);
+}
+
+int64_t Problem::out_width() const {
+  return output_size(width, kernel.w, stride.w, padding.w, output_padding.w, dilation.w);
+}
+
+void Problem::validate() const {
+  require_positive(batch, "batch");
+  require_positive(in_channels, "in_channels");
+  require_positive(out_channels, "out_channels");
+  require_positive(height, "height");
+  require_positive(width, "width");
+  require_positive(kernel, "kernel_size");
+  require_positive(stride, "stride");
+  require_positive(dilation, "dilation");
+  require_positive(groups, "groups");
+  require_non_negative(padding, "padding");
+  require_non_negative(output_padding, "output_padding");
+  // Sizes large enough to overflow the arithmetic below are refused before it runs.
+  for (auto [value, field] : {std::pair{batch, "batch"},
+                              {in_channels, "in_channels"},
+                              {out_channels, "out_channels"},
+                              {height, "height"},
+                              {width, "width"},
+                              {kernel.h, "kernel_size"},
+                              {kernel.w, "kernel_size"},
+                              {stride.h, "stride"},
+                              {stride.w, "stride"},
+                              {padding.h, "padding"},
+                              {padding.w, "padding"},
+                              {dilation.h, "dilation"},
+                              {dilation.w, "dilation"}}) {
+    if (value > (int64_t{1} << 24)) {
+      throw ProblemError(field, fmt::format("{} is larger than 2^24", value));
+    }
+  }
+  if (output_padding.h >= std::max(stride.h, dilation.h) ||
+      output_padding.w >= std::max(stride.w, dilation.w)) {
+    throw ProblemError("output_padding",
+                       fmt::format("must be smaller than either stride or dilation, got "
+                                   "output_padding [{}, {}], stride [{}, {}], dilation [{}, {}]",
+                                   output_padding.h, output_padding.w, stride.h, stride.w,
+                                   dilation.h, dilation.w));
+  }
+  if (in_channels % groups != 0) {
+    throw ProblemError("in_channels",
+                       fmt::format("{} is not divisible by groups ({})", in_channels, groups));
+  }
+  if (out_channels % groups != 0) {
+    throw ProblemError("out_channels",
+                       fmt::format("{} is not divisible by groups ({})", out_channels, groups));
+  }
+  if (out_height() <= 0 || out_width() <= 0) {
+    throw ProblemError("padding", fmt::format("the output size [{}, {}] is not positive",
+                                              out_height(), out_width()));
+  }
+  checked_product({batch, in_channels, height, width}, "batch");
+  checked_product({batch, out_channels, out_height(), out_width()}, "batch");
+  checked_product({in_channels, out_channels, kernel.h, kernel.w}, "kernel_size");
+}
+
+int64_t Problem::multiply_adds() const {
+  // Each input pixel meets every in-range tap once: count taps that land inside the output.
+  auto in_range_taps = [](int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
+    int64_t taps = 0;
+    for (int64_t i = 0; i < in; ++i) {
+      for (int64_t t = 0; t < k; ++t) {
+        int64_t o = i * s - p + t * d;
+        taps += (o >= 0 && o < out);
+      }
+    }
+    return taps;
+  };
+  return batch * in_channels * (out_channels / groups) *
+         in_range_taps(height, out_height(), kernel.h, stride.h, padding.h, dilation.h) *
+         in_range_taps(width, out_width(), kernel.w, stride.w, padding.w, dilation.w);
+}
+
+std::string Problem::key() const {
+  return fmt::format(
+      "convT2d:n{}:ci{}:co{}:h{}:w{}:k{}x{}:s{}x{}:p{}x{}:op{}x{}:d{}x{}:g{}:{}:{}:{}:{}|{}", batch,
+      in_channels, out_channels, height, width, kernel.h, kernel.w, stride.h, stride.w, padding.h,
+      padding.w, output_padding.h, output_padding.w, dilation.h, dilation.w, groups,
+      bias ? "bias" : "nobias", kDtype, kLayout, to_string(precision), epilogue.text());
+}
+
+json Problem::to_json() const {
+  auto pair = [](Pair p) { return json::array({p.h, p.w}); };
+  return json{{"batch", batch},
+              {"in_channels", in_channels},
+              {"out_channels", out_channels},
+              {"height", height},
+              {"width", width},
+              {"kernel_size", pair(kernel)},
+              {"stride", pair(stride)},
+              {"padding", pair(padding)},
+              {"output_padding", pair(output_padding)},
+              {"dilation", pair(dilation)},
+              {"groups", groups},
+              {"bias", bias},
+              {"epilogue", epilogue.text()},
+              {"precision", to_string(precision)}};
+}
+
+Problem Problem::seed() {
+  Problem p;
+  p.batch = 128;
+  p.in_channels = 64;
+  p.out_channels = 64;
+  p.height = 128;
+  p.width = 128;
+  p.kernel = {3, 3};
+  p.stride = {2, 2};
+  p.padding = {1, 1};
+  p.output_padding = {1, 1};
+  p.epilogue = Epilogue::seed();
+  p.validate();
+  return p;
+}
+
+Problem Problem::from_json(const json& spec) {
+  if (!spec.is_object()) {
+    throw ProblemError("(problem)", fmt::format("must be a JSON object, got {}", spec.dump()));
+  }
+  static const char* const kRequired[] = {"batch",  "in_channels", "out_channels",
+                                          "height", "width",       "kernel_size"};
+  static const char* const kOptional[] = {"stride", "padding", "output_padding", "dilation",
+                                          "groups", "bias",    "epilogue",       "precision",
+                                          "name",   "dtype",   "layout"};
+  for (const char* field : kRequired) {
+    if (!spec.contains(field)) throw ProblemError(field, "is required");
+  }
+  for (auto& [field, value] : spec.items()) {
+    auto known = [&](const char* name) { return field == name; };
+    if (std::none_of(std::begin(kRequired), std::end(kRequired), known) &&
+        std::none_of(std::begin(kOptional), std::end(kOptional), known)) {
+      throw ProblemError(field, "is not a ConvTranspose2d problem field");
+    }
+  }
+  Problem p;
+  p.batch = read_int(spec, "batch");
+  p.in_channels = read_int(spec, "in_channels");
+  p.out_channels = read_int(spec, "out_channels");
+  p.height = read_int(spec, "height");
+  p.width = read_int(spec, "width");
+  p.kernel = read_pair(spec, "kernel_size");
+  if (spec.contains("stride")) p.stride = read_pair(spec, "stride");
+  if (spec.contains("padding")) p.padding = read_pair(spec, "padding");
+  if (spec.contains("output_padding")) p.output_padding = read_pair(spec, "output_padding");
+  if (spec.contains("dilation")) p.dilation = read_pair(spec, "dilation");
+  if (spec.contains("groups")) p.groups = read_int(spec, "groups");
+  if (spec.contains("bias")) {
+    if (!spec["bias"].is_boolean()) {
+      throw ProblemError("bias", fmt::format("must be true or false, got {}", spec["bias"].dump()));
+    }
+    p.bias = spec["bias"].get<bool>();
+  }
+  auto read_string = [&](const char* field) {
+    if (!spec[field].is_string()) {
+      throw ProblemError(field, fmt::format("must be a string, got {}", spec[field].dump()));
+    }
+    return spec[field].get<std::string>();
+  };
+  if (spec.contains("dtype") && read_string("dtype") != kDtype) {
+    throw ProblemError("dtype", "only float32 is supported");
+  }
+  if (spec.contains("layout") && read_string("layout") != kLayout) {
+    throw ProblemError("layout", "only NCHW is supported");
+  }
+  if (spec.contains("name")) read_string("name");
+  try {
+    p.epilogue =
+        spec.contains("epilogue") ? Epilogue::parse(read_string("epilogue")) : Epilogue::seed();
+  } catch (const ProblemError&) {
+    throw;
+  } catch (const std::invalid_argument& e) {
+    throw ProblemError("epilogue", e.what());
+  }
+  if (spec.contains("precision")) {
+    try {
+      p.precision = parse_precision(read_string("precision"));
+    } catch (const ProblemError&) {
+      throw;
+    } catch (const std::invalid_argument& e) {
+      throw ProblemError("precision", e.what());
+    }
+  }
+  p.validate();
+  return p;
+}
+
+Problem Problem::from_argument(std::string_view argument) {
+  if (argument == "seed") return seed();
+  std::string text(argument);
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos || text[first] != '{') {
+    std::ifstream file(text);
+    if (!file) {
+      throw ProblemError("(problem)", fmt::format("'{}' is not 'seed', inline JSON or a readable "
+                                                  "JSON file",
+                                                  text));
+    }
+    std::ostringstream contents;
+    contents << file.rdbuf();
+    text = contents.str();
+  }
+  json spec;
+  try {
+    spec = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw ProblemError("(problem)", fmt::format("malformed JSON: {}", e.what()));
+  }
+  return from_json(spec);
+}
+
+}  // namespace deconvtune

@@ -1,0 +1,77 @@
+#pragma once
+// A validated ConvTranspose2d + epilogue problem: every parameter PyTorch's ConvTranspose2d takes,
+// the data type, layout, precision mode and epilogue chain. A Problem that exists is valid (the
+// factories validate by PyTorch's rules), and key() names it canonically for caches and the DB.
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "codegen/epilogue.hpp"
+
+namespace deconvtune {
+
+enum class Precision { kFp32, kTf32 };
+std::string_view to_string(Precision precision);
+Precision parse_precision(std::string_view text);  // throws std::invalid_argument
+
+// A spec that breaks a rule. field() names the JSON field (e.g. "output_padding").
+class ProblemError : public std::invalid_argument {
+ public:
+  ProblemError(std::string field, const std::string& rule);
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string field_;
+};
+
+struct Pair {
+  int64_t h = 0;
+  int64_t w = 0;
+  bool operator==(const Pair& other) const { return h == other.h && w == other.w; }
+};
+
+struct Problem {
+  int64_t batch = 0;
+  int64_t in_channels = 0;
+  int64_t out_channels = 0;
+  int64_t height = 0;
+  int64_t width = 0;
+  Pair kernel;
+  Pair stride{1, 1};
+  Pair padding{0, 0};
+  Pair output_padding{0, 0};
+  Pair dilation{1, 1};
+  int64_t groups = 1;
+  bool bias = true;
+  Precision precision = Precision::kFp32;
+  Epilogue epilogue;
+  // fp32 NCHW is the only data type and layout so far; they are part of the key all the same.
+  static constexpr std::string_view kDtype = "float32";
+  static constexpr std::string_view kLayout = "NCHW";
+
+  // Throws ProblemError for the first rule broken.
+  void validate() const;
+
+  int64_t out_height() const;
+  int64_t out_width() const;
+  int64_t x_elements() const { return batch * in_channels * height * width; }
+  int64_t w_elements() const { return in_channels * (out_channels / groups) * kernel.h * kernel.w; }
+  int64_t y_elements() const { return batch * out_channels * out_height() * out_width(); }
+  int64_t multiply_adds() const;  // of the transposed convolution, zero taps excluded
+
+  std::string key() const;
+  nlohmann::json to_json() const;
+  bool operator==(const Problem& other) const { return key() == other.key(); }
+
+  // The user's headline block: x [128, 64, 128, 128], k3 s2 p1 op1, the seed epilogue.
+  static Problem seed();
+  // PyTorch's argument names; an int or an [h, w] pair where PyTorch takes either. Unknown fields
+  // are errors (a typo must not silently fall back to a default). Validates.
+  static Problem from_json(const nlohmann::json& spec);
+  // `seed`, a path to a JSON file, or inline JSON. Validates.
+  static Problem from_argument(std::string_view argument);
+};
+
+}  // namespace deconvtune

@@ -1,0 +1,57 @@
+#pragma once
+// The variant spaces, as data: each family declares its template, its kernel, the math modes it
+// implements, its tunable parameters with their candidate values, and the legality rules that keep
+// every yielded config compilable and correct for the problem and device at hand.
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "codegen/config.hpp"
+#include "codegen/problem.hpp"
+
+namespace deconvtune {
+
+// What the legality rules need to know of the target GPU. Defaults describe an H100 (sm_90).
+struct DeviceLimits {
+  int sm_major = 9;
+  int sm_minor = 0;
+  int max_shared_per_block = 227 * 1024;
+  int sm_count = 132;
+};
+
+struct ParamSpec {
+  std::string name;   // letters only: it is spelled in config names as <name><value>
+  std::string macro;  // the template's #define
+  std::vector<int> values;
+  std::string meaning;
+};
+
+struct FamilySpec {
+  Family family;
+  std::string template_file;
+  std::string kernel_name;
+  std::vector<MathMode> maths;
+  std::vector<ParamSpec> params;
+  // Empty when `config` is legal for the problem and device, else the rule it breaks.
+  std::function<std::string(const Problem&, const Config&, const DeviceLimits&)> why_illegal;
+  std::function<LaunchGeometry(const Problem&, const Config&)> launch;
+};
+
+const std::vector<FamilySpec>& families();
+const FamilySpec& family_spec(Family family);
+
+// Which math modes meet a precision mode's error bound: fp32 needs FFMA or 3xTF32.
+bool math_meets(MathMode math, Precision precision);
+
+// The legality verdict for one config: empty when legal, otherwise why not.
+std::string why_illegal(const Problem& problem, const Config& config, const DeviceLimits& device);
+
+// Every legal config for the problem and device, in a stable order.
+std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& device = {});
+
+// The config to run when nothing is tuned: a rule-based pick from the space, never empty (the
+// general direct kernel serves every problem).
+Config default_config(const Problem& problem, const DeviceLimits& device = {});
+
+}  // namespace deconvtune

@@ -1,0 +1,109 @@
+#include "runtime/benchmark.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace deconvtune {
+
+std::string_view to_string(Disposition disposition) {
+  switch (disposition) {
+    case Disposition::kOk:
+      return "ok";
+    case Disposition::kCompileFailed:
+      return "compile_failed";
+    case Disposition::kLaunchFailed:
+      return "launch_failed";
+    case Disposition::kFaulted:
+      return "faulted";
+    case Disposition::kTimedOut:
+      return "timed_out";
+    case Disposition::kWrong:
+      return "wrong";
+  }
+  return "?";
+}
+
+LoadedKernel::LoadedKernel(const GeneratedKernel& kernel, const std::vector<char>& cubin)
+    : module_(cubin), function_(module_.function(kernel.kernel_name)), geometry_(kernel.launch) {
+  if (geometry_.shared_bytes > 48 * 1024) {
+    DT_CU(cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                             static_cast<int>(geometry_.shared_bytes)));
+  }
+}
+
+void LoadedKernel::launch(CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr y,
+                          CUstream stream) const {
+  void* args[] = {&x, &w, &bias, &y};
+  deconvtune::launch(function_, geometry_, args, stream);
+}
+
+Timing time_launches(const std::function<void()>& run, const Context& context,
+                     const TrialOptions& options) {
+  DeviceBuffer flush(options.flush_l2 ? 2 * static_cast<size_t>(context.info().l2_bytes) : 0);
+  for (int i = 0; i < options.warmup_runs; ++i) run();
+  context.synchronize();
+  std::vector<double> samples;
+  Event start, stop;
+  for (int i = 0; i < options.timed_runs; ++i) {
+    if (options.flush_l2)
+      DT_CU(cuMemsetD8Async(flush.get(), static_cast<unsigned char>(i), flush.bytes(), nullptr));
+    start.record();
+    run();
+    stop.record();
+    samples.push_back(stop.milliseconds_since(start));
+  }
+  std::sort(samples.begin(), samples.end());
+  Timing timing;
+  timing.runs = static_cast<int>(samples.size());
+  if (!samples.empty()) {
+    const size_t mid = samples.size() / 2;
+    timing.median_ms = samples.size() % 2 ? samples[mid] : 0.5 * (samples[mid - 1] + samples[mid]);
+    timing.min_ms = samples.front();
+    timing.max_ms = samples.back();
+  }
+  return timing;
+}
+
+TrialResult run_trial(const Context& context, Verifier& verifier, const Config& config,
+                      const TrialOptions& options) {
+  TrialResult result;
+  result.config_name = config.name();
+  GeneratedKernel kernel;
+  try {
+    kernel = generate_kernel(verifier.problem(), config);
+  } catch (const std::exception& e) {
+    result.disposition = Disposition::kCompileFailed;
+    result.reason = e.what();
+    return result;
+  }
+  CompileOptions compile_options;
+  compile_options.arch = context.info().arch();
+  result.compile = compile_cuda(kernel.source, compile_options);
+  if (!result.compile.ok) {
+    result.disposition = Disposition::kCompileFailed;
+    result.reason = result.compile.log;
+    return result;
+  }
+  try {
+    LoadedKernel loaded(kernel, result.compile.cubin);
+    auto run = [&] { loaded.launch(verifier.x(), verifier.w(), verifier.bias(), verifier.y()); };
+    verifier.poison_output();
+    run();
+    context.synchronize();
+    result.verification = verifier.check_output();
+    if (!result.verification.passed()) {
+      result.disposition = Disposition::kWrong;
+      result.reason = result.verification.summary();
+      return result;
+    }
+    if (options.time_it) result.timing = time_launches(run, context, options);
+  } catch (const CudaError& e) {
+    result.disposition = e.context_lost() ? Disposition::kFaulted : Disposition::kLaunchFailed;
+    result.reason = e.what();
+  }
+  return result;
+}
+
+}  // namespace deconvtune

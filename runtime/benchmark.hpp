@@ -1,0 +1,72 @@
+#pragma once
+// The benchmark stage: compile a config, load it, verify it against the float64 reference, and
+// only then time it. One Disposition says how each trial ended, with the reason in words.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "codegen/config.hpp"
+#include "codegen/generator.hpp"
+#include "runtime/driver_api.hpp"
+#include "runtime/nvrtc_compiler.hpp"
+#include "runtime/verifier.hpp"
+
+namespace deconvtune {
+
+enum class Disposition {
+  kOk,             // verified, then timed
+  kCompileFailed,  // NVRTC refused the source
+  kLaunchFailed,   // the module or launch was refused (resources, bad geometry)
+  kFaulted,        // the kernel faulted: the context is lost
+  kTimedOut,       // the kernel did not finish before its deadline
+  kWrong,          // it ran but the output disagrees with the reference (or wrote past y)
+};
+std::string_view to_string(Disposition disposition);
+
+struct Timing {
+  double median_ms = 0;
+  double min_ms = 0;
+  double max_ms = 0;
+  int runs = 0;
+};
+
+struct TrialOptions {
+  int warmup_runs = 3;
+  int timed_runs = 20;
+  bool flush_l2 = true;  // overwrite a buffer twice the L2's size before each timed run
+  bool time_it = true;   // false: verify only
+};
+
+struct TrialResult {
+  std::string config_name;
+  Disposition disposition = Disposition::kOk;
+  std::string reason;
+  CompileResult compile;
+  Verification verification;
+  Timing timing;
+};
+
+// A kernel compiled and loaded, ready to launch on (x, w, bias, y).
+class LoadedKernel {
+ public:
+  LoadedKernel(const GeneratedKernel& kernel, const std::vector<char>& cubin);
+  void launch(CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr y,
+              CUstream stream = nullptr) const;
+
+ private:
+  Module module_;
+  CUfunction function_;
+  LaunchGeometry geometry_;
+};
+
+// Times `run` with CUDA events: warm-up, then the median of `timed_runs`, the L2 flushed first.
+Timing time_launches(const std::function<void()>& run, const Context& context,
+                     const TrialOptions& options);
+
+// The whole trial of one config on the verifier's problem and inputs. Never throws for a kernel's
+// failure; a lost context (kFaulted) means the caller's process must not use the GPU again.
+TrialResult run_trial(const Context& context, Verifier& verifier, const Config& config,
+                      const TrialOptions& options);
+
+}  // namespace deconvtune

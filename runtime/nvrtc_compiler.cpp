@@ -1,0 +1,115 @@
+#include "runtime/nvrtc_compiler.hpp"
+
+#include <fmt/format.h>
+#include <nvrtc.h>
+
+#include <chrono>
+#include <memory>
+#include <regex>
+#include <stdexcept>
+
+namespace deconvtune {
+namespace {
+
+void check_nvrtc(nvrtcResult result, const char* call) {
+  if (result != NVRTC_SUCCESS) {
+    throw std::runtime_error(fmt::format("{} failed: {}", call, nvrtcGetErrorString(result)));
+  }
+}
+
+struct ProgramDeleter {
+  void operator()(nvrtcProgram* program) const {
+    nvrtcDestroyProgram(program);
+    delete program;
+  }
+};
+
+}  // namespace
+
+std::string nvrtc_version() {
+  int major = 0;
+  int minor = 0;
+  check_nvrtc(nvrtcVersion(&major, &minor), "nvrtcVersion");
+  return fmt::format("{}.{}", major, minor);
+}
+
+CompileResult compile_cuda(const std::string& source, const CompileOptions& options) {
+  static const std::regex kArch("(sm|compute)_[0-9]+a?");
+  if (!std::regex_match(options.arch, kArch)) {
+    throw std::invalid_argument(
+        fmt::format("arch '{}' is not of the form sm_90, sm_90a or compute_90", options.arch));
+  }
+  const bool real_arch = options.arch.rfind("sm_", 0) == 0;
+  CompileResult result;
+  result.options = {"--gpu-architecture=" + options.arch, "--std=c++17", "-default-device",
+                    "--device-int128", "-lineinfo"};
+  if (real_arch) result.options.push_back("--ptxas-options=-v");
+  result.options.insert(result.options.end(), options.extra.begin(), options.extra.end());
+
+  auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<nvrtcProgram, ProgramDeleter> program(new nvrtcProgram(nullptr));
+  check_nvrtc(nvrtcCreateProgram(program.get(), source.c_str(), options.program_name.c_str(), 0,
+                                 nullptr, nullptr),
+              "nvrtcCreateProgram");
+  std::vector<const char*> argv;
+  for (const std::string& option : result.options) argv.push_back(option.c_str());
+  nvrtcResult compiled = nvrtcCompileProgram(*program, static_cast<int>(argv.size()), argv.data());
+
+  size_t log_size = 0;
+  check_nvrtc(nvrtcGetProgramLogSize(*program, &log_size), "nvrtcGetProgramLogSize");
+  result.log.resize(log_size);
+  if (log_size > 0) {
+    check_nvrtc(nvrtcGetProgramLog(*program, result.log.data()), "nvrtcGetProgramLog");
+    if (!result.log.empty() && result.log.back() == '\0') result.log.pop_back();
+  }
+  result.ok = compiled == NVRTC_SUCCESS;
+  if (!result.ok) {
+    result.log = fmt::format("{}\n{}", nvrtcGetErrorString(compiled), result.log);
+  } else {
+    if (real_arch) {
+      size_t size = 0;
+      check_nvrtc(nvrtcGetCUBINSize(*program, &size), "nvrtcGetCUBINSize");
+      result.cubin.resize(size);
+      check_nvrtc(nvrtcGetCUBIN(*program, result.cubin.data()), "nvrtcGetCUBIN");
+    }
+    if (options.want_ptx || !real_arch) {
+      size_t size = 0;
+      check_nvrtc(nvrtcGetPTXSize(*program, &size), "nvrtcGetPTXSize");
+      result.ptx.resize(size);
+      check_nvrtc(nvrtcGetPTX(*program, result.ptx.data()), "nvrtcGetPTX");
+      if (!result.ptx.empty() && result.ptx.back() == '\0') result.ptx.pop_back();
+    }
+    result.resources = parse_ptxas_report(result.log, "");
+  }
+  result.milliseconds =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kernel) {
+  ResourceUsage usage;
+  // The report for one entry starts at "Compiling entry function '<name>'"; take the named one,
+  // or the first when no name is given.
+  size_t begin = log.find(kernel.empty() ? std::string("Compiling entry function")
+                                         : fmt::format("Compiling entry function '{}'", kernel));
+  if (begin == std::string::npos) return usage;
+  size_t end = log.find("Compiling entry function", begin + 1);
+  std::string section = log.substr(begin, end == std::string::npos ? end : end - begin);
+  std::smatch match;
+  if (std::regex_search(section, match, std::regex(R"(Used (\d+) registers)"))) {
+    usage.registers = std::stoi(match[1]);
+  }
+  if (std::regex_search(section, match, std::regex(R"((\d+) bytes smem)"))) {
+    usage.shared_bytes = std::stoi(match[1]);
+  }
+  if (std::regex_search(section, match,
+                        std::regex(R"((\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) )"
+                                   R"(bytes spill loads)"))) {
+    usage.stack_bytes = std::stoi(match[1]);
+    usage.spill_store_bytes = std::stoi(match[2]);
+    usage.spill_load_bytes = std::stoi(match[3]);
+  }
+  return usage;
+}
+
+}  // namespace deconvtune

@@ -1,0 +1,47 @@
+#pragma once
+// NVRTC: CUDA source -> cubin (and PTX). Needs no GPU. Every result carries the options used and
+// NVRTC's full log; a failed compile is a result with ok == false, not an exception, so a tuner
+// can record it and go on. ptxas's resource report (registers, shared memory, spills) is parsed
+// from the log, which is why --ptxas-options=-v is always passed.
+#include <string>
+#include <vector>
+
+namespace deconvtune {
+
+struct ResourceUsage {
+  int registers = -1;
+  int shared_bytes = 0;  // static shared memory
+  int stack_bytes = 0;   // stack frame (local memory)
+  int spill_store_bytes = 0;
+  int spill_load_bytes = 0;
+  bool spills() const { return spill_store_bytes > 0 || spill_load_bytes > 0; }
+};
+
+struct CompileOptions {
+  std::string arch = "sm_90";      // sm_XX (cubin) or compute_XX (PTX only)
+  bool want_ptx = false;           // also keep the PTX
+  std::vector<std::string> extra;  // further NVRTC flags
+  std::string program_name = "deconvtune_kernel.cu";
+};
+
+struct CompileResult {
+  bool ok = false;
+  std::string log;                   // NVRTC's log, including ptxas's -v report
+  std::vector<std::string> options;  // exactly what NVRTC was given
+  std::vector<char> cubin;           // empty unless ok and arch is sm_XX
+  std::string ptx;                   // when want_ptx
+  ResourceUsage resources;           // of the first kernel in the log
+  double milliseconds = 0;
+};
+
+// Compiles `source` with NVRTC. Throws only for misuse (an unknown arch string); a source that
+// does not compile is reported in the result.
+CompileResult compile_cuda(const std::string& source, const CompileOptions& options);
+
+// "12.9" etc., NVRTC's own version.
+std::string nvrtc_version();
+
+// Parses ptxas -v output for the entry `kernel`; fields not reported stay at their defaults.
+ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kernel);
+
+}  // namespace deconvtune

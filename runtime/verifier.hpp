@@ -1,0 +1,72 @@
+#pragma once
+// Inputs, outputs and the float64 GPU reference for one problem: the judge every kernel variant
+// must satisfy before it may be timed. The output buffer carries a guard band past the end of y;
+// both are poisoned with a NaN pattern before each checked run, and the band must come back intact.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "codegen/problem.hpp"
+#include "runtime/device_buffer.hpp"
+#include "runtime/driver_api.hpp"
+
+namespace deconvtune {
+
+struct Verification {
+  double max_abs_error = 0;
+  int64_t worst_index = -1;  // flat NCHW index of the largest error
+  double max_abs_reference = 0;
+  double bound = 0;          // what max_abs_error had to stay within
+  bool guard_intact = true;  // nothing written past the end of y
+  bool passed() const { return guard_intact && max_abs_error <= bound; }
+  std::string summary() const;
+};
+
+// The error a kernel may show against float64: the precision's bound on the seed shape (fp32 2e-6,
+// tf32 5e-4), widened for longer dot products (error grows like sqrt(K)); check_output widens it
+// further for outputs larger than the seed's.
+double error_bound(const Problem& problem);
+
+class Verifier {
+ public:
+  static constexpr size_t kGuardElements = 1024;
+  static constexpr unsigned kPoisonWord = 0x7FC0DEADu;  // a quiet NaN no kernel computes
+
+  // Compiles the reference for the problem's device arch and allocates every buffer (refusing,
+  // before any allocation, a problem that does not fit in the device's free memory).
+  Verifier(const Context& context, const Problem& problem);
+  ~Verifier();
+
+  // Fresh random inputs (x uniform in [0, 1) as torch.rand; W and bias as PyTorch's default
+  // initialisation, uniform within 1/sqrt(fan_in)), then the reference on them.
+  void randomize_inputs(uint64_t seed);
+  // Caller-provided inputs (e.g. golden data), then the reference on them.
+  void set_inputs(const std::vector<float>& x, const std::vector<float>& w,
+                  const std::vector<float>& bias);
+
+  void poison_output();
+  Verification check_output() const;
+
+  CUdeviceptr x() const { return x_.get(); }
+  CUdeviceptr w() const { return w_.get(); }
+  CUdeviceptr bias() const { return bias_.get(); }
+  CUdeviceptr y() const { return y_.get(); }
+  std::vector<float> download_output() const;
+  std::vector<double> download_reference() const;
+  const Problem& problem() const { return problem_; }
+
+ private:
+  void run_reference();
+
+  const Context& context_;
+  Problem problem_;
+  struct Kernels;
+  std::unique_ptr<Kernels> kernels_;
+  DeviceBuffer x_, w_, bias_, y_, reference_, block_max_, block_argmax_;
+};
+
+// Bytes the verifier (and the kernel's own buffers) need on the device for `problem`.
+size_t verification_bytes(const Problem& problem);
+
+}  // namespace deconvtune

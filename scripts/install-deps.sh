@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what deconvtune needs on Debian 12 (run as root). Idempotent: installs only what is missing.
+set -euo pipefail
+
+packages=(cmake g++ make pkg-config clang-format
+          nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev libssl-dev
+          libgtest-dev libgmock-dev googletest libbenchmark-dev
+          python3-torch python3-numpy)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root=()
+  if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root (or install sudo)" >&2; exit 1; }
+    as_root=(sudo -E)
+  fi
+  "${as_root[@]}" apt-get update -q
+  "${as_root[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: all Debian packages present"
+fi
+
+cuda_root=${CUDA_HOME:-/usr/local/cuda}
+if [[ ! -f "$cuda_root/include/nvrtc.h" ]]; then
+  echo "install-deps: the CUDA toolkit (NVRTC) is missing at $cuda_root." >&2
+  echo "  deconvtune needs CUDA >= 12 with NVRTC; install it (https://developer.nvidia.com/cuda-downloads)" >&2
+  echo "  or point CUDA_HOME at it. No GPU or driver is needed to build and run the CPU tests." >&2
+  exit 1
+fi
+echo "install-deps: CUDA toolkit at $cuda_root ($("$cuda_root/bin/nvcc" --version 2>/dev/null | tail -n 2 | head -n 1 || echo 'nvcc absent, NVRTC present'))"

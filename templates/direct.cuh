@@ -1,0 +1,73 @@
+// The general kernel: a direct, gather-form transposed convolution with the epilogue fused. It serves
+// every valid problem (any stride, padding, dilation, groups), so the runtime always has something
+// correct to run. Each thread owns one output pixel and DT_CO_PER_THREAD output channels of one
+// group, so every x value it loads feeds that many FFMAs; consecutive threads take consecutive
+// output columns, so loads of x and stores of y coalesce. FFMA in fp32: exact to fp32 rounding.
+#pragma once
+#include "problem.cuh"
+#include "epilogue.cuh"
+
+#ifndef DT_THREADS
+#define DT_THREADS 256
+#endif
+#ifndef DT_CO_PER_THREAD
+#define DT_CO_PER_THREAD 4
+#endif
+
+namespace dt {
+constexpr int CO_PER_THREAD = DT_CO_PER_THREAD;
+constexpr int CO_TILES = (CO_PER_GROUP + CO_PER_THREAD - 1) / CO_PER_THREAD;  // per group
+constexpr i64 DIRECT_WORK_ITEMS = (i64)N * GROUPS * CO_TILES * OH * OW;
+}  // namespace dt
+
+extern "C" __global__ void __launch_bounds__(DT_THREADS)
+    deconv_direct(const float* __restrict__ x, const float* __restrict__ w,
+                  const float* __restrict__ bias, float* __restrict__ y) {
+  using namespace dt;
+  for (i64 item = blockIdx.x * (i64)DT_THREADS + threadIdx.x; item < DIRECT_WORK_ITEMS;
+       item += (i64)gridDim.x * DT_THREADS) {
+    i64 rest = item;
+    const int ow = (int)(rest % OW);
+    rest /= OW;
+    const int oh = (int)(rest % OH);
+    rest /= OH;
+    const int tile = (int)(rest % (GROUPS * CO_TILES));
+    const i64 n = rest / (GROUPS * CO_TILES);
+    const int group = tile / CO_TILES;
+    const int co_first = (tile % CO_TILES) * CO_PER_THREAD;  // within the group
+
+    float acc[CO_PER_THREAD];
+#pragma unroll
+    for (int c = 0; c < CO_PER_THREAD; ++c) acc[c] = 0.0f;
+
+    for (int kh = 0; kh < KH; ++kh) {
+      const int ih_scaled = oh + PH - kh * DH;  // = ih * SH when tap kh reaches row oh
+      if (ih_scaled < 0 || ih_scaled % SH != 0 || ih_scaled / SH >= H) continue;
+      const int ih = ih_scaled / SH;
+      for (int kw = 0; kw < KW; ++kw) {
+        const int iw_scaled = ow + PW - kw * DW;
+        if (iw_scaled < 0 || iw_scaled % SW != 0 || iw_scaled / SW >= W) continue;
+        const int iw = iw_scaled / SW;
+        for (int ci_in_group = 0; ci_in_group < CI_PER_GROUP; ++ci_in_group) {
+          const int ci = group * CI_PER_GROUP + ci_in_group;
+          const float xv = __ldg(&x[x_index(n, ci, ih, iw)]);
+#pragma unroll
+          for (int c = 0; c < CO_PER_THREAD; ++c) {
+            // Past the group's last channel, read a valid weight and discard the result.
+            const int co = min(co_first + c, CO_PER_GROUP - 1);
+            acc[c] = fmaf(xv, __ldg(&w[w_index(ci, co, kh, kw)]), acc[c]);
+          }
+        }
+      }
+    }
+#pragma unroll
+    for (int c = 0; c < CO_PER_THREAD; ++c) {
+      if (co_first + c >= CO_PER_GROUP) break;
+      const int co = group * CO_PER_GROUP + co_first + c;
+      float v = acc[c];
+      if (HAS_BIAS) v += __ldg(&bias[co]);
+      DT_EPILOGUE(v)
+      y[y_index(n, co, oh, ow)] = v;
+    }
+  }
+}

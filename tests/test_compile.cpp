@@ -1,0 +1,124 @@
+// NVRTC needs no GPU: generation and compilation of every variant are CPU tests.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "codegen/generator.hpp"
+#include "codegen/search_space.hpp"
+#include "codegen/templates.hpp"
+#include "runtime/nvrtc_compiler.hpp"
+
+namespace deconvtune {
+namespace {
+
+std::vector<Problem> compile_problems() {
+  Problem seed_tf32 = Problem::seed();
+  seed_tf32.precision = Precision::kTf32;
+  return {Problem::seed(), seed_tf32,
+          Problem::from_json(nlohmann::json::parse(
+              R"({"batch": 3, "in_channels": 61, "out_channels": 67, "height": 97, "width": 75,
+                  "kernel_size": [5, 3], "stride": [3, 2], "padding": [1, 2], "output_padding": [2, 1],
+                  "dilation": 1, "groups": 1, "bias": false, "epilogue": "gelu,mul:1.5"})")),
+          Problem::from_json(nlohmann::json::parse(
+              R"({"batch": 2, "in_channels": 128, "out_channels": 128, "height": 33, "width": 31,
+                  "kernel_size": 3, "stride": 1, "padding": 1, "dilation": 2, "groups": 4,
+                  "epilogue": "silu,clamp:-1:1"})"))};
+}
+
+TEST(Compile, EveryConfigOfTheSpaceCompilesForSm80AndSm90) {
+  for (const Problem& problem : compile_problems()) {
+    for (const Config& config : enumerate_space(problem)) {
+      GeneratedKernel kernel = generate_kernel(problem, config);
+      for (const char* arch : {"sm_80", "sm_90"}) {
+        CompileOptions options;
+        options.arch = arch;
+        CompileResult result = compile_cuda(kernel.source, options);
+        ASSERT_TRUE(result.ok) << config.name() << " for " << arch << ":\n" << result.log;
+        EXPECT_FALSE(result.cubin.empty());
+        EXPECT_GT(result.resources.registers, 0) << result.log;
+        // The general kernel keeps everything in registers.
+        if (config.family == Family::kDirect) {
+          EXPECT_FALSE(result.resources.spills()) << config.name() << "\n" << result.log;
+        }
+        RecordProperty(config.name() + "_" + arch + "_registers", result.resources.registers);
+      }
+    }
+  }
+}
+
+TEST(Compile, FailureCarriesTheLogAndOptions) {
+  CompileResult result =
+      compile_cuda("extern \"C\" __global__ void k() { undefined_thing(); }", {});
+  EXPECT_FALSE(result.ok);
+  EXPECT_NE(result.log.find("undefined_thing"), std::string::npos) << result.log;
+  EXPECT_NE(std::find(result.options.begin(), result.options.end(), "--gpu-architecture=sm_90"),
+            result.options.end());
+  CompileOptions misspelt;
+  misspelt.arch = "sm90";
+  EXPECT_THROW(compile_cuda("", misspelt), std::invalid_argument);
+}
+
+TEST(Compile, PtxForVirtualArchAndOnRequest) {
+  GeneratedKernel kernel = generate_kernel(Problem::seed(), default_config(Problem::seed()));
+  CompileOptions options;
+  options.arch = "compute_90";
+  CompileResult virtual_arch = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(virtual_arch.ok) << virtual_arch.log;
+  EXPECT_NE(virtual_arch.ptx.find(".entry deconv_direct"), std::string::npos);
+  options.arch = "sm_90";
+  options.want_ptx = true;
+  CompileResult real_arch = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(real_arch.ok);
+  EXPECT_NE(real_arch.ptx.find(".target sm_90"), std::string::npos);
+}
+
+TEST(Compile, ReferenceSourceCompilesForEveryGoldenShape) {
+  CompileResult result = compile_cuda(generate_reference_source(Problem::seed()), {});
+  ASSERT_TRUE(result.ok) << result.log;
+  EXPECT_NE(result.log.find("reference_f64"), std::string::npos);
+  EXPECT_NE(result.log.find("max_abs_error"), std::string::npos);
+}
+
+TEST(Compile, GeneratedSourceIsSelfContainedAndSpecialised) {
+  Problem p = Problem::seed();
+  GeneratedKernel kernel = generate_kernel(p, default_config(p));
+  EXPECT_EQ(kernel.source.find("#include"), std::string::npos) << "includes must be inlined";
+  EXPECT_NE(kernel.source.find("#define DT_N 128"), std::string::npos);
+  EXPECT_NE(kernel.source.find("dt_hardtanh(v, -1.0f, 1.0f)"), std::string::npos);
+  EXPECT_NE(kernel.source.find(p.key()), std::string::npos);
+  EXPECT_NE(kernel.source.find(generator_version()), std::string::npos);
+}
+
+TEST(Compile, EachTemplateCompilesOnItsOwnWithItsDefaults) {
+  // CLBlast's rule: every parameter has a default, so a template alone is a valid program. Only
+  // its includes are inlined; no problem or config is defined.
+  for (const auto& [name, text] : templates::all()) {
+    CompileResult result = compile_cuda(expand_template(name), {});
+    EXPECT_TRUE(result.ok) << name << ":\n" << result.log;
+  }
+}
+
+TEST(Compile, PtxasReportParsing) {
+  const std::string log =
+      "ptxas info    : Compiling entry function 'a' for 'sm_90'\n"
+      "ptxas info    : Function properties for a\n"
+      "    8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads\n"
+      "ptxas info    : Used 96 registers, used 1 barriers, 16384 bytes smem, 400 bytes cmem[0]\n"
+      "ptxas info    : Compiling entry function 'b' for 'sm_90'\n"
+      "ptxas info    : Used 32 registers\n";
+  ResourceUsage a = parse_ptxas_report(log, "a");
+  EXPECT_EQ(a.registers, 96);
+  EXPECT_EQ(a.shared_bytes, 16384);
+  EXPECT_EQ(a.stack_bytes, 8);
+  EXPECT_TRUE(a.spills());
+  EXPECT_EQ(parse_ptxas_report(log, "b").registers, 32);
+  EXPECT_EQ(parse_ptxas_report(log, "missing").registers, -1);
+}
+
+TEST(Compile, GeneratorVersionHashesTheTemplates) {
+  EXPECT_EQ(generator_version().rfind("gen-", 0), 0u);
+  EXPECT_EQ(generator_version().size(), 16u);
+}
+
+}  // namespace
+}  // namespace deconvtune

@@ -1,0 +1,165 @@
+// GPU tests: skipped (and reported as skipped) without a GPU; run for real on the device. Every
+// kernel variant is checked against the float64 GPU reference, which is itself checked against
+// PyTorch's float64 goldens. Outputs are poisoned with NaN before each run.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "codegen/search_space.hpp"
+#include "runtime/benchmark.hpp"
+#include "runtime/driver_api.hpp"
+#include "runtime/verifier.hpp"
+#include "tests/golden.hpp"
+
+namespace deconvtune {
+namespace {
+
+const Context* gpu() {
+  static std::unique_ptr<Context> context = [] {
+    return DriverApi::available() ? std::make_unique<Context>(0) : nullptr;
+  }();
+  return context.get();
+}
+
+#define REQUIRE_GPU()                                     \
+  do {                                                    \
+    std::string why;                                      \
+    if (!DriverApi::available(&why)) GTEST_SKIP() << why; \
+    gpu()->make_current();                                \
+  } while (0)
+
+TrialOptions verify_only() {
+  TrialOptions options;
+  options.time_it = false;
+  return options;
+}
+
+void expect_every_config_correct(Verifier& verifier) {
+  const std::vector<Config> space = enumerate_space(verifier.problem());
+  ASSERT_FALSE(space.empty());
+  for (const Config& config : space) {
+    TrialResult trial = run_trial(*gpu(), verifier, config, verify_only());
+    EXPECT_EQ(trial.disposition, Disposition::kOk)
+        << config.name() << " on " << verifier.problem().key() << ": " << trial.reason;
+  }
+}
+
+class GoldenGpu : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenGpu, ReferenceAndEveryConfigMatchPyTorch) {
+  REQUIRE_GPU();
+  testing::Golden golden = testing::load_golden(GetParam());
+  Verifier verifier(*gpu(), golden.problem);
+  verifier.set_inputs(testing::convert<float>(golden.x), testing::convert<float>(golden.weight),
+                      testing::convert<float>(golden.bias));
+  std::vector<double> reference = verifier.download_reference();
+  ASSERT_EQ(reference.size(), golden.y.size());
+  double reference_err = 0;
+  for (size_t i = 0; i < reference.size(); ++i) {
+    reference_err = std::max(reference_err, std::fabs(reference[i] - golden.y[i]));
+  }
+  EXPECT_LE(reference_err, 1e-9) << "the float64 GPU reference disagrees with PyTorch";
+
+  for (const Config& config : enumerate_space(golden.problem)) {
+    TrialResult trial = run_trial(*gpu(), verifier, config, verify_only());
+    ASSERT_EQ(trial.disposition, Disposition::kOk) << config.name() << ": " << trial.reason;
+    std::vector<float> y = verifier.download_output();
+    double err = 0;
+    for (size_t i = 0; i < y.size(); ++i) err = std::max(err, std::fabs(y[i] - golden.y[i]));
+    EXPECT_LE(err, error_bound(golden.problem) * 4) << config.name();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenGpu, ::testing::ValuesIn(testing::golden_names()),
+                         [](const auto& info) { return info.param; });
+
+TEST(Gpu, SeedShapeDefaultKernelWithinFp32Bound) {
+  REQUIRE_GPU();
+  Problem seed = Problem::seed();
+  Verifier verifier(*gpu(), seed);
+  verifier.randomize_inputs(std::random_device{}());
+  TrialResult trial = run_trial(*gpu(), verifier, default_config(seed), verify_only());
+  ASSERT_EQ(trial.disposition, Disposition::kOk) << trial.reason;
+  EXPECT_LE(trial.verification.max_abs_error, 2e-6);
+  EXPECT_GT(trial.verification.max_abs_reference, 0.5) << "inputs must not be trivial";
+  RecordProperty("seed_max_abs_error", std::to_string(trial.verification.max_abs_error));
+}
+
+struct NamedShape {
+  const char* name;
+  const char* spec;
+};
+
+class OddShapeGpu : public ::testing::TestWithParam<NamedShape> {};
+
+TEST_P(OddShapeGpu, EveryConfigMatchesTheReference) {
+  REQUIRE_GPU();
+  for (Precision precision : {Precision::kFp32, Precision::kTf32}) {
+    Problem problem = Problem::from_json(nlohmann::json::parse(GetParam().spec));
+    problem.precision = precision;
+    Verifier verifier(*gpu(), problem);
+    verifier.randomize_inputs(std::random_device{}());
+    expect_every_config_correct(verifier);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, OddShapeGpu,
+    ::testing::Values(
+        NamedShape{"odd_channels_k3s2",
+                   R"({"batch": 3, "in_channels": 61, "out_channels": 67, "height": 37, "width": 29,
+            "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1})"},
+        NamedShape{"k5s3_gelu",
+                   R"({"batch": 2, "in_channels": 32, "out_channels": 48, "height": 19, "width": 23,
+            "kernel_size": 5, "stride": 3, "padding": 1, "output_padding": 2, "epilogue": "gelu"})"},
+        NamedShape{"groups4_stride1_nobias",
+                   R"({"batch": 2, "in_channels": 64, "out_channels": 64, "height": 17, "width": 33,
+            "kernel_size": 3, "stride": 1, "padding": 1, "groups": 4, "bias": false})"},
+        NamedShape{"dilated_mixed_strides",
+                   R"({"batch": 5, "in_channels": 12, "out_channels": 20, "height": 13, "width": 11,
+            "kernel_size": [3, 4], "stride": [2, 3], "padding": [2, 0], "output_padding": [0, 2],
+            "dilation": [2, 1], "groups": 2, "epilogue": "silu,add:-0.25,clamp:-1:0.5"})"},
+        NamedShape{"single_row_k2s2",
+                   R"({"batch": 1, "in_channels": 7, "out_channels": 3, "height": 1, "width": 129,
+            "kernel_size": 2, "stride": 2})"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Gpu, VerifierCatchesUnwrittenOutputAndGuardWrites) {
+  REQUIRE_GPU();
+  Problem problem = testing::load_golden("seed_small").problem;
+  Verifier verifier(*gpu(), problem);
+  verifier.randomize_inputs(7);
+  verifier.poison_output();  // no kernel runs: every element is still NaN
+  Verification untouched = verifier.check_output();
+  EXPECT_FALSE(untouched.passed());
+  EXPECT_TRUE(std::isinf(untouched.max_abs_error));
+
+  TrialResult good = run_trial(*gpu(), verifier, default_config(problem), verify_only());
+  ASSERT_EQ(good.disposition, Disposition::kOk) << good.reason;
+  // One element past the end of y, as an off-by-one store would write it.
+  float stray = 0.0f;
+  DT_CU(cuMemcpyHtoD(verifier.y() + 4 * problem.y_elements(), &stray, 4));
+  Verification overrun = verifier.check_output();
+  EXPECT_FALSE(overrun.guard_intact);
+  EXPECT_FALSE(overrun.passed());
+}
+
+TEST(Gpu, TrialTimesAVerifiedKernel) {
+  REQUIRE_GPU();
+  Problem problem = testing::load_golden("seed_small").problem;
+  Verifier verifier(*gpu(), problem);
+  verifier.randomize_inputs(11);
+  TrialOptions options;
+  options.timed_runs = 5;
+  TrialResult trial = run_trial(*gpu(), verifier, default_config(problem), options);
+  ASSERT_EQ(trial.disposition, Disposition::kOk) << trial.reason;
+  EXPECT_EQ(trial.timing.runs, 5);
+  EXPECT_GT(trial.timing.median_ms, 0.0);
+  EXPECT_LE(trial.timing.min_ms, trial.timing.median_ms);
+}
+
+}  // namespace
+}  // namespace deconvtune

@@ -1,0 +1,148 @@
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "codegen/problem.hpp"
+
+namespace deconvtune {
+namespace {
+
+using nlohmann::json;
+
+json seed_json() { return Problem::seed().to_json(); }
+
+TEST(Problem, SeedShapeAndKey) {
+  Problem p = Problem::seed();
+  EXPECT_EQ(p.out_height(), 256);
+  EXPECT_EQ(p.out_width(), 256);
+  EXPECT_EQ(p.y_elements(), int64_t{128} * 64 * 256 * 256);
+  // Along each axis the 128 inputs reach 383 in-range outputs (the first input's tap -1 falls off).
+  EXPECT_EQ(p.multiply_adds(), int64_t{128} * 64 * 64 * 383 * 383);
+  EXPECT_EQ(p.key(),
+            "convT2d:n128:ci64:co64:h128:w128:k3x3:s2x2:p1x1:op1x1:d1x1:g1:bias:float32:NCHW:fp32|"
+            "mish,add:0.5,hardtanh:-1:1,mul:2");
+}
+
+TEST(Problem, JsonRoundTripAndIntOrPair) {
+  Problem p = Problem::from_json(json::parse(R"({"batch": 2, "in_channels": 4, "out_channels": 6,
+      "height": 5, "width": 7, "kernel_size": [3, 2], "stride": 2, "padding": [1, 0],
+      "output_padding": [1, 0], "dilation": 1, "groups": 2, "bias": false, "epilogue": "relu",
+      "precision": "tf32"})"));
+  EXPECT_EQ(p.kernel, (Pair{3, 2}));
+  EXPECT_EQ(p.stride, (Pair{2, 2}));
+  EXPECT_EQ(p.out_height(), (5 - 1) * 2 - 2 + 2 + 1 + 1);
+  EXPECT_EQ(p.out_width(), (7 - 1) * 2 - 0 + 1 + 0 + 1);
+  EXPECT_EQ(p.precision, Precision::kTf32);
+  EXPECT_EQ(Problem::from_json(p.to_json()).key(), p.key());
+}
+
+TEST(Problem, ArgumentSeedInlineAndFile) {
+  EXPECT_EQ(Problem::from_argument("seed").key(), Problem::seed().key());
+  EXPECT_EQ(Problem::from_argument(seed_json().dump()).key(), Problem::seed().key());
+  std::string path = ::testing::TempDir() + "/problem.json";
+  std::ofstream(path) << seed_json().dump(2);
+  EXPECT_EQ(Problem::from_argument(path).key(), Problem::seed().key());
+  std::remove(path.c_str());
+}
+
+struct BadSpec {
+  const char* label;
+  const char* field;  // the field the error must name
+  std::function<void(json&)> edit;
+};
+
+class ProblemRejects : public ::testing::TestWithParam<BadSpec> {};
+
+TEST_P(ProblemRejects, NamesTheField) {
+  json spec = seed_json();
+  GetParam().edit(spec);
+  try {
+    Problem::from_json(spec);
+    FAIL() << "accepted " << spec.dump();
+  } catch (const ProblemError& e) {
+    EXPECT_EQ(e.field(), GetParam().field) << e.what();
+    EXPECT_NE(std::string(e.what()).find(GetParam().field), std::string::npos) << e.what();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadSpecs, ProblemRejects,
+    ::testing::Values(
+        BadSpec{"zero_batch", "batch", [](json& s) { s["batch"] = 0; }},
+        BadSpec{"negative_height", "height", [](json& s) { s["height"] = -3; }},
+        BadSpec{"zero_kernel", "kernel_size",
+                [](json& s) {
+                  s["kernel_size"] = {3, 0};
+                }},
+        BadSpec{"zero_stride", "stride", [](json& s) { s["stride"] = 0; }},
+        BadSpec{"negative_padding", "padding", [](json& s) { s["padding"] = -1; }},
+        BadSpec{"output_padding_too_big", "output_padding",
+                [](json& s) { s["output_padding"] = 2; }},
+        BadSpec{"channels_not_divisible", "in_channels",
+                [](json& s) {
+                  s["groups"] = 3;
+                  s["in_channels"] = 64;
+                  s["out_channels"] = 63;
+                }},
+        BadSpec{"out_not_divisible", "out_channels",
+                [](json& s) {
+                  s["groups"] = 4;
+                  s["out_channels"] = 62;
+                }},
+        BadSpec{"zero_groups", "groups", [](json& s) { s["groups"] = 0; }},
+        BadSpec{"zero_dilation", "dilation",
+                [](json& s) {
+                  s["dilation"] = {0, 1};
+                }},
+        BadSpec{"non_positive_output", "padding",
+                [](json& s) {
+                  s["height"] = 1;
+                  s["kernel_size"] = 1;
+                  s["padding"] = 1;
+                }},
+        BadSpec{"unknown_op", "epilogue", [](json& s) { s["epilogue"] = "mish,swish"; }},
+        BadSpec{"op_arity", "epilogue", [](json& s) { s["epilogue"] = "add"; }},
+        BadSpec{"op_not_number", "epilogue", [](json& s) { s["epilogue"] = "mul:two"; }},
+        BadSpec{"clamp_inverted", "epilogue", [](json& s) { s["epilogue"] = "clamp:1:-1"; }},
+        BadSpec{"bad_precision", "precision", [](json& s) { s["precision"] = "fp16"; }},
+        BadSpec{"string_size", "width", [](json& s) { s["width"] = "128"; }},
+        BadSpec{"triple", "kernel_size",
+                [](json& s) {
+                  s["kernel_size"] = {3, 3, 3};
+                }},
+        BadSpec{"float_size", "batch", [](json& s) { s["batch"] = 1.5; }},
+        BadSpec{"bias_not_bool", "bias", [](json& s) { s["bias"] = 1; }},
+        BadSpec{"unknown_field", "kernel", [](json& s) { s["kernel"] = 3; }},
+        BadSpec{"missing_field", "in_channels", [](json& s) { s.erase("in_channels"); }},
+        BadSpec{"huge_sizes", "batch",
+                [](json& s) {
+                  s["batch"] = 1 << 24;
+                  s["height"] = 1 << 20;
+                  s["width"] = 1 << 20;
+                }},
+        BadSpec{"fp16_dtype", "dtype", [](json& s) { s["dtype"] = "float16"; }}),
+    [](const auto& info) { return std::string(info.param.label); });
+
+TEST(Problem, MalformedJsonAndMissingFileNameTheProblem) {
+  try {
+    Problem::from_argument("{\"batch\": 1,");
+    FAIL();
+  } catch (const ProblemError& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed JSON"), std::string::npos);
+  }
+  EXPECT_THROW(Problem::from_argument("/no/such/problem.json"), ProblemError);
+  EXPECT_THROW(Problem::from_argument("[1, 2]"), ProblemError);
+}
+
+TEST(Problem, PrecisionIsPartOfTheKey) {
+  Problem a = Problem::seed();
+  Problem b = a;
+  b.precision = Precision::kTf32;
+  EXPECT_NE(a.key(), b.key());
+}
+
+}  // namespace
+}  // namespace deconvtune

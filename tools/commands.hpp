@@ -1,0 +1,46 @@
+#pragma once
+// The `deconvtune` subcommands. Each returns the process exit code; see ExitCode.
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace deconvtune::tools {
+
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailure = 1,   // the work ran and failed (a kernel was wrong, a CUDA call failed)
+  kExitBadInput = 2,  // the command line, problem spec or config name is invalid
+  kExitNoGpu = 3,     // a GPU was required and there is none
+};
+
+struct ProblemArgs {
+  std::string problem = "seed";
+  std::string precision;  // empty: the problem's own (fp32 unless the spec says otherwise)
+};
+
+struct RunArgs {
+  ProblemArgs problem;
+  std::string config;  // empty: the default config
+  bool all_configs = false;
+  int reps = 20;
+  int warmup = 3;
+  std::optional<uint64_t> seed;
+  bool json = false;
+  bool require_gpu = false;
+  int device = 0;
+};
+
+struct InspectArgs {
+  ProblemArgs problem;
+  std::string config;
+  std::string arch;  // empty: the GPU's, else sm_90
+  bool ptx = false;
+  bool sass = false;
+  bool resources = false;
+  bool list_configs = false;
+};
+
+int run_command(const RunArgs& args);
+int inspect_command(const InspectArgs& args);
+
+}  // namespace deconvtune::tools
