@@ -45,10 +45,103 @@ FamilySpec direct_family() {
   return spec;
 }
 
+// The igemm template's tile geometry, computed as templates/igemm.cuh computes it (the loader
+// checks the shared-memory figure against the kernel's own dt_shared_bytes).
+struct IgemmGeometry {
+  int64_t shared_bytes = 0;
+  int64_t blocks = 0;     // output blocks per CO block
+  int64_t co_blocks = 0;  // grid.y: groups x CO blocks per group
+};
+
+int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+
+// The smallest and largest input shift over the taps that reach some phase, along one axis.
+std::pair<int64_t, int64_t> shift_range(int64_t stride, int64_t pad, int64_t kernel,
+                                        int64_t dilation) {
+  int64_t lo = 0, hi = 0;
+  bool any = false;
+  for (int64_t r = 0; r < stride; ++r) {
+    for (int64_t k = 0; k < kernel; ++k) {
+      int64_t a = r + pad - k * dilation;
+      if (((a % stride) + stride) % stride != 0) continue;
+      int64_t s = floor_div(a, stride);
+      lo = any ? std::min(lo, s) : s;
+      hi = any ? std::max(hi, s) : s;
+      any = true;
+    }
+  }
+  return {lo, hi};
+}
+
+IgemmGeometry igemm_geometry(const Problem& p, const Config& c) {
+  const int64_t bn = c.param("bn"), rp = c.param("rp"), cp = c.param("cp");
+  const auto [h_lo, h_hi] = shift_range(p.stride.h, p.padding.h, p.kernel.h, p.dilation.h);
+  const auto [w_lo, w_hi] = shift_range(p.stride.w, p.padding.w, p.kernel.w, p.dilation.w);
+  const int64_t kb = (p.in_channels / p.groups + 15) / 16;
+  const int64_t x_tile = kb * (rp + h_hi - h_lo) * (cp + w_hi - w_lo) * 16;
+  const int64_t w_slice = p.kernel.h * p.kernel.w * kb * bn * 16;
+  const int64_t th = p.stride.h * rp, tw = p.stride.w * cp;
+  const int64_t y_tile = bn * (th * tw + 4);
+  IgemmGeometry g;
+  g.shared_bytes = 4 * (w_slice + c.param("st") * x_tile + y_tile);
+  g.blocks = p.batch * ((p.out_height() + th - 1) / th) * ((p.out_width() + tw - 1) / tw);
+  g.co_blocks = p.groups * ((p.out_channels / p.groups + bn - 1) / bn);
+  return g;
+}
+
+FamilySpec igemm_family() {
+  FamilySpec spec;
+  spec.family = Family::kIgemm;
+  spec.template_file = "igemm.cuh";
+  spec.kernel_name = "deconv_igemm";
+  spec.maths = {MathMode::kTf32, MathMode::k3xTf32};
+  spec.params = {
+      {"bn", "DT_BN", {32, 64}, "output channels per CTA"},
+      {"rp", "DT_RP", {1, 2}, "output rows per phase in a block"},
+      {"cp", "DT_CP", {32, 64}, "output columns per phase in a block"},
+      {"wm", "DT_WM", {2}, "warps along the pixels"},
+      {"wn", "DT_WN", {2, 4}, "warps along the channels"},
+      {"st", "DT_STAGES", {1, 2}, "input tiles in flight"},
+      {"v", "DT_VEC", {1, 4}, "floats per store of y"},
+  };
+  spec.why_illegal = [](const Problem& p, const Config& c, const DeviceLimits& device) -> std::string {
+    if (device.sm_major < 8) return "mma.sync TF32 needs sm_80 or newer";
+    // 3xTF32 exists for fp32 accuracy; under tf32 it would only be slower.
+    if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
+    const int64_t co_per_group = p.out_channels / p.groups;
+    const int bn = c.param("bn"), wn = c.param("wn"), wm = c.param("wm");
+    if (bn % (8 * wn) != 0) return fmt::format("bn{} does not split over {} warps", bn, wn);
+    if (c.param("rp") * c.param("cp") % (16 * wm) != 0) return "pixels do not split over warps";
+    if (bn > 32 && bn / 2 >= co_per_group) return fmt::format("bn{} exceeds the group's channels", bn);
+    const int vec = c.param("v");
+    if (p.out_width() % vec != 0) return fmt::format("the output width is not a multiple of v{}", vec);
+    if (vec == 1 && p.out_width() % 4 == 0) return "v1 where v4 stores are possible";
+    const IgemmGeometry g = igemm_geometry(p, c);
+    if (g.shared_bytes > device.max_shared_per_block) {
+      return fmt::format("needs {} B of shared memory, the device has {}", g.shared_bytes,
+                         device.max_shared_per_block);
+    }
+    return {};
+  };
+  spec.launch = [](const Problem& p, const Config& c) {
+    const IgemmGeometry g = igemm_geometry(p, c);
+    const DeviceLimits device;
+    // Persistent CTAs, one per SM (the W slice fills most of its shared memory).
+    const int64_t per_co_block = std::max<int64_t>(1, device.sm_count / g.co_blocks);
+    LaunchGeometry geometry;
+    geometry.grid[0] = static_cast<unsigned>(std::min(g.blocks, per_co_block));
+    geometry.grid[1] = static_cast<unsigned>(g.co_blocks);
+    geometry.block[0] = static_cast<unsigned>(32 * c.param("wm") * c.param("wn"));
+    geometry.shared_bytes = static_cast<unsigned>(g.shared_bytes);
+    return geometry;
+  };
+  return spec;
+}
+
 }  // namespace
 
 const std::vector<FamilySpec>& families() {
-  static const std::vector<FamilySpec> all = {direct_family()};
+  static const std::vector<FamilySpec> all = {igemm_family(), direct_family()};
   return all;
 }
 
@@ -104,7 +197,17 @@ std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& 
 
 Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
-  // Until a tuned winner exists: the general kernel with 256 threads and the widest channel block.
+  // Until a tuned winner exists: the tensor-core family's broad all-rounder where it applies.
+  for (const char* preferred :
+       {"igemm_tf32_bn64_rp1_cp32_wm2_wn4_st2_v4_mishexact",
+        "igemm_3xtf32_bn64_rp1_cp32_wm2_wn4_st2_v4_mishexact",
+        "igemm_tf32_bn32_rp2_cp32_wm2_wn4_st2_v4_mishexact",
+        "igemm_3xtf32_bn32_rp2_cp32_wm2_wn4_st2_v4_mishexact"}) {
+    for (const Config& config : space) {
+      if (config.name() == preferred) return config;
+    }
+  }
+  // Otherwise the general kernel with 256 threads and the widest channel block.
   Config best = Config::from_name("direct_ffma_t256_c1_mishexact");
   for (const Config& config : space) {
     if (config.family == Family::kDirect && config.mish == MishVariant::kExact &&

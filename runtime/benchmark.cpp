@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 namespace deconvtune {
@@ -27,6 +28,14 @@ std::string_view to_string(Disposition disposition) {
 
 LoadedKernel::LoadedKernel(const GeneratedKernel& kernel, const std::vector<char>& cubin)
     : module_(cubin), function_(module_.function(kernel.kernel_name)), geometry_(kernel.launch) {
+  // A kernel that states its shared-memory need must agree with the host's launch geometry.
+  const int expected =
+      module_.int_global("dt_shared_bytes", static_cast<int>(geometry_.shared_bytes));
+  if (expected != static_cast<int>(geometry_.shared_bytes)) {
+    throw std::logic_error(fmt::format("{}: the kernel expects {} B of shared memory, the launch "
+                                       "gives {} B",
+                                       kernel.config_name, expected, geometry_.shared_bytes));
+  }
   if (geometry_.shared_bytes > 48 * 1024) {
     DT_CU(cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                              static_cast<int>(geometry_.shared_bytes)));
@@ -67,7 +76,7 @@ Timing time_launches(const std::function<void()>& run, const Context& context,
 }
 
 TrialResult run_trial(const Context& context, Verifier& verifier, const Config& config,
-                      const TrialOptions& options) {
+                      const TrialOptions& options, const CompileResult* precompiled) {
   TrialResult result;
   result.config_name = config.name();
   GeneratedKernel kernel;
@@ -80,7 +89,7 @@ TrialResult run_trial(const Context& context, Verifier& verifier, const Config& 
   }
   CompileOptions compile_options;
   compile_options.arch = context.info().arch();
-  result.compile = compile_cuda(kernel.source, compile_options);
+  result.compile = precompiled ? *precompiled : compile_cuda(kernel.source, compile_options);
   if (!result.compile.ok) {
     result.disposition = Disposition::kCompileFailed;
     result.reason = result.compile.log;
@@ -102,8 +111,20 @@ TrialResult run_trial(const Context& context, Verifier& verifier, const Config& 
   } catch (const CudaError& e) {
     result.disposition = e.context_lost() ? Disposition::kFaulted : Disposition::kLaunchFailed;
     result.reason = e.what();
+  } catch (const std::logic_error& e) {
+    result.disposition = Disposition::kLaunchFailed;
+    result.reason = e.what();
   }
   return result;
+}
+
+std::vector<CompileResult> compile_configs(const Problem& problem, const std::vector<Config>& configs,
+                                           const std::string& arch) {
+  std::vector<std::string> sources;
+  for (const Config& config : configs) sources.push_back(generate_kernel(problem, config).source);
+  CompileOptions options;
+  options.arch = arch;
+  return compile_cuda_parallel(sources, options);
 }
 
 }  // namespace deconvtune

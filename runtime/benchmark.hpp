@@ -66,7 +66,12 @@ Timing time_launches(const std::function<void()>& run, const Context& context,
 
 // The whole trial of one config on the verifier's problem and inputs. Never throws for a kernel's
 // failure; a lost context (kFaulted) means the caller's process must not use the GPU again.
+// `precompiled`, when given, is this config's compile result (see compile_configs).
 TrialResult run_trial(const Context& context, Verifier& verifier, const Config& config,
-                      const TrialOptions& options);
+                      const TrialOptions& options, const CompileResult* precompiled = nullptr);
+
+// Generates and compiles every config for the problem in parallel; results in order.
+std::vector<CompileResult> compile_configs(const Problem& problem, const std::vector<Config>& configs,
+                                           const std::string& arch);
 
 }  // namespace deconvtune

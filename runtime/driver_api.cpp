@@ -151,6 +151,18 @@ CUfunction Module::function(const std::string& name) const {
   return function;
 }
 
+int Module::int_global(const std::string& name, int fallback) const {
+  CUdeviceptr address = 0;
+  size_t bytes = 0;
+  if (DriverApi::get().cuModuleGetGlobal(&address, &bytes, module_, name.c_str()) != CUDA_SUCCESS ||
+      bytes != sizeof(int)) {
+    return fallback;
+  }
+  int value = 0;
+  DT_CU(cuMemcpyDtoH(&value, address, sizeof(int)));
+  return value;
+}
+
 Event::Event() { DT_CU(cuEventCreate(&event_, CU_EVENT_DEFAULT)); }
 Event::~Event() {
   if (event_ != nullptr) DriverApi::get().cuEventDestroy(event_);

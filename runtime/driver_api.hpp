@@ -54,6 +54,7 @@ struct DriverApi {
   X(cuModuleLoadDataEx, "cuModuleLoadDataEx")                  \
   X(cuModuleUnload, "cuModuleUnload")                          \
   X(cuModuleGetFunction, "cuModuleGetFunction")                \
+  X(cuModuleGetGlobal, "cuModuleGetGlobal_v2")                \
   X(cuFuncSetAttribute, "cuFuncSetAttribute")                  \
   X(cuFuncGetAttribute, "cuFuncGetAttribute")                  \
   X(cuLaunchKernel, "cuLaunchKernel")                          \
@@ -123,6 +124,8 @@ class Module {
 
   // Throws CudaError naming the kernel when the module lacks it.
   CUfunction function(const std::string& name) const;
+  // The value of a `__device__ const int` the module defines, or `fallback` when it has none.
+  int int_global(const std::string& name, int fallback) const;
 
  private:
   CUmodule module_ = nullptr;

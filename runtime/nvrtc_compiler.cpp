@@ -3,7 +3,12 @@
 #include <fmt/format.h>
 #include <nvrtc.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <regex>
 #include <stdexcept>
@@ -84,6 +89,30 @@ CompileResult compile_cuda(const std::string& source, const CompileOptions& opti
   result.milliseconds =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+std::vector<CompileResult> compile_cuda_parallel(const std::vector<std::string>& sources,
+                                                 const CompileOptions& options, unsigned threads) {
+  std::vector<CompileResult> results(sources.size());
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+  std::atomic<size_t> next{0};
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  auto worker = [&] {
+    for (size_t i; (i = next++) < sources.size();) {
+      try {
+        results[i] = compile_cuda(sources[i], options);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        failure = std::current_exception();
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < std::min<size_t>(threads, sources.size()); ++t) pool.emplace_back(worker);
+  for (std::thread& thread : pool) thread.join();
+  if (failure) std::rethrow_exception(failure);
+  return results;
 }
 
 ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kernel) {

@@ -38,6 +38,11 @@ struct CompileResult {
 // does not compile is reported in the result.
 CompileResult compile_cuda(const std::string& source, const CompileOptions& options);
 
+// Compiles every source, `threads` at a time (0: one per hardware thread); results in order.
+std::vector<CompileResult> compile_cuda_parallel(const std::vector<std::string>& sources,
+                                                 const CompileOptions& options,
+                                                 unsigned threads = 0);
+
 // "12.9" etc., NVRTC's own version.
 std::string nvrtc_version();
 

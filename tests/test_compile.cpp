@@ -6,6 +6,7 @@
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
 #include "codegen/templates.hpp"
+#include "runtime/benchmark.hpp"
 #include "runtime/nvrtc_compiler.hpp"
 
 namespace deconvtune {
@@ -27,19 +28,17 @@ std::vector<Problem> compile_problems() {
 
 TEST(Compile, EveryConfigOfTheSpaceCompilesForSm80AndSm90) {
   for (const Problem& problem : compile_problems()) {
-    for (const Config& config : enumerate_space(problem)) {
-      GeneratedKernel kernel = generate_kernel(problem, config);
-      for (const char* arch : {"sm_80", "sm_90"}) {
-        CompileOptions options;
-        options.arch = arch;
-        CompileResult result = compile_cuda(kernel.source, options);
+    const std::vector<Config> space = enumerate_space(problem);
+    for (const char* arch : {"sm_80", "sm_90"}) {
+      const std::vector<CompileResult> results = compile_configs(problem, space, arch);
+      for (size_t i = 0; i < space.size(); ++i) {
+        const Config& config = space[i];
+        const CompileResult& result = results[i];
         ASSERT_TRUE(result.ok) << config.name() << " for " << arch << ":\n" << result.log;
         EXPECT_FALSE(result.cubin.empty());
         EXPECT_GT(result.resources.registers, 0) << result.log;
-        // The general kernel keeps everything in registers.
-        if (config.family == Family::kDirect) {
-          EXPECT_FALSE(result.resources.spills()) << config.name() << "\n" << result.log;
-        }
+        // No family spills: the space's values keep every tile in registers.
+        EXPECT_FALSE(result.resources.spills()) << config.name() << "\n" << result.log;
         RecordProperty(config.name() + "_" + arch + "_registers", result.resources.registers);
       }
     }
@@ -64,7 +63,7 @@ TEST(Compile, PtxForVirtualArchAndOnRequest) {
   options.arch = "compute_90";
   CompileResult virtual_arch = compile_cuda(kernel.source, options);
   ASSERT_TRUE(virtual_arch.ok) << virtual_arch.log;
-  EXPECT_NE(virtual_arch.ptx.find(".entry deconv_direct"), std::string::npos);
+  EXPECT_NE(virtual_arch.ptx.find(".entry " + kernel.kernel_name), std::string::npos);
   options.arch = "sm_90";
   options.want_ptx = true;
   CompileResult real_arch = compile_cuda(kernel.source, options);

@@ -40,8 +40,11 @@ TrialOptions verify_only() {
 void expect_every_config_correct(Verifier& verifier) {
   const std::vector<Config> space = enumerate_space(verifier.problem());
   ASSERT_FALSE(space.empty());
-  for (const Config& config : space) {
-    TrialResult trial = run_trial(*gpu(), verifier, config, verify_only());
+  const std::vector<CompileResult> compiled =
+      compile_configs(verifier.problem(), space, gpu()->info().arch());
+  for (size_t i = 0; i < space.size(); ++i) {
+    const Config& config = space[i];
+    TrialResult trial = run_trial(*gpu(), verifier, config, verify_only(), &compiled[i]);
     EXPECT_EQ(trial.disposition, Disposition::kOk)
         << config.name() << " on " << verifier.problem().key() << ": " << trial.reason;
   }
@@ -63,8 +66,12 @@ TEST_P(GoldenGpu, ReferenceAndEveryConfigMatchPyTorch) {
   }
   EXPECT_LE(reference_err, 1e-9) << "the float64 GPU reference disagrees with PyTorch";
 
-  for (const Config& config : enumerate_space(golden.problem)) {
-    TrialResult trial = run_trial(*gpu(), verifier, config, verify_only());
+  const std::vector<Config> space = enumerate_space(golden.problem);
+  const std::vector<CompileResult> compiled =
+      compile_configs(golden.problem, space, gpu()->info().arch());
+  for (size_t i = 0; i < space.size(); ++i) {
+    const Config& config = space[i];
+    TrialResult trial = run_trial(*gpu(), verifier, config, verify_only(), &compiled[i]);
     ASSERT_EQ(trial.disposition, Disposition::kOk) << config.name() << ": " << trial.reason;
     std::vector<float> y = verifier.download_output();
     double err = 0;

@@ -117,8 +117,10 @@ int run_checked(const RunArgs& args) {
              "min ms", "max |err|", "regs", "spill");
   std::vector<nlohmann::json> lines;
   int failures = 0;
-  for (const Config& config : configs) {
-    TrialResult trial = run_trial(context, verifier, config, options);
+  const std::vector<CompileResult> compiled = compile_configs(problem, configs, context.info().arch());
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const Config& config = configs[i];
+    TrialResult trial = run_trial(context, verifier, config, options, &compiled[i]);
     const bool ok = trial.disposition == Disposition::kOk;
     failures += !ok;
     const ResourceUsage& r = trial.compile.resources;
@@ -182,7 +184,7 @@ int inspect_checked(const InspectArgs& args) {
   }
   Config config = load_config(args.config, problem);
   GeneratedKernel kernel = generate_kernel(problem, config);
-  if (!args.ptx && !args.sass && !args.resources) {
+  if (!args.ptx && !args.sass && !args.resources && !args.log) {
     fmt::print("{}", kernel.source);
     return kExitOk;
   }
@@ -209,6 +211,11 @@ int inspect_checked(const InspectArgs& args) {
                kernel.launch.shared_bytes, kernel.launch.grid[0], kernel.launch.grid[1],
                kernel.launch.grid[2], kernel.launch.block[0], kernel.launch.block[1],
                kernel.launch.block[2]);
+  }
+  if (args.log) {
+    fmt::print("NVRTC {} options:", nvrtc_version());
+    for (const std::string& option : compiled.options) fmt::print(" {}", option);
+    fmt::print("\n{}\n", compiled.log);
   }
   if (args.ptx) fmt::print("{}", compiled.ptx);
   if (args.sass) fmt::print("{}", disassemble(compiled.cubin));

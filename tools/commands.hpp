@@ -38,6 +38,7 @@ struct InspectArgs {
   bool sass = false;
   bool resources = false;
   bool list_configs = false;
+  bool log = false;
 };
 
 int run_command(const RunArgs& args);

@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   inspect_cmd->add_flag("--sass", inspect.sass, "print the SASS (needs cuobjdump)");
   inspect_cmd->add_flag("--resources", inspect.resources,
                         "print registers, shared memory and spills (ptxas's report)");
+  inspect_cmd->add_flag("--log", inspect.log, "print NVRTC's options and full log (ptxas report)");
   inspect_cmd->add_flag("--list-configs", inspect.list_configs,
                         "list the variant space, one config name first on each line");
 
