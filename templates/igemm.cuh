@@ -266,35 +266,40 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
               }
 #pragma unroll
               for (int step = 0; step < 2; ++step) {
+                // Split each operand once per k-step, not once per use: W (and, for 3xTF32, x)
+                // as big + small TF32 parts. x is already TF32 in shared memory under DT_MATH_TF32.
+                unsigned b_big[NI][2], b_small[NI][2];
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni) {
+                  const float b0 = step ? bf[ni].z : bf[ni].x, b1 = step ? bf[ni].w : bf[ni].y;
+                  b_big[ni][0] = to_tf32(b0);
+                  b_big[ni][1] = to_tf32(b1);
+                  b_small[ni][0] = to_tf32(b0 - __uint_as_float(b_big[ni][0]));
+                  b_small[ni][1] = to_tf32(b1 - __uint_as_float(b_big[ni][1]));
+                }
 #pragma unroll
                 for (int mi = 0; mi < MI; ++mi) {
-                  const float lo0 = step ? a_lo[mi].z : a_lo[mi].x, lo1 = step ? a_lo[mi].w : a_lo[mi].y;
-                  const float hi0 = step ? a_hi[mi].z : a_hi[mi].x, hi1 = step ? a_hi[mi].w : a_hi[mi].y;
+                  const float av[4] = {step ? a_lo[mi].z : a_lo[mi].x, step ? a_hi[mi].z : a_hi[mi].x,
+                                       step ? a_lo[mi].w : a_lo[mi].y, step ? a_hi[mi].w : a_hi[mi].y};
+#if DT_MATH_TF32
+                  const unsigned a_big[4] = {__float_as_uint(av[0]), __float_as_uint(av[1]),
+                                             __float_as_uint(av[2]), __float_as_uint(av[3])};
+#else
+                  unsigned a_big[4], a_small[4];
+#pragma unroll
+                  for (int q = 0; q < 4; ++q) {
+                    a_big[q] = to_tf32(av[q]);
+                    a_small[q] = to_tf32(av[q] - __uint_as_float(a_big[q]));
+                  }
+#endif
 #pragma unroll
                   for (int ni = 0; ni < NI; ++ni) {
-                    const float b0 = step ? bf[ni].z : bf[ni].x, b1 = step ? bf[ni].w : bf[ni].y;
-#if DT_MATH_TF32
-                    // x is rounded to TF32 in shared memory; W is kept as big + small TF32 parts
-                    // (so only x's rounding remains: cuDNN-TF32-level error on half the terms).
-                    const unsigned a[4] = {__float_as_uint(lo0), __float_as_uint(hi0),
-                                           __float_as_uint(lo1), __float_as_uint(hi1)};
-                    const unsigned b0_big = to_tf32(b0), b1_big = to_tf32(b1);
-                    mma_tf32(part[mi][ni], a, to_tf32(b0 - __uint_as_float(b0_big)),
-                             to_tf32(b1 - __uint_as_float(b1_big)));
-                    mma_tf32(part[mi][ni], a, b0_big, b1_big);
-#else
-                    // 3xTF32: v = big + small, both TF32; the small x small term is dropped.
-                    const unsigned a_big[4] = {to_tf32(lo0), to_tf32(hi0), to_tf32(lo1), to_tf32(hi1)};
-                    const unsigned a_small[4] = {
-                        to_tf32(lo0 - __uint_as_float(a_big[0])), to_tf32(hi0 - __uint_as_float(a_big[1])),
-                        to_tf32(lo1 - __uint_as_float(a_big[2])), to_tf32(hi1 - __uint_as_float(a_big[3]))};
-                    const unsigned b0_big = to_tf32(b0), b1_big = to_tf32(b1);
-                    const unsigned b0_small = to_tf32(b0 - __uint_as_float(b0_big));
-                    const unsigned b1_small = to_tf32(b1 - __uint_as_float(b1_big));
-                    mma_tf32(part[mi][ni], a_small, b0_big, b1_big);
-                    mma_tf32(part[mi][ni], a_big, b0_small, b1_small);
-                    mma_tf32(part[mi][ni], a_big, b0_big, b1_big);
+#if !DT_MATH_TF32
+                    // 3xTF32: the small x small term is below fp32 rounding and is dropped.
+                    mma_tf32(part[mi][ni], a_small, b_big[ni][0], b_big[ni][1]);
 #endif
+                    mma_tf32(part[mi][ni], a_big, b_small[ni][0], b_small[ni][1]);
+                    mma_tf32(part[mi][ni], a_big, b_big[ni][0], b_big[ni][1]);
                   }
                 }
               }
