@@ -104,7 +104,8 @@ FamilySpec igemm_family() {
       {"st", "DT_STAGES", {1, 2}, "input tiles in flight"},
       {"v", "DT_VEC", {1, 4}, "floats per store of y"},
   };
-  spec.why_illegal = [](const Problem& p, const Config& c, const DeviceLimits& device) -> std::string {
+  spec.why_illegal = [](const Problem& p, const Config& c,
+                        const DeviceLimits& device) -> std::string {
     if (device.sm_major < 8) return "mma.sync TF32 needs sm_80 or newer";
     // 3xTF32 exists for fp32 accuracy; under tf32 it would only be slower.
     if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
@@ -112,9 +113,11 @@ FamilySpec igemm_family() {
     const int bn = c.param("bn"), wn = c.param("wn"), wm = c.param("wm");
     if (bn % (8 * wn) != 0) return fmt::format("bn{} does not split over {} warps", bn, wn);
     if (c.param("rp") * c.param("cp") % (16 * wm) != 0) return "pixels do not split over warps";
-    if (bn > 32 && bn / 2 >= co_per_group) return fmt::format("bn{} exceeds the group's channels", bn);
+    if (bn > 32 && bn / 2 >= co_per_group)
+      return fmt::format("bn{} exceeds the group's channels", bn);
     const int vec = c.param("v");
-    if (p.out_width() % vec != 0) return fmt::format("the output width is not a multiple of v{}", vec);
+    if (p.out_width() % vec != 0)
+      return fmt::format("the output width is not a multiple of v{}", vec);
     if (vec == 1 && p.out_width() % 4 == 0) return "v1 where v4 stores are possible";
     const IgemmGeometry g = igemm_geometry(p, c);
     if (g.shared_bytes > device.max_shared_per_block) {
@@ -199,13 +202,12 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
   // Until a tuned winner exists: the tensor-core configs that measured best on the seed shape
   // (bench/results/), then smaller tiles that fit more problems.
-  for (const char* preferred :
-       {"igemm_tf32_bn32_rp2_cp64_wm2_wn4_st1_v4_mishexact",
-        "igemm_3xtf32_bn64_rp1_cp32_wm2_wn4_st2_v4_mishexact",
-        "igemm_tf32_bn32_rp2_cp32_wm2_wn4_st2_v4_mishexact",
-        "igemm_3xtf32_bn32_rp2_cp32_wm2_wn4_st2_v4_mishexact",
-        "igemm_tf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact",
-        "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact"}) {
+  for (const char* preferred : {"igemm_tf32_bn32_rp2_cp64_wm2_wn4_st1_v4_mishexact",
+                                "igemm_3xtf32_bn64_rp1_cp32_wm2_wn4_st2_v4_mishexact",
+                                "igemm_tf32_bn32_rp2_cp32_wm2_wn4_st2_v4_mishexact",
+                                "igemm_3xtf32_bn32_rp2_cp32_wm2_wn4_st2_v4_mishexact",
+                                "igemm_tf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact",
+                                "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact"}) {
     for (const Config& config : space) {
       if (config.name() == preferred) return config;
     }

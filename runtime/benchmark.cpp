@@ -32,9 +32,10 @@ LoadedKernel::LoadedKernel(const GeneratedKernel& kernel, const std::vector<char
   const int expected =
       module_.int_global("dt_shared_bytes", static_cast<int>(geometry_.shared_bytes));
   if (expected != static_cast<int>(geometry_.shared_bytes)) {
-    throw std::logic_error(fmt::format("{}: the kernel expects {} B of shared memory, the launch "
-                                       "gives {} B",
-                                       kernel.config_name, expected, geometry_.shared_bytes));
+    throw std::logic_error(
+        fmt::format("{}: the kernel expects {} B of shared memory, the launch "
+                    "gives {} B",
+                    kernel.config_name, expected, geometry_.shared_bytes));
   }
   if (geometry_.shared_bytes > 48 * 1024) {
     DT_CU(cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
@@ -118,7 +119,8 @@ TrialResult run_trial(const Context& context, Verifier& verifier, const Config& 
   return result;
 }
 
-std::vector<CompileResult> compile_configs(const Problem& problem, const std::vector<Config>& configs,
+std::vector<CompileResult> compile_configs(const Problem& problem,
+                                           const std::vector<Config>& configs,
                                            const std::string& arch) {
   std::vector<std::string> sources;
   for (const Config& config : configs) sources.push_back(generate_kernel(problem, config).source);

@@ -71,7 +71,8 @@ TrialResult run_trial(const Context& context, Verifier& verifier, const Config& 
                       const TrialOptions& options, const CompileResult* precompiled = nullptr);
 
 // Generates and compiles every config for the problem in parallel; results in order.
-std::vector<CompileResult> compile_configs(const Problem& problem, const std::vector<Config>& configs,
+std::vector<CompileResult> compile_configs(const Problem& problem,
+                                           const std::vector<Config>& configs,
                                            const std::string& arch);
 
 }  // namespace deconvtune

@@ -54,7 +54,7 @@ struct DriverApi {
   X(cuModuleLoadDataEx, "cuModuleLoadDataEx")                  \
   X(cuModuleUnload, "cuModuleUnload")                          \
   X(cuModuleGetFunction, "cuModuleGetFunction")                \
-  X(cuModuleGetGlobal, "cuModuleGetGlobal_v2")                \
+  X(cuModuleGetGlobal, "cuModuleGetGlobal_v2")                 \
   X(cuFuncSetAttribute, "cuFuncSetAttribute")                  \
   X(cuFuncGetAttribute, "cuFuncGetAttribute")                  \
   X(cuLaunchKernel, "cuLaunchKernel")                          \

@@ -7,11 +7,11 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
-#include <mutex>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <stdexcept>
+#include <thread>
 
 namespace deconvtune {
 namespace {
@@ -109,7 +109,8 @@ std::vector<CompileResult> compile_cuda_parallel(const std::vector<std::string>&
     }
   };
   std::vector<std::thread> pool;
-  for (unsigned t = 0; t < std::min<size_t>(threads, sources.size()); ++t) pool.emplace_back(worker);
+  for (unsigned t = 0; t < std::min<size_t>(threads, sources.size()); ++t)
+    pool.emplace_back(worker);
   for (std::thread& thread : pool) thread.join();
   if (failure) std::rethrow_exception(failure);
   return results;

@@ -117,7 +117,8 @@ int run_checked(const RunArgs& args) {
              "min ms", "max |err|", "regs", "spill");
   std::vector<nlohmann::json> lines;
   int failures = 0;
-  const std::vector<CompileResult> compiled = compile_configs(problem, configs, context.info().arch());
+  const std::vector<CompileResult> compiled =
+      compile_configs(problem, configs, context.info().arch());
   for (size_t i = 0; i < configs.size(); ++i) {
     const Config& config = configs[i];
     TrialResult trial = run_trial(context, verifier, config, options, &compiled[i]);
