@@ -54,44 +54,36 @@ constexpr int NI = BN / 8 / WN;        // n8 tiles per warp
 static_assert(CP % 16 == 0 && M_PHASE % (16 * WM) == 0 && MI >= 1, "pixel tiling");
 static_assert(BN % (8 * WN) == 0 && NI >= 1, "channel tiling");
 
-// Tap kh reaches output rows of phase r when (r + PH - kh * DH) is a multiple of SH; the input row
-// is then the block's base row + i + shift.
+// Along one axis (stride S, padding P, dilation D, kernel K): tap k reaches the outputs of phase r
+// when (r + P - k * D) is a multiple of S; the input row (column) is then the block's base + i +
+// shift. The input tile spans the smallest to the largest shift over all phases and taps.
 __host__ __device__ constexpr int mod(int a, int b) { return ((a % b) + b) % b; }
-__host__ __device__ constexpr bool tap_h(int r, int kh) { return mod(r + PH - kh * DH, SH) == 0; }
-__host__ __device__ constexpr bool tap_w(int r, int kw) { return mod(r + PW - kw * DW, SW) == 0; }
-__host__ __device__ constexpr int shift_h(int r, int kh) { return (r + PH - kh * DH) / SH; }
-__host__ __device__ constexpr int shift_w(int r, int kw) { return (r + PW - kw * DW) / SW; }
-__host__ __device__ constexpr int min_shift_h() {
-  int m = 1 << 30;
-  for (int r = 0; r < SH; ++r)
-    for (int k = 0; k < KH; ++k)
-      if (tap_h(r, k) && shift_h(r, k) < m) m = shift_h(r, k);
-  return m == (1 << 30) ? 0 : m;
+__host__ __device__ constexpr bool reaches(int r, int k, int S, int P, int D) {
+  return mod(r + P - k * D, S) == 0;
 }
-__host__ __device__ constexpr int max_shift_h() {
-  int m = -(1 << 30);
-  for (int r = 0; r < SH; ++r)
-    for (int k = 0; k < KH; ++k)
-      if (tap_h(r, k) && shift_h(r, k) > m) m = shift_h(r, k);
-  return m == -(1 << 30) ? 0 : m;
+__host__ __device__ constexpr int shift(int r, int k, int S, int P, int D) {
+  return (r + P - k * D) / S;
 }
-__host__ __device__ constexpr int min_shift_w() {
-  int m = 1 << 30;
-  for (int r = 0; r < SW; ++r)
-    for (int k = 0; k < KW; ++k)
-      if (tap_w(r, k) && shift_w(r, k) < m) m = shift_w(r, k);
-  return m == (1 << 30) ? 0 : m;
+__host__ __device__ constexpr int shift_bound(int S, int P, int D, int K, bool largest) {
+  bool any = false;
+  int bound = 0;
+  for (int r = 0; r < S; ++r)
+    for (int k = 0; k < K; ++k) {
+      if (!reaches(r, k, S, P, D)) continue;
+      const int v = shift(r, k, S, P, D);
+      if (!any || (largest ? v > bound : v < bound)) bound = v;
+      any = true;
+    }
+  return bound;
 }
-__host__ __device__ constexpr int max_shift_w() {
-  int m = -(1 << 30);
-  for (int r = 0; r < SW; ++r)
-    for (int k = 0; k < KW; ++k)
-      if (tap_w(r, k) && shift_w(r, k) > m) m = shift_w(r, k);
-  return m == -(1 << 30) ? 0 : m;
-}
-constexpr int SHIFT_H0 = min_shift_h(), SHIFT_W0 = min_shift_w();
-constexpr int XR = RP + max_shift_h() - SHIFT_H0;  // input tile rows
-constexpr int XC = CP + max_shift_w() - SHIFT_W0;  // input tile columns
+__host__ __device__ constexpr bool tap_h(int r, int kh) { return reaches(r, kh, SH, PH, DH); }
+__host__ __device__ constexpr bool tap_w(int r, int kw) { return reaches(r, kw, SW, PW, DW); }
+__host__ __device__ constexpr int shift_h(int r, int kh) { return shift(r, kh, SH, PH, DH); }
+__host__ __device__ constexpr int shift_w(int r, int kw) { return shift(r, kw, SW, PW, DW); }
+constexpr int SHIFT_H0 = shift_bound(SH, PH, DH, KH, false);
+constexpr int SHIFT_W0 = shift_bound(SW, PW, DW, KW, false);
+constexpr int XR = RP + shift_bound(SH, PH, DH, KH, true) - SHIFT_H0;  // input tile rows
+constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // input tile columns
 constexpr int X_TILE = KB * XR * XC * 16;          // floats per input tile
 constexpr int W_SLICE = KH * KW * KB * BN * 16;    // floats of the CTA's W slice
 constexpr int Y_STRIDE = TH * TW + 4;              // floats per channel of the staging tile

@@ -64,15 +64,15 @@ int compile_only(const Problem& problem, const std::vector<Config>& configs,
   fmt::print("{:<44} {:>8} {:>5} {:>8} {:>7}  {}\n", "config", "compile", "regs", "smem B",
              "spill B", "status");
   int failures = 0;
-  for (const Config& config : configs) {
-    GeneratedKernel kernel = generate_kernel(problem, config);
-    CompileOptions options;
-    options.arch = "sm_90";
-    CompileResult compiled = compile_cuda(kernel.source, options);
+  const std::vector<CompileResult> results = compile_configs(problem, configs, "sm_90");
+  for (size_t i = 0; i < configs.size(); ++i) {
+    const Config& config = configs[i];
+    const CompileResult& compiled = results[i];
+    const LaunchGeometry launch = family_spec(config.family).launch(problem, config);
     failures += !compiled.ok;
     const ResourceUsage& r = compiled.resources;
     fmt::print("{:<44} {:>6.0f}ms {:>5} {:>8} {:>7}  {}\n", config.name(), compiled.milliseconds,
-               r.registers, r.shared_bytes + kernel.launch.shared_bytes,
+               r.registers, r.shared_bytes + launch.shared_bytes,
                r.spill_store_bytes + r.spill_load_bytes, compiled.ok ? "compiled" : "FAILED");
     if (!compiled.ok) fmt::print(stderr, "{}\n", compiled.log);
   }
