@@ -4,27 +4,51 @@
 //
 // Promises:
 // - Values reach SQL only as bound parameters.
-// - WAL journal, busy_timeout, and one `BEGIN IMMEDIATE` transaction per write, so several
-//   processes may tune into one file and a killed writer loses at most its open transaction.
-// - A file that is not a deconvtune DB (or is corrupt) raises DbError naming the path and SQLite's
-//   reason; it is never overwritten. A DB of an older schema version is migrated on open.
+// - WAL journal, busy_timeout, and one `BEGIN IMMEDIATE` transaction per write, retried while
+//   another process holds the lock, so several processes may tune into one file (SQLITE_BUSY never
+//   reaches the caller) and a killed writer loses at most its open transaction.
+// - A file that is not a deconvtune DB (or is corrupt) raises DbError naming the path and the
+//   reason; it is never modified or overwritten. A DB of an older schema version is migrated on a
+//   read-write open, one transaction per step; a DB of a newer schema is refused, never downgraded.
+// - Every record is validated before it is written (DbError naming the field); a kOk trial or a
+//   winner always has a finite, positive time.
 // - The winner of a key is only ever replaced by a faster verified (kOk) trial, in the same
 //   transaction that records that trial: a reader never sees a half-written winner.
+// - A TuningDb object may be shared between threads (calls are serialized).
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "codegen/problem.hpp"
 #include "runtime/benchmark.hpp"
+
+namespace deconvtune {
+
+// Reads back to_string(Disposition) ("ok", "compile_failed", ...); throws std::invalid_argument
+// naming the accepted words.
+Disposition parse_disposition(std::string_view text);
+
+}  // namespace deconvtune
 
 namespace deconvtune::db {
 
 class DbError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// A record that breaks a rule; field() names it ("median_ms", "device.arch").
+class FieldError : public DbError {
+ public:
+  FieldError(std::string field, const std::string& rule);
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string field_;
 };
 
 // Identifies a GPU model for tuning purposes: results carry across machines with the same one.
@@ -34,11 +58,17 @@ struct DeviceRecord {
   int sm_count = 0;
   int driver_version = 0;     // cuDriverGetVersion
   std::string nvrtc_version;  // "13.0"
-  // The part of the record that winners are keyed by: name, arch and SM count.
+  // The part of the record that winners are keyed by: "name|arch|sm_count".
   std::string key() const;
 };
 
-// One measured (or failed) candidate.
+struct ProblemRecord {
+  std::string key;   // Problem::key()
+  std::string spec;  // Problem::to_json(), compact
+};
+
+// One measured (or failed) candidate. Its identity (what import de-duplicates on) is the key, the
+// config name and measured_at.
 struct TrialRecord {
   std::string problem_key;
   std::string device_key;
@@ -48,10 +78,10 @@ struct TrialRecord {
   Disposition status = Disposition::kOk;
   std::string reason;  // empty for kOk
   double median_ms = 0, min_ms = 0, max_ms = 0;
-  double max_error = 0;
-  int registers = -1, shared_bytes = -1, spill_bytes = -1;
+  double max_error = 0;  // NaN: not finite (a wrong kernel's output); only for failed trials
+  int registers = -1, shared_bytes = -1, spill_bytes = -1;  // -1: unknown
   double compile_ms = 0;
-  std::string measured_at;  // ISO 8601 UTC; filled by record_trial when empty
+  std::string measured_at;  // ISO 8601 UTC with microseconds; filled by record_trial when empty
 };
 
 struct WinnerRecord {
@@ -62,7 +92,7 @@ struct WinnerRecord {
   std::string config_name;
   double median_ms = 0;
   double max_error = 0;
-  std::string updated_at;
+  std::string updated_at;  // measured_at of the winning trial
 };
 
 struct WinnerKey {
@@ -72,14 +102,48 @@ struct WinnerKey {
   Precision precision = Precision::kFp32;
 };
 
+// Which trials `TuningDb::trials_matching` returns; an empty field matches everything.
+struct TrialFilter {
+  std::string problem_key;
+  std::string device_key;
+  std::string generator_version;
+  std::optional<Precision> precision;
+};
+
+// What `prune` drops: rows of other generator versions than `keep_generator_version`, or, when
+// older_than_days is set, rows measured (cubins stored) more than that many days ago.
+struct PruneOptions {
+  std::string keep_generator_version;  // empty: generator_version() of this build
+  std::optional<double> older_than_days;
+  bool dry_run = false;  // count only
+};
+
+struct PruneReport {
+  int64_t trials = 0;
+  int64_t winners = 0;
+  int64_t cubins = 0;
+  int64_t cubin_bytes = 0;
+  std::vector<WinnerRecord> removed_winners;
+  std::vector<std::string> generator_versions;  // those whose rows were (or would be) dropped
+};
+
+struct CubinCacheStats {
+  int64_t entries = 0;
+  int64_t bytes = 0;
+};
+
 class TuningDb {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
+  // PRAGMA application_id of every deconvtune DB ("DTDB"): tells ours from other SQLite files.
+  static constexpr int32_t kApplicationId = 0x44544442;
 
   // $DECONVTUNE_DB, else $XDG_CACHE_HOME/deconvtune/tuning.db, else ~/.cache/deconvtune/tuning.db.
   static std::string default_path();
 
   // Opens (creating parent folders and the file when absent, unless read_only) and migrates.
+  // ":memory:" is a private in-memory DB. A read-only open of a missing file, or of a DB that
+  // needs migrating, raises DbError.
   explicit TuningDb(const std::string& path, bool read_only = false);
   ~TuningDb();
   TuningDb(const TuningDb&) = delete;
@@ -87,32 +151,61 @@ class TuningDb {
 
   const std::string& path() const;
   int schema_version() const;
+  bool read_only() const;
 
-  void upsert_device(const DeviceRecord& device);
-  void upsert_problem(const Problem& problem);  // keyed by problem.key(), stores to_json()
+  void upsert_device(const DeviceRecord& device);  // keyed by key(); versions are updated
+  void upsert_problem(const Problem& problem);     // keyed by problem.key(), stores to_json()
+  std::vector<DeviceRecord> devices() const;
+  std::optional<DeviceRecord> device(const std::string& device_key) const;
+  std::vector<ProblemRecord> problems() const;
 
-  // One transaction: the trial row, and the winner row when the trial is kOk and faster.
-  void record_trial(const TrialRecord& trial);
+  // One transaction: the trial row, and the winner row when the trial is kOk and faster. The
+  // problem and device must have been upserted. Returns false when a trial with the same identity
+  // (key, config, measured_at) was already there (nothing changes then).
+  bool record_trial(const TrialRecord& trial);
 
   // Configs already measured (any status) for this key: what a resumed tuner skips.
   std::vector<std::string> measured_configs(const WinnerKey& key) const;
-  std::vector<TrialRecord> trials(const WinnerKey& key) const;
-  std::vector<TrialRecord> all_trials() const;
+  std::vector<TrialRecord> trials(const WinnerKey& key) const;  // in the order recorded
+  std::vector<TrialRecord> all_trials() const;                  // in the order recorded
+  // Best first: kOk trials by median time, then the failed ones by status and config.
+  std::vector<TrialRecord> trials_matching(const TrialFilter& filter) const;
+  int64_t trial_count() const;
 
   std::optional<WinnerRecord> winner(const WinnerKey& key) const;
-  std::vector<WinnerRecord> winners() const;
+  std::vector<WinnerRecord> winners() const;  // ordered by key
 
   // The cubin cache, keyed by cubin_cache_key().
   std::optional<std::vector<char>> cached_cubin(const std::string& cache_key) const;
   void store_cubin(const std::string& cache_key, const std::vector<char>& cubin);
-  // sha256 over source, options, arch and NVRTC version, as hex.
+  CubinCacheStats cubin_cache_stats() const;
+  // sha256 over source, options, arch and NVRTC version, as 64 hex digits.
   static std::string cubin_cache_key(const std::string& source,
                                      const std::vector<std::string>& options,
                                      const std::string& arch, const std::string& nvrtc_version);
 
- private:
+  PruneReport prune(const PruneOptions& options);
+
+  // PRAGMA integrity_check's verdict: "ok", or what is wrong.
+  std::string integrity_check() const;
+
+  // For tuning_db/exchange.cpp (raw rows in, raw rows out); see tuning_db/detail.hpp.
   struct Impl;
+  Impl& impl() const { return *impl_; }
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
+
+// Validation shared by the writers and by import; each throws FieldError naming the field.
+void validate_device(const DeviceRecord& device);
+void validate_trial(const TrialRecord& trial);
+void validate_winner(const WinnerRecord& winner);
+// A problem key back into its Problem; throws FieldError("problem_key", ...) when it does not
+// parse or is not canonical (Problem::key() of the result must equal it).
+Problem parse_problem_key(std::string_view key);
+
+// Now, as ISO 8601 UTC with microseconds: "2026-11-24T18:37:05.123456Z".
+std::string utc_timestamp();
 
 }  // namespace deconvtune::db

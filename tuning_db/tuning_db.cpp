@@ -1,0 +1,1058 @@
+#include "tuning_db/tuning_db.hpp"
+
+#include <fmt/format.h>
+#include <openssl/evp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "codegen/generator.hpp"
+#include "tuning_db/detail.hpp"
+#include "tuning_db/text.hpp"
+
+namespace deconvtune {
+
+Disposition parse_disposition(std::string_view text) {
+  static constexpr Disposition kAll[] = {Disposition::kOk,           Disposition::kCompileFailed,
+                                         Disposition::kLaunchFailed, Disposition::kFaulted,
+                                         Disposition::kTimedOut,     Disposition::kWrong};
+  std::string accepted;
+  for (Disposition disposition : kAll) {
+    if (to_string(disposition) == text) return disposition;
+    accepted += (accepted.empty() ? "" : ", ") + std::string(to_string(disposition));
+  }
+  throw std::invalid_argument(
+      fmt::format("'{}' is not a trial status (one of: {})", text.substr(0, 64), accepted));
+}
+
+}  // namespace deconvtune
+
+namespace deconvtune::db {
+
+using sqlite::Connection;
+using sqlite::Statement;
+
+FieldError::FieldError(std::string field, const std::string& rule)
+    : DbError(fmt::format("{}: {}", field, rule)), field_(std::move(field)) {}
+
+std::string DeviceRecord::key() const { return fmt::format("{}|{}|{}", name, arch, sm_count); }
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+namespace {
+
+constexpr double kMaxMilliseconds = 1e7;  // ~2.8 hours: no kernel or compile takes longer
+constexpr size_t kMaxReasonBytes = 65536;
+
+void require_token(std::string_view field, std::string_view value, size_t max_length) {
+  if (value.empty()) throw FieldError(std::string(field), "must not be empty");
+  if (value.size() > max_length) {
+    throw FieldError(std::string(field),
+                     fmt::format("is {} characters long, more than {}", value.size(), max_length));
+  }
+  for (char c : value) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.';
+    if (!ok) {
+      throw FieldError(std::string(field),
+                       fmt::format("'{}' may hold only letters, digits, '_', '-' and '.'",
+                                   text::printable(value)));
+    }
+  }
+}
+
+void require_printable(std::string_view field, std::string_view value, size_t max_length,
+                       bool allow_empty) {
+  if (value.empty() && !allow_empty) throw FieldError(std::string(field), "must not be empty");
+  if (value.size() > max_length) {
+    throw FieldError(std::string(field),
+                     fmt::format("is {} characters long, more than {}", value.size(), max_length));
+  }
+  if (!text::is_printable_ascii(value)) {
+    throw FieldError(std::string(field), fmt::format("'{}' holds characters other than printable "
+                                                     "ASCII",
+                                                     text::printable(value)));
+  }
+}
+
+void require_range(std::string_view field, double value, double low, double high) {
+  if (!std::isfinite(value) || value < low || value > high) {
+    throw FieldError(std::string(field),
+                     fmt::format("{} is not a finite number in [{}, {}]", value, low, high));
+  }
+}
+
+void require_int_range(std::string_view field, int64_t value, int64_t low, int64_t high) {
+  if (value < low || value > high) {
+    throw FieldError(std::string(field), fmt::format("{} is not in [{}, {}]", value, low, high));
+  }
+}
+
+}  // namespace
+
+void validate_device(const DeviceRecord& device) {
+  require_printable("name", device.name, 256, false);
+  if (device.name.find('|') != std::string::npos) {
+    throw FieldError("name", "must not contain '|' (it separates the parts of a device key)");
+  }
+  // "sm_90", "sm_90a", "sm_100": what NVRTC's --gpu-architecture takes.
+  const std::string& arch = device.arch;
+  bool arch_ok = arch.size() >= 5 && arch.size() <= 8 && arch.compare(0, 3, "sm_") == 0;
+  size_t digits = 0;
+  for (size_t i = 3; arch_ok && i < arch.size(); ++i) {
+    if (arch[i] >= '0' && arch[i] <= '9' && i == 3 + digits) {
+      ++digits;
+    } else if (!(arch[i] >= 'a' && arch[i] <= 'z' && i == arch.size() - 1)) {
+      arch_ok = false;
+    }
+  }
+  if (!arch_ok || digits < 2) {
+    throw FieldError("arch",
+                     fmt::format("'{}' is not an sm_XY architecture name", text::printable(arch)));
+  }
+  require_int_range("sm_count", device.sm_count, 1, 100000);
+  require_int_range("driver_version", device.driver_version, 0, 100000000);
+  require_printable("nvrtc_version", device.nvrtc_version, 32, true);
+}
+
+namespace {
+
+void validate_key(const std::string& problem_key, const std::string& device_key,
+                  const std::string& generator_version, Precision precision,
+                  const std::string& config_name) {
+  Problem problem = parse_problem_key(problem_key);
+  if (problem.precision != precision) {
+    throw FieldError("precision", fmt::format("is {} but the problem key says {}",
+                                              to_string(precision), to_string(problem.precision)));
+  }
+  require_printable("device_key", device_key, 300, false);
+  require_token("generator_version", generator_version, 64);
+  require_token("config_name", config_name, 256);
+}
+
+}  // namespace
+
+void validate_trial(const TrialRecord& trial) {
+  validate_key(trial.problem_key, trial.device_key, trial.generator_version, trial.precision,
+               trial.config_name);
+  parse_disposition(to_string(trial.status));  // an out-of-range enum value
+  if (trial.reason.size() > kMaxReasonBytes) {
+    throw FieldError("reason", fmt::format("is {} bytes long, more than {}", trial.reason.size(),
+                                           kMaxReasonBytes));
+  }
+  if (!text::is_valid_utf8(trial.reason)) throw FieldError("reason", "is not valid UTF-8");
+  bool ok = trial.status == Disposition::kOk;
+  // A verified trial has a real time; a failed one may have none (zeros).
+  double low = ok ? 1e-9 : 0;
+  require_range("median_ms", trial.median_ms, low, kMaxMilliseconds);
+  require_range("min_ms", trial.min_ms, low, kMaxMilliseconds);
+  require_range("max_ms", trial.max_ms, low, kMaxMilliseconds);
+  if (ok && !(trial.min_ms <= trial.median_ms && trial.median_ms <= trial.max_ms)) {
+    throw FieldError("median_ms", fmt::format("{} is not between min_ms {} and max_ms {}",
+                                              trial.median_ms, trial.min_ms, trial.max_ms));
+  }
+  if (ok || !std::isnan(trial.max_error)) {
+    // A wrong kernel's error may be NaN (its output was); anything else is a real number.
+    if (!(trial.max_error >= 0) || (ok && !std::isfinite(trial.max_error))) {
+      throw FieldError("max_error", fmt::format("{} is not a {}non-negative number",
+                                                trial.max_error, ok ? "finite " : ""));
+    }
+  }
+  require_int_range("registers", trial.registers, -1, 255);
+  require_int_range("shared_bytes", trial.shared_bytes, -1, 1 << 24);
+  require_int_range("spill_bytes", trial.spill_bytes, -1, 1 << 30);
+  require_range("compile_ms", trial.compile_ms, 0, kMaxMilliseconds);
+  if (!text::is_utc_timestamp(trial.measured_at)) {
+    throw FieldError(
+        "measured_at",
+        fmt::format("'{}' is not an ISO 8601 UTC time like 2026-11-24T18:37:05.123456Z",
+                    text::printable(trial.measured_at)));
+  }
+}
+
+void validate_winner(const WinnerRecord& winner) {
+  validate_key(winner.problem_key, winner.device_key, winner.generator_version, winner.precision,
+               winner.config_name);
+  require_range("median_ms", winner.median_ms, 1e-9, kMaxMilliseconds);
+  require_range("max_error", winner.max_error, 0, 1e30);
+  if (!text::is_utc_timestamp(winner.updated_at)) {
+    throw FieldError(
+        "updated_at",
+        fmt::format("'{}' is not an ISO 8601 UTC time like 2026-11-24T18:37:05.123456Z",
+                    text::printable(winner.updated_at)));
+  }
+}
+
+Problem parse_problem_key(std::string_view key) {
+  auto bad = [&](const std::string& why) {
+    return FieldError("problem_key",
+                      fmt::format("'{}' is not a problem key: {}", text::printable(key), why));
+  };
+  if (key.size() > 1024) throw bad("longer than 1024 characters");
+  size_t bar = key.find('|');
+  if (bar == std::string_view::npos) throw bad("no '|' before the epilogue");
+  std::vector<std::string_view> parts;
+  std::string_view head = key.substr(0, bar);
+  for (size_t start = 0;;) {
+    size_t colon = head.find(':', start);
+    parts.push_back(head.substr(start, colon - start));
+    if (colon == std::string_view::npos) break;
+    start = colon + 1;
+  }
+  if (parts.size() != 16 || parts[0] != "convT2d") {
+    throw bad("expected convT2d and 15 ':'-separated fields before the '|'");
+  }
+  auto number = [&](std::string_view text, size_t field) -> int64_t {
+    int64_t value = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error != std::errc() || end != text.data() + text.size() || text.empty()) {
+      throw bad(fmt::format("field {} is not an integer", field));
+    }
+    return value;
+  };
+  auto scalar = [&](size_t field, std::string_view prefix) {
+    std::string_view part = parts[field];
+    if (part.substr(0, prefix.size()) != prefix) {
+      throw bad(fmt::format("field {} does not start with '{}'", field, prefix));
+    }
+    return number(part.substr(prefix.size()), field);
+  };
+  auto pair = [&](size_t field, std::string_view prefix) {
+    std::string_view part = parts[field];
+    if (part.substr(0, prefix.size()) != prefix) {
+      throw bad(fmt::format("field {} does not start with '{}'", field, prefix));
+    }
+    part = part.substr(prefix.size());
+    size_t x = part.find('x');
+    if (x == std::string_view::npos) throw bad(fmt::format("field {} is not HxW", field));
+    return nlohmann::json::array(
+        {number(part.substr(0, x), field), number(part.substr(x + 1), field)});
+  };
+  nlohmann::json spec = {{"batch", scalar(1, "n")},
+                         {"in_channels", scalar(2, "ci")},
+                         {"out_channels", scalar(3, "co")},
+                         {"height", scalar(4, "h")},
+                         {"width", scalar(5, "w")},
+                         {"kernel_size", pair(6, "k")},
+                         {"stride", pair(7, "s")},
+                         {"padding", pair(8, "p")},
+                         {"output_padding", pair(9, "op")},
+                         {"dilation", pair(10, "d")},
+                         {"groups", scalar(11, "g")},
+                         {"dtype", std::string(parts[13])},
+                         {"layout", std::string(parts[14])},
+                         {"precision", std::string(parts[15])},
+                         {"epilogue", std::string(key.substr(bar + 1))}};
+  if (parts[12] != "bias" && parts[12] != "nobias") throw bad("field 12 is not bias or nobias");
+  spec["bias"] = parts[12] == "bias";
+  Problem problem;
+  try {
+    problem = Problem::from_json(spec);
+  } catch (const std::invalid_argument& e) {
+    throw bad(e.what());
+  }
+  if (problem.key() != key) throw bad(fmt::format("not canonical (expected '{}')", problem.key()));
+  return problem;
+}
+
+std::string utc_timestamp() {
+  auto now = std::chrono::system_clock::now();
+  auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+  std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", utc.tm_year + 1900,
+                     utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                     micros % 1000000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+
+namespace {
+
+// migrations[v] takes a DB from schema version v to v + 1. Each runs in its own transaction, and a
+// new DB runs them all, so the upgrade path is exercised by every fresh DB too.
+// Version 1 had no NVRTC version per device, no spill or compile time per trial, no cubin cache and
+// no uniqueness of a trial's identity (which import de-duplicates on).
+const char* const kMigrations[] = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE devices (
+  key TEXT PRIMARY KEY NOT NULL,
+  name TEXT NOT NULL,
+  arch TEXT NOT NULL,
+  sm_count INTEGER NOT NULL,
+  driver_version INTEGER NOT NULL);
+CREATE TABLE problems (
+  key TEXT PRIMARY KEY NOT NULL,
+  spec TEXT NOT NULL);
+CREATE TABLE trials (
+  id INTEGER PRIMARY KEY,
+  problem_key TEXT NOT NULL REFERENCES problems(key),
+  device_key TEXT NOT NULL REFERENCES devices(key),
+  generator_version TEXT NOT NULL,
+  precision TEXT NOT NULL,
+  config_name TEXT NOT NULL,
+  status TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT '',
+  median_ms REAL NOT NULL,
+  min_ms REAL NOT NULL,
+  max_ms REAL NOT NULL,
+  max_error REAL,
+  registers INTEGER NOT NULL,
+  shared_bytes INTEGER NOT NULL,
+  measured_at TEXT NOT NULL);
+CREATE INDEX trials_by_key ON trials (problem_key, device_key, generator_version, precision);
+CREATE TABLE winners (
+  problem_key TEXT NOT NULL REFERENCES problems(key),
+  device_key TEXT NOT NULL REFERENCES devices(key),
+  generator_version TEXT NOT NULL,
+  precision TEXT NOT NULL,
+  config_name TEXT NOT NULL,
+  median_ms REAL NOT NULL,
+  max_error REAL NOT NULL,
+  updated_at TEXT NOT NULL,
+  PRIMARY KEY (problem_key, device_key, generator_version, precision));
+)sql",
+    // 1 -> 2
+    R"sql(
+ALTER TABLE devices ADD COLUMN nvrtc_version TEXT NOT NULL DEFAULT '';
+ALTER TABLE trials ADD COLUMN spill_bytes INTEGER NOT NULL DEFAULT -1;
+ALTER TABLE trials ADD COLUMN compile_ms REAL NOT NULL DEFAULT 0;
+DELETE FROM trials WHERE id NOT IN (
+  SELECT min(id) FROM trials
+  GROUP BY problem_key, device_key, generator_version, precision, config_name, measured_at);
+CREATE UNIQUE INDEX trials_identity ON trials
+  (problem_key, device_key, generator_version, precision, config_name, measured_at);
+DROP INDEX trials_by_key;
+CREATE TABLE cubin_cache (
+  key TEXT PRIMARY KEY NOT NULL,
+  cubin BLOB NOT NULL,
+  generator_version TEXT NOT NULL,
+  created_at TEXT NOT NULL);
+)sql",
+};
+static_assert(std::size(kMigrations) == TuningDb::kSchemaVersion);
+
+void exec_script(const Connection& connection, const char* sql) {
+  char* message = nullptr;
+  int code = sqlite3_exec(connection.handle(), sql, nullptr, nullptr, &message);
+  if (code != SQLITE_OK) {
+    std::string reason = message ? message : sqlite3_errstr(code);
+    sqlite3_free(message);
+    connection.fail(code, "migrating: " + reason);
+  }
+}
+
+// What the file holds before we touch it.
+struct Inspection {
+  int64_t application_id = 0;
+  int64_t user_version = 0;
+  int64_t objects = 0;  // tables, indexes, ... in sqlite_schema
+  std::string tables;   // their names, for the message about a foreign file
+};
+
+Inspection inspect(const Connection& connection) {
+  Inspection result;
+  result.application_id = connection.query_int("PRAGMA application_id");
+  result.user_version = connection.query_int("PRAGMA user_version");
+  Statement statement(connection, "SELECT type, name FROM sqlite_master ORDER BY name");
+  while (statement.step()) {
+    ++result.objects;
+    if (statement.column_text(0) == "table" && result.tables.size() < 200) {
+      result.tables += (result.tables.empty() ? "" : ", ") + statement.column_text(1);
+    }
+  }
+  return result;
+}
+
+bool is_fresh(const Inspection& inspection) {
+  return inspection.application_id == 0 && inspection.user_version == 0 && inspection.objects == 0;
+}
+
+void check_is_ours(const std::string& path, const Inspection& inspection) {
+  if (inspection.application_id == TuningDb::kApplicationId) {
+    if (inspection.user_version > TuningDb::kSchemaVersion) {
+      throw DbError(fmt::format(
+          "{}: this tuning DB has schema version {}, written by a newer deconvtune; this build "
+          "reads versions up to {} and will not downgrade it (update deconvtune, or use --db to "
+          "pick another file)",
+          path, inspection.user_version, TuningDb::kSchemaVersion));
+    }
+    if (inspection.user_version < 1) {
+      throw DbError(fmt::format("{}: the tuning DB has schema version {}, which never existed",
+                                path, inspection.user_version));
+    }
+    return;
+  }
+  if (is_fresh(inspection)) return;
+  throw DbError(fmt::format(
+      "{}: not a deconvtune tuning DB (an SQLite file with application id {} and tables [{}]); "
+      "it was left as it is",
+      path, inspection.application_id, text::printable(inspection.tables)));
+}
+
+// A Connection's messages start with the path; a message that names it already drops that.
+std::string without_path(const std::string& message, const std::string& path) {
+  std::string prefix = path + ": ";
+  return message.compare(0, prefix.size(), prefix) == 0 ? message.substr(prefix.size()) : message;
+}
+
+// The SQLite header's magic, checked before SQLite opens the file, so that a file of another kind
+// is refused without SQLite ever touching it.
+constexpr std::string_view kSqliteMagic{"SQLite format 3\0", 16};
+
+void check_file(const std::string& path, bool read_only) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  fs::file_status status = fs::status(path, error);
+  if (!fs::exists(status)) {
+    if (read_only) throw DbError(fmt::format("{}: no tuning DB here (nothing tuned yet?)", path));
+    fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty()) {
+      fs::create_directories(parent, error);
+      if (error) {
+        throw DbError(fmt::format("{}: cannot create the folder {}: {}", path, parent.string(),
+                                  error.message()));
+      }
+    }
+    return;
+  }
+  if (!fs::is_regular_file(status)) throw DbError(fmt::format("{}: not a regular file", path));
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw DbError(fmt::format("{}: cannot read the file", path));
+  std::array<char, 100> header{};
+  file.read(header.data(), header.size());
+  std::streamsize got = file.gcount();
+  if (got == 0) return;  // an empty file becomes a new DB (SQLite's own rule)
+  if (got < static_cast<std::streamsize>(header.size()) ||
+      std::string_view(header.data(), kSqliteMagic.size()) != kSqliteMagic) {
+    throw DbError(fmt::format(
+        "{}: not a tuning DB: the file is not an SQLite database (it does not start with the "
+        "SQLite header); it was left as it is",
+        path));
+  }
+}
+
+Precision read_precision(const Statement& statement, int column) {
+  std::string text = statement.column_text(column);
+  try {
+    return parse_precision(text);
+  } catch (const std::invalid_argument& e) {
+    throw DbError(
+        fmt::format("a stored row has precision '{}': {}", text::printable(text), e.what()));
+  }
+}
+
+double read_error(const Statement& statement, int column) {
+  return statement.is_null(column) ? std::nan("") : statement.column_double(column);
+}
+
+TrialRecord read_trial(const Statement& statement) {
+  TrialRecord trial;
+  trial.problem_key = statement.column_text(0);
+  trial.device_key = statement.column_text(1);
+  trial.generator_version = statement.column_text(2);
+  trial.precision = read_precision(statement, 3);
+  trial.config_name = statement.column_text(4);
+  std::string status = statement.column_text(5);
+  try {
+    trial.status = parse_disposition(status);
+  } catch (const std::invalid_argument& e) {
+    throw DbError(fmt::format("a stored trial of {}: {}", trial.config_name, e.what()));
+  }
+  trial.reason = statement.column_text(6);
+  trial.median_ms = statement.column_double(7);
+  trial.min_ms = statement.column_double(8);
+  trial.max_ms = statement.column_double(9);
+  trial.max_error = read_error(statement, 10);
+  trial.registers = static_cast<int>(statement.column_int(11));
+  trial.shared_bytes = static_cast<int>(statement.column_int(12));
+  trial.spill_bytes = static_cast<int>(statement.column_int(13));
+  trial.compile_ms = statement.column_double(14);
+  trial.measured_at = statement.column_text(15);
+  return trial;
+}
+
+WinnerRecord read_winner(const Statement& statement) {
+  WinnerRecord winner;
+  winner.problem_key = statement.column_text(0);
+  winner.device_key = statement.column_text(1);
+  winner.generator_version = statement.column_text(2);
+  winner.precision = read_precision(statement, 3);
+  winner.config_name = statement.column_text(4);
+  winner.median_ms = statement.column_double(5);
+  winner.max_error = statement.column_double(6);
+  winner.updated_at = statement.column_text(7);
+  return winner;
+}
+
+DeviceRecord read_device(const Statement& statement) {
+  DeviceRecord device;
+  device.name = statement.column_text(0);
+  device.arch = statement.column_text(1);
+  device.sm_count = static_cast<int>(statement.column_int(2));
+  device.driver_version = static_cast<int>(statement.column_int(3));
+  device.nvrtc_version = statement.column_text(4);
+  return device;
+}
+
+Statement& bind_key(Statement& statement, int first, const WinnerKey& key) {
+  return statement.bind(first, key.problem_key)
+      .bind(first + 1, key.device_key)
+      .bind(first + 2, key.generator_version)
+      .bind(first + 3, to_string(key.precision));
+}
+
+bool is_hex_digest(std::string_view key) {
+  if (key.size() != 64) return false;
+  for (char c : key) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// TuningDb
+
+std::string TuningDb::default_path() {
+  const char* explicit_path = std::getenv("DECONVTUNE_DB");
+  if (explicit_path && *explicit_path) return explicit_path;
+  // The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+  const char* cache = std::getenv("XDG_CACHE_HOME");
+  if (cache && cache[0] == '/') return std::string(cache) + "/deconvtune/tuning.db";
+  const char* home = std::getenv("HOME");
+  if (!home || !*home) {
+    const passwd* entry = getpwuid(getuid());
+    home = entry ? entry->pw_dir : nullptr;
+  }
+  if (!home || !*home) {
+    throw DbError("no tuning DB path: set DECONVTUNE_DB, XDG_CACHE_HOME or HOME, or pass --db");
+  }
+  return std::string(home) + "/.cache/deconvtune/tuning.db";
+}
+
+TuningDb::TuningDb(const std::string& path, bool read_only) : impl_(std::make_unique<Impl>()) {
+  Impl& impl = *impl_;
+  impl.path = path;
+  impl.read_only = read_only;
+  const bool in_memory = path == ":memory:";
+  if (path.empty()) throw DbError("the tuning DB path is empty");
+  if (!in_memory) check_file(path, read_only);
+  impl.connection = std::make_unique<Connection>(
+      path, read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
+  const Connection& connection = *impl.connection;
+  sqlite3_busy_timeout(connection.handle(), 10000);
+
+  // Reads only until we know the file is ours and sound.
+  Inspection inspection;
+  try {
+    connection.read([&] { inspection = inspect(connection); });
+  } catch (const DbError& e) {
+    throw DbError(fmt::format("{}: corrupt, or not a tuning DB: {}; it was left as it is", path,
+                              without_path(e.what(), path)));
+  }
+  check_is_ours(path, inspection);
+  if (!read_only && !is_fresh(inspection)) {
+    std::string verdict;
+    try {
+      connection.read([&] { verdict = connection.query_text("PRAGMA quick_check"); });
+    } catch (const DbError& e) {
+      verdict = e.what();
+    }
+    verdict = without_path(verdict, path);
+    if (verdict != "ok") {
+      throw DbError(fmt::format("{}: the tuning DB is corrupt ({}); it was left as it is", path,
+                                text::printable(verdict.substr(0, 500))));
+    }
+  }
+  if (read_only) {
+    if (is_fresh(inspection))
+      throw DbError(fmt::format("{}: an empty file, not a tuning DB yet", path));
+    if (inspection.user_version < kSchemaVersion) {
+      throw DbError(
+          fmt::format("{}: the tuning DB has schema version {} and needs migrating to {}; "
+                      "open it once read-write (any deconvtune db command but "
+                      "export/list/show does)",
+                      path, inspection.user_version, kSchemaVersion));
+    }
+    impl.schema_version = static_cast<int>(inspection.user_version);
+    return;
+  }
+
+  if (!in_memory) {
+    // Changing the journal mode needs a moment alone with the file: retry while others hold it.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        std::string mode = connection.query_text("PRAGMA journal_mode = WAL");
+        if (mode != "wal") {
+          throw DbError(
+              fmt::format("{}: cannot use the WAL journal (SQLite says '{}')", path, mode));
+        }
+        break;
+      } catch (const sqlite::BusyError&) {
+        if (attempt > 200) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  }
+  // WAL + NORMAL: a killed process never loses a committed transaction (only power loss could
+  // lose the last few, never consistency), and a commit costs no fsync.
+  connection.exec("PRAGMA synchronous = NORMAL");
+  connection.exec("PRAGMA foreign_keys = ON");
+
+  for (int version = static_cast<int>(inspection.user_version); version < kSchemaVersion;) {
+    connection.write([&] {
+      // Another process may have migrated since we looked.
+      Inspection now = inspect(connection);
+      check_is_ours(path, now);
+      version = static_cast<int>(now.user_version);
+      if (version >= kSchemaVersion) return;
+      if (version == 0) connection.exec(fmt::format("PRAGMA application_id = {}", kApplicationId));
+      exec_script(connection, kMigrations[version]);
+      // PRAGMA takes no bound parameters; the value is this build's own constant.
+      connection.exec(fmt::format("PRAGMA user_version = {}", version + 1));
+      ++version;
+    });
+  }
+  impl.schema_version = static_cast<int>(connection.query_int("PRAGMA user_version"));
+}
+
+TuningDb::~TuningDb() = default;
+
+const std::string& TuningDb::path() const { return impl_->path; }
+int TuningDb::schema_version() const { return impl_->schema_version; }
+bool TuningDb::read_only() const { return impl_->read_only; }
+
+void TuningDb::upsert_device(const DeviceRecord& device) {
+  validate_device(device);
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  connection.write([&] {
+    Statement(connection,
+              "INSERT INTO devices (key, name, arch, sm_count, driver_version, nvrtc_version) "
+              "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+              "driver_version = excluded.driver_version, nvrtc_version = excluded.nvrtc_version")
+        .bind_all(device.key(), device.name, device.arch, device.sm_count, device.driver_version,
+                  device.nvrtc_version)
+        .run();
+  });
+}
+
+void TuningDb::upsert_problem(const Problem& problem) {
+  std::string key = problem.key();
+  std::string spec = problem.to_json().dump();
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  connection.write([&] {
+    Statement(connection, "INSERT OR IGNORE INTO problems (key, spec) VALUES (?, ?)")
+        .bind_all(key, spec)
+        .run();
+  });
+}
+
+std::vector<DeviceRecord> TuningDb::devices() const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::vector<DeviceRecord> result;
+  connection.read([&] {
+    result.clear();
+    Statement statement(connection,
+                        fmt::format("SELECT {} FROM devices ORDER BY key", kDeviceColumns));
+    while (statement.step()) result.push_back(read_device(statement));
+  });
+  return result;
+}
+
+std::optional<DeviceRecord> TuningDb::device(const std::string& device_key) const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::optional<DeviceRecord> result;
+  connection.read([&] {
+    result.reset();
+    Statement statement(connection,
+                        fmt::format("SELECT {} FROM devices WHERE key = ?", kDeviceColumns));
+    statement.bind(1, device_key);
+    if (statement.step()) result = read_device(statement);
+  });
+  return result;
+}
+
+std::vector<ProblemRecord> TuningDb::problems() const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::vector<ProblemRecord> result;
+  connection.read([&] {
+    result.clear();
+    Statement statement(connection, "SELECT key, spec FROM problems ORDER BY key");
+    while (statement.step()) result.push_back({statement.column_text(0), statement.column_text(1)});
+  });
+  return result;
+}
+
+bool TuningDb::record_trial(const TrialRecord& input) {
+  TrialRecord trial = input;
+  if (trial.measured_at.empty()) trial.measured_at = utc_timestamp();
+  // A reason is text for people (often a compiler log): keep it, minus bytes that are not UTF-8.
+  trial.reason = text::sanitize_utf8(trial.reason);
+  validate_trial(trial);
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  bool inserted = false;
+  connection.write([&] {
+    Statement problem(connection, "SELECT 1 FROM problems WHERE key = ?");
+    if (!problem.bind(1, trial.problem_key).step()) {
+      throw FieldError("problem_key", fmt::format("'{}' is not in the DB (upsert_problem first)",
+                                                  trial.problem_key));
+    }
+    Statement device(connection, "SELECT 1 FROM devices WHERE key = ?");
+    if (!device.bind(1, trial.device_key).step()) {
+      throw FieldError("device_key", fmt::format("'{}' is not in the DB (upsert_device first)",
+                                                 trial.device_key));
+    }
+    Statement insert(connection, fmt::format("INSERT OR IGNORE INTO trials ({}) VALUES "
+                                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                             kTrialColumns));
+    insert.bind_all(trial.problem_key, trial.device_key, trial.generator_version,
+                    to_string(trial.precision), trial.config_name, to_string(trial.status),
+                    trial.reason, trial.median_ms, trial.min_ms, trial.max_ms);
+    if (std::isfinite(trial.max_error)) {
+      insert.bind(11, trial.max_error);
+    } else {
+      insert.bind_null(11);
+    }
+    insert.bind(12, trial.registers)
+        .bind(13, trial.shared_bytes)
+        .bind(14, trial.spill_bytes)
+        .bind(15, trial.compile_ms)
+        .bind(16, trial.measured_at)
+        .run();
+    inserted = sqlite3_changes(connection.handle()) == 1;
+    if (!inserted || trial.status != Disposition::kOk) return;
+    WinnerKey key{trial.problem_key, trial.device_key, trial.generator_version, trial.precision};
+    Statement current(connection,
+                      "SELECT median_ms FROM winners WHERE problem_key = ? AND device_key = ? AND "
+                      "generator_version = ? AND precision = ?");
+    bind_key(current, 1, key);
+    if (current.step() && !(trial.median_ms < current.column_double(0))) return;
+    Statement replace(connection, fmt::format("INSERT OR REPLACE INTO winners ({}) VALUES "
+                                              "(?, ?, ?, ?, ?, ?, ?, ?)",
+                                              kWinnerColumns));
+    bind_key(replace, 1, key)
+        .bind(5, trial.config_name)
+        .bind(6, trial.median_ms)
+        .bind(7, trial.max_error)
+        .bind(8, trial.measured_at)
+        .run();
+  });
+  return inserted;
+}
+
+std::vector<std::string> TuningDb::measured_configs(const WinnerKey& key) const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::vector<std::string> result;
+  connection.read([&] {
+    result.clear();
+    Statement statement(connection,
+                        "SELECT DISTINCT config_name FROM trials WHERE problem_key = ? AND "
+                        "device_key = ? AND generator_version = ? AND precision = ? "
+                        "ORDER BY config_name");
+    bind_key(statement, 1, key);
+    while (statement.step()) result.push_back(statement.column_text(0));
+  });
+  return result;
+}
+
+std::vector<TrialRecord> TuningDb::trials(const WinnerKey& key) const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::vector<TrialRecord> result;
+  connection.read([&] {
+    result.clear();
+    Statement statement(
+        connection, fmt::format("SELECT {} FROM trials WHERE problem_key = ? AND device_key = ? "
+                                "AND generator_version = ? AND precision = ? ORDER BY id",
+                                kTrialColumns));
+    bind_key(statement, 1, key);
+    while (statement.step()) result.push_back(read_trial(statement));
+  });
+  return result;
+}
+
+std::vector<TrialRecord> TuningDb::all_trials() const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::vector<TrialRecord> result;
+  connection.read([&] {
+    result.clear();
+    Statement statement(connection,
+                        fmt::format("SELECT {} FROM trials ORDER BY id", kTrialColumns));
+    while (statement.step()) result.push_back(read_trial(statement));
+  });
+  return result;
+}
+
+std::vector<TrialRecord> TuningDb::trials_matching(const TrialFilter& filter) const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::vector<TrialRecord> result;
+  connection.read([&] {
+    result.clear();
+    // An empty parameter matches everything: (? = '' OR column = ?).
+    Statement statement(
+        connection,
+        fmt::format("SELECT {} FROM trials WHERE (?1 = '' OR problem_key = ?1) AND "
+                    "(?2 = '' OR device_key = ?2) AND (?3 = '' OR generator_version = ?3) AND "
+                    "(?4 = '' OR precision = ?4) ORDER BY "
+                    "problem_key, device_key, generator_version, precision, "
+                    "status <> 'ok', CASE WHEN status = 'ok' THEN median_ms END, status, "
+                    "config_name, id",
+                    kTrialColumns));
+    statement.bind(1, filter.problem_key)
+        .bind(2, filter.device_key)
+        .bind(3, filter.generator_version)
+        .bind(4, filter.precision ? std::string(to_string(*filter.precision)) : std::string());
+    while (statement.step()) result.push_back(read_trial(statement));
+  });
+  return result;
+}
+
+int64_t TuningDb::trial_count() const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  int64_t count = 0;
+  connection.read([&] { count = connection.query_int("SELECT count(*) FROM trials"); });
+  return count;
+}
+
+std::optional<WinnerRecord> TuningDb::winner(const WinnerKey& key) const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::optional<WinnerRecord> result;
+  connection.read([&] {
+    result.reset();
+    Statement statement(connection,
+                        fmt::format("SELECT {} FROM winners WHERE problem_key = ? AND "
+                                    "device_key = ? AND generator_version = ? AND precision = ?",
+                                    kWinnerColumns));
+    bind_key(statement, 1, key);
+    if (statement.step()) result = read_winner(statement);
+  });
+  return result;
+}
+
+std::vector<WinnerRecord> TuningDb::winners() const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::vector<WinnerRecord> result;
+  connection.read([&] {
+    result.clear();
+    Statement statement(connection,
+                        fmt::format("SELECT {} FROM winners ORDER BY problem_key, device_key, "
+                                    "generator_version, precision",
+                                    kWinnerColumns));
+    while (statement.step()) result.push_back(read_winner(statement));
+  });
+  return result;
+}
+
+std::optional<std::vector<char>> TuningDb::cached_cubin(const std::string& cache_key) const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::optional<std::vector<char>> result;
+  connection.read([&] {
+    result.reset();
+    Statement statement(connection, "SELECT cubin FROM cubin_cache WHERE key = ?");
+    statement.bind(1, cache_key);
+    if (statement.step()) result = statement.column_blob(0);
+  });
+  return result;
+}
+
+void TuningDb::store_cubin(const std::string& cache_key, const std::vector<char>& cubin) {
+  if (!is_hex_digest(cache_key)) {
+    throw FieldError("cache_key", fmt::format("'{}' is not a cubin_cache_key() (64 hex digits)",
+                                              text::printable(cache_key.substr(0, 100))));
+  }
+  if (cubin.empty()) throw FieldError("cubin", "is empty");
+  if (cubin.size() > (size_t{1} << 30)) throw FieldError("cubin", "is larger than 1 GiB");
+  std::string generator = generator_version();
+  std::string now = utc_timestamp();
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  connection.write([&] {
+    Statement(connection,
+              "INSERT OR REPLACE INTO cubin_cache (key, cubin, generator_version, created_at) "
+              "VALUES (?, ?, ?, ?)")
+        .bind(1, cache_key)
+        .bind_blob(2, cubin.data(), cubin.size())
+        .bind(3, generator)
+        .bind(4, now)
+        .run();
+  });
+}
+
+CubinCacheStats TuningDb::cubin_cache_stats() const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  CubinCacheStats stats;
+  connection.read([&] {
+    Statement statement(connection,
+                        "SELECT count(*), coalesce(sum(length(cubin)), 0) FROM cubin_cache");
+    statement.step();
+    stats.entries = statement.column_int(0);
+    stats.bytes = statement.column_int(1);
+  });
+  return stats;
+}
+
+std::string TuningDb::cubin_cache_key(const std::string& source,
+                                      const std::vector<std::string>& options,
+                                      const std::string& arch, const std::string& nvrtc_version) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
+                                                                  EVP_MD_CTX_free);
+  if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
+    throw DbError("OpenSSL: cannot start a sha256 digest");
+  }
+  // Each part is preceded by its length, so that ("ab", "c") and ("a", "bc") hash differently.
+  auto add = [&](std::string_view part) {
+    uint64_t size = part.size();
+    unsigned char length[8];
+    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(size >> (8 * i));
+    EVP_DigestUpdate(context.get(), length, sizeof(length));
+    EVP_DigestUpdate(context.get(), part.data(), part.size());
+  };
+  add("deconvtune-cubin-v1");
+  add(source);
+  add(std::to_string(options.size()));
+  for (const std::string& option : options) add(option);
+  add(arch);
+  add(nvrtc_version);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(context.get(), digest, &length);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+PruneReport TuningDb::prune(const PruneOptions& options) {
+  std::string keep =
+      options.keep_generator_version.empty() ? generator_version() : options.keep_generator_version;
+  std::string cutoff;
+  if (options.older_than_days) {
+    double days = *options.older_than_days;
+    if (!std::isfinite(days) || days < 0 || days > 1e6) {
+      throw FieldError("older_than_days", fmt::format("{} is not a number of days", days));
+    }
+    auto then = std::chrono::system_clock::now() -
+                std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                    std::chrono::duration<double>(days * 86400.0));
+    auto micros =
+        std::chrono::duration_cast<std::chrono::microseconds>(then.time_since_epoch()).count();
+    std::time_t seconds = static_cast<std::time_t>(micros / 1000000);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    cutoff = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", utc.tm_year + 1900,
+                         utc.tm_mon + 1, utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec,
+                         micros % 1000000);
+  }
+  // One predicate per table, with ?1 = the kept generator version, ?2 = the cutoff time.
+  const bool by_age = options.older_than_days.has_value();
+  std::string trial_rows = by_age ? "measured_at < ?2" : "generator_version <> ?1";
+  std::string winner_rows = by_age ? "updated_at < ?2" : "generator_version <> ?1";
+  std::string cubin_rows = by_age ? "created_at < ?2" : "generator_version <> ?1";
+  auto bind = [&](Statement& statement) {
+    // A statement's predicates use ?1 or ?2 (SQLite numbers parameters up to the highest used).
+    statement.bind(1, keep);
+    if (statement.parameter_count() >= 2) statement.bind(2, cutoff);
+    return &statement;
+  };
+
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  PruneReport report;
+  // The same statements for a dry run and a real one; a dry run rolls back.
+  auto body = [&] {
+    report = PruneReport();
+    {
+      Statement statement(connection,
+                          fmt::format("SELECT DISTINCT generator_version FROM ("
+                                      "SELECT generator_version FROM trials WHERE {} UNION "
+                                      "SELECT generator_version FROM winners WHERE {} UNION "
+                                      "SELECT generator_version FROM cubin_cache WHERE {}) "
+                                      "ORDER BY 1",
+                                      trial_rows, winner_rows, cubin_rows));
+      bind(statement);
+      while (statement.step()) report.generator_versions.push_back(statement.column_text(0));
+    }
+    {
+      Statement statement(connection,
+                          fmt::format("SELECT {} FROM winners WHERE {} ORDER BY problem_key, "
+                                      "device_key, generator_version, precision",
+                                      kWinnerColumns, winner_rows));
+      bind(statement);
+      while (statement.step()) report.removed_winners.push_back(read_winner(statement));
+      report.winners = static_cast<int64_t>(report.removed_winners.size());
+    }
+    {
+      Statement statement(connection, "SELECT count(*) FROM trials WHERE " + trial_rows);
+      bind(statement)->step();
+      report.trials = statement.column_int(0);
+    }
+    {
+      Statement statement(connection,
+                          "SELECT count(*), coalesce(sum(length(cubin)), 0) FROM cubin_cache "
+                          "WHERE " +
+                              cubin_rows);
+      bind(statement)->step();
+      report.cubins = statement.column_int(0);
+      report.cubin_bytes = statement.column_int(1);
+    }
+    if (options.dry_run) return;
+    for (const std::string& where :
+         {"DELETE FROM trials WHERE " + trial_rows, "DELETE FROM winners WHERE " + winner_rows,
+          "DELETE FROM cubin_cache WHERE " + cubin_rows}) {
+      Statement statement(connection, where);
+      bind(statement)->run();
+    }
+  };
+  if (options.dry_run) {
+    connection.read(body);
+  } else {
+    connection.write(body);
+  }
+  return report;
+}
+
+std::string TuningDb::integrity_check() const {
+  std::lock_guard lock(impl_->mutex);
+  const Connection& connection = *impl_->connection;
+  std::string verdict;
+  connection.read([&] {
+    verdict.clear();
+    Statement statement(connection, "PRAGMA integrity_check");
+    while (statement.step()) {
+      verdict += (verdict.empty() ? "" : "; ") + statement.column_text(0);
+    }
+  });
+  return verdict;
+}
+
+}  // namespace deconvtune::db
