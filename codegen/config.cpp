@@ -17,6 +17,10 @@ std::string_view to_string(Family family) {
       return "direct";
     case Family::kIgemm:
       return "igemm";
+    case Family::kPgemm:
+      return "pgemm";
+    case Family::kFault:
+      return "fault";
   }
   return "?";
 }
@@ -73,6 +77,9 @@ Config Config::from_name(std::string_view name) {
   };
   const FamilySpec* spec = nullptr;
   for (const FamilySpec& candidate : families()) {
+    if (tokens[0] == to_string(candidate.family)) spec = &candidate;
+  }
+  for (const FamilySpec& candidate : test_only_families()) {
     if (tokens[0] == to_string(candidate.family)) spec = &candidate;
   }
   if (spec == nullptr) throw fail(fmt::format("unknown family '{}'", tokens[0]));

@@ -73,7 +73,9 @@ std::pair<int64_t, int64_t> shift_range(int64_t stride, int64_t pad, int64_t ker
   return {lo, hi};
 }
 
-IgemmGeometry igemm_geometry(const Problem& p, const Config& c) {
+// `staged`: igemm stages y through a shared tile of BN x TH x TW floats; pgemm stores from
+// registers.
+IgemmGeometry igemm_geometry(const Problem& p, const Config& c, bool staged) {
   const int64_t bn = c.param("bn"), rp = c.param("rp"), cp = c.param("cp");
   const auto [h_lo, h_hi] = shift_range(p.stride.h, p.padding.h, p.kernel.h, p.dilation.h);
   const auto [w_lo, w_hi] = shift_range(p.stride.w, p.padding.w, p.kernel.w, p.dilation.w);
@@ -81,12 +83,38 @@ IgemmGeometry igemm_geometry(const Problem& p, const Config& c) {
   const int64_t x_tile = kb * (rp + h_hi - h_lo) * (cp + w_hi - w_lo) * 16;
   const int64_t w_slice = p.kernel.h * p.kernel.w * kb * bn * 16;
   const int64_t th = p.stride.h * rp, tw = p.stride.w * cp;
-  const int64_t y_tile = bn * (th * tw + 4);
+  const int64_t y_tile = staged ? bn * (th * tw + 4) : 0;
   IgemmGeometry g;
   g.shared_bytes = 4 * (w_slice + c.param("st") * x_tile + y_tile);
   g.blocks = p.batch * ((p.out_height() + th - 1) / th) * ((p.out_width() + tw - 1) / tw);
   g.co_blocks = p.groups * ((p.out_channels / p.groups + bn - 1) / bn);
   return g;
+}
+
+// Persistent CTAs: as many per SM as shared memory allows (at most 2), spread over the CO blocks.
+LaunchGeometry persistent_launch(const IgemmGeometry& g, int threads) {
+  const DeviceLimits device;
+  const int64_t per_sm = g.shared_bytes * 2 + 2048 <= device.max_shared_per_sm ? 2 : 1;
+  const int64_t per_co_block = std::max<int64_t>(1, device.sm_count * per_sm / g.co_blocks);
+  LaunchGeometry geometry;
+  geometry.grid[0] = static_cast<unsigned>(std::min(g.blocks, per_co_block));
+  geometry.grid[1] = static_cast<unsigned>(g.co_blocks);
+  geometry.block[0] = static_cast<unsigned>(threads);
+  geometry.shared_bytes = static_cast<unsigned>(g.shared_bytes);
+  return geometry;
+}
+
+// Rules both tensor-core families share; empty when none is broken.
+std::string tensor_core_rule(const Problem& p, const Config& c, const DeviceLimits& device,
+                             const IgemmGeometry& g) {
+  if (device.sm_major < 8) return "mma.sync TF32 needs sm_80 or newer";
+  // 3xTF32 exists for fp32 accuracy; under tf32 it would only be slower.
+  if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
+  if (g.shared_bytes > device.max_shared_per_block) {
+    return fmt::format("needs {} B of shared memory, the device has {}", g.shared_bytes,
+                       device.max_shared_per_block);
+  }
+  return {};
 }
 
 FamilySpec igemm_family() {
@@ -106,9 +134,8 @@ FamilySpec igemm_family() {
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
-    if (device.sm_major < 8) return "mma.sync TF32 needs sm_80 or newer";
-    // 3xTF32 exists for fp32 accuracy; under tf32 it would only be slower.
-    if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
+    const IgemmGeometry g = igemm_geometry(p, c, true);
+    if (std::string rule = tensor_core_rule(p, c, device, g); !rule.empty()) return rule;
     const int64_t co_per_group = p.out_channels / p.groups;
     const int bn = c.param("bn"), wn = c.param("wn"), wm = c.param("wm");
     if (bn % (8 * wn) != 0) return fmt::format("bn{} does not split over {} warps", bn, wn);
@@ -119,23 +146,77 @@ FamilySpec igemm_family() {
     if (p.out_width() % vec != 0)
       return fmt::format("the output width is not a multiple of v{}", vec);
     if (vec == 1 && p.out_width() % 4 == 0) return "v1 where v4 stores are possible";
-    const IgemmGeometry g = igemm_geometry(p, c);
-    if (g.shared_bytes > device.max_shared_per_block) {
-      return fmt::format("needs {} B of shared memory, the device has {}", g.shared_bytes,
-                         device.max_shared_per_block);
-    }
     return {};
   };
   spec.launch = [](const Problem& p, const Config& c) {
-    const IgemmGeometry g = igemm_geometry(p, c);
-    const DeviceLimits device;
-    // Persistent CTAs, one per SM (the W slice fills most of its shared memory).
-    const int64_t per_co_block = std::max<int64_t>(1, device.sm_count / g.co_blocks);
+    return persistent_launch(igemm_geometry(p, c, true), 32 * c.param("wm") * c.param("wn"));
+  };
+  return spec;
+}
+
+FamilySpec pgemm_family() {
+  FamilySpec spec;
+  spec.family = Family::kPgemm;
+  spec.template_file = "pgemm.cuh";
+  spec.kernel_name = "deconv_pgemm";
+  spec.maths = {MathMode::kTf32, MathMode::k3xTf32};
+  spec.params = {
+      {"bn", "DT_BN", {32, 64}, "output channels per CTA"},
+      {"rp", "DT_RP", {2, 4}, "output rows per phase in a block"},
+      {"cp", "DT_CP", {32, 64}, "output columns per phase in a block"},
+      {"wm", "DT_WM", {1, 2, 4}, "warps along the channels"},
+      {"wn", "DT_WN", {1, 2, 4}, "warps along the pixels"},
+      {"kc", "DT_KC", {1, 4}, "16-channel blocks summed on the tensor cores before an fp32 add"},
+      {"st", "DT_STAGES", {1, 2}, "input tiles in shared memory"},
+  };
+  spec.why_illegal = [](const Problem& p, const Config& c,
+                        const DeviceLimits& device) -> std::string {
+    const IgemmGeometry g = igemm_geometry(p, c, false);
+    if (std::string rule = tensor_core_rule(p, c, device, g); !rule.empty()) return rule;
+    const int64_t co_per_group = p.out_channels / p.groups;
+    const int bn = c.param("bn"), wm = c.param("wm"), wn = c.param("wn");
+    if (bn % (16 * wm) != 0) return fmt::format("bn{} does not split over {} warps", bn, wm);
+    const int64_t pixels = c.param("rp") * c.param("cp");
+    if (pixels % (8 * wn) != 0) return "pixels do not split over warps";
+    if (bn > 32 && bn / 2 >= co_per_group)
+      return fmt::format("bn{} exceeds the group's channels", bn);
+    const int64_t warps = wm * wn;
+    if (warps < 4) return fmt::format("{} warps cannot keep the 4 schedulers of an SM busy", warps);
+    // Accumulators (every column phase) and one chunk's partial sums must stay in registers.
+    const int64_t mi = bn / 16 / wm, ni = pixels / 8 / wn;
+    const int64_t accumulators = (p.stride.w + 1) * mi * ni * 4;
+    if (accumulators > 128)
+      return fmt::format("{} accumulator registers would spill", accumulators);
+    const int64_t kb = (p.in_channels / p.groups + 15) / 16;
+    if (c.param("kc") > kb)
+      return fmt::format("kc{} exceeds the {} channel blocks of K", c.param("kc"), kb);
+    return {};
+  };
+  spec.launch = [](const Problem& p, const Config& c) {
+    return persistent_launch(igemm_geometry(p, c, false), 32 * c.param("wm") * c.param("wn"));
+  };
+  return spec;
+}
+
+// TEST ONLY: kernels that fail on purpose (templates/fault_injection.cuh), one per fault kind.
+FamilySpec fault_family() {
+  FamilySpec spec;
+  spec.family = Family::kFault;
+  spec.template_file = "fault_injection.cuh";
+  spec.kernel_name = "deconv_fault";
+  spec.maths = {MathMode::kFfma};
+  spec.params = {{"kind",
+                  "DT_FAULT_KIND",
+                  {0, 1, 2, 3, 4, 5},
+                  "0 none, 1 compile error, 2 out-of-bounds write, 3 endless loop, 4 wrong answer, "
+                  "5 write one past y"}};
+  spec.why_illegal = [](const Problem&, const Config&, const DeviceLimits&) -> std::string {
+    return {};
+  };
+  spec.launch = [](const Problem& problem, const Config&) {
     LaunchGeometry geometry;
-    geometry.grid[0] = static_cast<unsigned>(std::min(g.blocks, per_co_block));
-    geometry.grid[1] = static_cast<unsigned>(g.co_blocks);
-    geometry.block[0] = static_cast<unsigned>(32 * c.param("wm") * c.param("wn"));
-    geometry.shared_bytes = static_cast<unsigned>(g.shared_bytes);
+    geometry.grid[0] = std::min<unsigned>(ceil_div(problem.y_elements(), 256), 1u << 20);
+    geometry.block[0] = 256;
     return geometry;
   };
   return spec;
@@ -143,13 +224,21 @@ FamilySpec igemm_family() {
 
 }  // namespace
 
+const std::vector<FamilySpec>& test_only_families() {
+  static const std::vector<FamilySpec> all = {fault_family()};
+  return all;
+}
+
 const std::vector<FamilySpec>& families() {
-  static const std::vector<FamilySpec> all = {igemm_family(), direct_family()};
+  static const std::vector<FamilySpec> all = {pgemm_family(), igemm_family(), direct_family()};
   return all;
 }
 
 const FamilySpec& family_spec(Family family) {
   for (const FamilySpec& spec : families()) {
+    if (spec.family == family) return spec;
+  }
+  for (const FamilySpec& spec : test_only_families()) {
     if (spec.family == family) return spec;
   }
   throw std::out_of_range(fmt::format("no family '{}'", to_string(family)));

@@ -17,6 +17,7 @@ struct DeviceLimits {
   int sm_major = 9;
   int sm_minor = 0;
   int max_shared_per_block = 227 * 1024;
+  int max_shared_per_sm = 228 * 1024;
   int sm_count = 132;
 };
 
@@ -39,6 +40,9 @@ struct FamilySpec {
 };
 
 const std::vector<FamilySpec>& families();
+// Families that only tests use (the `fault` family of templates/fault_injection.cuh): their names
+// parse and their kernels generate, but enumerate_space never yields them.
+const std::vector<FamilySpec>& test_only_families();
 const FamilySpec& family_spec(Family family);
 
 // Which math modes meet a precision mode's error bound: fp32 needs FFMA or 3xTF32.

@@ -17,6 +17,7 @@
 #pragma once
 #include "problem.cuh"
 #include "epilogue.cuh"
+#include "tensor_core.cuh"
 
 #ifndef DT_BN
 #define DT_BN 64  // output channels per CTA
@@ -54,34 +55,6 @@ constexpr int NI = BN / 8 / WN;        // n8 tiles per warp
 static_assert(CP % 16 == 0 && M_PHASE % (16 * WM) == 0 && MI >= 1, "pixel tiling");
 static_assert(BN % (8 * WN) == 0 && NI >= 1, "channel tiling");
 
-// Along one axis (stride S, padding P, dilation D, kernel K): tap k reaches the outputs of phase r
-// when (r + P - k * D) is a multiple of S; the input row (column) is then the block's base + i +
-// shift. The input tile spans the smallest to the largest shift over all phases and taps.
-__host__ __device__ constexpr int mod(int a, int b) { return ((a % b) + b) % b; }
-__host__ __device__ constexpr bool reaches(int r, int k, int S, int P, int D) {
-  return mod(r + P - k * D, S) == 0;
-}
-__host__ __device__ constexpr int shift(int r, int k, int S, int P, int D) {
-  return (r + P - k * D) / S;
-}
-__host__ __device__ constexpr int shift_bound(int S, int P, int D, int K, bool largest) {
-  bool any = false;
-  int bound = 0;
-  for (int r = 0; r < S; ++r)
-    for (int k = 0; k < K; ++k) {
-      if (!reaches(r, k, S, P, D)) continue;
-      const int v = shift(r, k, S, P, D);
-      if (!any || (largest ? v > bound : v < bound)) bound = v;
-      any = true;
-    }
-  return bound;
-}
-__host__ __device__ constexpr bool tap_h(int r, int kh) { return reaches(r, kh, SH, PH, DH); }
-__host__ __device__ constexpr bool tap_w(int r, int kw) { return reaches(r, kw, SW, PW, DW); }
-__host__ __device__ constexpr int shift_h(int r, int kh) { return shift(r, kh, SH, PH, DH); }
-__host__ __device__ constexpr int shift_w(int r, int kw) { return shift(r, kw, SW, PW, DW); }
-constexpr int SHIFT_H0 = shift_bound(SH, PH, DH, KH, false);
-constexpr int SHIFT_W0 = shift_bound(SW, PW, DW, KW, false);
 constexpr int XR = RP + shift_bound(SH, PH, DH, KH, true) - SHIFT_H0;  // input tile rows
 constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // input tile columns
 constexpr int X_TILE = KB * XR * XC * 16;          // floats per input tile
@@ -93,37 +66,6 @@ constexpr int SMEM_FLOATS = W_SLICE + DT_STAGES * X_TILE + Y_TILE;
 constexpr int BLOCKS_H = (OH + TH - 1) / TH, BLOCKS_W = (OW + TW - 1) / TW;
 constexpr i64 BLOCKS = (i64)N * BLOCKS_H * BLOCKS_W;
 constexpr int CO_BLOCKS = (CO_PER_GROUP + BN - 1) / BN;
-
-// Float offset of channel c of "pixel" p (an input tile pixel, or an output channel of W) in a
-// 16-channel block: 16-byte chunks swizzled by pixel.
-__device__ __forceinline__ int swz(int p, int c) {
-  return p * 16 + ((((c >> 2) ^ (p >> 1)) & 3) << 2) + (c & 3);
-}
-
-__device__ __forceinline__ unsigned to_tf32(float v) {
-  unsigned r;
-  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(v));
-  return r;
-}
-
-__device__ __forceinline__ void mma_tf32(float (&c)[4], const unsigned (&a)[4], unsigned b0,
-                                         unsigned b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void cp_async4(float* smem, const float* gmem) {
-  const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
-template <int PENDING>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;" ::"n"(PENDING));
-}
 
 struct Block {
   i64 n;

@@ -85,7 +85,12 @@ int run_checked(const RunArgs& args) {
   Problem problem = load_problem(args.problem);
   std::vector<Config> configs;
   if (args.all_configs) {
-    configs = enumerate_space(problem);
+    for (Config& config : enumerate_space(problem)) {
+      if (config.name().find(args.name_filter) != std::string::npos) configs.push_back(config);
+    }
+    if (configs.empty()) {
+      throw BadInput{fmt::format("no config of the space has '{}' in its name", args.name_filter)};
+    }
   } else {
     configs.push_back(load_config(args.config, problem));
   }

@@ -22,6 +22,7 @@ struct RunArgs {
   ProblemArgs problem;
   std::string config;  // empty: the default config
   bool all_configs = false;
+  std::string name_filter;  // with all_configs: only names that contain it
   int reps = 20;
   int warmup = 3;
   std::optional<uint64_t> seed;

@@ -5,6 +5,8 @@
 
 #include "codegen/epilogue.hpp"
 #include "tools/commands.hpp"
+#include "tools/autotune_command.hpp"
+#include "tools/worker_command.hpp"
 
 namespace {
 
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
   add_problem_options(*run_cmd, run.problem);
   run_cmd->add_option("--config", run.config, "a config name (see inspect --list-configs)");
   run_cmd->add_flag("--all-configs", run.all_configs, "run every config of the space (a sweep)");
+  run_cmd->add_option("--only", run.name_filter,
+                      "with --all-configs: only the configs whose name contains this text");
   run_cmd->add_option("--reps", run.reps, "timed runs (median reported)")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
@@ -67,6 +71,68 @@ int main(int argc, char** argv) {
   inspect_cmd->add_flag("--list-configs", inspect.list_configs,
                         "list the variant space, one config name first on each line");
 
+  AutotuneArgs autotune;
+  CLI::App* autotune_cmd = app.add_subcommand(
+      "autotune",
+      "Find the fastest verified config of a problem (or of every problem in a file) on this GPU: "
+      "compile the space in parallel, verify each candidate against the float64 reference, time "
+      "it in a worker subprocess, record every trial and the winner in the tuning DB.");
+  autotune_cmd->add_option("--problem", autotune.problem,
+                           "'seed', a JSON file or inline JSON (see run --help)");
+  autotune_cmd->add_option("--problems", autotune.problems,
+                           "a file with one problem per line, as --problem takes ('#' comments)");
+  autotune_cmd->add_option("--precision", autotune.precision, "fp32 or tf32 (overrides the problem's)")
+      ->check(CLI::IsMember({"fp32", "tf32"}));
+  autotune_cmd->add_option("--db", autotune.db,
+                           "tuning DB path (default: $DECONVTUNE_DB, else "
+                           "$XDG_CACHE_HOME/deconvtune/tuning.db)");
+  autotune_cmd->add_option("--strategy", autotune.strategy,
+                           "auto (exhaustive for small spaces, random under a budget, else "
+                           "halving), exhaustive, random or halving (successive halving)")
+      ->check(CLI::IsMember({"auto", "exhaustive", "random", "halving"}))
+      ->capture_default_str();
+  autotune_cmd->add_option("--budget-seconds", autotune.budget_seconds,
+                           "stop starting candidates after this long (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  autotune_cmd->add_option("--max-trials", autotune.max_trials,
+                           "measure at most this many candidates per problem (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  autotune_cmd->add_flag("--retune", autotune.retune,
+                         "measure again the configs the DB already holds for this problem and GPU");
+  autotune_cmd->add_option("--device", autotune.device, "GPU ordinal")->capture_default_str();
+  autotune_cmd->add_option("--devices", autotune.devices,
+                           "'all' or a list like 0,1: one measuring worker per GPU, sharing the "
+                           "problems");
+  autotune_cmd->add_option("--shard", autotune.shard,
+                           "i/n: tune only shard i (from 0) of n of the problems, a stable "
+                           "partition by problem key (merge the shard DBs with `db import`)");
+  autotune_cmd->add_option("--reps", autotune.reps, "timed runs per candidate (median recorded)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  autotune_cmd->add_option("--warmup", autotune.warmup, "untimed runs first")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  autotune_cmd->add_option("--top", autotune.top, "rows of the best-candidates table")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  autotune_cmd->add_flag("--json", autotune.json, "end with one JSON line per problem");
+  autotune_cmd->add_flag("--no-launch", autotune.no_launch,
+                         "skip the winner's timed first launch at the end");
+  // Test-only options, hidden from --help.
+  autotune_cmd->add_flag("--simulate", autotune.simulate)->group("");
+  autotune_cmd->add_option("--simulate-trial-ms", autotune.simulate_trial_ms)->group("");
+  autotune_cmd->add_option("--kernel-deadline", autotune.kernel_deadline)
+      ->check(CLI::PositiveNumber)
+      ->group("");
+  autotune_cmd->add_option("--inject-faults", autotune.inject_faults)->group("");
+
+  WorkerArgs worker;
+  CLI::App* worker_cmd = app.add_subcommand("worker", "");  // hidden: the tuner's subprocess
+  worker_cmd->group("");
+  worker_cmd->add_option("--device", worker.device);
+  worker_cmd->add_flag("--simulate", worker.simulate);
+  worker_cmd->add_option("--simulate-trial-ms", worker.simulate_trial_ms);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -76,6 +142,8 @@ int main(int argc, char** argv) {
   try {
     if (*run_cmd) return run_command(run);
     if (*inspect_cmd) return inspect_command(inspect);
+    if (*autotune_cmd) return autotune_command(autotune);
+    if (*worker_cmd) return worker_command(worker);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "deconvtune: error: %s\n", e.what());
     return kExitFailure;
