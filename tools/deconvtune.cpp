@@ -4,8 +4,8 @@
 #include <exception>
 
 #include "codegen/epilogue.hpp"
-#include "tools/commands.hpp"
 #include "tools/autotune_command.hpp"
+#include "tools/commands.hpp"
 #include "tools/worker_command.hpp"
 
 namespace {
@@ -81,21 +81,25 @@ int main(int argc, char** argv) {
                            "'seed', a JSON file or inline JSON (see run --help)");
   autotune_cmd->add_option("--problems", autotune.problems,
                            "a file with one problem per line, as --problem takes ('#' comments)");
-  autotune_cmd->add_option("--precision", autotune.precision, "fp32 or tf32 (overrides the problem's)")
+  autotune_cmd
+      ->add_option("--precision", autotune.precision, "fp32 or tf32 (overrides the problem's)")
       ->check(CLI::IsMember({"fp32", "tf32"}));
   autotune_cmd->add_option("--db", autotune.db,
                            "tuning DB path (default: $DECONVTUNE_DB, else "
                            "$XDG_CACHE_HOME/deconvtune/tuning.db)");
-  autotune_cmd->add_option("--strategy", autotune.strategy,
-                           "auto (exhaustive for small spaces, random under a budget, else "
-                           "halving), exhaustive, random or halving (successive halving)")
+  autotune_cmd
+      ->add_option("--strategy", autotune.strategy,
+                   "auto (exhaustive for small spaces, random under a budget, else "
+                   "halving), exhaustive, random or halving (successive halving)")
       ->check(CLI::IsMember({"auto", "exhaustive", "random", "halving"}))
       ->capture_default_str();
-  autotune_cmd->add_option("--budget-seconds", autotune.budget_seconds,
-                           "stop starting candidates after this long (0: no limit)")
+  autotune_cmd
+      ->add_option("--budget-seconds", autotune.budget_seconds,
+                   "stop starting candidates after this long (0: no limit)")
       ->check(CLI::NonNegativeNumber);
-  autotune_cmd->add_option("--max-trials", autotune.max_trials,
-                           "measure at most this many candidates per problem (0: no limit)")
+  autotune_cmd
+      ->add_option("--max-trials", autotune.max_trials,
+                   "measure at most this many candidates per problem (0: no limit)")
       ->check(CLI::NonNegativeNumber);
   autotune_cmd->add_flag("--retune", autotune.retune,
                          "measure again the configs the DB already holds for this problem and GPU");

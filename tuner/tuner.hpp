@@ -3,9 +3,21 @@
 // measure each in a worker subprocess (verify first, then time), record every trial in the tuning
 // DB and pick the winner. A candidate that fails to compile, faults, hangs or is wrong is recorded
 // with its Disposition and reason, and tuning goes on.
+//
+// Promises:
+// - Each trial is recorded in its own DB transaction as soon as it finishes: a killed tuner loses
+//   at most the candidates in flight (one per device).
+// - Configs the DB already holds a trial of for (problem, device, generator version, precision)
+//   are skipped unless `retune`.
+// - Compiled cubins are looked up in, and stored to, the DB's cubin cache.
+// - The tuner process itself is the only DB writer; workers never open the DB.
+// - Many problems on many GPUs (autotune_batch): one worker per GPU, a shared queue of problems,
+//   every problem tuned once per GPU model among the devices.
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "codegen/config.hpp"
@@ -16,19 +28,54 @@
 namespace deconvtune::tuner {
 
 enum class Strategy { kExhaustive, kRandom, kSuccessiveHalving };
+std::string_view to_string(Strategy strategy);   // "exhaustive", "random", "halving"
+Strategy parse_strategy(std::string_view text);  // throws std::invalid_argument naming the value
+
+// What `--strategy auto` (the command line's default) picks for `candidates` pending configs:
+// exhaustive for small spaces, random when a budget or trial cap bounds a large one, otherwise
+// successive halving.
+constexpr size_t kSmallSpace = 256;
+Strategy pick_strategy(size_t candidates, double budget_seconds, int max_trials);
+
+class TuneError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct TuneRequest {
-  Problem problem;  // its precision is the tuning precision
+  Problem problem;      // its precision is the tuning precision
   std::string db_path;  // empty: TuningDb::default_path()
   Strategy strategy = Strategy::kExhaustive;
-  double budget_seconds = 0;  // 0: no limit
-  int max_trials = 0;         // 0: no limit
-  bool retune = false;        // measure configs the DB already holds for this key again
+  bool pick_strategy = false;  // true: ignore `strategy`, use pick_strategy()
+  double budget_seconds = 0;   // 0: no limit
+  int max_trials = 0;          // 0: no limit (per problem)
+  bool retune = false;         // measure configs the DB already holds for this key again
   int device = 0;
+  std::vector<int> devices;  // several GPUs (autotune_batch); empty: {device}
   TrialOptions trial;
   double kernel_deadline_seconds = 10;  // a launch running longer is killed as kTimedOut
+  double setup_deadline_seconds = 300;  // worker start, context and reference on a new problem
   std::string worker_binary;  // the executable that runs `worker`; empty: this process's own
   std::vector<Config> extra_candidates;  // appended to the space (the tests' fault configs)
+  uint64_t random_seed = 1;              // the random strategy's order (mixed with the problem key)
+  uint64_t input_seed = 1;               // the verifier's random inputs
+  unsigned compile_threads = 0;          // 0: one per hardware thread, shared among the devices
+  // After tuning, launch the winner once from the cubin cache and time it (GPU mode only).
+  bool launch_winner = true;
+  // When the run began, for FirstLaunch::since_start_ms and the budget; unset: when called.
+  std::optional<std::chrono::steady_clock::time_point> start;
+  // TEST ONLY: a deterministic fake measurer (tuner/simulate.hpp) instead of the GPU, and no
+  // compilation; the workers still run as subprocesses and the DB path is the real one.
+  bool simulate = false;
+  double simulate_trial_ms = 0;  // how long each simulated trial takes
+};
+
+// The first launch of the winner from the cubin cache, in the tuner process.
+struct FirstLaunch {
+  std::string config_name;
+  bool cubin_from_cache = false;
+  double since_start_ms = 0;  // from `start` (autotune's argument) to the launch's completion
+  double context_ms = 0, cubin_ms = 0, load_ms = 0, launch_ms = 0;
 };
 
 struct TuneReport {
@@ -36,11 +83,30 @@ struct TuneReport {
   std::optional<db::WinnerRecord> winner;
   int skipped_already_measured = 0;
   double compile_seconds = 0, measure_seconds = 0, wall_seconds = 0;
+  // Extensions:
+  std::string problem_key;
+  std::string device_key;
+  Strategy strategy = Strategy::kExhaustive;  // the one used
+  int space_size = 0;                         // enumerated configs plus extra candidates
+  int compiled = 0, cubin_cache_hits = 0;
+  int worker_restarts = 0;
+  bool stopped_by_budget = false;
+  std::optional<FirstLaunch> first_launch;
+  std::string first_launch_skipped;  // why there is no first_launch, when there is none
 };
 
-// Progress as candidates finish: (done, total, the trial just recorded).
+// Progress as candidates finish: (done, total, the trial just recorded). Calls are serialized.
 using ProgressFn = std::function<void(int, int, const db::TrialRecord&)>;
 
 TuneReport autotune(const TuneRequest& request, const ProgressFn& progress = {});
+
+// Many problems: `settings` gives everything but the problem. One report per (problem, GPU model),
+// in the order of `problems`. The first problem's winner is launched when settings.launch_winner.
+std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
+                                       const TuneRequest& settings,
+                                       const ProgressFn& progress = {});
+
+// The device record a tuning run keys its results by: the GPU's, or the simulated one.
+db::DeviceRecord simulated_device();
 
 }  // namespace deconvtune::tuner

@@ -1,0 +1,268 @@
+#include "tools/autotune_command.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <vector>
+
+#include "codegen/generator.hpp"
+#include "runtime/driver_api.hpp"
+#include "tools/commands.hpp"
+#include "tuner/problem_set.hpp"
+#include "tuner/progress.hpp"
+#include "tuner/tuner.hpp"
+
+namespace deconvtune::tools {
+namespace {
+
+struct BadInput {
+  std::string message;
+};
+
+std::vector<int> parse_int_list(const std::string& text, const char* option) {
+  std::vector<int> values;
+  std::stringstream stream(text);
+  std::string item;
+  while (std::getline(stream, item, ',')) {
+    int value = -1;
+    auto [end, error] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (item.empty() || error != std::errc() || end != item.data() + item.size() || value < 0) {
+      throw BadInput{
+          fmt::format("{} '{}': '{}' is not a non-negative whole number", option, text, item)};
+    }
+    values.push_back(value);
+  }
+  if (values.empty()) throw BadInput{fmt::format("{} '{}' lists nothing", option, text)};
+  return values;
+}
+
+std::vector<int> resolve_devices(const AutotuneArgs& args) {
+  if (args.devices.empty()) return {args.device};
+  if (args.devices != "all") return parse_int_list(args.devices, "--devices");
+  if (args.simulate) return {0};
+  int count = 0;
+  DT_CU(cuDeviceGetCount(&count));
+  if (count < 1) throw NoGpuError("--devices all: the driver reports no GPU");
+  std::vector<int> all;
+  for (int i = 0; i < count; ++i) all.push_back(i);
+  return all;
+}
+
+std::vector<Problem> load_problems(const AutotuneArgs& args) {
+  std::optional<Precision> precision;
+  try {
+    if (!args.precision.empty()) precision = parse_precision(args.precision);
+    if (!args.problems.empty()) return tuner::read_problems_file(args.problems, precision);
+    Problem problem = Problem::from_argument(args.problem);
+    if (precision) problem.precision = *precision;
+    return {problem};
+  } catch (const std::invalid_argument& e) {
+    throw BadInput{e.what()};
+  }
+}
+
+std::string first_line(const std::string& text) {
+  std::string line = text.substr(0, text.find('\n'));
+  return line.size() > 150 ? line.substr(0, 150) + "..." : line;
+}
+
+void print_report(const tuner::TuneReport& report, db::TuningDb& db, int top) {
+  fmt::print("\nproblem  {}\ndevice   {}\n", report.problem_key, report.device_key);
+  std::map<Disposition, int> by_status;
+  for (const db::TrialRecord& trial : report.trials) ++by_status[trial.status];
+  std::string statuses;
+  for (const auto& [status, count] : by_status) {
+    statuses += fmt::format("{}{} {}", statuses.empty() ? "" : ", ", count, to_string(status));
+  }
+  fmt::print(
+      "space    {} configs, strategy {}, {} measured now ({}), {} skipped as already measured"
+      "{}\n",
+      report.space_size, to_string(report.strategy), report.trials.size(),
+      statuses.empty() ? "none" : statuses, report.skipped_already_measured,
+      report.stopped_by_budget ? "; stopped by the budget" : "");
+  const double per_second =
+      report.wall_seconds > 0 ? report.trials.size() / report.wall_seconds : 0;
+  fmt::print(
+      "time     compile {:.2f} s ({} compiled, {} from the cubin cache), measure {:.2f} s, "
+      "wall {:.2f} s, {:.2f} candidates/s, worker restarts {}\n",
+      report.compile_seconds, report.compiled, report.cubin_cache_hits, report.measure_seconds,
+      report.wall_seconds, per_second, report.worker_restarts);
+  db::TrialFilter filter;
+  filter.problem_key = report.problem_key;
+  filter.device_key = report.device_key;
+  filter.generator_version = generator_version();
+  std::vector<db::TrialRecord> best = db.trials_matching(filter);
+  fmt::print("{:>4}  {:<52} {:>10} {:>10} {:>10} {:>10} {:>5} {:>6}\n", "rank", "config",
+             "median ms", "min ms", "max ms", "max |err|", "regs", "spill");
+  int rank = 0;
+  for (const db::TrialRecord& trial : best) {
+    if (trial.status != Disposition::kOk || rank >= top) break;
+    fmt::print("{:>4}  {:<52} {:>10.4f} {:>10.4f} {:>10.4f} {:>10.2e} {:>5} {:>6}\n", ++rank,
+               trial.config_name, trial.median_ms, trial.min_ms, trial.max_ms, trial.max_error,
+               trial.registers, trial.spill_bytes);
+  }
+  if (rank == 0) fmt::print("      (no verified config)\n");
+  for (const db::TrialRecord& trial : report.trials) {
+    if (trial.status == Disposition::kOk) continue;
+    fmt::print("  not used: {} {}: {}\n", trial.config_name, to_string(trial.status),
+               first_line(trial.reason));
+  }
+  if (report.winner) {
+    fmt::print("winner   {} {:.4f} ms (max |err| {:.2e})\n", report.winner->config_name,
+               report.winner->median_ms, report.winner->max_error);
+  } else {
+    fmt::print("winner   none: no config verified\n");
+  }
+  if (report.first_launch) {
+    const tuner::FirstLaunch& launch = *report.first_launch;
+    fmt::print(
+        "first launch of the winner: {:.1f} ms from start to completion (context {:.1f} ms, "
+        "cubin {} {:.1f} ms, load + buffers {:.1f} ms, launch + sync {:.1f} ms)\n",
+        launch.since_start_ms, launch.context_ms,
+        launch.cubin_from_cache ? "from the cache" : "compiled", launch.cubin_ms, launch.load_ms,
+        launch.launch_ms);
+  } else if (!report.first_launch_skipped.empty()) {
+    fmt::print("first launch: skipped ({})\n", report.first_launch_skipped);
+  }
+}
+
+nlohmann::json report_json(const tuner::TuneReport& report) {
+  nlohmann::json line = {{"problem_key", report.problem_key},
+                         {"device_key", report.device_key},
+                         {"strategy", to_string(report.strategy)},
+                         {"space", report.space_size},
+                         {"trials", report.trials.size()},
+                         {"skipped", report.skipped_already_measured},
+                         {"compiled", report.compiled},
+                         {"cubin_cache_hits", report.cubin_cache_hits},
+                         {"compile_s", report.compile_seconds},
+                         {"measure_s", report.measure_seconds},
+                         {"wall_s", report.wall_seconds},
+                         {"worker_restarts", report.worker_restarts},
+                         {"stopped_by_budget", report.stopped_by_budget},
+                         {"winner", nullptr},
+                         {"winner_ms", nullptr},
+                         {"first_launch_ms", nullptr}};
+  nlohmann::json statuses = nlohmann::json::object();
+  for (const db::TrialRecord& trial : report.trials) {
+    statuses[std::string(to_string(trial.status))] =
+        statuses.value(std::string(to_string(trial.status)), 0) + 1;
+  }
+  line["statuses"] = statuses;
+  if (report.winner) {
+    line["winner"] = report.winner->config_name;
+    line["winner_ms"] = report.winner->median_ms;
+  }
+  if (report.first_launch) line["first_launch_ms"] = report.first_launch->since_start_ms;
+  return line;
+}
+
+int autotune_checked(const AutotuneArgs& args) {
+  if (args.problem.empty() == args.problems.empty()) {
+    throw BadInput{"give exactly one of --problem and --problems"};
+  }
+  std::vector<Problem> problems = load_problems(args);
+  tuner::TuneRequest request;
+  if (!args.shard.empty()) {
+    tuner::Shard shard;
+    try {
+      shard = tuner::parse_shard(args.shard);
+    } catch (const std::invalid_argument& e) {
+      throw BadInput{e.what()};
+    }
+    const size_t all = problems.size();
+    problems = tuner::select_shard(problems, shard);
+    fmt::print("shard {}/{}: {} of {} problem(s)\n", shard.index, shard.count, problems.size(),
+               all);
+    if (problems.empty()) return kExitOk;
+  }
+  if (!args.simulate) {
+    std::string why;
+    if (!DriverApi::available(&why)) throw NoGpuError(why);
+  }
+  request.problem = problems.front();
+  request.db_path = args.db;
+  try {
+    request.pick_strategy = args.strategy == "auto";
+    if (!request.pick_strategy) request.strategy = tuner::parse_strategy(args.strategy);
+  } catch (const std::invalid_argument& e) {
+    throw BadInput{e.what()};
+  }
+  request.budget_seconds = args.budget_seconds;
+  request.max_trials = args.max_trials;
+  request.retune = args.retune;
+  request.devices = resolve_devices(args);
+  request.device = request.devices.front();
+  request.trial.timed_runs = args.reps;
+  request.trial.warmup_runs = args.warmup;
+  request.kernel_deadline_seconds = args.kernel_deadline;
+  request.launch_winner = !args.no_launch;
+  request.simulate = args.simulate;
+  request.simulate_trial_ms = args.simulate_trial_ms;
+  request.start = args.start;
+  if (!args.inject_faults.empty()) {
+    for (int kind : parse_int_list(args.inject_faults, "--inject-faults")) {
+      try {
+        request.extra_candidates.push_back(
+            Config::from_name(fmt::format("fault_ffma_kind{}_mishexact", kind)));
+      } catch (const std::invalid_argument& e) {
+        throw BadInput{e.what()};
+      }
+    }
+  }
+  const bool terminal = isatty(STDERR_FILENO) == 1;
+  tuner::ProgressPrinter printer(
+      [](const std::string& text) {
+        std::fputs(text.c_str(), stderr);
+        std::fflush(stderr);
+      },
+      terminal, args.start, args.budget_seconds);
+  fmt::print("tuning {} problem(s) on device(s) {}{}, DB {}\n", problems.size(),
+             fmt::join(request.devices, ","), args.simulate ? " (simulated)" : "",
+             args.db.empty() ? db::TuningDb::default_path() : args.db);
+  std::fflush(stdout);
+  std::vector<tuner::TuneReport> reports;
+  try {
+    reports = tuner::autotune_batch(problems, request,
+                                    [&](int done, int total, const db::TrialRecord& trial) {
+                                      printer.update(done, total, trial);
+                                    });
+  } catch (...) {
+    printer.finish();
+    throw;
+  }
+  printer.finish();
+  db::TuningDb db(args.db.empty() ? db::TuningDb::default_path() : args.db, /*read_only=*/true);
+  int without_winner = 0;
+  for (const tuner::TuneReport& report : reports) {
+    print_report(report, db, args.top);
+    without_winner += !report.winner;
+  }
+  if (args.json) {
+    for (const tuner::TuneReport& report : reports) fmt::print("{}\n", report_json(report).dump());
+  }
+  return without_winner ? kExitFailure : kExitOk;
+}
+
+}  // namespace
+
+int autotune_command(const AutotuneArgs& args) {
+  try {
+    return autotune_checked(args);
+  } catch (const BadInput& e) {
+    fmt::print(stderr, "deconvtune: error: {}\n", e.message);
+    return kExitBadInput;
+  } catch (const NoGpuError& e) {
+    fmt::print(stderr, "deconvtune: error: {} (autotune measures on a GPU)\n", e.what());
+    return kExitNoGpu;
+  }
+}
+
+}  // namespace deconvtune::tools

@@ -1,0 +1,203 @@
+#include "tools/worker_command.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "codegen/search_space.hpp"
+#include "runtime/benchmark.hpp"
+#include "runtime/driver_api.hpp"
+#include "runtime/verifier.hpp"
+#include "tools/commands.hpp"
+#include "tuner/simulate.hpp"
+#include "tuner/worker_protocol.hpp"
+
+namespace deconvtune::tools {
+namespace {
+
+using nlohmann::json;
+using tuner::TrialReply;
+using tuner::TrialRequest;
+
+// The protocol owns the real stdout; fd 1 is pointed at stderr so a library that prints cannot
+// corrupt a message.
+class Channel {
+ public:
+  Channel() : out_(fdopen(dup(STDOUT_FILENO), "w")) { dup2(STDERR_FILENO, STDOUT_FILENO); }
+  ~Channel() {
+    if (out_) std::fclose(out_);
+  }
+  void send(const json& message) {
+    const std::string line = message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    std::fwrite(line.data(), 1, line.size(), out_);
+    std::fflush(out_);
+  }
+
+ private:
+  FILE* out_;
+};
+
+TrialReply reply_from(const TrialResult& result) {
+  TrialReply reply;
+  reply.config_name = result.config_name;
+  reply.status = result.disposition;
+  reply.reason = result.reason;
+  reply.median_ms = result.timing.median_ms;
+  reply.min_ms = result.timing.min_ms;
+  reply.max_ms = result.timing.max_ms;
+  reply.runs = result.timing.runs;
+  reply.max_error = result.verification.max_abs_error;
+  reply.error_bound = result.verification.bound;
+  reply.context_lost = result.disposition == Disposition::kFaulted;
+  return reply;
+}
+
+TrialReply failure(const std::string& config, Disposition status, const std::string& reason,
+                   bool context_lost) {
+  TrialReply reply;
+  reply.config_name = config;
+  reply.status = status;
+  reply.reason = reason;
+  reply.context_lost = context_lost;
+  return reply;
+}
+
+// The GPU side: one context for the process, one verifier per problem (rebuilt when it changes).
+class GpuMeasurer {
+ public:
+  explicit GpuMeasurer(int device) : device_(device) {}
+
+  // Sends ready, verified and result; returns false when the process must exit.
+  bool measure(const TrialRequest& request, Channel& channel) {
+    try {
+      if (!context_) context_.emplace(device_);
+      if (!verifier_ || verifier_key_ != request.problem.key() || seed_ != request.input_seed) {
+        verifier_.reset();
+        verifier_ = std::make_unique<Verifier>(*context_, request.problem);
+        verifier_->randomize_inputs(request.input_seed);
+        verifier_key_ = request.problem.key();
+        seed_ = request.input_seed;
+      }
+    } catch (const CudaError& e) {
+      channel.send(to_json(failure(request.config_name, Disposition::kLaunchFailed,
+                                   fmt::format("worker setup: {}", e.what()), true)));
+      return false;
+    } catch (const std::exception& e) {
+      // No GPU, or the problem does not fit: nothing this worker can measure.
+      channel.send(to_json(failure(request.config_name, Disposition::kLaunchFailed,
+                                   fmt::format("worker setup: {}", e.what()), true)));
+      return false;
+    }
+    channel.send({{"type", "ready"}});
+    Config config;
+    try {
+      config = Config::from_name(request.config_name);
+    } catch (const std::invalid_argument& e) {
+      channel.send(
+          to_json(failure(request.config_name, Disposition::kLaunchFailed, e.what(), false)));
+      return true;
+    }
+    CompileResult compiled;
+    compiled.ok = true;
+    compiled.cubin = request.cubin;
+    TrialOptions verify_only = request.options;
+    verify_only.time_it = false;
+    const auto start = std::chrono::steady_clock::now();
+    TrialResult verified = run_trial(*context_, *verifier_, config, verify_only, &compiled);
+    const double verify_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (verified.disposition != Disposition::kOk || !request.options.time_it) {
+      TrialReply reply = reply_from(verified);
+      reply.registers = registers(config, request);
+      channel.send(to_json(reply));
+      return !reply.context_lost;
+    }
+    channel.send({{"type", "verified"}, {"ms", verify_ms}});
+    TrialReply reply =
+        reply_from(run_trial(*context_, *verifier_, config, request.options, &compiled));
+    if (!reply.context_lost) reply.registers = registers(config, request);
+    channel.send(to_json(reply));
+    return !reply.context_lost;
+  }
+
+ private:
+  // The loaded function's register count: the truth for a cubin that came from the cache.
+  int registers(const Config& config, const TrialRequest& request) {
+    try {
+      Module module(request.cubin);
+      CUfunction function = module.function(family_spec(config.family).kernel_name);
+      int value = -1;
+      DT_CU(cuFuncGetAttribute(&value, CU_FUNC_ATTRIBUTE_NUM_REGS, function));
+      return value;
+    } catch (const std::exception&) {
+      return -1;
+    }
+  }
+
+  int device_;
+  std::optional<Context> context_;
+  std::unique_ptr<Verifier> verifier_;
+  std::string verifier_key_;
+  uint64_t seed_ = 0;
+};
+
+bool simulate(const TrialRequest& request, double trial_ms, Channel& channel) {
+  channel.send({{"type", "ready"}});
+  Config config;
+  try {
+    config = Config::from_name(request.config_name);
+  } catch (const std::invalid_argument& e) {
+    channel.send(
+        to_json(failure(request.config_name, Disposition::kLaunchFailed, e.what(), false)));
+    return true;
+  }
+  tuner::SimulatedBehaviour behaviour;
+  TrialReply reply = tuner::simulated_trial(config, request.problem, &behaviour);
+  if (trial_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(trial_ms));
+  }
+  if (behaviour == tuner::SimulatedBehaviour::kHang) {
+    // As an endless kernel does: the verification launch never returns.
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+  if (reply.status == Disposition::kOk) {
+    reply.runs = request.options.timed_runs;
+    channel.send({{"type", "verified"}, {"ms", trial_ms}});
+  }
+  channel.send(to_json(reply));
+  return behaviour != tuner::SimulatedBehaviour::kFaultAndExit;
+}
+
+}  // namespace
+
+int worker_command(const WorkerArgs& args) {
+  Channel channel;
+  GpuMeasurer gpu(args.device);
+  std::string line;
+  while (std::getline(std::cin, line)) {
+    if (line.empty()) continue;
+    TrialRequest request;
+    try {
+      request = tuner::trial_request_from_json(tuner::parse_message(line));
+    } catch (const std::exception& e) {
+      // The tuner sent something this worker cannot read: say so and stop, rather than guess.
+      channel.send({{"type", "error"}, {"message", e.what()}});
+      return kExitBadInput;
+    }
+    const bool go_on = args.simulate ? simulate(request, args.simulate_trial_ms, channel)
+                                     : gpu.measure(request, channel);
+    // The context is lost (or the worker could not set up): exit at once, since destructors that
+    // touch the GPU could fail or block on a lost context.
+    if (!go_on) _exit(kExitFailure);
+  }
+  return kExitOk;
+}
+
+}  // namespace deconvtune::tools
