@@ -49,6 +49,7 @@ struct DriverApi {
   X(cuDevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain")      \
   X(cuDevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2") \
   X(cuCtxSetCurrent, "cuCtxSetCurrent")                        \
+  X(cuCtxGetCurrent, "cuCtxGetCurrent")                        \
   X(cuCtxSynchronize, "cuCtxSynchronize")                      \
   X(cuMemGetInfo, "cuMemGetInfo_v2")                           \
   X(cuModuleLoadDataEx, "cuModuleLoadDataEx")                  \

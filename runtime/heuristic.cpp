@@ -1,0 +1,65 @@
+#include "runtime/heuristic.hpp"
+
+#include <cmath>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace deconvtune {
+
+double problem_distance(const Problem& a, const Problem& b) {
+  auto size_term = [](int64_t x, int64_t y) {
+    return std::fabs(std::log2(static_cast<double>(x) / static_cast<double>(y)));
+  };
+  // A geometry difference changes which tiles fit and how the phases split: it outweighs any size
+  // difference in practice.
+  constexpr double kGeometryStep = 16;
+  double distance = size_term(a.batch, b.batch) + size_term(a.in_channels, b.in_channels) +
+                    size_term(a.out_channels, b.out_channels) + size_term(a.height, b.height) +
+                    size_term(a.width, b.width);
+  distance += kGeometryStep * (!(a.kernel == b.kernel) + !(a.stride == b.stride) +
+                               !(a.dilation == b.dilation) + (a.groups != b.groups));
+  distance += 2 * (!(a.padding == b.padding) + !(a.output_padding == b.output_padding));
+  distance += 1 * (a.bias != b.bias) + 1 * !(a.epilogue == b.epilogue);
+  return distance;
+}
+
+UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& device,
+                                    const db::TuningDb& db, const std::string& device_key,
+                                    const std::string& generator_version,
+                                    const std::string& exclude_key) {
+  const std::string own_key = problem.key();
+  std::map<std::string, std::string> specs;  // problem key -> its JSON, as the DB stores it
+  for (db::ProblemRecord& record : db.problems()) specs.emplace(record.key, std::move(record.spec));
+  std::optional<UntunedChoice> best;
+  for (const db::WinnerRecord& winner : db.winners()) {
+    if (winner.device_key != device_key || winner.generator_version != generator_version ||
+        winner.precision != problem.precision || winner.problem_key == own_key ||
+        winner.problem_key == exclude_key) {
+      continue;
+    }
+    auto spec = specs.find(winner.problem_key);
+    if (spec == specs.end()) continue;
+    Problem tuned;
+    try {
+      tuned = Problem::from_json(nlohmann::json::parse(spec->second));
+    } catch (const std::exception&) {
+      continue;  // a spec this build no longer accepts
+    }
+    const double distance = problem_distance(problem, tuned);
+    // Equal distances: the first wins, and winners() is ordered by key.
+    if (best && distance >= best->distance) continue;
+    Config config;
+    try {
+      config = Config::from_name(winner.config_name);
+    } catch (const std::invalid_argument&) {
+      continue;  // a config of an older space
+    }
+    if (!why_illegal(problem, config, device).empty()) continue;
+    best = UntunedChoice{std::move(config), winner.problem_key, distance};
+  }
+  if (best) return *best;
+  return UntunedChoice{default_config(problem, device), {}, 0};
+}
+
+}  // namespace deconvtune

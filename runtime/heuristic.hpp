@@ -1,0 +1,37 @@
+#pragma once
+// The kernel config to run for a problem the tuning database has no winner for: the winner of the
+// nearest tuned problem (same device, generator version and precision) when that config is legal
+// for this problem, else the rule-based default_config(). Legal configs are correct by the variant
+// space's promise, so the pick is always correct; only its speed is a guess.
+#include <string>
+
+#include "codegen/config.hpp"
+#include "codegen/problem.hpp"
+#include "codegen/search_space.hpp"
+#include "tuning_db/tuning_db.hpp"
+
+namespace deconvtune {
+
+struct UntunedChoice {
+  Config config;
+  std::string nearest_key;  // the tuned problem whose winner this is; empty: the rule's pick
+  double distance = 0;      // problem_distance to it
+  // "nearest:<key>" or "rule"
+  std::string source() const { return nearest_key.empty() ? "rule" : "nearest:" + nearest_key; }
+};
+
+// How unlike two problems are for kernel selection: |log2| ratios of the sizes, plus a large
+// step for each geometry difference (kernel, stride, dilation, groups), smaller ones for padding,
+// bias and epilogue.
+double problem_distance(const Problem& a, const Problem& b);
+
+// Among the DB's winners of `device_key`, `generator_version` and the problem's precision, never
+// the problem itself nor `exclude_key` (a leave-one-out report), the nearest whose config is legal
+// for the problem on `device`; else default_config(). Throws db::DbError when the DB cannot be
+// read.
+UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& device,
+                                    const db::TuningDb& db, const std::string& device_key,
+                                    const std::string& generator_version,
+                                    const std::string& exclude_key = {});
+
+}  // namespace deconvtune

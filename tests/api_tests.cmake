@@ -1,0 +1,21 @@
+# The public API's tests (included from tests/CMakeLists.txt): the C++ API and the heuristic
+# (GoogleTest), the C API from a C program, the Python package, and the installed package used by
+# the examples/ programs.
+add_executable(deconvtune_api_tests test_api.cpp test_api_heuristic.cpp)
+# The public API through libdeconvtune.so; the internals only to set up DB contents and check
+# outputs against the float64 reference (the library keeps its own copy hidden).
+target_link_libraries(deconvtune_api_tests PRIVATE deconvtune_shared deconvtune_heuristic
+                      GTest::gtest GTest::gtest_main)
+target_compile_definitions(deconvtune_api_tests PRIVATE
+  DECONVTUNE_EXPECTED_VERSION="${PROJECT_VERSION}"
+  DECONVTUNE_CLI="$<TARGET_FILE:deconvtune>")
+set_target_properties(deconvtune_api_tests PROPERTIES BUILD_RPATH "${CUDAToolkit_LIBRARY_DIR}")
+add_dependencies(deconvtune_api_tests deconvtune)
+gtest_discover_tests(deconvtune_api_tests DISCOVERY_TIMEOUT 60
+                     PROPERTIES SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+
+add_executable(deconvtune_api_c_test test_api_c.c)
+target_link_libraries(deconvtune_api_c_test PRIVATE deconvtune_shared Threads::Threads)
+set_target_properties(deconvtune_api_c_test PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON)
+add_test(NAME ApiC.ErrorPathsFromC
+         COMMAND deconvtune_api_c_test ${CMAKE_CURRENT_BINARY_DIR}/api_c_test.db ${PROJECT_VERSION})

@@ -1,0 +1,106 @@
+// The untuned-problem heuristic (runtime/heuristic.hpp), on CPU: nearest tuned winner when legal,
+// the rule's default otherwise, and only winners of the same device, generator and precision.
+#include <gtest/gtest.h>
+
+#include "codegen/generator.hpp"
+#include "runtime/heuristic.hpp"
+#include "tests/api_test_util.hpp"
+
+namespace deconvtune {
+namespace {
+
+using testing_api::record_winner;
+using testing_api::test_device;
+
+Problem seed_with(int64_t batch, Precision precision = Precision::kFp32) {
+  Problem problem = Problem::seed();
+  problem.batch = batch;
+  problem.precision = precision;
+  problem.validate();
+  return problem;
+}
+
+TEST(ApiHeuristic, DistanceIsZeroForTheSameProblemAndGrowsWithSizeAndGeometry) {
+  const Problem seed = Problem::seed();
+  EXPECT_EQ(problem_distance(seed, seed), 0);
+  EXPECT_DOUBLE_EQ(problem_distance(seed, seed_with(64)), 1);  // half the batch: one octave
+  EXPECT_DOUBLE_EQ(problem_distance(seed, seed_with(32)), 2);
+  Problem stride1 = seed;
+  stride1.stride = {1, 1};
+  stride1.output_padding = {0, 0};
+  EXPECT_GT(problem_distance(seed, stride1), problem_distance(seed, seed_with(1)));
+  EXPECT_EQ(problem_distance(seed, stride1), problem_distance(stride1, seed));
+}
+
+TEST(ApiHeuristic, EmptyDbGivesTheRuleDefault) {
+  db::TuningDb db(":memory:");
+  const Problem problem = Problem::seed();
+  UntunedChoice choice =
+      choose_untuned_config(problem, DeviceLimits{}, db, test_device().key(), generator_version());
+  EXPECT_EQ(choice.config, default_config(problem));
+  EXPECT_EQ(choice.source(), "rule");
+}
+
+TEST(ApiHeuristic, NearestTunedWinnerIsUsedWhenLegal) {
+  db::TuningDb db(":memory:");
+  const Problem problem = Problem::seed();
+  // Two tuned neighbours with different (legal, non-default) winners: the nearer one wins.
+  const std::string near_config = "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact";
+  const std::string far_config = "direct_ffma_t128_c2_mishexact";
+  ASSERT_NE(default_config(problem).name(), near_config);
+  record_winner(db, seed_with(64), near_config, 1.0);
+  record_winner(db, seed_with(8), far_config, 0.5);
+  UntunedChoice choice =
+      choose_untuned_config(problem, DeviceLimits{}, db, test_device().key(), generator_version());
+  EXPECT_EQ(choice.config.name(), near_config);
+  EXPECT_EQ(choice.source(), "nearest:" + seed_with(64).key());
+  EXPECT_DOUBLE_EQ(choice.distance, 1);
+
+  // Leave-one-out (the default report): the nearer one excluded, the farther one is next.
+  choice = choose_untuned_config(problem, DeviceLimits{}, db, test_device().key(),
+                                 generator_version(), seed_with(64).key());
+  EXPECT_EQ(choice.config.name(), far_config);
+}
+
+TEST(ApiHeuristic, IllegalWinnerIsSkipped) {
+  db::TuningDb db(":memory:");
+  // The neighbour's winner stores 4 floats at a time; an odd output width cannot take it.
+  const std::string v4_config = "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact";
+  record_winner(db, seed_with(64), v4_config, 1.0);
+  Problem odd = Problem::seed();
+  odd.width = 75;  // output width 150: not a multiple of 4
+  odd.validate();
+  ASSERT_FALSE(why_illegal(odd, Config::from_name(v4_config), DeviceLimits{}).empty());
+  UntunedChoice choice =
+      choose_untuned_config(odd, DeviceLimits{}, db, test_device().key(), generator_version());
+  EXPECT_EQ(choice.source(), "rule");
+  EXPECT_EQ(choice.config, default_config(odd));
+  EXPECT_TRUE(why_illegal(odd, choice.config, DeviceLimits{}).empty());
+}
+
+TEST(ApiHeuristic, OnlySameDeviceGeneratorAndPrecisionCount) {
+  db::TuningDb db(":memory:");
+  const std::string config = "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact";
+  record_winner(db, seed_with(64), config, 1.0);
+  const Problem problem = Problem::seed();
+  EXPECT_EQ(
+      choose_untuned_config(problem, DeviceLimits{}, db, "other|sm_80|108", generator_version())
+          .source(),
+      "rule");
+  EXPECT_EQ(
+      choose_untuned_config(problem, DeviceLimits{}, db, test_device().key(), "gen-other").source(),
+      "rule");
+  // A tf32 problem does not take an fp32 problem's winner.
+  EXPECT_EQ(choose_untuned_config(seed_with(128, Precision::kTf32), DeviceLimits{}, db,
+                                  test_device().key(), generator_version())
+                .source(),
+            "rule");
+  // The problem's own winner is the tuned path's business, not the heuristic's.
+  EXPECT_EQ(choose_untuned_config(seed_with(64), DeviceLimits{}, db, test_device().key(),
+                                  generator_version())
+                .source(),
+            "rule");
+}
+
+}  // namespace
+}  // namespace deconvtune
