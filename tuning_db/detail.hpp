@@ -29,4 +29,17 @@ inline constexpr const char* kWinnerColumns =
     "updated_at";
 inline constexpr const char* kDeviceColumns = "name, arch, sm_count, driver_version, nvrtc_version";
 
+namespace detail {
+
+// Inside an open write transaction. The trial (validated) is inserted unless its identity is
+// already there; a kOk one is offered as the winner. Returns whether it was inserted.
+bool insert_trial(const sqlite::Connection& connection, const TrialRecord& trial);
+
+enum class WinnerOutcome { kAdded, kReplaced, kKept };
+// Inside an open write transaction: the winner (validated) replaces the key's current one only
+// when strictly faster.
+WinnerOutcome offer_winner(const sqlite::Connection& connection, const WinnerRecord& winner);
+
+}  // namespace detail
+
 }  // namespace deconvtune::db

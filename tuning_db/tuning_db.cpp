@@ -527,6 +527,57 @@ bool is_hex_digest(std::string_view key) {
 
 }  // namespace
 
+namespace detail {
+
+WinnerOutcome offer_winner(const Connection& connection, const WinnerRecord& winner) {
+  WinnerKey key{winner.problem_key, winner.device_key, winner.generator_version, winner.precision};
+  Statement current(connection,
+                    "SELECT median_ms FROM winners WHERE problem_key = ? AND device_key = ? AND "
+                    "generator_version = ? AND precision = ?");
+  bind_key(current, 1, key);
+  bool had_one = current.step();
+  if (had_one && !(winner.median_ms < current.column_double(0))) return WinnerOutcome::kKept;
+  Statement replace(connection, fmt::format("INSERT OR REPLACE INTO winners ({}) VALUES "
+                                            "(?, ?, ?, ?, ?, ?, ?, ?)",
+                                            kWinnerColumns));
+  bind_key(replace, 1, key)
+      .bind(5, winner.config_name)
+      .bind(6, winner.median_ms)
+      .bind(7, winner.max_error)
+      .bind(8, winner.updated_at)
+      .run();
+  return had_one ? WinnerOutcome::kReplaced : WinnerOutcome::kAdded;
+}
+
+bool insert_trial(const Connection& connection, const TrialRecord& trial) {
+  Statement insert(connection, fmt::format("INSERT OR IGNORE INTO trials ({}) VALUES "
+                                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                           kTrialColumns));
+  insert.bind_all(trial.problem_key, trial.device_key, trial.generator_version,
+                  to_string(trial.precision), trial.config_name, to_string(trial.status),
+                  trial.reason, trial.median_ms, trial.min_ms, trial.max_ms);
+  if (std::isfinite(trial.max_error)) {
+    insert.bind(11, trial.max_error);
+  } else {
+    insert.bind_null(11);
+  }
+  insert.bind(12, trial.registers)
+      .bind(13, trial.shared_bytes)
+      .bind(14, trial.spill_bytes)
+      .bind(15, trial.compile_ms)
+      .bind(16, trial.measured_at)
+      .run();
+  bool inserted = sqlite3_changes(connection.handle()) == 1;
+  if (inserted && trial.status == Disposition::kOk) {
+    offer_winner(connection,
+                 {trial.problem_key, trial.device_key, trial.generator_version, trial.precision,
+                  trial.config_name, trial.median_ms, trial.max_error, trial.measured_at});
+  }
+  return inserted;
+}
+
+}  // namespace detail
+
 // ---------------------------------------------------------------------------------------------
 // TuningDb
 
@@ -725,40 +776,7 @@ bool TuningDb::record_trial(const TrialRecord& input) {
       throw FieldError("device_key", fmt::format("'{}' is not in the DB (upsert_device first)",
                                                  trial.device_key));
     }
-    Statement insert(connection, fmt::format("INSERT OR IGNORE INTO trials ({}) VALUES "
-                                             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                             kTrialColumns));
-    insert.bind_all(trial.problem_key, trial.device_key, trial.generator_version,
-                    to_string(trial.precision), trial.config_name, to_string(trial.status),
-                    trial.reason, trial.median_ms, trial.min_ms, trial.max_ms);
-    if (std::isfinite(trial.max_error)) {
-      insert.bind(11, trial.max_error);
-    } else {
-      insert.bind_null(11);
-    }
-    insert.bind(12, trial.registers)
-        .bind(13, trial.shared_bytes)
-        .bind(14, trial.spill_bytes)
-        .bind(15, trial.compile_ms)
-        .bind(16, trial.measured_at)
-        .run();
-    inserted = sqlite3_changes(connection.handle()) == 1;
-    if (!inserted || trial.status != Disposition::kOk) return;
-    WinnerKey key{trial.problem_key, trial.device_key, trial.generator_version, trial.precision};
-    Statement current(connection,
-                      "SELECT median_ms FROM winners WHERE problem_key = ? AND device_key = ? AND "
-                      "generator_version = ? AND precision = ?");
-    bind_key(current, 1, key);
-    if (current.step() && !(trial.median_ms < current.column_double(0))) return;
-    Statement replace(connection, fmt::format("INSERT OR REPLACE INTO winners ({}) VALUES "
-                                              "(?, ?, ?, ?, ?, ?, ?, ?)",
-                                              kWinnerColumns));
-    bind_key(replace, 1, key)
-        .bind(5, trial.config_name)
-        .bind(6, trial.median_ms)
-        .bind(7, trial.max_error)
-        .bind(8, trial.measured_at)
-        .run();
+    inserted = detail::insert_trial(connection, trial);
   });
   return inserted;
 }
