@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -63,6 +64,20 @@ int64_t checked_product(std::initializer_list<int64_t> factors, const char* fiel
 
 int64_t output_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t op, int64_t d) {
   return (in - 1) * s - 2 * p + d * (k - 1) + op + 1;
+}
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+// Along one axis: the (input i, tap t) pairs whose output o = i * s - p + t * d lands in [0, out).
+// Each input pixel meets every such tap once. O(k), not O(in * k): sizes go up to 2^24 each.
+int64_t in_range_taps(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
+  int64_t taps = 0;
+  for (int64_t t = 0; t < k; ++t) {
+    const int64_t first = std::max<int64_t>(0, -floor_div(t * d - p, s));  // ceil((p - t*d) / s)
+    const int64_t last = std::min(in - 1, floor_div(out - 1 + p - t * d, s));
+    taps += std::max<int64_t>(0, last - first + 1);
+  }
+  return taps;
 }
 
 }  // namespace
@@ -142,20 +157,24 @@ void Problem::validate() const {
   checked_product({batch, in_channels, height, width}, "batch");
   checked_product({batch, out_channels, out_height(), out_width()}, "batch");
   checked_product({in_channels, out_channels, kernel.h, kernel.w}, "kernel_size");
+  // multiply_adds() must fit in int64: refuse, naming the factor at which the count overflows.
+  int64_t count = 1;
+  for (auto [factor, field] :
+       {std::pair{batch, "batch"},
+        {in_channels, "in_channels"},
+        {out_channels / groups, "out_channels"},
+        {in_range_taps(height, out_height(), kernel.h, stride.h, padding.h, dilation.h), "height"},
+        {in_range_taps(width, out_width(), kernel.w, stride.w, padding.w, dilation.w), "width"}}) {
+    if (__builtin_mul_overflow(count, factor, &count)) {
+      throw ProblemError(field,
+                         "the multiply-add count (batch x in_channels x out_channels / groups x "
+                         "taps along height x taps along width) overflows int64");
+    }
+  }
 }
 
 int64_t Problem::multiply_adds() const {
-  // Each input pixel meets every in-range tap once: count taps that land inside the output.
-  auto in_range_taps = [](int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
-    int64_t taps = 0;
-    for (int64_t i = 0; i < in; ++i) {
-      for (int64_t t = 0; t < k; ++t) {
-        int64_t o = i * s - p + t * d;
-        taps += (o >= 0 && o < out);
-      }
-    }
-    return taps;
-  };
+  // validate() has checked that this product fits in int64 (every factor is non-negative).
   return batch * in_channels * (out_channels / groups) *
          in_range_taps(height, out_height(), kernel.h, stride.h, padding.h, dilation.h) *
          in_range_taps(width, out_width(), kernel.w, stride.w, padding.w, dilation.w);
@@ -215,7 +234,9 @@ Problem Problem::from_json(const json& spec) {
   for (const char* field : kRequired) {
     if (!spec.contains(field)) throw ProblemError(field, "is required");
   }
-  for (auto& [field, value] : spec.items()) {
+  for (const auto& item : spec.items()) {
+    // A named variable, not a structured binding: clang 14 cannot capture those in a lambda.
+    const std::string& field = item.key();
     auto known = [&](const char* name) { return field == name; };
     if (std::none_of(std::begin(kRequired), std::end(kRequired), known) &&
         std::none_of(std::begin(kOptional), std::end(kOptional), known)) {
@@ -292,7 +313,7 @@ Problem Problem::from_argument(std::string_view argument) {
   json spec;
   try {
     spec = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
     throw ProblemError("(problem)", fmt::format("malformed JSON: {}", e.what()));
   }
   return from_json(spec);
