@@ -721,7 +721,8 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
       Job job;
       job.problem = problem;
       job.model_key = model;
-      std::vector<Config> space = enumerate_space(problem, slot.limits);
+      std::vector<Config> space;
+      if (!settings.extra_candidates_only) space = enumerate_space(problem, slot.limits);
       for (const Config& extra : settings.extra_candidates) {
         if (std::none_of(space.begin(), space.end(), [&](const Config& c) { return c == extra; })) {
           space.push_back(extra);

@@ -57,6 +57,7 @@ struct TuneRequest {
   double setup_deadline_seconds = 300;  // worker start, context and reference on a new problem
   std::string worker_binary;  // the executable that runs `worker`; empty: this process's own
   std::vector<Config> extra_candidates;  // appended to the space (the tests' fault configs)
+  bool extra_candidates_only = false;    // TEST ONLY: the space is extra_candidates alone
   uint64_t random_seed = 1;              // the random strategy's order (mixed with the problem key)
   uint64_t input_seed = 1;               // the verifier's random inputs
   unsigned compile_threads = 0;          // 0: one per hardware thread, shared among the devices

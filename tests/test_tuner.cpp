@@ -1,0 +1,711 @@
+// The tuner on the CPU: strategies and budgets, the halving schedule, the worker protocol (in
+// memory and over a real worker subprocess), shards, problems files, progress output, and whole
+// simulated tuning runs through the DB (resume, retune, faults, several devices, shard merge).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "codegen/generator.hpp"
+#include "codegen/search_space.hpp"
+#include "tuner/problem_set.hpp"
+#include "tuner/progress.hpp"
+#include "tuner/schedule.hpp"
+#include "tuner/simulate.hpp"
+#include "tuner/tuner.hpp"
+#include "tuner/worker_process.hpp"
+#include "tuner/worker_protocol.hpp"
+#include "tuning_db/tuning_db.hpp"
+
+namespace deconvtune::tuner {
+namespace {
+
+using nlohmann::json;
+
+std::string binary() {
+  const char* path = std::getenv("DECONVTUNE_BINARY");
+  return path ? path : DECONVTUNE_BINARY;
+}
+
+struct CliResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+  std::string stdout_only;
+};
+
+CliResult run_cli(const std::string& arguments) {
+  CliResult result;
+  const std::string err =
+      std::filesystem::temp_directory_path() / ("tuner_test_err_" + std::to_string(getpid()));
+  std::string command = binary() + " " + arguments + " 2>" + err;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.stdout_only.append(buffer, n);
+  int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream stderr_file(err);
+  std::string stderr_text((std::istreambuf_iterator<char>(stderr_file)), {});
+  std::filesystem::remove(err);
+  result.output = result.stdout_only + stderr_text;
+  return result;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The last line of the output that is a JSON object.
+json last_json_line(const std::string& output) {
+  json last;
+  std::string line;
+  std::istringstream stream(output);
+  while (std::getline(stream, line)) {
+    if (!line.empty() && line.front() == '{') last = json::parse(line);
+  }
+  return last;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "deconvtune_tuner_XXXXXX").string();
+    path_ = mkdtemp(pattern.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+Problem small_problem(int64_t batch = 2, int64_t channels = 8) {
+  return Problem::from_json(json{{"batch", batch},
+                                 {"in_channels", 4},
+                                 {"out_channels", channels},
+                                 {"height", 5},
+                                 {"width", 7},
+                                 {"kernel_size", 3},
+                                 {"stride", 2},
+                                 {"padding", 1},
+                                 {"output_padding", 1}});
+}
+
+Config fault(int kind) {
+  return Config::from_name("fault_ffma_kind" + std::to_string(kind) + "_mishexact");
+}
+
+TuneRequest simulated_request(const std::string& db_path, const Problem& problem) {
+  TuneRequest request;
+  request.problem = problem;
+  request.db_path = db_path;
+  request.simulate = true;
+  request.worker_binary = binary();
+  request.kernel_deadline_seconds = 1;
+  request.setup_deadline_seconds = 30;
+  return request;
+}
+
+db::WinnerKey key_of(const Problem& problem) {
+  return {problem.key(), simulated_device().key(), generator_version(), problem.precision};
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(TunerStrategy, PickedBySpaceSizeAndBudget) {
+  EXPECT_EQ(pick_strategy(54, 0, 0), Strategy::kExhaustive);
+  EXPECT_EQ(pick_strategy(kSmallSpace, 30, 0), Strategy::kExhaustive);
+  EXPECT_EQ(pick_strategy(kSmallSpace + 1, 30, 0), Strategy::kRandom);
+  EXPECT_EQ(pick_strategy(kSmallSpace + 1, 0, 10), Strategy::kRandom);
+  EXPECT_EQ(pick_strategy(kSmallSpace + 1, 0, 0), Strategy::kSuccessiveHalving);
+  for (Strategy s : {Strategy::kExhaustive, Strategy::kRandom, Strategy::kSuccessiveHalving}) {
+    EXPECT_EQ(parse_strategy(to_string(s)), s);
+  }
+  try {
+    parse_strategy("greedy");
+    FAIL() << "an unknown strategy must be refused";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(contains(e.what(), "greedy")) << e.what();
+  }
+}
+
+TEST(TunerSchedule, HalvingHalvesCandidatesAndDoublesRunsUpToTheFullCount) {
+  TrialOptions full;
+  full.timed_runs = 20;
+  full.warmup_runs = 3;
+  std::vector<HalvingRound> rounds = halving_rounds(50, full);
+  std::vector<size_t> counts;
+  std::vector<int> runs;
+  for (const HalvingRound& round : rounds) {
+    counts.push_back(round.candidates);
+    runs.push_back(round.options.timed_runs);
+  }
+  EXPECT_EQ(counts, (std::vector<size_t>{50, 25, 13, 7, 4}));
+  EXPECT_EQ(runs, (std::vector<int>{2, 4, 8, 16, 20}));
+  EXPECT_EQ(rounds.back().options.warmup_runs, 3);
+  EXPECT_EQ(rounds.front().options.warmup_runs, 1);
+  EXPECT_EQ(planned_trials(Strategy::kSuccessiveHalving, 50, full, 0), 99);
+  EXPECT_EQ(planned_trials(Strategy::kSuccessiveHalving, 50, full, 30), 30);
+  EXPECT_EQ(planned_trials(Strategy::kExhaustive, 50, full, 0), 50);
+  EXPECT_EQ(planned_trials(Strategy::kRandom, 50, full, 7), 7);
+  // Two or fewer candidates: one round at the full count.
+  ASSERT_EQ(halving_rounds(2, full).size(), 1u);
+  EXPECT_EQ(halving_rounds(2, full)[0].options.timed_runs, 20);
+  EXPECT_TRUE(halving_rounds(0, full).empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(TunerProtocol, Base64MatchesRfc4648AndRoundTripsEveryByte) {
+  const std::pair<std::string, std::string> vectors[] = {{"", ""},
+                                                         {"f", "Zg=="},
+                                                         {"fo", "Zm8="},
+                                                         {"foo", "Zm9v"},
+                                                         {"foob", "Zm9vYg=="},
+                                                         {"fooba", "Zm9vYmE="},
+                                                         {"foobar", "Zm9vYmFy"}};
+  for (const auto& [plain, encoded] : vectors) {
+    EXPECT_EQ(base64_encode(std::vector<char>(plain.begin(), plain.end())), encoded);
+    std::vector<char> decoded = base64_decode(encoded);
+    EXPECT_EQ(std::string(decoded.begin(), decoded.end()), plain);
+  }
+  std::vector<char> all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  EXPECT_EQ(base64_decode(base64_encode(all)), all);
+  for (const char* bad : {"Zg=", "Z===", "Zm9v!A==", "=Zm9", "Zg==Zg=="}) {
+    EXPECT_THROW(base64_decode(bad), ProtocolError) << bad;
+  }
+}
+
+TEST(TunerProtocol, RequestAndReplyRoundTrip) {
+  TrialRequest request;
+  request.problem = small_problem();
+  request.config_name = "direct_ffma_t256_c4_mishexact";
+  request.cubin = {'\0', '\x7f', '\xff', 'a'};
+  request.options.timed_runs = 33;
+  request.options.warmup_runs = 2;
+  request.options.flush_l2 = false;
+  request.input_seed = 1234567890123ull;
+  TrialRequest back = trial_request_from_json(parse_message(to_json(request).dump()));
+  EXPECT_EQ(back.problem.key(), request.problem.key());
+  EXPECT_EQ(back.config_name, request.config_name);
+  EXPECT_EQ(back.cubin, request.cubin);
+  EXPECT_EQ(back.options.timed_runs, 33);
+  EXPECT_EQ(back.options.warmup_runs, 2);
+  EXPECT_FALSE(back.options.flush_l2);
+  EXPECT_EQ(back.input_seed, request.input_seed);
+
+  TrialReply reply;
+  reply.config_name = "x";
+  reply.status = Disposition::kWrong;
+  reply.reason = "max |err| nan";
+  reply.max_error = std::nan("");
+  reply.registers = 96;
+  reply.context_lost = true;
+  TrialReply reply_back = trial_reply_from_json(parse_message(to_json(reply).dump()));
+  EXPECT_EQ(reply_back.status, Disposition::kWrong);
+  EXPECT_EQ(reply_back.reason, reply.reason);
+  EXPECT_TRUE(std::isnan(reply_back.max_error)) << "NaN travels as null";
+  EXPECT_EQ(reply_back.registers, 96);
+  EXPECT_TRUE(reply_back.context_lost);
+}
+
+TEST(TunerProtocol, MalformedMessagesNameTheField) {
+  EXPECT_THROW(parse_message("not json"), ProtocolError);
+  EXPECT_THROW(parse_message("[1, 2]"), ProtocolError);
+  EXPECT_THROW(parse_message(R"({"kind": "trial"})"), ProtocolError);
+  json reply = to_json(TrialReply{});
+  reply["status"] = "exploded";
+  try {
+    trial_reply_from_json(reply);
+    FAIL();
+  } catch (const ProtocolError& e) {
+    EXPECT_TRUE(contains(e.what(), "status")) << e.what();
+  }
+  reply = to_json(TrialReply{});
+  reply.erase("median_ms");
+  try {
+    trial_reply_from_json(reply);
+    FAIL();
+  } catch (const ProtocolError& e) {
+    EXPECT_TRUE(contains(e.what(), "median_ms")) << e.what();
+  }
+  TrialRequest request;
+  request.problem = small_problem();
+  request.config_name = "c";
+  json message = to_json(request);
+  message["options"]["timed_runs"] = "twenty";
+  try {
+    trial_request_from_json(message);
+    FAIL();
+  } catch (const ProtocolError& e) {
+    EXPECT_TRUE(contains(e.what(), "timed_runs")) << e.what();
+  }
+  message = to_json(request);
+  message["problem"]["batch"] = 0;
+  EXPECT_THROW(trial_request_from_json(message), ProtocolError);
+}
+
+// The real worker subcommand, in simulate mode, spoken to through WorkerProcess.
+TEST(TunerProtocol, WorkerSubprocessAnswersInOrderAndExitsAfterAFault) {
+  WorkerProcess worker({binary(), "worker", "--simulate"});
+  TrialRequest request;
+  request.problem = small_problem();
+  request.options.timed_runs = 25;
+  // A config the simulation verifies.
+  std::string ok_config;
+  for (const Config& config : enumerate_space(request.problem)) {
+    SimulatedBehaviour behaviour;
+    if (simulated_trial(config, request.problem, &behaviour).status == Disposition::kOk) {
+      ok_config = config.name();
+      break;
+    }
+  }
+  ASSERT_FALSE(ok_config.empty());
+  request.config_name = ok_config;
+  ASSERT_TRUE(worker.send_line(to_json(request).dump()));
+  std::vector<std::string> types;
+  json result;
+  for (int i = 0; i < 3; ++i) {
+    std::string line;
+    ASSERT_EQ(worker.read_line(line, 10), WorkerProcess::Read::kLine);
+    json message = parse_message(line);
+    types.push_back(message["type"]);
+    result = message;
+  }
+  EXPECT_EQ(types, (std::vector<std::string>{"ready", "verified", "result"}));
+  TrialReply reply = trial_reply_from_json(result);
+  SimulatedBehaviour behaviour;
+  TrialReply expected = simulated_trial(Config::from_name(ok_config), request.problem, &behaviour);
+  EXPECT_EQ(reply.status, Disposition::kOk);
+  EXPECT_DOUBLE_EQ(reply.median_ms, expected.median_ms);
+  EXPECT_EQ(reply.runs, 25);
+
+  // An out-of-bounds kernel loses the context: reply, then exit.
+  request.config_name = fault(2).name();
+  ASSERT_TRUE(worker.send_line(to_json(request).dump()));
+  std::string line;
+  ASSERT_EQ(worker.read_line(line, 10), WorkerProcess::Read::kLine);  // ready
+  ASSERT_EQ(worker.read_line(line, 10), WorkerProcess::Read::kLine);
+  TrialReply faulted = trial_reply_from_json(parse_message(line));
+  EXPECT_EQ(faulted.status, Disposition::kFaulted);
+  EXPECT_TRUE(faulted.context_lost);
+  EXPECT_EQ(worker.read_line(line, 10), WorkerProcess::Read::kClosed);
+  ASSERT_TRUE(worker.wait_exit(10));
+  EXPECT_EQ(worker.exit_description(), "exited with code 1");
+}
+
+TEST(TunerProtocol, WorkerRefusesGarbageAndADeadlineIsReported) {
+  WorkerProcess garbage({binary(), "worker", "--simulate"});
+  ASSERT_TRUE(garbage.send_line("{\"type\": \"trial\", \"config\": 5}"));
+  std::string line;
+  ASSERT_EQ(garbage.read_line(line, 10), WorkerProcess::Read::kLine);
+  json message = parse_message(line);
+  EXPECT_EQ(message["type"], "error");
+  EXPECT_TRUE(contains(message["message"].get<std::string>(), "problem")) << line;
+  ASSERT_TRUE(garbage.wait_exit(10));
+  EXPECT_EQ(garbage.exit_description(), "exited with code 2");
+
+  WorkerProcess hang({binary(), "worker", "--simulate"});
+  TrialRequest request;
+  request.problem = small_problem();
+  request.config_name = fault(3).name();
+  ASSERT_TRUE(hang.send_line(to_json(request).dump()));
+  ASSERT_EQ(hang.read_line(line, 10), WorkerProcess::Read::kLine);  // ready
+  EXPECT_EQ(hang.read_line(line, 0.3), WorkerProcess::Read::kTimedOut);
+  hang.kill();
+  EXPECT_TRUE(contains(hang.exit_description(), "signal 9")) << hang.exit_description();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(TunerShard, ParseAcceptsIOfNAndNamesWhatIsWrong) {
+  Shard shard = parse_shard("2/5");
+  EXPECT_EQ(shard.index, 2);
+  EXPECT_EQ(shard.count, 5);
+  const std::pair<const char*, const char*> bad[] = {
+      {"5/5", "[0, 4]"}, {"-1/3", "index"}, {"1/0", "at least 1"}, {"1", "i/n"}, {"a/3", "index"},
+      {"1/3x", "count"}, {"", "i/n"}};
+  for (const auto& [text, expected] : bad) {
+    try {
+      parse_shard(text);
+      FAIL() << text;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_TRUE(contains(e.what(), expected)) << text << ": " << e.what();
+    }
+  }
+}
+
+TEST(TunerShard, PartitionIsStableDisjointAndCoversEverything) {
+  std::vector<Problem> problems;
+  for (int64_t batch = 1; batch <= 20; ++batch) {
+    for (int64_t channels : {4, 8, 12}) problems.push_back(small_problem(batch, channels));
+  }
+  std::vector<Problem> shuffled = problems;
+  std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(7));
+  for (int count : {1, 2, 3, 7}) {
+    std::multiset<std::string> union_keys;
+    std::vector<size_t> sizes;
+    for (int index = 0; index < count; ++index) {
+      std::vector<Problem> part = select_shard(problems, {index, count});
+      std::vector<Problem> part_shuffled = select_shard(shuffled, {index, count});
+      std::set<std::string> a, b;
+      for (const Problem& p : part) {
+        a.insert(p.key());
+        union_keys.insert(p.key());
+      }
+      for (const Problem& p : part_shuffled) b.insert(p.key());
+      EXPECT_EQ(a, b) << "the partition must not depend on the order of the file";
+      sizes.push_back(part.size());
+    }
+    std::multiset<std::string> all;
+    for (const Problem& p : problems) all.insert(p.key());
+    EXPECT_EQ(union_keys, all) << "every problem in exactly one of " << count << " shards";
+    if (count > 1) {
+      // 60 problems: a hash that put them all in one shard would be no partition at all.
+      EXPECT_LT(*std::max_element(sizes.begin(), sizes.end()), problems.size());
+    }
+  }
+  // The same key lands in the same shard every time (stable across runs and machines).
+  EXPECT_EQ(shard_of(problems[5].key(), 7), shard_of(problems[5].key(), 7));
+  EXPECT_EQ(shard_of("anything", 1), 0);
+}
+
+TEST(TunerProblemsFile, ReadsLinesCommentsFilesAndDuplicates) {
+  TempDir dir;
+  {
+    std::ofstream spec(dir.file("one.json"));
+    spec << small_problem(3).to_json().dump();
+    std::ofstream file(dir.file("problems.jsonl"));
+    file << "# a comment\n\n"
+         << small_problem(1).to_json().dump() << "\n"
+         << "one.json\n"
+         << "  seed  \n"
+         << small_problem(1).to_json().dump() << "\n";
+  }
+  std::vector<Problem> problems = read_problems_file(dir.file("problems.jsonl"));
+  ASSERT_EQ(problems.size(), 3u) << "the duplicate is kept once";
+  EXPECT_EQ(problems[0].batch, 1);
+  EXPECT_EQ(problems[1].batch, 3) << "a file name is relative to the problems file";
+  EXPECT_EQ(problems[2].key(), Problem::seed().key());
+  std::vector<Problem> tf32 = read_problems_file(dir.file("problems.jsonl"), Precision::kTf32);
+  EXPECT_EQ(tf32[0].precision, Precision::kTf32);
+}
+
+TEST(TunerProblemsFile, ErrorsNameTheFileAndLine) {
+  TempDir dir;
+  {
+    std::ofstream file(dir.file("bad.jsonl"));
+    file
+        << small_problem().to_json().dump() << "\n"
+        << "# fine\n"
+        << R"({"batch": 1, "in_channels": 4, "out_channels": 4, "height": 4, "width": 4, "kernel_size": 3, "stride": 2, "output_padding": 2})"
+        << "\n";
+    std::ofstream empty(dir.file("empty.jsonl"));
+    empty << "# nothing\n\n";
+  }
+  try {
+    read_problems_file(dir.file("bad.jsonl"));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(contains(e.what(), "bad.jsonl:3:")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "output_padding")) << e.what();
+  }
+  try {
+    read_problems_file(dir.file("empty.jsonl"));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(contains(e.what(), "no problems")) << e.what();
+  }
+  EXPECT_THROW(read_problems_file(dir.file("missing.jsonl")), std::invalid_argument);
+  // The command line: exit 2, the line named.
+  CliResult cli = run_cli("autotune --simulate --db " + dir.file("x.db") + " --problems " +
+                          dir.file("bad.jsonl"));
+  EXPECT_EQ(cli.exit_code, 2) << cli.output;
+  EXPECT_TRUE(contains(cli.output, "bad.jsonl:3:")) << cli.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("x.db"))) << "bad input must not create a DB";
+}
+
+TEST(TunerCli, BadOptionsExitTwoAndSayWhy) {
+  TempDir dir;
+  const std::string db = " --db " + dir.file("x.db");
+  const std::pair<std::string, std::string> cases[] = {
+      {"autotune --simulate --problem seed --shard 3/3" + db, "[0, 2]"},
+      {"autotune --simulate --problem seed --devices 0,x" + db, "'x'"},
+      {"autotune --simulate --problem seed --problems f.jsonl" + db, "exactly one"},
+      {"autotune --simulate" + db, "exactly one"},
+      {"autotune --simulate --problem seed --strategy greedy" + db, "strategy"},
+      {"autotune --simulate --problem seed --inject-faults 9" + db, "kind"},
+  };
+  for (const auto& [arguments, expected] : cases) {
+    CliResult result = run_cli(arguments);
+    EXPECT_EQ(result.exit_code, 2) << arguments << "\n" << result.output;
+    EXPECT_TRUE(contains(result.output, expected)) << arguments << "\n" << result.output;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+TEST(TunerProgress, PlainLinesWithoutATerminal) {
+  std::string out;
+  ProgressPrinter printer([&](const std::string& text) { out += text; }, false,
+                          ProgressPrinter::Clock::now());
+  db::TrialRecord trial;
+  trial.problem_key = "p";
+  trial.config_name = "cfg_a";
+  trial.median_ms = 1.5;
+  printer.update(1, 3, trial);
+  trial.config_name = "cfg_b";
+  trial.status = Disposition::kWrong;
+  printer.update(2, 3, trial);
+  printer.finish();
+  EXPECT_EQ(out.find('\r'), std::string::npos) << "no redraws in a log";
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+  EXPECT_TRUE(contains(out, "[1/3] cfg_a ok 1.5000 ms | best 1.5000 ms cfg_a")) << out;
+  EXPECT_TRUE(contains(out, "[2/3] cfg_b wrong | best 1.5000 ms cfg_a")) << out;
+  EXPECT_TRUE(contains(out, "eta")) << out;
+}
+
+TEST(TunerProgress, BarOnATerminalAndEtaArithmetic) {
+  std::string out;
+  ProgressPrinter printer([&](const std::string& text) { out += text; }, true,
+                          ProgressPrinter::Clock::now());
+  db::TrialRecord trial;
+  trial.problem_key = "p";
+  trial.config_name = "cfg";
+  trial.median_ms = 2;
+  printer.update(1, 2, trial);
+  EXPECT_EQ(out.front(), '\r');
+  EXPECT_TRUE(contains(out, "1/2")) << out;
+  EXPECT_TRUE(contains(out, "ETA")) << out;
+  EXPECT_EQ(out.find('\n'), std::string::npos);
+  printer.finish();
+  EXPECT_EQ(out.back(), '\n');
+  EXPECT_DOUBLE_EQ(ProgressPrinter::eta_seconds(10, 40, 5, 0), 15);
+  EXPECT_DOUBLE_EQ(ProgressPrinter::eta_seconds(10, 40, 5, 8), 3) << "capped by the budget";
+  EXPECT_LT(ProgressPrinter::eta_seconds(0, 40, 5, 0), 0);
+  EXPECT_EQ(ProgressPrinter::clock_text(65), "1:05");
+  EXPECT_EQ(ProgressPrinter::clock_text(3723), "1:02:03");
+  EXPECT_EQ(ProgressPrinter::clock_text(-1), "?");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole simulated runs: workers are real subprocesses, the DB is real, only measuring is fake.
+
+TEST(TunerSimulate, FaultsAreRecordedWithTheirStatusAndTuningGoesOn) {
+  TempDir dir;
+  TuneRequest request = simulated_request(dir.file("t.db"), small_problem());
+  for (int kind : {1, 2, 3, 4, 5}) request.extra_candidates.push_back(fault(kind));
+  std::vector<std::pair<int, int>> progress;
+  TuneReport report = autotune(request, [&](int done, int total, const db::TrialRecord&) {
+    progress.emplace_back(done, total);
+  });
+  std::map<std::string, db::TrialRecord> by_config;
+  for (const db::TrialRecord& trial : report.trials) by_config[trial.config_name] = trial;
+  const std::pair<int, Disposition> expected[] = {{1, Disposition::kCompileFailed},
+                                                  {2, Disposition::kFaulted},
+                                                  {3, Disposition::kTimedOut},
+                                                  {4, Disposition::kWrong},
+                                                  {5, Disposition::kWrong}};
+  for (const auto& [kind, status] : expected) {
+    const db::TrialRecord& trial = by_config.at(fault(kind).name());
+    EXPECT_EQ(trial.status, status) << "kind " << kind << ": " << trial.reason;
+    EXPECT_FALSE(trial.reason.empty()) << "kind " << kind;
+  }
+  EXPECT_TRUE(contains(by_config.at(fault(5).name()).reason, "guard"));
+  EXPECT_TRUE(contains(by_config.at(fault(3).name()).reason, "killed"));
+  EXPECT_EQ(report.worker_restarts, 2) << "after the fault and after the hang";
+  ASSERT_TRUE(report.winner);
+  EXPECT_NE(Config::from_name(report.winner->config_name).family, Family::kFault);
+  // Every candidate is recorded, the ones after the faults included, and the DB agrees.
+  EXPECT_EQ(static_cast<int>(report.trials.size()), report.space_size);
+  db::TuningDb db(request.db_path, true);
+  EXPECT_EQ(static_cast<int>(db.trials(key_of(request.problem)).size()), report.space_size);
+  // The winner is the fastest verified trial.
+  double best = 1e30;
+  for (const db::TrialRecord& trial : report.trials) {
+    if (trial.status == Disposition::kOk) best = std::min(best, trial.median_ms);
+  }
+  EXPECT_DOUBLE_EQ(report.winner->median_ms, best);
+  ASSERT_EQ(progress.size(), report.trials.size());
+  EXPECT_EQ(progress.back().first, report.space_size);
+  EXPECT_EQ(progress.back().second, report.space_size);
+}
+
+TEST(TunerSimulate, ResumeSkipsMeasuredConfigsAndRetuneMeasuresAgain) {
+  TempDir dir;
+  TuneRequest request = simulated_request(dir.file("t.db"), small_problem());
+  request.max_trials = 10;
+  TuneReport first = autotune(request);
+  EXPECT_EQ(first.trials.size(), 10u);
+  EXPECT_TRUE(first.stopped_by_budget);
+  request.max_trials = 0;
+  TuneReport second = autotune(request);
+  EXPECT_EQ(second.skipped_already_measured, 10);
+  EXPECT_EQ(static_cast<int>(second.trials.size()), second.space_size - 10);
+  std::set<std::string> first_names, second_names;
+  for (const auto& t : first.trials) first_names.insert(t.config_name);
+  for (const auto& t : second.trials) second_names.insert(t.config_name);
+  for (const std::string& name : first_names) EXPECT_EQ(second_names.count(name), 0u) << name;
+  TuneReport third = autotune(request);
+  EXPECT_TRUE(third.trials.empty());
+  EXPECT_EQ(third.skipped_already_measured, third.space_size);
+  ASSERT_TRUE(third.winner);
+  EXPECT_EQ(third.winner->config_name, second.winner->config_name);
+  request.retune = true;
+  TuneReport retuned = autotune(request);
+  EXPECT_EQ(static_cast<int>(retuned.trials.size()), retuned.space_size);
+  EXPECT_EQ(retuned.skipped_already_measured, 0);
+  db::TuningDb db(request.db_path, true);
+  EXPECT_EQ(static_cast<int>(db.trials(key_of(request.problem)).size()), 2 * retuned.space_size);
+}
+
+TEST(TunerSimulate, BudgetStopsStartingCandidates) {
+  TempDir dir;
+  TuneRequest request = simulated_request(dir.file("t.db"), small_problem());
+  request.simulate_trial_ms = 40;
+  request.budget_seconds = 0.5;
+  TuneReport report = autotune(request);
+  EXPECT_TRUE(report.stopped_by_budget);
+  EXPECT_GT(report.trials.size(), 2u);
+  EXPECT_LT(static_cast<int>(report.trials.size()), report.space_size);
+  EXPECT_LT(report.wall_seconds, 2.0);
+}
+
+TEST(TunerSimulate, RandomIsSeededAndHalvingFindsTheExhaustiveWinner) {
+  TempDir dir;
+  const Problem problem = small_problem();
+  TuneRequest exhaustive = simulated_request(dir.file("e.db"), problem);
+  TuneReport e = autotune(exhaustive);
+
+  TuneRequest random = simulated_request(dir.file("r.db"), problem);
+  random.strategy = Strategy::kRandom;
+  random.max_trials = 12;
+  TuneReport r1 = autotune(random);
+  random.db_path = dir.file("r2.db");
+  TuneReport r2 = autotune(random);
+  std::vector<std::string> order1, order2, enumeration;
+  for (const auto& t : r1.trials) order1.push_back(t.config_name);
+  for (const auto& t : r2.trials) order2.push_back(t.config_name);
+  for (size_t i = 0; i < 12; ++i) enumeration.push_back(e.trials[i].config_name);
+  EXPECT_EQ(order1, order2) << "the same seed gives the same order";
+  EXPECT_NE(order1, enumeration) << "random is not the enumeration order";
+  EXPECT_EQ(r1.strategy, Strategy::kRandom);
+
+  TuneRequest halving = simulated_request(dir.file("h.db"), problem);
+  halving.strategy = Strategy::kSuccessiveHalving;
+  TuneReport h = autotune(halving);
+  EXPECT_EQ(h.strategy, Strategy::kSuccessiveHalving);
+  ASSERT_TRUE(h.winner && e.winner);
+  // Simulated times do not depend on the number of runs, so halving must keep the best one.
+  EXPECT_EQ(h.winner->config_name, e.winner->config_name);
+  int ok = 0;
+  for (const auto& t : e.trials) ok += t.status == Disposition::kOk;
+  std::vector<HalvingRound> rounds = halving_rounds(e.trials.size(), halving.trial);
+  ASSERT_GE(rounds.size(), 3u);
+  ASSERT_GE(static_cast<size_t>(ok), rounds[1].candidates);
+  // Round one measures everything, each later round the better half of the one before (the
+  // simulation verifies a config in every round or in none).
+  EXPECT_EQ(static_cast<int>(h.trials.size()),
+            planned_trials(Strategy::kSuccessiveHalving, e.trials.size(), halving.trial, 0));
+  std::map<std::string, int> times_measured;
+  for (const auto& t : h.trials) ++times_measured[t.config_name];
+  EXPECT_EQ(times_measured[h.winner->config_name], static_cast<int>(rounds.size()));
+}
+
+TEST(TunerSimulate, TwoDevicesShareTheProblemQueue) {
+  TempDir dir;
+  std::vector<Problem> problems;
+  for (int64_t batch = 1; batch <= 4; ++batch) problems.push_back(small_problem(batch));
+  TuneRequest request = simulated_request(dir.file("t.db"), problems.front());
+  request.devices = {0, 1};
+  request.simulate_trial_ms = 2;
+  std::vector<TuneReport> reports = autotune_batch(problems, request);
+  ASSERT_EQ(reports.size(), 4u) << "both simulated GPUs are one model: each problem tuned once";
+  db::TuningDb db(request.db_path, true);
+  for (size_t i = 0; i < problems.size(); ++i) {
+    EXPECT_EQ(reports[i].problem_key, problems[i].key());
+    EXPECT_EQ(static_cast<int>(reports[i].trials.size()), reports[i].space_size);
+    EXPECT_TRUE(db.winner(key_of(problems[i])));
+    EXPECT_EQ(db.trials(key_of(problems[i])).size(), reports[i].trials.size());
+  }
+}
+
+// The command line end to end: autotune twice; the second run measures nothing.
+TEST(TunerSimulate, CliTwiceSecondRunSkipsEverything) {
+  TempDir dir;
+  const std::string arguments =
+      "autotune --simulate --problem seed --json --db " + dir.file("t.db");
+  CliResult first = run_cli(arguments);
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  json a = last_json_line(first.stdout_only);
+  ASSERT_TRUE(a.is_object()) << first.output;
+  EXPECT_EQ(a["trials"], a["space"]);
+  EXPECT_EQ(a["skipped"], 0);
+  EXPECT_TRUE(contains(first.output, "rank")) << "the table of the best candidates";
+  // Not a terminal: plain progress lines, one per trial.
+  EXPECT_TRUE(contains(first.output, "[1/")) << first.output;
+  EXPECT_EQ(first.output.find('\r'), std::string::npos);
+  CliResult second = run_cli(arguments);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  json b = last_json_line(second.stdout_only);
+  EXPECT_EQ(b["trials"], 0);
+  EXPECT_EQ(b["skipped"], a["space"]);
+  EXPECT_EQ(b["winner"], a["winner"]);
+}
+
+// Issue 7: n shards into n DBs, merged with `db import`, give the unsharded run's winners.
+TEST(TunerShard, ShardDbsImportedGiveTheUnshardedWinners) {
+  if (!contains(run_cli("--help").output, "\n  db ")) {
+    GTEST_SKIP() << "this build has no `db import` command (tuning_db's CLI) to merge with";
+  }
+  TempDir dir;
+  {
+    std::ofstream file(dir.file("zoo.jsonl"));
+    for (int64_t batch = 1; batch <= 3; ++batch) {
+      for (int64_t channels : {4, 8})
+        file << small_problem(batch, channels).to_json().dump() << "\n";
+    }
+  }
+  const std::string common = "autotune --simulate --problems " + dir.file("zoo.jsonl");
+  CliResult whole = run_cli(common + " --db " + dir.file("whole.db"));
+  ASSERT_EQ(whole.exit_code, 0) << whole.output;
+  constexpr int kShards = 3;
+  for (int i = 0; i < kShards; ++i) {
+    const std::string shard_db = dir.file("shard" + std::to_string(i) + ".db");
+    CliResult shard = run_cli(common + " --shard " + std::to_string(i) + "/" +
+                              std::to_string(kShards) + " --db " + shard_db);
+    ASSERT_EQ(shard.exit_code, 0) << shard.output;
+    if (!std::filesystem::exists(shard_db)) continue;  // an empty shard writes nothing
+    CliResult merge = run_cli("db import " + shard_db + " --db " + dir.file("merged.db"));
+    ASSERT_EQ(merge.exit_code, 0) << merge.output;
+  }
+  db::TuningDb a(dir.file("whole.db"), true), b(dir.file("merged.db"), true);
+  std::vector<db::WinnerRecord> wa = a.winners(), wb = b.winners();
+  ASSERT_EQ(wa.size(), 6u);
+  ASSERT_EQ(wa.size(), wb.size());
+  for (size_t i = 0; i < wa.size(); ++i) {
+    EXPECT_EQ(wa[i].problem_key, wb[i].problem_key);
+    EXPECT_EQ(wa[i].device_key, wb[i].device_key);
+    EXPECT_EQ(wa[i].config_name, wb[i].config_name);
+    EXPECT_DOUBLE_EQ(wa[i].median_ms, wb[i].median_ms);
+  }
+  EXPECT_EQ(a.all_trials().size(), b.all_trials().size());
+}
+
+}  // namespace
+}  // namespace deconvtune::tuner
