@@ -19,3 +19,14 @@ target_link_libraries(deconvtune_api_c_test PRIVATE deconvtune_shared Threads::T
 set_target_properties(deconvtune_api_c_test PROPERTIES C_STANDARD 99 C_STANDARD_REQUIRED ON)
 add_test(NAME ApiC.ErrorPathsFromC
          COMMAND deconvtune_api_c_test ${CMAKE_CURRENT_BINARY_DIR}/api_c_test.db ${PROJECT_VERSION})
+
+# Install into a temporary prefix and build and run examples/ against that copy.
+add_test(NAME Api.InstallAndBuildExamples
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/install_examples.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR}
+                 ${CUDAToolkit_INCLUDE_DIRS} ${CUDAToolkit_LIBRARY_DIR} ${CMAKE_INSTALL_LIBDIR})
+set_tests_properties(Api.InstallAndBuildExamples PROPERTIES TIMEOUT 300)
+if(DECONVTUNE_SANITIZE)
+  # The examples are not instrumented; the library they load is.
+  set_tests_properties(Api.InstallAndBuildExamples PROPERTIES
+                       ENVIRONMENT "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0")
+endif()
