@@ -526,7 +526,7 @@ TEST(TunerSimulate, FaultsAreRecordedWithTheirStatusAndTuningGoesOn) {
     EXPECT_EQ(trial.status, status) << "kind " << kind << ": " << trial.reason;
     EXPECT_FALSE(trial.reason.empty()) << "kind " << kind;
   }
-  EXPECT_TRUE(contains(by_config.at(fault(5).name()).reason, "guard"));
+  EXPECT_TRUE(contains(by_config.at(fault(5).name()).reason, "PAST THE END OF y"));
   EXPECT_TRUE(contains(by_config.at(fault(3).name()).reason, "killed"));
   EXPECT_EQ(report.worker_restarts, 2) << "after the fault and after the hang";
   ASSERT_TRUE(report.winner);

@@ -115,7 +115,7 @@ class GpuMeasurer {
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (verified.disposition != Disposition::kOk || !request.options.time_it) {
       TrialReply reply = reply_from(verified);
-      reply.registers = registers(config, request);
+      if (!reply.context_lost) reply.registers = registers(config, request);
       channel.send(to_json(reply));
       return !reply.context_lost;
     }

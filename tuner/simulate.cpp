@@ -61,7 +61,7 @@ TrialReply simulated_trial(const Config& config, const Problem& problem,
       return reply;
     case 5:
       reply.status = Disposition::kWrong;
-      reply.reason = "simulated: the guard band past y was written";
+      reply.reason = "simulated: max |err| 0, WROTE PAST THE END OF y (the guard band)";
       return reply;
     default:
       break;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -32,24 +33,23 @@ WorkerProcess::WorkerProcess(const std::vector<std::string>& argv) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) != 0) {
     throw std::runtime_error(fmt::format("socketpair: {}", std::strerror(errno)));
   }
-  // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
+  // posix_spawn, not fork: the tuner may hold a CUDA context and run threads, and the child must
+  // do nothing but exec. The dup2 actions clear CLOEXEC on the child's stdin and stdout.
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
-  pid_ = fork();
-  if (pid_ < 0) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, sockets[1], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, sockets[1], STDOUT_FILENO);
+  const int error = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) {
     close(sockets[0]);
     close(sockets[1]);
-    throw std::runtime_error(fmt::format("fork: {}", std::strerror(errno)));
-  }
-  if (pid_ == 0) {
-    dup2(sockets[1], STDIN_FILENO);
-    dup2(sockets[1], STDOUT_FILENO);
-    execv(args[0], args.data());
-    static const char kMessage[] = "deconvtune worker: exec failed\n";
-    ssize_t ignored = write(STDERR_FILENO, kMessage, sizeof(kMessage) - 1);
-    (void)ignored;
-    _exit(127);
+    pid_ = -1;
+    throw std::runtime_error(
+        fmt::format("cannot start the worker {}: {}", argv[0], std::strerror(error)));
   }
   close(sockets[1]);
   socket_ = sockets[0];
