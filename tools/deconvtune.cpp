@@ -6,6 +6,7 @@
 #include "codegen/epilogue.hpp"
 #include "tools/autotune_command.hpp"
 #include "tools/commands.hpp"
+#include "tools/db_command.hpp"
 #include "tools/worker_command.hpp"
 
 namespace {
@@ -137,6 +138,9 @@ int main(int argc, char** argv) {
   worker_cmd->add_flag("--simulate", worker.simulate);
   worker_cmd->add_option("--simulate-trial-ms", worker.simulate_trial_ms);
 
+  DbArgs db;
+  CLI::App* db_cmd = add_db_command(app, db);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -146,6 +150,7 @@ int main(int argc, char** argv) {
   try {
     if (*run_cmd) return run_command(run);
     if (*inspect_cmd) return inspect_command(inspect);
+    if (*db_cmd) return db_command(db);
     if (*autotune_cmd) return autotune_command(autotune);
     if (*worker_cmd) return worker_command(worker);
   } catch (const std::exception& e) {

@@ -528,7 +528,15 @@ ExchangeDocument read_db_file(const std::string& path) {
   }
 }
 
-ImportReport import_document(TuningDb& db, const ExchangeDocument& document) {
+ImportReport import_document(TuningDb& db, const ExchangeDocument& document,
+                             const std::string& source) {
+  if (!source.empty()) {
+    try {
+      return import_document(db, document);
+    } catch (const ImportError& e) {
+      throw ImportError(source + ": " + e.where(), e.rule());
+    }
+  }
   std::lock_guard lock(db.impl().mutex);
   const Connection& connection = *db.impl().connection;
   ImportReport report;
@@ -608,29 +616,24 @@ ImportReport import_document(TuningDb& db, const ExchangeDocument& document) {
   return report;
 }
 
-ImportReport import_file(TuningDb& db, const std::string& path) {
+ExchangeDocument read_exchange_file(const std::string& path) {
   std::error_code error;
   if (!std::filesystem::is_regular_file(path, error)) {
     throw ImportError(path, "no such file (or not a regular file)");
   }
-  ExchangeDocument document;
-  if (has_sqlite_magic(path)) {
-    document = read_db_file(path);  // its errors name the file already
-  } else {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) throw ImportError(path, "cannot read the file");
-    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    try {
-      document = parse_exchange_json(text);
-    } catch (const ImportError& e) {
-      throw ImportError(path + ": " + e.where(), e.rule());
-    }
-  }
+  if (has_sqlite_magic(path)) return read_db_file(path);  // its errors name the file already
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw ImportError(path, "cannot read the file");
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   try {
-    return import_document(db, document);
+    return parse_exchange_json(text);
   } catch (const ImportError& e) {
     throw ImportError(path + ": " + e.where(), e.rule());
   }
+}
+
+ImportReport import_file(TuningDb& db, const std::string& path) {
+  return import_document(db, read_exchange_file(path), path);
 }
 
 }  // namespace deconvtune::db

@@ -76,10 +76,14 @@ struct ImportReport {
 };
 
 // Merges a document in one transaction; references to problems and devices must resolve to the
-// document or the DB (else ImportError, nothing written).
-ImportReport import_document(TuningDb& db, const ExchangeDocument& document);
+// document or the DB (else ImportError, nothing written). `source`, when given, prefixes where().
+ImportReport import_document(TuningDb& db, const ExchangeDocument& document,
+                             const std::string& source = "");
 
-// A JSON export or a tuning DB file, told apart by the SQLite header magic.
+// A JSON export or a tuning DB file, told apart by the SQLite header magic, read and validated.
+ExchangeDocument read_exchange_file(const std::string& path);
+
+// read_exchange_file, then import_document.
 ImportReport import_file(TuningDb& db, const std::string& path);
 
 }  // namespace deconvtune::db
