@@ -30,3 +30,29 @@ if(DECONVTUNE_SANITIZE)
   set_tests_properties(Api.InstallAndBuildExamples PROPERTIES
                        ENVIRONMENT "ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0")
 endif()
+
+# The Python package: offline pip install into a fresh venv, then the package tests; and the torch
+# module with the system python (Debian's PyTorch). A sanitizer build's library cannot be loaded
+# into an uninstrumented python, so there the tests skip what loads it.
+find_program(DECONVTUNE_TEST_PYTHON NAMES python3 PATHS /usr/bin NO_DEFAULT_PATH)
+if(NOT DECONVTUNE_TEST_PYTHON)
+  find_package(Python3 REQUIRED COMPONENTS Interpreter)
+  set(DECONVTUNE_TEST_PYTHON ${Python3_EXECUTABLE})
+endif()
+if(DECONVTUNE_SANITIZE)
+  set(api_test_library_dir "")
+else()
+  set(api_test_library_dir $<TARGET_FILE_DIR:deconvtune_shared>)
+endif()
+add_test(NAME Api.PythonPackageInstallsOffline
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/python/run_package_test.sh ${DECONVTUNE_TEST_PYTHON}
+                 ${CMAKE_SOURCE_DIR} "${api_test_library_dir}" ${PROJECT_VERSION})
+add_test(NAME Api.PythonTorchModule
+         COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/python/test_torch.py)
+set_tests_properties(Api.PythonTorchModule PROPERTIES ENVIRONMENT
+  "PYTHONPATH=${CMAKE_SOURCE_DIR}/python;DECONVTUNE_REFERENCE_DIR=${CMAKE_SOURCE_DIR}/bench/reference;DECONVTUNE_TEST_LIBRARY_DIR=${api_test_library_dir}")
+set_tests_properties(Api.PythonPackageInstallsOffline Api.PythonTorchModule PROPERTIES TIMEOUT 300)
+# The package's version is the project's.
+add_test(NAME Api.PythonVersionIsTheProjectVersion
+         COMMAND ${DECONVTUNE_TEST_PYTHON} -c
+                 "import sys; sys.path.insert(0, '${CMAKE_SOURCE_DIR}/python'); import deconvtune; v = deconvtune.__version__; print(v); sys.exit(v != '${PROJECT_VERSION}')")

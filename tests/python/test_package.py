@@ -1,0 +1,102 @@
+"""The installed deconvtune package (run with the venv's python after `pip install --no-index ./python`):
+import, version, library lookup and its error, C API errors as Python exceptions. Needs no torch.
+
+Environment: DECONVTUNE_EXPECTED_VERSION (the project version), DECONVTUNE_TEST_LIBRARY_DIR (the
+build folder with libdeconvtune.so; empty: the library checks are skipped, e.g. a sanitizer build).
+"""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import deconvtune
+
+LIBRARY_DIR = os.environ.get("DECONVTUNE_TEST_LIBRARY_DIR", "")
+if LIBRARY_DIR:
+    os.environ["DECONVTUNE_LIBRARY_PATH"] = LIBRARY_DIR  # for this process's own library() calls
+SMALL = {"batch": 1, "in_channels": 4, "out_channels": 4, "height": 8, "width": 8, "kernel_size": 3,
+         "stride": 2, "padding": 1, "output_padding": 1}
+
+
+def run_python(code, **env):
+    """Runs `code` in a fresh interpreter (the library is loaded once per process)."""
+    full_env = dict(os.environ)
+    full_env.pop("DECONVTUNE_LIBRARY_PATH", None)
+    full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env,
+                          cwd=tempfile.gettempdir())
+
+
+class Package(unittest.TestCase):
+    def test_installed_not_from_the_source_tree(self):
+        self.assertIn("site-packages", deconvtune.__file__)
+
+    def test_version(self):
+        self.assertEqual(deconvtune.__version__, os.environ["DECONVTUNE_EXPECTED_VERSION"])
+
+    def test_import_needs_no_library_and_the_error_lists_where_it_looked(self):
+        missing = os.path.join(tempfile.gettempdir(), "no-such-dir-deconvtune", "libdeconvtune.so")
+        result = run_python("import deconvtune\nprint(deconvtune.__version__)\ndeconvtune.library()",
+                            DECONVTUNE_LIBRARY_PATH=missing, LD_LIBRARY_PATH="")
+        self.assertIn(deconvtune.__version__, result.stdout)  # the import itself worked
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("LibraryNotFoundError", result.stderr)
+        self.assertIn(f"$DECONVTUNE_LIBRARY_PATH: {missing} (no such file)", result.stderr)
+        self.assertIn("next to the package", result.stderr)
+        self.assertIn("the system search path: libdeconvtune.so", result.stderr)
+
+
+@unittest.skipUnless(LIBRARY_DIR, "no library to load in this build (sanitizer build)")
+class Library(unittest.TestCase):
+    def test_found_through_the_environment_as_folder_or_file(self):
+        for path in (LIBRARY_DIR, os.path.join(LIBRARY_DIR, "libdeconvtune.so")):
+            result = run_python("import deconvtune\nprint(deconvtune.library_version())\n"
+                                "print(deconvtune.library_path())", DECONVTUNE_LIBRARY_PATH=path)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            version, loaded = result.stdout.split()
+            self.assertEqual(version, deconvtune.__version__)
+            self.assertTrue(os.path.samefile(os.path.dirname(loaded), LIBRARY_DIR))
+
+    def test_found_on_the_system_search_path(self):
+        result = run_python("import deconvtune\nprint(deconvtune.library_version())",
+                            LD_LIBRARY_PATH=LIBRARY_DIR)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), deconvtune.__version__)
+
+    def test_errors(self):
+        with tempfile.TemporaryDirectory() as folder:
+            engine = deconvtune.Engine(os.path.join(folder, "tuning.db"))
+            with self.assertRaises(deconvtune.BadProblemError) as caught:
+                engine.plan(dict(SMALL, output_padding=3))
+            self.assertIn("output_padding", str(caught.exception))
+            self.assertIsInstance(caught.exception, ValueError)
+            self.assertEqual(caught.exception.status, 2)
+            with self.assertRaises(deconvtune.BadProblemError) as caught:
+                engine.plan('{"batch": ')
+            self.assertIn("malformed JSON", str(caught.exception))
+            with self.assertRaisesRegex(ValueError, "on_miss"):
+                deconvtune.Engine(os.path.join(folder, "tuning.db"), on_miss="sometimes")
+            with self.assertRaisesRegex(ValueError, "precision"):
+                deconvtune.Engine(os.path.join(folder, "tuning.db"), precision="fp16")
+            with self.assertRaisesRegex(ValueError, "device"):
+                deconvtune.Engine(os.path.join(folder, "tuning.db"), device=-1)
+            with self.assertRaises(deconvtune.DeconvtuneError) as caught:
+                with open(os.path.join(folder, "bad.db"), "w") as f:
+                    f.write("not a database")
+                deconvtune.Engine(os.path.join(folder, "bad.db"))
+            self.assertIn("bad.db", str(caught.exception))
+            available, reason = deconvtune.gpu_available()
+            if not available:
+                self.assertTrue(reason)
+                with self.assertRaises(deconvtune.NoGpuError) as caught:
+                    engine.plan(SMALL)
+                self.assertIn("GPU", str(caught.exception))
+            else:
+                plan = engine.plan(SMALL)
+                self.assertEqual(plan.output_shape, (1, 4, 16, 16))
+                self.assertEqual(plan.source, "rule")
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
