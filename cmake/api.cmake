@@ -10,6 +10,10 @@ add_library(deconvtune_heuristic STATIC runtime/heuristic.cpp)
 target_link_libraries(deconvtune_heuristic PUBLIC deconvtune_db deconvtune_core)
 set_target_properties(deconvtune_heuristic PROPERTIES POSITION_INDEPENDENT_CODE ON)
 
+# The CLI's `default-report` (tools/default_report.cpp) is built on the heuristic.
+target_sources(deconvtune PRIVATE tools/default_report.cpp)
+target_link_libraries(deconvtune PRIVATE deconvtune_heuristic)
+
 add_library(deconvtune_shared SHARED runtime/engine.cpp runtime/c_api.cpp)
 add_library(deconvtune::deconvtune ALIAS deconvtune_shared)
 # 0.x releases may break the ABI at each minor version, so the SONAME carries it (libdeconvtune.so.0.1).

@@ -56,3 +56,8 @@ set_tests_properties(Api.PythonPackageInstallsOffline Api.PythonTorchModule PROP
 add_test(NAME Api.PythonVersionIsTheProjectVersion
          COMMAND ${DECONVTUNE_TEST_PYTHON} -c
                  "import sys; sys.path.insert(0, '${CMAKE_SOURCE_DIR}/python'); import deconvtune; v = deconvtune.__version__; print(v); sys.exit(v != '${PROJECT_VERSION}')")
+
+# `deconvtune default-report` on a CPU: winners from a simulated tuning run (two problems of the
+# benchmark set), each problem's default picked with its own winner left out.
+add_test(NAME Api.DefaultReportFromSimulatedTuning
+         COMMAND bash -c "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; head -n 2 '${CMAKE_SOURCE_DIR}/bench/problems.jsonl' >$d/p.jsonl; '$<TARGET_FILE:deconvtune>' autotune --simulate --problems $d/p.jsonl --db $d/t.db --max-trials 6 --precision fp32 >$d/tune.log 2>&1 || { cat $d/tune.log; exit 1; }; '$<TARGET_FILE:deconvtune>' default-report --problems $d/p.jsonl --db $d/t.db --precisions fp32 --out $d/r.md; grep -Eq 'Over the 2 rows with a tuned winner: heuristic / winner geometric mean [0-9.]+x' $d/r.md; grep -c '(nearest)' $d/r.md | grep -qx 2; ! grep -q 'not tuned' $d/r.md")

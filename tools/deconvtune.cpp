@@ -7,6 +7,7 @@
 #include "tools/autotune_command.hpp"
 #include "tools/commands.hpp"
 #include "tools/db_command.hpp"
+#include "tools/default_report.hpp"
 #include "tools/worker_command.hpp"
 
 namespace {
@@ -141,6 +142,24 @@ int main(int argc, char** argv) {
   DbArgs db;
   CLI::App* db_cmd = add_db_command(app, db);
 
+  DefaultReportArgs report;
+  CLI::App* report_cmd = app.add_subcommand(
+      "default-report",
+      "How far the untuned default (nearest tuned winner or rule, each problem's own winner left "
+      "out) is from the tuned winner, per problem and precision; verified and timed on the GPU.");
+  report_cmd->add_option("--problems", report.problems, "a problems file (as autotune takes)")
+      ->required();
+  report_cmd->add_option("--precisions", report.precisions, "fp32, tf32 or both")
+      ->check(CLI::IsMember({"fp32", "tf32", "fp32,tf32", "tf32,fp32"}))
+      ->capture_default_str();
+  report_cmd->add_option("--db", report.db,
+                         "tuning DB path (default: $DECONVTUNE_DB, else ~/.cache)");
+  report_cmd->add_option("--out", report.out, "also write the markdown table to this file");
+  report_cmd->add_option("--reps", report.reps, "timed runs per config")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  report_cmd->add_option("--device", report.device, "GPU ordinal")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -153,6 +172,7 @@ int main(int argc, char** argv) {
     if (*db_cmd) return db_command(db);
     if (*autotune_cmd) return autotune_command(autotune);
     if (*worker_cmd) return worker_command(worker);
+    if (*report_cmd) return default_report_command(report);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "deconvtune: error: %s\n", e.what());
     return kExitFailure;

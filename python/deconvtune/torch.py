@@ -220,6 +220,11 @@ class ConvTranspose2dEpilogue(nn.Module):
             return self.precision
         return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
 
+    def plan(self, x):
+        """The deconvtune Plan (config name, where it came from) that forward(x) runs."""
+        return _plan(x.device.index, self.problem(x.shape, self.current_precision()), self.db_path or "",
+                     self.on_miss)
+
     def forward(self, x):
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"deconvtune: x must be a torch.Tensor, got {type(x).__name__}")

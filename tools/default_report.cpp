@@ -1,0 +1,195 @@
+#include "tools/default_report.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "codegen/generator.hpp"
+#include "codegen/search_space.hpp"
+#include "runtime/benchmark.hpp"
+#include "runtime/heuristic.hpp"
+#include "runtime/nvrtc_compiler.hpp"
+#include "tools/commands.hpp"
+#include "tuner/problem_set.hpp"
+#include "tuning_db/tuning_db.hpp"
+
+namespace deconvtune::tools {
+namespace {
+
+struct Measured {
+  std::string status;  // "ok", or the disposition
+  double ms = NAN;
+};
+
+std::string label(const Problem& p) {
+  return fmt::format("n{} {}->{} {}x{} k{}x{} s{}x{} g{}{}", p.batch, p.in_channels, p.out_channels,
+                     p.height, p.width, p.kernel.h, p.kernel.w, p.stride.h, p.stride.w, p.groups,
+                     p.bias ? "" : " nobias");
+}
+
+std::string ms_text(const std::optional<Measured>& m) {
+  if (!m) return "-";
+  if (m->status != "ok") return m->status;
+  return fmt::format("{:.3f}", m->ms);
+}
+
+std::string ratio_text(const std::optional<Measured>& a, const std::optional<Measured>& b) {
+  if (!a || !b || a->status != "ok" || b->status != "ok") return "-";
+  return fmt::format("{:.2f}x", a->ms / b->ms);
+}
+
+int report(const DefaultReportArgs& args) {
+  std::vector<Precision> precisions;
+  std::stringstream list(args.precisions);
+  for (std::string item; std::getline(list, item, ',');)
+    precisions.push_back(parse_precision(item));
+  std::vector<Problem> problems = tuner::read_problems_file(args.problems);
+  db::TuningDb db(args.db.empty() ? db::TuningDb::default_path() : args.db, /*read_only=*/true);
+
+  std::string why_no_gpu;
+  const bool gpu = DriverApi::available(&why_no_gpu);
+  std::optional<Context> context;
+  DeviceLimits limits;
+  db::DeviceRecord device;
+  if (gpu) {
+    context.emplace(args.device);
+    const DeviceInfo& info = context->info();
+    limits = {info.major, info.minor, info.max_shared_per_block_optin, info.sm_count};
+    device = {info.name, info.arch(), info.sm_count, info.driver_version, nvrtc_version()};
+  } else {
+    // Without a GPU: the winners of the DB's only device, if it has exactly one.
+    std::vector<db::DeviceRecord> devices = db.devices();
+    if (devices.size() != 1) {
+      fmt::print(stderr,
+                 "deconvtune: error: no GPU ({}) and the DB holds {} devices: cannot tell whose "
+                 "winners to report\n",
+                 why_no_gpu, devices.size());
+      return kExitNoGpu;
+    }
+    device = devices.front();
+  }
+  const std::string device_key = device.key();
+  std::string out = fmt::format(
+      "# Untuned default vs tuned winner ({}, generator {})\n\n"
+      "heuristic = what the runtime runs for a problem it has no winner for: the nearest tuned "
+      "problem's winner (this problem's own winner left out) when legal, else the rule "
+      "(default_config). Times: {}. Ratios > 1: slower than the winner.\n\n"
+      "| problem | precision | winner ms | heuristic ms | heuristic / winner | rule ms | rule / "
+      "winner | winner | heuristic pick (source) | rule pick |\n"
+      "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n",
+      device_key, generator_version(),
+      gpu ? fmt::format("measured now, median of {} runs after verification against float64",
+                        args.reps)
+          : fmt::format("no GPU ({}): the times the tuner recorded in the DB, where it measured "
+                        "the config",
+                        why_no_gpu));
+  std::vector<double> heuristic_ratios, rule_ratios;
+  int failures = 0;
+  for (Problem problem : problems) {
+    for (Precision precision : precisions) {
+      problem.precision = precision;
+      std::optional<db::WinnerRecord> winner =
+          db.winner({problem.key(), device_key, generator_version(), precision});
+      const UntunedChoice heuristic =
+          choose_untuned_config(problem, limits, db, device_key, generator_version());
+      const Config rule = default_config(problem, limits);
+      std::map<std::string, std::optional<Measured>> measured;
+      // Without a GPU: the times the tuner recorded for these configs on this problem, if any.
+      for (const db::TrialRecord& trial :
+           db.trials({problem.key(), device_key, generator_version(), precision})) {
+        if (trial.status == Disposition::kOk)
+          measured[trial.config_name] = Measured{"ok", trial.median_ms};
+      }
+      if (gpu) {
+        std::vector<Config> configs = {heuristic.config, rule};
+        if (winner) configs.push_back(Config::from_name(winner->config_name));
+        measured.clear();
+        std::vector<Config> unique;
+        for (const Config& c : configs) {
+          if (!measured.count(c.name())) measured[c.name()] = std::nullopt, unique.push_back(c);
+        }
+        Verifier verifier(*context, problem);
+        verifier.randomize_inputs(1);
+        const std::vector<CompileResult> compiled =
+            compile_configs(problem, unique, context->info().arch());
+        TrialOptions options;
+        options.timed_runs = args.reps;
+        for (size_t i = 0; i < unique.size(); ++i) {
+          TrialResult trial = run_trial(*context, verifier, unique[i], options, &compiled[i]);
+          const bool ok = trial.disposition == Disposition::kOk;
+          failures += !ok;
+          measured[unique[i].name()] =
+              Measured{std::string(to_string(trial.disposition)), trial.timing.median_ms};
+          if (!ok)
+            fmt::print(stderr, "{} on {}: {}\n", unique[i].name(), problem.key(), trial.reason);
+          if (trial.disposition == Disposition::kFaulted) {
+            fmt::print(stderr, "The CUDA context is lost; stopping.\n");
+            return kExitFailure;
+          }
+        }
+      }
+      auto find = [&](const std::string& name) -> std::optional<Measured> {
+        auto it = measured.find(name);
+        return it == measured.end() ? std::nullopt : it->second;
+      };
+      const std::optional<Measured> w = winner ? find(winner->config_name) : std::nullopt;
+      const std::optional<Measured> h = find(heuristic.config.name());
+      const std::optional<Measured> r = find(rule.name());
+      if (w && h && w->status == "ok" && h->status == "ok")
+        heuristic_ratios.push_back(h->ms / w->ms);
+      if (w && r && w->status == "ok" && r->status == "ok") rule_ratios.push_back(r->ms / w->ms);
+      out += fmt::format(
+          "| {} | {} | {} | {} | {} | {} | {} | {} | `{}` ({}) | `{}` |\n", label(problem),
+          to_string(precision), ms_text(w), ms_text(h), ratio_text(h, w), ms_text(r),
+          ratio_text(r, w), winner ? "`" + winner->config_name + "`" : "not tuned",
+          heuristic.config.name(), heuristic.nearest_key.empty() ? "rule" : "nearest", rule.name());
+    }
+  }
+  auto geomean = [](const std::vector<double>& v) {
+    double log_sum = 0;
+    for (double x : v) log_sum += std::log(x);
+    return v.empty() ? NAN : std::exp(log_sum / static_cast<double>(v.size()));
+  };
+  out += fmt::format(
+      "\nOver the {} rows with a tuned winner: heuristic / winner geometric mean {:.2f}x (worst "
+      "{:.2f}x); rule / winner {:.2f}x (worst {:.2f}x).\n",
+      heuristic_ratios.size(), geomean(heuristic_ratios),
+      heuristic_ratios.empty()
+          ? NAN
+          : *std::max_element(heuristic_ratios.begin(), heuristic_ratios.end()),
+      geomean(rule_ratios),
+      rule_ratios.empty() ? NAN : *std::max_element(rule_ratios.begin(), rule_ratios.end()));
+  fmt::print("{}", out);
+  if (!args.out.empty()) {
+    std::ofstream file(args.out);
+    file << out;
+    if (!file) {
+      fmt::print(stderr, "deconvtune: error: cannot write {}\n", args.out);
+      return kExitFailure;
+    }
+  }
+  return failures ? kExitFailure : kExitOk;
+}
+
+}  // namespace
+
+int default_report_command(const DefaultReportArgs& args) {
+  try {
+    return report(args);
+  } catch (const NoGpuError& e) {
+    fmt::print(stderr, "deconvtune: error: {}\n", e.what());
+    return kExitNoGpu;
+  } catch (const db::DbError& e) {
+    fmt::print(stderr, "deconvtune: error: {}\n", e.what());
+    return kExitBadInput;
+  } catch (const std::invalid_argument& e) {  // a bad problems file or precision
+    fmt::print(stderr, "deconvtune: error: {}\n", e.what());
+    return kExitBadInput;
+  }
+}
+
+}  // namespace deconvtune::tools
