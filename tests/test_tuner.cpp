@@ -645,6 +645,28 @@ TEST(TunerSimulate, TwoDevicesShareTheProblemQueue) {
   }
 }
 
+TEST(TunerSimulate, AProblemTheWorkerCannotSetUpIsReportedAndTheOthersGoOn) {
+  TempDir dir;
+  // y of 4096 x 64 x 512 x 512 floats: 256 GiB, more than any GPU (the simulated one has 80).
+  const Problem huge = Problem::from_json(json{{"batch", 4096},
+                                               {"in_channels", 4},
+                                               {"out_channels", 64},
+                                               {"height", 256},
+                                               {"width", 256},
+                                               {"kernel_size", 2},
+                                               {"stride", 2}});
+  std::vector<Problem> problems = {small_problem(1), huge, small_problem(2)};
+  TuneRequest request = simulated_request(dir.file("t.db"), problems.front());
+  std::vector<TuneReport> reports = autotune_batch(problems, request);
+  ASSERT_EQ(reports.size(), 3u);
+  EXPECT_TRUE(reports[0].winner);
+  EXPECT_TRUE(reports[2].winner);
+  EXPECT_FALSE(reports[1].winner);
+  EXPECT_TRUE(contains(reports[1].error, "GiB")) << reports[1].error;
+  EXPECT_TRUE(reports[1].trials.empty()) << "no candidate is to blame for the problem's size";
+  EXPECT_TRUE(reports[0].error.empty());
+}
+
 // The command line end to end: autotune twice; the second run measures nothing.
 TEST(TunerSimulate, CliTwiceSecondRunSkipsEverything) {
   TempDir dir;

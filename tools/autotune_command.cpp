@@ -114,6 +114,7 @@ void print_report(const tuner::TuneReport& report, db::TuningDb& db, int top) {
     fmt::print("  not used: {} {}: {}\n", trial.config_name, to_string(trial.status),
                first_line(trial.reason));
   }
+  if (!report.error.empty()) fmt::print("error    {}\n", report.error);
   if (report.winner) {
     fmt::print("winner   {} {:.4f} ms (max |err| {:.2e})\n", report.winner->config_name,
                report.winner->median_ms, report.winner->max_error);
@@ -149,7 +150,8 @@ nlohmann::json report_json(const tuner::TuneReport& report) {
                          {"stopped_by_budget", report.stopped_by_budget},
                          {"winner", nullptr},
                          {"winner_ms", nullptr},
-                         {"first_launch_ms", nullptr}};
+                         {"first_launch_ms", nullptr},
+                         {"error", report.error}};
   nlohmann::json statuses = nlohmann::json::object();
   for (const db::TrialRecord& trial : report.trials) {
     statuses[std::string(to_string(trial.status))] =

@@ -1,6 +1,8 @@
 #include "tools/worker_command.hpp"
 
 #include <fmt/format.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -149,6 +151,17 @@ class GpuMeasurer {
 };
 
 bool simulate(const TrialRequest& request, double trial_ms, Channel& channel) {
+  // As the GPU worker's Verifier does: a problem that does not fit is refused before "ready".
+  constexpr size_t kSimulatedMemory = size_t{80} << 30;
+  if (verification_bytes(request.problem) > kSimulatedMemory) {
+    channel.send(to_json(failure(
+        request.config_name, Disposition::kLaunchFailed,
+        fmt::format(
+            "worker setup: simulated: the problem needs {:.1f} GiB, the simulated GPU has 80",
+            verification_bytes(request.problem) / 1073741824.0),
+        true)));
+    return false;
+  }
   channel.send({{"type", "ready"}});
   Config config;
   try {
@@ -178,6 +191,11 @@ bool simulate(const TrialRequest& request, double trial_ms, Channel& channel) {
 }  // namespace
 
 int worker_command(const WorkerArgs& args) {
+  // A worker never outlives its tuner: killed with it, even mid-kernel (the tuner may be kill
+  // -9ed).
+  const pid_t parent = getppid();
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) return kExitFailure;  // the tuner died before prctl took effect
   Channel channel;
   GpuMeasurer gpu(args.device);
   std::string line;

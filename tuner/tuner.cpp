@@ -315,8 +315,8 @@ class Measurer {
         // A result before "ready": the worker could not set itself up; no candidate is to blame.
         std::string why = first.value("reason", first.value("message", reply_line));
         drop_worker();
-        throw TuneError(
-            fmt::format("the worker for device {} could not start: {}", slot_.ordinal, why));
+        throw ProblemSetupError(fmt::format(
+            "the worker for device {} could not set up the problem: {}", slot_.ordinal, why));
       }
       const bool timed_out = read == WorkerProcess::Read::kTimedOut;
       std::string exit = finish_worker();
@@ -778,7 +778,13 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
               {job->problem.key(), job->model_key, generator_version(), job->problem.precision});
           continue;
         }
-        JobRunner(shared, slot, *job).run();
+        try {
+          JobRunner(shared, slot, *job).run();
+        } catch (const ProblemSetupError& e) {
+          job->report.error = e.what();
+          job->report.winner = db.winner(
+              {job->problem.key(), job->model_key, generator_version(), job->problem.precision});
+        }
       }
     } catch (...) {
       std::lock_guard<std::mutex> lock(queue_mutex);

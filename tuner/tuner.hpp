@@ -41,6 +41,12 @@ class TuneError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+// The worker could not set itself up for one problem (e.g. the problem does not fit in the GPU's
+// memory): that problem is reported with the reason (TuneReport::error) and the others go on.
+class ProblemSetupError : public TuneError {
+ public:
+  using TuneError::TuneError;
+};
 
 struct TuneRequest {
   Problem problem;      // its precision is the tuning precision
@@ -94,6 +100,7 @@ struct TuneReport {
   bool stopped_by_budget = false;
   std::optional<FirstLaunch> first_launch;
   std::string first_launch_skipped;  // why there is no first_launch, when there is none
+  std::string error;  // when the problem could not be tuned at all (ProblemSetupError's reason)
 };
 
 // Progress as candidates finish: (done, total, the trial just recorded). Calls are serialized.
