@@ -1,4 +1,4 @@
-// The tuning DB under several processes: concurrent writers lose and duplicate nothing and never
+// The tuning DB under several processes: 8 concurrent writers lose and duplicate nothing and never
 // see SQLITE_BUSY, a reader never sees a half-written winner, and a writer killed with SIGKILL
 // leaves a sound DB holding every trial it committed. Children are fork()ed; each opens its own
 // connection after the fork (SQLite connections must not cross a fork).
@@ -77,8 +77,8 @@ TEST(tuning_db_processes, ConcurrentWritersLoseNothingAndReadersNeverSeeAHalfWin
   std::string path = dir.file("shared.db");
   Fixture fixture;
   fixture.prepare(path);
-  constexpr int kWriters = 4;
-  constexpr int kTrialsEach = 120;
+  constexpr int kWriters = 8;  // as many as the load the issue names
+  constexpr int kTrialsEach = 80;
 
   std::vector<pid_t> writers;
   for (int w = 0; w < kWriters; ++w) {

@@ -31,8 +31,16 @@ Connection::Connection(const std::string& path, int flags) : path_(path) {
 Connection::~Connection() { sqlite3_close_v2(db_); }
 
 void Connection::fail(int code, std::string_view what) const {
-  std::string message =
-      fmt::format("{}: {}: {} ({})", path_, what, sqlite3_errmsg(db_), sqlite3_errstr(code));
+  std::string detail = sqlite3_errmsg(db_);
+  std::string generic = sqlite3_errstr(code);
+  if (detail != generic) detail += " (" + generic + ")";
+  int primary = code & 0xff;
+  if (primary == SQLITE_CORRUPT || primary == SQLITE_NOTADB) {
+    // Found while reading: the file is damaged. Say so plainly; SQLite never repairs or rewrites.
+    throw DbError(fmt::format("{}: the tuning DB is corrupt ({}, while {}); it was left as it is",
+                              path_, detail, what));
+  }
+  std::string message = fmt::format("{}: {}: {}", path_, what, detail);
   if (is_busy(code)) throw BusyError(message);
   throw DbError(message);
 }
