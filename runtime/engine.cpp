@@ -443,7 +443,9 @@ struct Engine::Impl {
     state->bias_bytes =
         problem.bias ? static_cast<size_t>(problem.out_channels) * sizeof(float) : 0;
     state->y_bytes = static_cast<size_t>(problem.y_elements()) * sizeof(float);
-    if (config.family == Family::kIgemm) state->y_alignment = 4 * config.param("v");
+    // The tensor-core families store y up to 4 floats at a time (float4) where rows allow; the
+    // general kernel stores single floats.
+    state->y_alignment = config.family == Family::kDirect ? 4 : 16;
     return state;
   }
 

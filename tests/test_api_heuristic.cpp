@@ -41,13 +41,28 @@ TEST(ApiHeuristic, EmptyDbGivesTheRuleDefault) {
   EXPECT_EQ(choice.source(), "rule");
 }
 
+// Two legal configs of the seed's space that differ from the rule's pick (names are taken from the
+// space, so the tests follow it as it changes); the first is a tensor-core one.
+std::pair<std::string, std::string> two_other_configs(const Problem& problem) {
+  const std::string rule = default_config(problem).name();
+  std::string tensor_core, other;
+  for (const Config& config : enumerate_space(problem)) {
+    if (config.name() == rule) continue;
+    if (tensor_core.empty() && config.family != Family::kDirect) {
+      tensor_core = config.name();
+    } else if (other.empty()) {
+      other = config.name();
+    }
+  }
+  EXPECT_FALSE(tensor_core.empty() || other.empty()) << "the seed's space is too small";
+  return {tensor_core, other};
+}
+
 TEST(ApiHeuristic, NearestTunedWinnerIsUsedWhenLegal) {
   db::TuningDb db(":memory:");
   const Problem problem = Problem::seed();
   // Two tuned neighbours with different (legal, non-default) winners: the nearer one wins.
-  const std::string near_config = "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact";
-  const std::string far_config = "direct_ffma_t128_c2_mishexact";
-  ASSERT_NE(default_config(problem).name(), near_config);
+  const auto [near_config, far_config] = two_other_configs(problem);
   record_winner(db, seed_with(64), near_config, 1.0);
   record_winner(db, seed_with(8), far_config, 0.5);
   UntunedChoice choice =
@@ -64,23 +79,28 @@ TEST(ApiHeuristic, NearestTunedWinnerIsUsedWhenLegal) {
 
 TEST(ApiHeuristic, IllegalWinnerIsSkipped) {
   db::TuningDb db(":memory:");
-  // The neighbour's winner stores 4 floats at a time; an odd output width cannot take it.
-  const std::string v4_config = "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact";
-  record_winner(db, seed_with(64), v4_config, 1.0);
-  Problem odd = Problem::seed();
-  odd.width = 75;  // output width 150: not a multiple of 4
-  odd.validate();
-  ASSERT_FALSE(why_illegal(odd, Config::from_name(v4_config), DeviceLimits{}).empty());
+  // The neighbour's tensor-core winner cannot run on a GPU without TF32 tensor cores (sm_70).
+  const std::string tensor_core = two_other_configs(Problem::seed()).first;
+  record_winner(db, seed_with(64), tensor_core, 1.0);
+  DeviceLimits volta;
+  volta.sm_major = 7;
+  const Problem problem = Problem::seed();
+  ASSERT_FALSE(why_illegal(problem, Config::from_name(tensor_core), volta).empty());
   UntunedChoice choice =
-      choose_untuned_config(odd, DeviceLimits{}, db, test_device().key(), generator_version());
+      choose_untuned_config(problem, volta, db, test_device().key(), generator_version());
   EXPECT_EQ(choice.source(), "rule");
-  EXPECT_EQ(choice.config, default_config(odd));
-  EXPECT_TRUE(why_illegal(odd, choice.config, DeviceLimits{}).empty());
+  EXPECT_EQ(choice.config, default_config(problem, volta));
+  EXPECT_TRUE(why_illegal(problem, choice.config, volta).empty());
+  // On a GPU that has them, the same winner is taken.
+  EXPECT_EQ(
+      choose_untuned_config(problem, DeviceLimits{}, db, test_device().key(), generator_version())
+          .config.name(),
+      tensor_core);
 }
 
 TEST(ApiHeuristic, OnlySameDeviceGeneratorAndPrecisionCount) {
   db::TuningDb db(":memory:");
-  const std::string config = "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact";
+  const std::string config = two_other_configs(Problem::seed()).first;
   record_winner(db, seed_with(64), config, 1.0);
   const Problem problem = Problem::seed();
   EXPECT_EQ(
