@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -102,8 +103,10 @@ void print_report(const tuner::TuneReport& report, db::TuningDb& db, int top) {
   fmt::print("{:>4}  {:<52} {:>10} {:>10} {:>10} {:>10} {:>5} {:>6}\n", "rank", "config",
              "median ms", "min ms", "max ms", "max |err|", "regs", "spill");
   int rank = 0;
+  std::set<std::string> shown;  // a config measured more than once (halving, --retune): its best
   for (const db::TrialRecord& trial : best) {
     if (trial.status != Disposition::kOk || rank >= top) break;
+    if (!shown.insert(trial.config_name).second) continue;
     fmt::print("{:>4}  {:<52} {:>10.4f} {:>10.4f} {:>10.4f} {:>10.2e} {:>5} {:>6}\n", ++rank,
                trial.config_name, trial.median_ms, trial.min_ms, trial.max_ms, trial.max_error,
                trial.registers, trial.spill_bytes);

@@ -8,13 +8,16 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <exception>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "codegen/generator.hpp"
@@ -275,11 +278,30 @@ class CompilePipeline {
 // ---------------------------------------------------------------------------------------------
 // Measuring in the worker subprocess
 
-std::string self_executable() {
-  std::vector<char> path(4096);
-  ssize_t n = readlink("/proc/self/exe", path.data(), path.size() - 1);
-  if (n <= 0) throw TuneError("cannot find this executable (/proc/self/exe) to start a worker");
-  return std::string(path.data(), static_cast<size_t>(n));
+// The executable that runs `deconvtune worker`: the request's, else $DECONVTUNE_WORKER, else this
+// process when it is the deconvtune CLI, else `deconvtune` next to it or on PATH. A program that
+// links the library (the Engine's tune-on-miss) is not the CLI, so it must not start itself.
+std::string worker_executable(const std::string& requested) {
+  namespace fs = std::filesystem;
+  if (!requested.empty()) return requested;
+  if (const char* env = std::getenv("DECONVTUNE_WORKER"); env && *env) return env;
+  std::error_code error;
+  const fs::path self = fs::read_symlink("/proc/self/exe", error);
+  if (!error && self.filename() == "deconvtune") return self.string();
+  if (!error && access((self.parent_path() / "deconvtune").c_str(), X_OK) == 0) {
+    return (self.parent_path() / "deconvtune").string();
+  }
+  if (const char* path = std::getenv("PATH")) {
+    std::stringstream folders(path);
+    std::string folder;
+    while (std::getline(folders, folder, ':')) {
+      const fs::path candidate = fs::path(folder.empty() ? "." : folder) / "deconvtune";
+      if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    }
+  }
+  throw TuneError(
+      "cannot find the deconvtune executable to run measuring workers: set DECONVTUNE_WORKER (or "
+      "TuneRequest::worker_binary) to its path, or put it on PATH");
 }
 
 class Measurer {
@@ -310,7 +332,14 @@ class Measurer {
       WorkerProcess::Read read =
           slot_.worker->read_line(reply_line, request_.setup_deadline_seconds);
       if (read == WorkerProcess::Read::kLine) {
-        json_t first = parse(reply_line);
+        json_t first;
+        try {
+          first = parse(reply_line);
+        } catch (const ProtocolError& e) {
+          drop_worker();
+          throw TuneError(fmt::format("the worker for device {} answered with garbage: {}",
+                                      slot_.ordinal, e.what()));
+        }
         if (first["type"] == "ready") break;
         // A result before "ready": the worker could not set itself up; no candidate is to blame.
         std::string why = first.value("reason", first.value("message", reply_line));
@@ -389,9 +418,8 @@ class Measurer {
 
   void ensure_worker() {
     if (slot_.worker) return;
-    std::vector<std::string> argv = {
-        request_.worker_binary.empty() ? self_executable() : request_.worker_binary, "worker",
-        "--device", std::to_string(slot_.ordinal)};
+    std::vector<std::string> argv = {worker_executable(request_.worker_binary), "worker",
+                                     "--device", std::to_string(slot_.ordinal)};
     if (request_.simulate) {
       argv.push_back("--simulate");
       argv.push_back("--simulate-trial-ms");

@@ -61,7 +61,9 @@ struct TuneRequest {
   TrialOptions trial;
   double kernel_deadline_seconds = 10;  // a launch running longer is killed as kTimedOut
   double setup_deadline_seconds = 300;  // worker start, context and reference on a new problem
-  std::string worker_binary;  // the executable that runs `worker`; empty: this process's own
+  // The deconvtune executable that runs `worker`. Empty: $DECONVTUNE_WORKER, else this process when
+  // it is the deconvtune CLI, else `deconvtune` beside this executable or on PATH.
+  std::string worker_binary;
   std::vector<Config> extra_candidates;  // appended to the space (the tests' fault configs)
   bool extra_candidates_only = false;    // TEST ONLY: the space is extra_candidates alone
   uint64_t random_seed = 1;              // the random strategy's order (mixed with the problem key)
