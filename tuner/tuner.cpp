@@ -487,6 +487,10 @@ class JobRunner {
   void run() {
     TuneReport& report = job_.report;
     const Clock::time_point start = Clock::now();
+    // Written only when there is something to record: a run with nothing left to measure (the
+    // second run) writes nothing and gets to its first launch sooner.
+    shared_.db->upsert_device(slot_.record);
+    shared_.db->upsert_problem(job_.problem);
     CompileSettings settings{shared_.db, slot_.arch, shared_.compile_threads, request_.simulate};
     std::vector<Config> order = job_.pending;
     if (job_.strategy == Strategy::kRandom) {
@@ -735,14 +739,12 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
   // One job per (problem, GPU model); devices of one model share the jobs.
   std::vector<std::string> models;
   for (const auto& slot : slots) {
-    db.upsert_device(slot->record);
     if (std::find(models.begin(), models.end(), slot->record.key()) == models.end()) {
       models.push_back(slot->record.key());
     }
   }
   std::vector<Job> jobs;
   for (const Problem& problem : problems) {
-    db.upsert_problem(problem);
     for (const std::string& model : models) {
       const DeviceSlot& slot = **std::find_if(
           slots.begin(), slots.end(), [&](const auto& s) { return s->record.key() == model; });
