@@ -350,6 +350,18 @@ TEST(tuning_db, RecordsAreValidatedAndTheFieldIsNamed) {
   EXPECT_TRUE(std::isnan(stored.max_error));
   EXPECT_EQ(stored.reason, "bad \xef\xbf\xbd byte");
   EXPECT_FALSE(stored.measured_at.empty());
+  // A failed trial is kept even with a huge log as its reason (cut, still UTF-8) or NaN times.
+  TrialRecord hung = testing::failed_trial(key, "c_hung", Disposition::kTimedOut,
+                                           std::string(70000, 'x') + "\xc3\xa9");
+  hung.median_ms = std::nan("");
+  hung.max_ms = INFINITY;
+  EXPECT_TRUE(db.record_trial(hung));
+  TrialRecord kept = db.trials(key).back();
+  EXPECT_EQ(kept.config_name, "c_hung");
+  EXPECT_LE(kept.reason.size(), 65536u);
+  EXPECT_NE(kept.reason.find("70002 bytes cut"), std::string::npos);
+  EXPECT_EQ(kept.median_ms, 0);
+  EXPECT_EQ(kept.max_ms, 0);
   // Devices too.
   DeviceRecord bad_device = device;
   bad_device.arch = "hopper";

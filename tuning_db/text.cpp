@@ -62,6 +62,15 @@ std::string sanitize_utf8(std::string_view text) {
   return result;
 }
 
+std::string truncate_utf8(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return std::string(text);
+  std::string note = fmt::format(" [... {} bytes cut]", text.size());
+  size_t keep = max_bytes > note.size() + 4 ? max_bytes - note.size() - 4 : 0;
+  // Back up to the start of a character (continuation bytes are 10xxxxxx).
+  while (keep > 0 && (static_cast<unsigned char>(text[keep]) & 0xc0) == 0x80) --keep;
+  return std::string(text.substr(0, keep)) + note;
+}
+
 bool is_printable_ascii(std::string_view text) {
   for (char c : text) {
     if (c < 0x20 || c > 0x7e) return false;

@@ -9,6 +9,8 @@ namespace deconvtune::db::text {
 bool is_valid_utf8(std::string_view text);
 // Invalid UTF-8 sequences replaced by U+FFFD; valid text unchanged.
 std::string sanitize_utf8(std::string_view text);
+// At most `max_bytes` (at least 64), cut at a character boundary with a note of what was cut.
+std::string truncate_utf8(std::string_view text, size_t max_bytes);
 bool is_printable_ascii(std::string_view text);  // bytes 0x20..0x7e only
 // For quoting untrusted text in a message: non-printable bytes as \xNN, cut at 120 characters.
 std::string printable(std::string_view text);

@@ -650,8 +650,8 @@ TuningDb::TuningDb(const std::string& path, bool read_only) : impl_(std::make_un
     if (inspection.user_version < kSchemaVersion) {
       throw DbError(
           fmt::format("{}: the tuning DB has schema version {} and needs migrating to {}; "
-                      "open it once read-write (any deconvtune db command but "
-                      "export/list/show does)",
+                      "open it read-write once (any `deconvtune db` command or autotune "
+                      "does)",
                       path, inspection.user_version, kSchemaVersion));
     }
     impl.schema_version = static_cast<int>(inspection.user_version);
@@ -771,8 +771,15 @@ std::vector<ProblemRecord> TuningDb::problems() const {
 bool TuningDb::record_trial(const TrialRecord& input) {
   TrialRecord trial = input;
   if (trial.measured_at.empty()) trial.measured_at = utc_timestamp();
-  // A reason is text for people (often a compiler log): keep it, minus bytes that are not UTF-8.
-  trial.reason = text::sanitize_utf8(trial.reason);
+  // A reason is text for people (often a compiler log): keep it, minus bytes that are not UTF-8,
+  // and cut to the size import accepts rather than lose the trial.
+  trial.reason = text::truncate_utf8(text::sanitize_utf8(trial.reason), kMaxReasonBytes);
+  if (trial.status != Disposition::kOk) {
+    // A failed trial's times mean nothing (a hang, a fault); keep the record, not a NaN.
+    for (double* time : {&trial.median_ms, &trial.min_ms, &trial.max_ms}) {
+      if (!std::isfinite(*time) || *time < 0) *time = 0;
+    }
+  }
   validate_trial(trial);
   std::lock_guard lock(impl_->mutex);
   const Connection& connection = *impl_->connection;
