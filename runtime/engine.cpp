@@ -118,6 +118,20 @@ struct PlanState {
   size_t x_bytes = 0, w_bytes = 0, bias_bytes = 0, y_bytes = 0;
   uintptr_t y_alignment = 4;  // the kernel's widest store to y
 
+  PlanState() = default;
+  PlanState(const PlanState&) = delete;
+  PlanState& operator=(const PlanState&) = delete;
+  // The module is unloaded with its context current, whichever thread drops the last Plan.
+  ~PlanState() {
+    if (!kernel || !device) return;
+    try {
+      ContextSwitch current(device->handle);
+      kernel.reset();
+    } catch (...) {
+      // The driver is gone (process exit) or the context lost: nothing left to unload into.
+    }
+  }
+
   // Argument checks and one launch: no allocation on the success path.
   void run(uintptr_t x, uintptr_t w, uintptr_t bias, uintptr_t y, CUstream stream) const {
     if (x == 0 || w == 0 || y == 0) {

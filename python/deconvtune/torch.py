@@ -118,7 +118,9 @@ def _run(x, weight, bias, problem, db_path, on_miss):
 
 
 if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
-    @torch.library.custom_op(OP_NAME, mutates_args=(), device_types="cuda")
+    # Registered for every device type, so that a CPU tensor reaches _check_inputs' clear error
+    # rather than the dispatcher's "no kernel for the CPU backend".
+    @torch.library.custom_op(OP_NAME, mutates_args=())
     def conv_transpose2d_epilogue(x: torch.Tensor, weight: torch.Tensor, bias: typing.Optional[torch.Tensor],
                                   problem: str, db_path: str, on_miss: str) -> torch.Tensor:
         return _run(x, weight, bias, problem, db_path, on_miss)
@@ -168,7 +170,15 @@ class ConvTranspose2dEpilogue(nn.Module):
         self.precision = precision
         self.db_path = db_path
         self.on_miss = on_miss
-        self._problems = {}  # (x shape, precision) -> problem JSON
+        # The problem JSON without the input's batch and size and the precision: forward() only
+        # appends those, with string operations that torch.compile traces without a graph break.
+        conv = self.conv_transpose
+        fixed = json.dumps({
+            "in_channels": conv.in_channels, "out_channels": conv.out_channels,
+            "kernel_size": list(conv.kernel_size), "stride": list(conv.stride), "padding": list(conv.padding),
+            "output_padding": list(conv.output_padding), "dilation": list(conv.dilation), "groups": conv.groups,
+            "bias": conv.bias is not None, "epilogue": self.epilogue})
+        self._problem_prefix = fixed[:-1] + ", "
 
     @classmethod
     def from_model(cls, model, **kwargs):
@@ -196,24 +206,14 @@ class ConvTranspose2dEpilogue(nn.Module):
         return module
 
     def problem(self, x_shape, precision):
-        """The problem JSON for an input of `x_shape` in `precision` (cached)."""
-        key = (tuple(x_shape), precision)
-        text = self._problems.get(key)
-        if text is None:
-            if len(key[0]) != 4:
-                raise ValueError(f"deconvtune: x must be 4-D NCHW [N, C_in, H, W], got shape {list(x_shape)}")
-            n, c, h, w = key[0]
-            conv = self.conv_transpose
-            if c != conv.in_channels:
-                raise ValueError(f"deconvtune: x has {c} channels, the module expects {conv.in_channels}")
-            text = json.dumps({
-                "batch": n, "in_channels": conv.in_channels, "out_channels": conv.out_channels,
-                "height": h, "width": w, "kernel_size": list(conv.kernel_size), "stride": list(conv.stride),
-                "padding": list(conv.padding), "output_padding": list(conv.output_padding),
-                "dilation": list(conv.dilation), "groups": conv.groups, "bias": conv.bias is not None,
-                "epilogue": self.epilogue, "precision": precision})
-            self._problems[key] = text
-        return text
+        """The problem JSON for an input of `x_shape` in `precision`."""
+        if len(x_shape) != 4:
+            raise ValueError(f"deconvtune: x must be 4-D NCHW [N, C_in, H, W], got shape {list(x_shape)}")
+        n, c, h, w = x_shape
+        if c != self.conv_transpose.in_channels:
+            raise ValueError(f"deconvtune: x has {c} channels, the module expects {self.conv_transpose.in_channels}")
+        return (self._problem_prefix + '"batch": ' + str(int(n)) + ', "height": ' + str(int(h)) + ', "width": '
+                + str(int(w)) + ', "precision": "' + precision + '"}')
 
     def current_precision(self):
         if self.precision is not None:
