@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device run for the runtime library and the PyTorch drop-in (issue 5). About 3-4 minutes:
+# Device run for the runtime library and the PyTorch drop-in (issue 5). About 3 minutes:
 #   1. The API's GPU tests: C++ (every plan vs the float64 reference, plan and cubin caches,
 #      threads, context kept, argument checks, tuned/nearest/rule/fail, tune-on-miss with a 10 s
 #      budget) and the C test, then the torch module's unit tests (GPU part: outputs vs the Model,
@@ -9,9 +9,10 @@
 #   3. pip install ./python into a fresh venv (offline, system torch visible), then
 #      bench/python_bench.py: the module vs the user's Model on the benchmark set, eager and
 #      torch.compile beside it, per-call overhead.                                     (~90 s)
-#   4. default-report: a short tuning run of the benchmark set (--max-trials $API_REPORT_TRIALS per
-#      problem and precision, into a fresh DB), then the untuned default vs that winner. (~60 s)
-#      API_SKIP_REPORT=1 skips it.
+#   4. Only with API_REPORT=1 (about 2 more minutes): default-report, the untuned default vs the
+#      tuned winner on the benchmark set. The winners come from $API_REPORT_DB when given (e.g. the
+#      tuner's DB of an earlier step; no tuning then), else from a short tuning run into a fresh DB
+#      (--max-trials $API_REPORT_TRIALS, default 12, per problem and precision).
 # Run from the repo root. Binaries: .carry/ (deconvtune, deconvtune_api_tests, deconvtune_api_c_test,
 # deconvtune_launch_overhead) and .carry/lib/ (libdeconvtune.so*, libcrypto), else $API_BUILD
 # (default build/). Logs and tables go to $OUT/api/. Exit status 0 when every step passed.
@@ -42,6 +43,11 @@ say() { echo "$*" | tee -a "$summary"; }
 now_ms() { date +%s%3N; }
 say "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null)"
 say "library: $library_dir, CLI: $DECONVTUNE_BINARY"
+# Shared libraries the binaries need that this machine lacks (carry them in .carry/lib).
+for b in deconvtune_api_tests deconvtune_api_c_test deconvtune_launch_overhead; do
+  missing=$(ldd "$(pick $b)" 2>&1 | grep "not found")
+  [ -z "$missing" ] || say "WARNING: $b lacks: $missing"
+done
 
 # 1. GPU tests of the API
 t0=$(now_ms)
@@ -108,16 +114,21 @@ grep -E "^\|" "$out/python_bench.md" 2>/dev/null | tee -a "$summary"
 [ $rc -eq 0 ] || failed+=("python bench")
 
 # 4. Untuned default vs tuned winner
-if [ -z "${API_SKIP_REPORT:-}" ]; then
-  db="$out/report.db"
-  rm -f "$db"*
-  t0=$(now_ms)
-  for precision in fp32 tf32; do
-    "$DECONVTUNE_BINARY" autotune --problems "$root/bench/problems.jsonl" --precision "$precision" --db "$db" \
-      --strategy random --max-trials "${API_REPORT_TRIALS:-12}" --reps 5 --no-launch \
-      >"$out/report_tune_$precision.log" 2>&1 || failed+=("report tuning $precision")
-  done
-  say "4a. tuning for the report: $(( $(now_ms) - t0 )) ms"
+if [ -n "${API_REPORT:-}" ]; then
+  if [ -n "${API_REPORT_DB:-}" ]; then
+    db="$API_REPORT_DB"
+    say "4a. winners from $db"
+  else
+    db="$out/report.db"
+    rm -f "$db"*
+    t0=$(now_ms)
+    for precision in fp32 tf32; do
+      "$DECONVTUNE_BINARY" autotune --problems "$root/bench/problems.jsonl" --precision "$precision" --db "$db" \
+        --strategy random --max-trials "${API_REPORT_TRIALS:-12}" --reps 5 --no-launch \
+        >"$out/report_tune_$precision.log" 2>&1 || failed+=("report tuning $precision")
+    done
+    say "4a. tuning for the report: $(( $(now_ms) - t0 )) ms"
+  fi
   t0=$(now_ms)
   "$DECONVTUNE_BINARY" default-report --problems "$root/bench/problems.jsonl" --db "$db" --reps 5 \
     --out "$out/default_report.md" >"$out/default_report.log" 2>&1
