@@ -12,6 +12,8 @@
 // - Merge rule: per (problem, device, generator version, precision) the faster winner stays
 //   (an imported kOk trial counts as a candidate too, like record_trial); trials are merged on
 //   their identity (key, config, measured_at), so importing the same file twice adds nothing.
+// - The cubin cache is not exchanged: an entry is cheap to rebuild and only valid for the exact
+//   NVRTC and architecture that made it.
 #include <cstdint>
 #include <string>
 #include <string_view>
