@@ -488,6 +488,16 @@ TEST(TunerProgress, PlainLinesWithoutATerminal) {
   EXPECT_TRUE(contains(out, "[1/3] cfg_a ok 1.5000 ms | best 1.5000 ms cfg_a")) << out;
   EXPECT_TRUE(contains(out, "[2/3] cfg_b wrong | best 1.5000 ms cfg_a")) << out;
   EXPECT_TRUE(contains(out, "eta")) << out;
+  EXPECT_FALSE(contains(out, "problem 1")) << "one problem: no label";
+  std::string many;
+  ProgressPrinter labelled([&](const std::string& text) { many += text; }, false,
+                           ProgressPrinter::Clock::now(), 0, 2);
+  trial.status = Disposition::kOk;
+  labelled.update(1, 2, trial);
+  trial.problem_key = "q";
+  labelled.update(2, 2, trial);
+  EXPECT_TRUE(contains(many, "[1/2] problem 1 cfg_b ok")) << many;
+  EXPECT_TRUE(contains(many, "[2/2] problem 2 cfg_b ok")) << many;
 }
 
 TEST(TunerProgress, BarOnATerminalAndEtaArithmetic) {

@@ -228,7 +228,7 @@ int autotune_checked(const AutotuneArgs& args) {
         std::fputs(text.c_str(), stderr);
         std::fflush(stderr);
       },
-      terminal, args.start, args.budget_seconds);
+      terminal, args.start, args.budget_seconds, static_cast<int>(problems.size()));
   fmt::print("tuning {} problem(s) on device(s) {}{}, DB {}\n", problems.size(),
              fmt::join(request.devices, ","), args.simulate ? " (simulated)" : "",
              args.db.empty() ? db::TuningDb::default_path() : args.db);

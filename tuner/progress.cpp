@@ -8,11 +8,12 @@
 namespace deconvtune::tuner {
 
 ProgressPrinter::ProgressPrinter(std::function<void(const std::string&)> write, bool terminal,
-                                 Clock::time_point start, double budget_seconds)
+                                 Clock::time_point start, double budget_seconds, int problems)
     : write_(std::move(write)),
       terminal_(terminal),
       start_(start),
-      budget_seconds_(budget_seconds) {}
+      budget_seconds_(budget_seconds),
+      problems_(problems) {}
 
 double ProgressPrinter::eta_seconds(int done, int total, double elapsed, double budget_seconds) {
   if (done <= 0) return -1;
@@ -31,6 +32,8 @@ std::string ProgressPrinter::clock_text(double seconds) {
 
 void ProgressPrinter::update(int done, int total, const db::TrialRecord& trial) {
   const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+  const int label =
+      labels_.try_emplace(trial.problem_key, static_cast<int>(labels_.size()) + 1).first->second;
   if (trial.status == Disposition::kOk) {
     auto [it, inserted] = best_.try_emplace(trial.problem_key, trial.median_ms, trial.config_name);
     if (!inserted && trial.median_ms < it->second.first) {
@@ -53,8 +56,11 @@ void ProgressPrinter::update(int done, int total, const db::TrialRecord& trial) 
   }
   std::string outcome = std::string(to_string(trial.status));
   if (trial.status == Disposition::kOk) outcome = fmt::format("ok {:.4f} ms", trial.median_ms);
-  write_(fmt::format("[{}/{}] {} {} | {} | elapsed {} eta {}\n", done, total, trial.config_name,
-                     outcome, best, clock_text(elapsed), eta));
+  // Several problems (a problems file): each line says which, by its order of appearance.
+  std::string problem;
+  if (problems_ > 1) problem = fmt::format("problem {} ", label);
+  write_(fmt::format("[{}/{}] {}{} {} | {} | elapsed {} eta {}\n", done, total, problem,
+                     trial.config_name, outcome, best, clock_text(elapsed), eta));
 }
 
 void ProgressPrinter::finish() {

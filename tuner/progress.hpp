@@ -1,6 +1,7 @@
 #pragma once
-// Progress of a tuning run: on a terminal, one bar redrawn in place with the ETA and the best time
-// so far; otherwise (a log, a pipe) one plain line per finished trial.
+// Progress of a tuning run, one view for every problem and GPU: on a terminal, one bar redrawn in
+// place with the ETA and the best time so far; otherwise (a log, a pipe) one plain line per
+// finished trial, naming the problem by its order of appearance when there are several.
 #include <chrono>
 #include <functional>
 #include <map>
@@ -15,7 +16,7 @@ class ProgressPrinter {
   using Clock = std::chrono::steady_clock;
   // `write` receives text exactly as it should appear (bar redraws start with '\r').
   ProgressPrinter(std::function<void(const std::string&)> write, bool terminal,
-                  Clock::time_point start, double budget_seconds = 0);
+                  Clock::time_point start, double budget_seconds = 0, int problems = 1);
 
   // A ProgressFn: called after each recorded trial.
   void update(int done, int total, const db::TrialRecord& trial);
@@ -32,9 +33,11 @@ class ProgressPrinter {
   bool terminal_;
   Clock::time_point start_;
   double budget_seconds_;
+  int problems_;
   bool drawn_ = false;
   // The best verified time per problem key, for the status text.
   std::map<std::string, std::pair<double, std::string>> best_;
+  std::map<std::string, int> labels_;  // problem key -> 1, 2, ... in order of first appearance
 };
 
 }  // namespace deconvtune::tuner
