@@ -8,6 +8,7 @@
 #      of the winner (target <= 50 ms), three times per precision.  (~10 s)
 #   4. Issue 7 on one GPU: a problems file with --devices all, the same file in 2 shards into 2 DBs,
 #      merged with `db import`; the merged winners must equal the shards' winners. (~1 min)
+#   5. Only on a machine with 2+ GPUs: the problems file on 1 GPU and on 2, timed.
 # Run from the repo root; expects .carry/deconvtune, .carry/deconvtune_tests and .carry/lib.
 # Logs go to $OUT/tuner/. Exit status: 0 when every step passed.
 # TUNER_SIMULATE=1 runs the same steps on a CPU machine with the simulated measurer (no step 1), to
@@ -116,6 +117,20 @@ fi
 # The unsharded run's winners beside the merged ones (GPU timings vary between runs, so configs
 # may differ where two are within noise; shown, not required).
 list "$out/zoo_all.db" >"$out/zoo_all_winners.csv"
+
+# 5. Several GPUs (only where there are): the problems file on 1 GPU, then on 2, fresh DBs each.
+gpus=$(nvidia-smi --list-gpus 2>/dev/null | wc -l)
+if [ "$gpus" -ge 2 ] && [ ${#sim[@]} -eq 0 ]; then
+  for devices in 0 0,1; do
+    rm -f "$out/zoo_devices_$devices.db"*
+    t0=$(now_ms)
+    "$bin" autotune --problems "$problems" --devices "$devices" --db "$out/zoo_devices_$devices.db" \
+      --no-launch --json >"$out/zoo_devices_$devices.log" 2>&1 || failed+=("devices $devices")
+    say "5. problems file on devices $devices: $(( $(now_ms) - t0 )) ms"
+  done
+else
+  say "5. several GPUs: not run ($gpus GPU(s) here)"
+fi
 
 if [ ${#failed[@]} -eq 0 ]; then
   say "ALL PASSED"
