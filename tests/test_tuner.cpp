@@ -169,6 +169,33 @@ TEST(TunerSchedule, HalvingHalvesCandidatesAndDoublesRunsUpToTheFullCount) {
   EXPECT_TRUE(halving_rounds(0, full).empty());
 }
 
+TEST(TunerFaults, NeverInAnEnumeratedSpaceButNamesParse) {
+  for (const Problem& problem : {small_problem(), Problem::seed()}) {
+    for (Precision precision : {Precision::kFp32, Precision::kTf32}) {
+      Problem p = problem;
+      p.precision = precision;
+      for (const Config& config : enumerate_space(p)) {
+        EXPECT_NE(config.family, Family::kFault) << config.name();
+      }
+      EXPECT_NE(default_config(p).family, Family::kFault);
+    }
+  }
+  for (int kind = 0; kind <= 5; ++kind) EXPECT_EQ(fault(kind).param("kind"), kind);
+  EXPECT_THROW(Config::from_name("fault_ffma_kind6_mishexact"), std::invalid_argument);
+}
+
+// NVRTC needs no GPU: every fault kernel compiles for sm_90, except the one that must not.
+TEST(TunerFaults, TemplatesCompileExceptTheDeliberateCompileError) {
+  const Problem problem = small_problem();
+  std::vector<Config> configs;
+  for (int kind = 0; kind <= 5; ++kind) configs.push_back(fault(kind));
+  std::vector<CompileResult> results = compile_configs(problem, configs, "sm_90");
+  for (int kind = 0; kind <= 5; ++kind) {
+    EXPECT_EQ(results[kind].ok, kind != 1) << "kind " << kind << ":\n" << results[kind].log;
+  }
+  EXPECT_TRUE(contains(results[1].log, "deliberate compile error")) << results[1].log;
+}
+
 // ---------------------------------------------------------------------------------------------
 
 TEST(TunerProtocol, Base64MatchesRfc4648AndRoundTripsEveryByte) {
