@@ -91,8 +91,8 @@ void print_report(const tuner::TuneReport& report, db::TuningDb& db, int top) {
   const double per_second =
       report.wall_seconds > 0 ? report.trials.size() / report.wall_seconds : 0;
   fmt::print(
-      "time     compile {:.2f} s ({} compiled, {} from the cubin cache), measure {:.2f} s, "
-      "wall {:.2f} s, {:.2f} candidates/s, worker restarts {}\n",
+      "time     compile {:.2f} s ({} compiled, {} from the cubin cache; runs ahead of the "
+      "measuring), measure {:.2f} s, wall {:.2f} s, {:.2f} candidates/s, worker restarts {}\n",
       report.compile_seconds, report.compiled, report.cubin_cache_hits, report.measure_seconds,
       report.wall_seconds, per_second, report.worker_restarts);
   db::TrialFilter filter;
