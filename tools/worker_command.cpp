@@ -87,12 +87,9 @@ class GpuMeasurer {
         verifier_key_ = request.problem.key();
         seed_ = request.input_seed;
       }
-    } catch (const CudaError& e) {
-      channel.send(to_json(failure(request.config_name, Disposition::kLaunchFailed,
-                                   fmt::format("worker setup: {}", e.what()), true)));
-      return false;
     } catch (const std::exception& e) {
-      // No GPU, or the problem does not fit: nothing this worker can measure.
+      // No GPU, a CUDA failure, or the problem does not fit: nothing this worker can measure, and
+      // no candidate is to blame (the tuner reports the problem, not a trial).
       channel.send(to_json(failure(request.config_name, Disposition::kLaunchFailed,
                                    fmt::format("worker setup: {}", e.what()), true)));
       return false;
