@@ -536,9 +536,13 @@ Plan Engine::plan_json(std::string_view problem_json) {
   return translated([&] { return impl_->plan(impl_->parse_problem(problem_json)); });
 }
 
-const EngineOptions& Engine::options() const { return impl_->options; }
+const EngineOptions& Engine::options() const {
+  if (!impl_) throw Error(Status::kInvalidArgument, "Engine::options on a moved-from Engine");
+  return impl_->options;
+}
 
 size_t Engine::cached_plans() const {
+  if (!impl_) return 0;
   std::lock_guard<std::mutex> lock(impl_->plans_mutex);
   return impl_->plans.size();
 }

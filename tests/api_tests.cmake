@@ -61,3 +61,9 @@ add_test(NAME Api.PythonVersionIsTheProjectVersion
 # benchmark set), each problem's default picked with its own winner left out.
 add_test(NAME Api.DefaultReportFromSimulatedTuning
          COMMAND bash -c "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; head -n 2 '${CMAKE_SOURCE_DIR}/bench/problems.jsonl' >$d/p.jsonl; '$<TARGET_FILE:deconvtune>' autotune --simulate --problems $d/p.jsonl --db $d/t.db --max-trials 6 --precision fp32 >$d/tune.log 2>&1 || { cat $d/tune.log; exit 1; }; '$<TARGET_FILE:deconvtune>' default-report --problems $d/p.jsonl --db $d/t.db --precisions fp32 --out $d/r.md; grep -Eq 'Over the 2 rows with a tuned winner: heuristic / winner geometric mean [0-9.]+x' $d/r.md; grep -c '(nearest)' $d/r.md | grep -qx 2; ! grep -q 'not tuned' $d/r.md")
+
+# The launch-overhead benchmark runs (briefly; its figure is taken on the device by
+# bench/device/api.sh) and, without a GPU, says so and exits 0.
+add_test(NAME Api.LaunchOverheadBenchmark
+         COMMAND deconvtune_launch_overhead --benchmark_min_time=0.01)
+set_tests_properties(Api.LaunchOverheadBenchmark PROPERTIES SKIP_REGULAR_EXPRESSION "skipped: no GPU")

@@ -117,6 +117,17 @@ TEST(Api, EngineCreatesItsDatabaseWithoutTouchingTheGpu) {
   EXPECT_EQ(engine.options().db_path, db.path());
 }
 
+TEST(Api, MovedFromEngineRefusesClearly) {
+  TempDb db;
+  Engine engine(db.options());
+  Engine moved(std::move(engine));
+  Error e = error_of([&] { engine.plan(small_spec()); });  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(e.status(), Status::kInvalidArgument);
+  EXPECT_NE(std::string(e.what()).find("moved-from"), std::string::npos) << e.what();
+  EXPECT_EQ(engine.cached_plans(), 0u);
+  EXPECT_EQ(moved.options().db_path, db.path());
+}
+
 TEST(Api, BadOptionsAreRefused) {
   TempDb db;
   EngineOptions options = db.options();

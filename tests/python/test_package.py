@@ -58,6 +58,17 @@ class Library(unittest.TestCase):
             self.assertEqual(version, deconvtune.__version__)
             self.assertTrue(os.path.samefile(os.path.dirname(loaded), LIBRARY_DIR))
 
+    def test_found_next_to_the_package(self):
+        import shutil
+        copy = os.path.join(os.path.dirname(deconvtune.__file__), "libdeconvtune.so")
+        shutil.copy(os.path.join(LIBRARY_DIR, "libdeconvtune.so"), copy)
+        try:
+            result = run_python("import deconvtune\nprint(deconvtune.library_path())", LD_LIBRARY_PATH="")
+        finally:
+            os.remove(copy)
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout.strip(), copy)
+
     def test_found_on_the_system_search_path(self):
         result = run_python("import deconvtune\nprint(deconvtune.library_version())",
                             LD_LIBRARY_PATH=LIBRARY_DIR)
