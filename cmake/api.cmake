@@ -43,7 +43,11 @@ target_link_libraries(deconvtune_shared PRIVATE
   deconvtune_heuristic deconvtune_tuner deconvtune_db deconvtune_core)
 # The static internals stay internal (no symbol clashes with a host that links its own fmt or
 # SQLite), and a missing symbol fails the link here rather than at a user's dlopen.
-target_link_options(deconvtune_shared PRIVATE LINKER:--exclude-libs,ALL LINKER:--no-undefined)
+target_link_options(deconvtune_shared PRIVATE LINKER:--exclude-libs,ALL)
+# Sanitizer and fuzzing builds leave the runtimes' symbols to the executable (clang's way).
+if(NOT DECONVTUNE_SANITIZE AND NOT DECONVTUNE_FUZZ)
+  target_link_options(deconvtune_shared PRIVATE LINKER:--no-undefined)
+endif()
 
 install(TARGETS deconvtune_shared EXPORT deconvtuneTargets
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}

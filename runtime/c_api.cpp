@@ -59,7 +59,7 @@ const char* deconvtune_version(void) { return DECONVTUNE_VERSION; }
 
 const char* deconvtune_last_error(void) { return last_error.c_str(); }
 
-const char* deconvtune_status_name(deconvtune_status status) {
+const char* deconvtune_status_name(int status) {
   switch (status) {
     case DECONVTUNE_OK:
       return "DECONVTUNE_OK";
@@ -96,9 +96,8 @@ int deconvtune_gpu_available(void) {
   return 0;
 }
 
-deconvtune_status deconvtune_engine_create(const char* db_path, deconvtune_on_miss on_miss,
-                                           deconvtune_precision precision, int device,
-                                           deconvtune_engine** engine) {
+deconvtune_status deconvtune_engine_create(const char* db_path, int on_miss, int precision,
+                                           int device, deconvtune_engine** engine) {
   if (engine == nullptr) return null_argument("deconvtune_engine_create", "engine");
   *engine = nullptr;
   if (on_miss != DECONVTUNE_ON_MISS_HEURISTIC && on_miss != DECONVTUNE_ON_MISS_TUNE &&

@@ -5,8 +5,12 @@
 # example must exit 0 saying "no GPU"; with one, each must print "ok" (output matches float64).
 #
 #   tests/install_examples.sh BUILD_DIR SOURCE_DIR CUDA_INCLUDE_DIR CUDA_LIBRARY_DIR INSTALL_LIBDIR
+# EXAMPLE_CC, EXAMPLE_CXX and EXAMPLE_FLAGS (environment) build the examples as the library was
+# built (a sanitizer build's library needs its runtime in the program).
 set -euo pipefail
 build=$1 source=$2 cuda_include=$3 cuda_lib=$4 libdir=$5
+example_cc=${EXAMPLE_CC:-cc}
+read -r -a example_flags <<<"${EXAMPLE_FLAGS:-}"
 work=$(mktemp -d "${TMPDIR:-/tmp}/deconvtune-install-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 prefix=$work/prefix
@@ -32,13 +36,16 @@ extra=$(find "$prefix/include" -type f ! -name 'deconvtune.h' ! -name 'deconvtun
 export PKG_CONFIG_PATH=$prefix/$libdir/pkgconfig
 [[ "$(pkg-config --modversion deconvtune)" == "$(sed -n 's/^Version: //p' "$prefix/$libdir/pkgconfig/deconvtune.pc")" ]] || fail "pkg-config cannot read deconvtune.pc"
 # shellcheck disable=SC2046
-cc -std=c99 -Wall -Wextra -Werror "$source/examples/c/example.c" -o "$work/c_example" \
+"$example_cc" -std=c99 -Wall -Wextra -Werror "${example_flags[@]}" "$source/examples/c/example.c" -o "$work/c_example" \
    $(pkg-config --cflags --libs deconvtune) -I"$cuda_include" -L"$cuda_lib" \
    -lcudart_static -lpthread -ldl -lrt -lm || fail "the C example does not build against the installed copy"
 
 # A CMake project through find_package(deconvtune).
+cmake_compiler=()
+[ -n "${EXAMPLE_CXX:-}" ] && cmake_compiler=(-DCMAKE_CXX_COMPILER="$EXAMPLE_CXX")
 cmake -S "$source/examples/cmake" -B "$work/cmake_build" -DCMAKE_PREFIX_PATH="$prefix" \
-      -DCMAKE_BUILD_TYPE=Release >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; fail "find_package(deconvtune) failed"; }
+      -DCMAKE_BUILD_TYPE=Release "${cmake_compiler[@]}" -DCMAKE_CXX_FLAGS="${EXAMPLE_FLAGS:-}" \
+      -DCMAKE_EXE_LINKER_FLAGS="${EXAMPLE_FLAGS:-}" >"$work/cmake.log" 2>&1 || { cat "$work/cmake.log"; fail "find_package(deconvtune) failed"; }
 cmake --build "$work/cmake_build" >"$work/build.log" 2>&1 || { cat "$work/build.log"; fail "the CMake example does not build"; }
 
 # Neither example may pick up the build tree's library.

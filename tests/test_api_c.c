@@ -43,7 +43,7 @@ static const char* const kSmallProblem =
 static void* fail_in_thread(void* message_out) {
   deconvtune_engine* engine = NULL;
   deconvtune_status status =
-      deconvtune_engine_create(NULL, (deconvtune_on_miss)99, DECONVTUNE_PRECISION_FP32, 0, &engine);
+      deconvtune_engine_create(NULL, 99, DECONVTUNE_PRECISION_FP32, 0, &engine);
   strncpy((char*)message_out, deconvtune_last_error(), 255);
   return status == DECONVTUNE_ERROR_INVALID_ARGUMENT ? message_out : NULL;
 }
@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   CHECK(strcmp(deconvtune_version(), argv[2]) == 0);
   CHECK(strcmp(deconvtune_last_error(), "") == 0);
   CHECK(strcmp(deconvtune_status_name(DECONVTUNE_ERROR_NO_GPU), "DECONVTUNE_ERROR_NO_GPU") == 0);
-  CHECK(strcmp(deconvtune_status_name((deconvtune_status)1234), "DECONVTUNE_STATUS_UNKNOWN") == 0);
+  CHECK(strcmp(deconvtune_status_name(1234), "DECONVTUNE_STATUS_UNKNOWN") == 0);
 
   /* NULL arguments name themselves. */
   CHECK_ERROR(deconvtune_engine_create(db_path, DECONVTUNE_ON_MISS_HEURISTIC,
@@ -76,11 +76,9 @@ int main(int argc, char** argv) {
 
   /* Bad enum values. */
   deconvtune_engine* engine = NULL;
-  CHECK_ERROR(deconvtune_engine_create(db_path, (deconvtune_on_miss)7, DECONVTUNE_PRECISION_FP32, 0,
-                                       &engine),
+  CHECK_ERROR(deconvtune_engine_create(db_path, 7, DECONVTUNE_PRECISION_FP32, 0, &engine),
               DECONVTUNE_ERROR_INVALID_ARGUMENT, "on_miss");
-  CHECK_ERROR(deconvtune_engine_create(db_path, DECONVTUNE_ON_MISS_HEURISTIC,
-                                       (deconvtune_precision)5, 0, &engine),
+  CHECK_ERROR(deconvtune_engine_create(db_path, DECONVTUNE_ON_MISS_HEURISTIC, 5, 0, &engine),
               DECONVTUNE_ERROR_INVALID_ARGUMENT, "precision");
   CHECK(engine == NULL);
 

@@ -69,19 +69,20 @@ DECONVTUNE_API const char* deconvtune_version(void);
 DECONVTUNE_API const char* deconvtune_last_error(void);
 
 /* "DECONVTUNE_ERROR_NO_GPU" etc. */
-DECONVTUNE_API const char* deconvtune_status_name(deconvtune_status status);
+DECONVTUNE_API const char* deconvtune_status_name(int status);
 
 /* 1 when a CUDA driver and at least one GPU are present; 0 otherwise, with the reason as the
  * thread's last error. */
 DECONVTUNE_API int deconvtune_gpu_available(void);
 
 /* Creates an engine. db_path NULL or "": $DECONVTUNE_DB, else ~/.cache/deconvtune/tuning.db
- * (created when absent). precision is the default for problems that do not name one. The GPU is
- * touched only when the first plan is made, so this succeeds on a machine without one. */
-DECONVTUNE_API deconvtune_status deconvtune_engine_create(const char* db_path,
-                                                          deconvtune_on_miss on_miss,
-                                                          deconvtune_precision precision,
-                                                          int device, deconvtune_engine** engine);
+ * (created when absent). on_miss is a deconvtune_on_miss, precision a deconvtune_precision (the
+ * default for problems that do not name one); both are ints so that any value a caller passes is
+ * checked (DECONVTUNE_ERROR_INVALID_ARGUMENT) rather than undefined. The GPU is touched only when
+ * the first plan is made, so this succeeds on a machine without one. */
+DECONVTUNE_API deconvtune_status deconvtune_engine_create(const char* db_path, int on_miss,
+                                                          int precision, int device,
+                                                          deconvtune_engine** engine);
 /* Frees the engine (NULL is allowed). Plans made by it stay usable until destroyed themselves. */
 DECONVTUNE_API void deconvtune_engine_destroy(deconvtune_engine* engine);
 
