@@ -9,6 +9,7 @@ namespace {
 constexpr Target kTargets[] = {
     {"problem", problem_target},
     {"epilogue", epilogue_target},
+    {"db_import", db_import_target},
 };
 
 }  // namespace

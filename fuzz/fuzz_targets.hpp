@@ -28,6 +28,11 @@ void problem_target(std::string_view data);
 // arguments, print as CUDA, and propagate NaN as PyTorch does.
 void epilogue_target(std::string_view data);
 
+// db::read_exchange_file (what `db import FILE` reads: a JSON export or a tuning DB file); an
+// accepted document must merge into an empty DB (or be refused leaving it unchanged), merge a
+// second time adding nothing, and round-trip export -> import -> export byte for byte.
+void db_import_target(std::string_view data);
+
 // A target: its name (the corpus folder) and its function.
 struct Target {
   const char* name;

@@ -5,7 +5,8 @@ set -euo pipefail
 packages=(cmake g++ make pkg-config clang-format
           nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev libssl-dev
           libgtest-dev libgmock-dev googletest libbenchmark-dev
-          python3-torch python3-numpy)
+          python3-torch python3-numpy
+          clang-14 libclang-rt-14-dev)  # the sanitizer build and libFuzzer (scripts/check.sh)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
