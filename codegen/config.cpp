@@ -15,8 +15,6 @@ std::string_view to_string(Family family) {
   switch (family) {
     case Family::kDirect:
       return "direct";
-    case Family::kIgemm:
-      return "igemm";
     case Family::kPgemm:
       return "pgemm";
     case Family::kFault:

@@ -1,6 +1,6 @@
 #pragma once
 // A Config: one point of a kernel family's variant space. Its name spells every parameter
-// (`direct_ffma_t256_c4_mishexact`, `igemm_tf32_m128_n64_k16_w4_s3_v4_mishfast`), and
+// (`direct_ffma_t256_c4_mishexact`, `pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_mishfast`), and
 // Config::from_name(name) reads it back, so a name is a complete, portable description.
 #include <nlohmann/json_fwd.hpp>
 #include <string>
@@ -11,7 +11,7 @@
 namespace deconvtune {
 
 // kFault is test-only (fault injection for the tuner's tests): never in an enumerated space.
-enum class Family { kDirect, kIgemm, kPgemm, kFault };
+enum class Family { kDirect, kPgemm, kFault };
 // How the convolution's products are computed: plain fp32 FFMA, TF32 tensor cores, or 3xTF32
 // (each operand split into big + small TF32 parts: fp32 accuracy on tensor cores).
 enum class MathMode { kFfma, kTf32, k3xTf32 };

@@ -45,9 +45,9 @@ FamilySpec direct_family() {
   return spec;
 }
 
-// The igemm template's tile geometry, computed as templates/igemm.cuh computes it (the loader
+// The pgemm template's tile geometry, computed as templates/pgemm.cuh computes it (the loader
 // checks the shared-memory figure against the kernel's own dt_shared_bytes).
-struct IgemmGeometry {
+struct TileGeometry {
   int64_t shared_bytes = 0;
   int64_t blocks = 0;     // output blocks per CO block
   int64_t co_blocks = 0;  // grid.y: groups x CO blocks per group
@@ -73,26 +73,25 @@ std::pair<int64_t, int64_t> shift_range(int64_t stride, int64_t pad, int64_t ker
   return {lo, hi};
 }
 
-// `staged`: igemm stages y through a shared tile of BN x TH x TW floats; pgemm stores from
-// registers.
-IgemmGeometry igemm_geometry(const Problem& p, const Config& c, bool staged) {
+TileGeometry tile_geometry(const Problem& p, const Config& c) {
   const int64_t bn = c.param("bn"), rp = c.param("rp"), cp = c.param("cp");
   const auto [h_lo, h_hi] = shift_range(p.stride.h, p.padding.h, p.kernel.h, p.dilation.h);
   const auto [w_lo, w_hi] = shift_range(p.stride.w, p.padding.w, p.kernel.w, p.dilation.w);
   const int64_t kb = (p.in_channels / p.groups + 15) / 16;
-  const int64_t x_tile = kb * (rp + h_hi - h_lo) * (cp + w_hi - w_lo) * 16;
+  // xs1 keeps a second (small-part) plane of every input tile.
+  const int64_t planes = c.param("xs") == 1 ? 2 : 1;
+  const int64_t x_tile = planes * kb * (rp + h_hi - h_lo) * (cp + w_hi - w_lo) * 16;
   const int64_t w_slice = p.kernel.h * p.kernel.w * kb * bn * 16;
   const int64_t th = p.stride.h * rp, tw = p.stride.w * cp;
-  const int64_t y_tile = staged ? bn * (th * tw + 4) : 0;
-  IgemmGeometry g;
-  g.shared_bytes = 4 * (w_slice + c.param("st") * x_tile + y_tile);
+  TileGeometry g;
+  g.shared_bytes = 4 * (w_slice + c.param("st") * x_tile);
   g.blocks = p.batch * ((p.out_height() + th - 1) / th) * ((p.out_width() + tw - 1) / tw);
   g.co_blocks = p.groups * ((p.out_channels / p.groups + bn - 1) / bn);
   return g;
 }
 
 // Persistent CTAs: as many per SM as shared memory allows (at most 2), spread over the CO blocks.
-LaunchGeometry persistent_launch(const IgemmGeometry& g, int threads) {
+LaunchGeometry persistent_launch(const TileGeometry& g, int threads) {
   const DeviceLimits device;
   const int64_t per_sm = g.shared_bytes * 2 + 2048 <= device.max_shared_per_sm ? 2 : 1;
   const int64_t per_co_block = std::max<int64_t>(1, device.sm_count * per_sm / g.co_blocks);
@@ -104,54 +103,9 @@ LaunchGeometry persistent_launch(const IgemmGeometry& g, int threads) {
   return geometry;
 }
 
-// Rules both tensor-core families share; empty when none is broken.
-std::string tensor_core_rule(const Problem& p, const Config& c, const DeviceLimits& device,
-                             const IgemmGeometry& g) {
-  if (device.sm_major < 8) return "mma.sync TF32 needs sm_80 or newer";
-  // 3xTF32 exists for fp32 accuracy; under tf32 it would only be slower.
-  if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
-  if (g.shared_bytes > device.max_shared_per_block) {
-    return fmt::format("needs {} B of shared memory, the device has {}", g.shared_bytes,
-                       device.max_shared_per_block);
-  }
-  return {};
-}
-
-FamilySpec igemm_family() {
-  FamilySpec spec;
-  spec.family = Family::kIgemm;
-  spec.template_file = "igemm.cuh";
-  spec.kernel_name = "deconv_igemm";
-  spec.maths = {MathMode::kTf32, MathMode::k3xTf32};
-  spec.params = {
-      {"bn", "DT_BN", {32, 64}, "output channels per CTA"},
-      {"rp", "DT_RP", {1, 2}, "output rows per phase in a block"},
-      {"cp", "DT_CP", {32, 64}, "output columns per phase in a block"},
-      {"wm", "DT_WM", {1, 2, 4}, "warps along the pixels"},
-      {"wn", "DT_WN", {2, 4}, "warps along the channels"},
-      {"st", "DT_STAGES", {1, 2}, "input tiles in flight"},
-      {"v", "DT_VEC", {1, 4}, "floats per store of y"},
-  };
-  spec.why_illegal = [](const Problem& p, const Config& c,
-                        const DeviceLimits& device) -> std::string {
-    const IgemmGeometry g = igemm_geometry(p, c, true);
-    if (std::string rule = tensor_core_rule(p, c, device, g); !rule.empty()) return rule;
-    const int64_t co_per_group = p.out_channels / p.groups;
-    const int bn = c.param("bn"), wn = c.param("wn"), wm = c.param("wm");
-    if (bn % (8 * wn) != 0) return fmt::format("bn{} does not split over {} warps", bn, wn);
-    if (c.param("rp") * c.param("cp") % (16 * wm) != 0) return "pixels do not split over warps";
-    if (bn > 32 && bn / 2 >= co_per_group)
-      return fmt::format("bn{} exceeds the group's channels", bn);
-    const int vec = c.param("v");
-    if (p.out_width() % vec != 0)
-      return fmt::format("the output width is not a multiple of v{}", vec);
-    if (vec == 1 && p.out_width() % 4 == 0) return "v1 where v4 stores are possible";
-    return {};
-  };
-  spec.launch = [](const Problem& p, const Config& c) {
-    return persistent_launch(igemm_geometry(p, c, true), 32 * c.param("wm") * c.param("wn"));
-  };
-  return spec;
+// The W slice of a CO block, in bytes (all taps, K padded to 16-channel blocks).
+int64_t w_slice_bytes(const Problem& p, int64_t bn) {
+  return 4 * p.kernel.h * p.kernel.w * ((p.in_channels / p.groups + 15) / 16) * bn * 16;
 }
 
 FamilySpec pgemm_family() {
@@ -161,39 +115,44 @@ FamilySpec pgemm_family() {
   spec.kernel_name = "deconv_pgemm";
   spec.maths = {MathMode::kTf32, MathMode::k3xTf32};
   spec.params = {
-      {"bn", "DT_BN", {32, 64}, "output channels per CTA"},
-      {"rp", "DT_RP", {2, 4}, "output rows per phase in a block"},
+      {"bn", "DT_BN", {16, 32, 64}, "output channels per CTA"},
+      {"rp", "DT_RP", {1, 2, 4}, "output rows per phase in a block"},
       {"cp", "DT_CP", {32, 64}, "output columns per phase in a block"},
       {"wm", "DT_WM", {1, 2, 4}, "warps along the channels"},
-      {"wn", "DT_WN", {1, 2, 4}, "warps along the pixels"},
-      {"kc", "DT_KC", {1, 4}, "16-channel blocks summed on the tensor cores before an fp32 add"},
+      {"wn", "DT_WN", {4}, "warps along the pixels"},
       {"st", "DT_STAGES", {1, 2}, "input tiles in shared memory"},
+      {"xs", "DT_XS", {0, 1}, "1: x split into big + small TF32 parts in shared memory"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
-    const IgemmGeometry g = igemm_geometry(p, c, false);
-    if (std::string rule = tensor_core_rule(p, c, device, g); !rule.empty()) return rule;
+    if (device.sm_major < 8) return "mma.sync TF32 needs sm_80 or newer";
+    // 3xTF32 exists for fp32 accuracy; under tf32 it would only be slower.
+    if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
     const int64_t co_per_group = p.out_channels / p.groups;
     const int bn = c.param("bn"), wm = c.param("wm"), wn = c.param("wn");
     if (bn % (16 * wm) != 0) return fmt::format("bn{} does not split over {} warps", bn, wm);
+    // Narrow CO blocks reload the input per block of 16 channels: only where W allows no wider.
+    if (bn == 16 && w_slice_bytes(p, 32) <= device.max_shared_per_block / 2)
+      return "bn16 where the bn32 W slice fits";
+    if (wm == 1 && bn != 16) return "wm1 only for bn16";
     const int64_t pixels = c.param("rp") * c.param("cp");
     if (pixels % (8 * wn) != 0) return "pixels do not split over warps";
     if (bn > 32 && bn / 2 >= co_per_group)
       return fmt::format("bn{} exceeds the group's channels", bn);
-    const int64_t warps = wm * wn;
-    if (warps < 4) return fmt::format("{} warps cannot keep the 4 schedulers of an SM busy", warps);
     // Accumulators (every column phase) and one chunk's partial sums must stay in registers.
     const int64_t mi = bn / 16 / wm, ni = pixels / 8 / wn;
     const int64_t accumulators = (p.stride.w + 1) * mi * ni * 4;
     if (accumulators > 128)
       return fmt::format("{} accumulator registers would spill", accumulators);
-    const int64_t kb = (p.in_channels / p.groups + 15) / 16;
-    if (c.param("kc") > kb)
-      return fmt::format("kc{} exceeds the {} channel blocks of K", c.param("kc"), kb);
+    const TileGeometry g = tile_geometry(p, c);
+    if (g.shared_bytes > device.max_shared_per_block) {
+      return fmt::format("needs {} B of shared memory, the device has {}", g.shared_bytes,
+                         device.max_shared_per_block);
+    }
     return {};
   };
   spec.launch = [](const Problem& p, const Config& c) {
-    return persistent_launch(igemm_geometry(p, c, false), 32 * c.param("wm") * c.param("wn"));
+    return persistent_launch(tile_geometry(p, c), 32 * c.param("wm") * c.param("wn"));
   };
   return spec;
 }
@@ -230,7 +189,7 @@ const std::vector<FamilySpec>& test_only_families() {
 }
 
 const std::vector<FamilySpec>& families() {
-  static const std::vector<FamilySpec> all = {pgemm_family(), igemm_family(), direct_family()};
+  static const std::vector<FamilySpec> all = {pgemm_family(), direct_family()};
   return all;
 }
 
@@ -289,17 +248,20 @@ std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& 
 
 Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
-  // Until a tuned winner exists: the tensor-core configs that measured best on the seed shape
-  // (bench/results/), then smaller tiles that fit more problems.
-  for (const char* preferred : {"igemm_tf32_bn32_rp2_cp64_wm2_wn4_st1_v4_mishexact",
-                                "igemm_3xtf32_bn64_rp1_cp32_wm2_wn4_st2_v4_mishexact",
-                                "igemm_tf32_bn32_rp2_cp32_wm2_wn4_st2_v4_mishexact",
-                                "igemm_3xtf32_bn32_rp2_cp32_wm2_wn4_st2_v4_mishexact",
-                                "igemm_tf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact",
-                                "igemm_3xtf32_bn32_rp1_cp32_wm2_wn4_st2_v4_mishexact"}) {
+  // Until a tuned winner exists: the configs that measured best on the seed shape
+  // (bench/results/), then narrower tiles that fit more problems, then any tensor-core config.
+  for (const char* preferred : {"pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_mishexact",
+                                "pgemm_3xtf32_bn64_rp4_cp32_wm4_wn4_st1_xs1_mishexact",
+                                "pgemm_tf32_bn64_rp1_cp64_wm4_wn4_st2_xs0_mishexact",
+                                "pgemm_3xtf32_bn64_rp1_cp64_wm4_wn4_st2_xs0_mishexact",
+                                "pgemm_tf32_bn32_rp1_cp64_wm2_wn4_st1_xs0_mishexact",
+                                "pgemm_3xtf32_bn32_rp1_cp64_wm2_wn4_st1_xs0_mishexact"}) {
     for (const Config& config : space) {
       if (config.name() == preferred) return config;
     }
+  }
+  for (const Config& config : space) {
+    if (config.family == Family::kPgemm && config.mish == MishVariant::kExact) return config;
   }
   // Otherwise the general kernel with 256 threads and the widest channel block.
   Config best = Config::from_name("direct_ffma_t256_c1_mishexact");

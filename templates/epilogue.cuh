@@ -27,11 +27,14 @@ __device__ __forceinline__ double dt_softplus(double v) { return v > 20.0 ? v : 
 
 __device__ __forceinline__ float dt_mish(float v) {
 #if DT_MISH_FAST
-  // tanh(softplus(v)) = n / (n + 2) with n = e^v (e^v + 2): one exp and one divide. Past v = 15
-  // the ratio is 1 to fp32 precision (and n would overflow near v = 44).
-  const float e = __expf(v);
-  const float n = e * (e + 2.0f);
-  return v > 15.0f ? v : v * __fdividef(n, n + 2.0f);
+  // tanh(softplus(v)) = n / (n + 2) with n = e^v (e^v + 2), so mish(v) = v - 2v / (n + 2): one
+  // exp and one reciprocal, both the hardware approximations without denormal handling. Where
+  // n + 2 overflows (or passes 2^126, where the reciprocal flushes to 0) the quotient vanishes and
+  // mish(v) = v, as it is in fp32 there; NaN propagates.
+  float e, r;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(v * 1.4426950408889634f));
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(fmaf(e, e + 2.0f, 2.0f)));
+  return fmaf(-2.0f * v, r, v);
 #else
   return v * tanhf(log1pf(expf(v)));
 #endif
@@ -40,9 +43,20 @@ __device__ __forceinline__ double dt_mish(double v) { return v * tanh(log1p(exp(
 
 template <typename T> __device__ __forceinline__ T dt_add(T v, T c) { return v + c; }
 template <typename T> __device__ __forceinline__ T dt_mul(T v, T c) { return v * c; }
+// As torch.clamp: max first, then min (so hi wins when lo > hi); NaN propagates.
 template <typename T> __device__ __forceinline__ T dt_clamp(T v, T lo, T hi) {
-  return v < lo ? lo : (v > hi ? hi : v);
+  const T r = v < lo ? lo : v;
+  return r > hi ? hi : r;
 }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+// One instruction each: the .NaN forms of min and max return NaN when an operand is NaN.
+template <> __device__ __forceinline__ float dt_clamp(float v, float lo, float hi) {
+  float r;
+  asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(v), "f"(lo));
+  asm("min.NaN.f32 %0, %0, %1;" : "+f"(r) : "f"(hi));
+  return r;
+}
+#endif
 template <typename T> __device__ __forceinline__ T dt_hardtanh(T v, T lo, T hi) {
   return dt_clamp(v, lo, hi);
 }

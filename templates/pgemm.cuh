@@ -1,15 +1,18 @@
 // The fast path, second form: the phase-decomposed implicit GEMM with W as the A operand (output
 // channels along M) and input pixels along N, storing y straight from registers.
 //
-// Why this shape: profiling igemm.cuh showed it issue-bound, with most instructions spent outside
-// the mma (splitting W per use, per-element index arithmetic, staging y through shared memory).
-// Here
+// Why this shape: profiling the first form (A = x, y staged through shared memory; git history)
+// showed it issue-bound, with most instructions spent outside the mma (splitting W per use,
+// per-element index arithmetic, the staging). Here
 // - the operand that is split into big + small TF32 parts is W, the A operand, so one split
 //   serves NI pixel tiles;
 // - a warp computes every column phase (rw) of its pixels, so each thread ends up holding 2 * SW
 //   consecutive outputs of a row: y leaves as 16-byte stores with no staging and no barrier;
-// - the input tile is filled row by row with the index arithmetic hoisted out of the inner loop,
-//   and rounded to TF32 once, in place, 16 bytes at a time.
+// - the input tile is filled row by row with the index arithmetic hoisted out of the inner loop;
+// - with XS (x split), each landed tile is split once into big and small TF32 planes, so under
+//   tf32 the inner loop has no conversions at all (W is rounded once, x carries the extra bits),
+//   and under 3xtf32 only W is split per use; without XS, x is rounded in place and W is split;
+// - every fragment address is a per-thread offset fixed at start plus a compile-time constant.
 //
 // A persistent CTA keeps the W slice of its BN output channels (all taps) in shared memory and
 // walks output blocks of TH x TW pixels (TH = SH * RP, TW = SW * CP); with one stage it prefetches
@@ -40,6 +43,9 @@
 #ifndef DT_STAGES
 #define DT_STAGES 1  // input tiles in shared memory (1 or 2)
 #endif
+#ifndef DT_XS
+#define DT_XS 1  // 1: x split into big + small TF32 planes in shared memory; 0: W split per use
+#endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
 #endif
@@ -56,9 +62,11 @@ static_assert(CP % 8 == 0 && (RP * CP) % (8 * WN) == 0 && NI >= 1, "pixel tiling
 
 constexpr int XR = RP + shift_bound(SH, PH, DH, KH, true) - SHIFT_H0;  // input tile rows
 constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // input tile columns
-constexpr int X_TILE = KB * XR * XC * 16;        // floats per input tile
-constexpr int W_SLICE = KH * KW * KB * BN * 16;  // floats of the CTA's W slice
+constexpr int X_PLANE = KB * XR * XC * 16;            // floats per plane of an input tile
+constexpr int X_TILE = (DT_XS ? 2 : 1) * X_PLANE;     // big (+ small) planes
+constexpr int W_SLICE = KH * KW * KB * BN * 16;       // floats of the CTA's W slice
 constexpr int SMEM_FLOATS = W_SLICE + DT_STAGES * X_TILE;
+constexpr int DC = XC - CP + 1;  // distinct column shifts of the taps within a tile
 
 constexpr int BLOCKS_H = (OH + TH - 1) / TH, BLOCKS_W = (OW + TW - 1) / TW;
 constexpr i64 BLOCKS = (i64)N * BLOCKS_H * BLOCKS_W;
@@ -120,16 +128,29 @@ __device__ __forceinline__ void prefetch_tile(const float* __restrict__ x, i64 b
   }
 }
 
-// Rounds a landed tile to TF32 once, so the inner loop feeds it to the tensor cores as is.
-__device__ __forceinline__ void round_tile_to_tf32(float* tile) {
-  float4* v = reinterpret_cast<float4*>(tile);
-  for (int e = threadIdx.x; e < X_TILE / 4; e += THREADS) {
-    float4 f = v[e];
-    f.x = __uint_as_float(to_tf32(f.x));
-    f.y = __uint_as_float(to_tf32(f.y));
-    f.z = __uint_as_float(to_tf32(f.z));
-    f.w = __uint_as_float(to_tf32(f.w));
-    v[e] = f;
+// Prepares a landed tile for the tensor cores, once: under XS, big = TF32(x) in place and small =
+// TF32(x - big) in the second plane; otherwise (tf32 math) x rounded to TF32 in place.
+__device__ __forceinline__ void prepare_tile(float* tile) {
+  float4* big = reinterpret_cast<float4*>(tile);
+  for (int e = threadIdx.x; e < X_PLANE / 4; e += THREADS) {
+    float4 v = big[e];
+#if DT_XS
+    unsigned hi[4], lo[4];
+    split_tf32(v.x, hi[0], lo[0]);
+    split_tf32(v.y, hi[1], lo[1]);
+    split_tf32(v.z, hi[2], lo[2]);
+    split_tf32(v.w, hi[3], lo[3]);
+    big[e] = make_float4(__uint_as_float(hi[0]), __uint_as_float(hi[1]), __uint_as_float(hi[2]),
+                         __uint_as_float(hi[3]));
+    big[e + X_PLANE / 4] = make_float4(__uint_as_float(lo[0]), __uint_as_float(lo[1]),
+                                       __uint_as_float(lo[2]), __uint_as_float(lo[3]));
+#else
+    v.x = __uint_as_float(to_tf32(v.x));
+    v.y = __uint_as_float(to_tf32(v.y));
+    v.z = __uint_as_float(to_tf32(v.z));
+    v.w = __uint_as_float(to_tf32(v.w));
+    big[e] = v;
+#endif
   }
 }
 
@@ -170,14 +191,23 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
   const int group = blockIdx.y / CO_BLOCKS;
   const int co_base = (blockIdx.y % CO_BLOCKS) * BN;  // within the group
 
-  // The W slice, once: ws[tap][kb][n][c] = W[ci = kb*16 + c][co_base + n][kh][kw].
+  // The W slice, once, in mma fragment order: for each (tap, 16-channel block kb, m16 tile mt,
+  // k-step s) the 32 lanes' A fragments {a0, a1, a2, a3} lie in lane order, so a fragment is one
+  // conflict-free 16-byte load straight into the registers the mma reads. Lane (g, t) of step s
+  // takes input channels 4t + 2s (a0, a1) and 4t + 2s + 1 (a2, a3), as the B side does, of
+  // output channels g (a0, a2) and g + 8 (a1, a3). Under tf32 with XS it is rounded here, once.
   for (int e = threadIdx.x; e < W_SLICE; e += THREADS) {
-    const int c = e % 16, n = (e / 16) % BN, kb = (e / (16 * BN)) % KB, tap = e / (16 * BN * KB);
-    const int ci = kb * 16 + c, co = co_base + n;
+    const int q = e % 4, lane_e = (e / 4) % 32, step = (e / 128) % 2, mt = (e / 256) % (BN / 16);
+    const int kb = (e / (BN * 16)) % KB, tap = e / (BN * 16 * KB);
+    const int ci = kb * 16 + 4 * (lane_e % 4) + 2 * step + (q >> 1);
+    const int co = co_base + mt * 16 + lane_e / 4 + 8 * (q & 1);
     float v = 0.0f;
     if (ci < CI_PER_GROUP && co < CO_PER_GROUP)
       v = __ldg(&w[w_index(group * CI_PER_GROUP + ci, co, tap / KW, tap % KW)]);
-    ws[((tap * KB + kb) * BN) * 16 + swz(n, c)] = v;
+#if DT_MATH_TF32 && DT_XS
+    v = __uint_as_float(to_tf32(v));
+#endif
+    ws[e] = v;
   }
 
   // This thread's output channels (two per m16 tile: rows g and g + 8) and their bias.
@@ -189,6 +219,20 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
       const int co = min(co_base + (warp_m * MI + mi) * 16 + g + 8 * half, CO_PER_GROUP - 1);
       bias_v[mi][half] = HAS_BIAS ? __ldg(&bias[group * CO_PER_GROUP + co]) : 0.0f;
     }
+
+  // Fragment offsets, fixed per thread. A: this lane's slot of the warp's m16 tiles. B: pixel g
+  // (+ the tap's column shift dc) of each n8 tile; swz() XORs the 16-byte chunk with bits 1-2 of
+  // the pixel, and n8 tiles start at multiples of 8 pixels, so that term depends on g + dc only.
+  const int a_off = warp_m * MI * 256 + lane * 4;
+  int b_off[NI][DC];
+#pragma unroll
+  for (int ni = 0; ni < NI; ++ni) {
+    const int p = (warp_n * NI + ni) * 8;  // first pixel of the n8 tile in the phase
+    const int pixel_base = ((p / CP) * XC + p % CP) * 16;
+#pragma unroll
+    for (int dc = 0; dc < DC; ++dc)
+      b_off[ni][dc] = pixel_base + (g + dc) * 16 + (((t ^ ((g + dc) >> 1)) & 3) << 2);
+  }
 
   i64 b = blockIdx.x;
   int stage = 0;
@@ -204,8 +248,8 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
     cp_async_wait<0>();
 #endif
     __syncthreads();
-#if DT_MATH_TF32
-    round_tile_to_tf32(xs + stage * X_TILE);
+#if DT_MATH_TF32 || DT_XS
+    prepare_tile(xs + stage * X_TILE);
     __syncthreads();
 #endif
 #if DT_STAGES == 1
@@ -236,7 +280,8 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
           for (int kw = 0; kw < KW; ++kw) {
             if (!tap_w(rw, kw)) continue;
             const int dc = shift_w(rw, kw) - SHIFT_W0;
-            const float* w_tap = ws + (kh * KW + kw) * KB * BN * 16;
+            const float* w_tap = ws + (kh * KW + kw) * KB * BN * 16 + a_off;
+            const float* x_tap = tile + dr * XC * 16;
 #pragma unroll 1
             for (int kb0 = 0; kb0 < KB; kb0 += KC) {
               // Tensor cores add with less than fp32's rounding care, so each chunk of KC
@@ -251,34 +296,40 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
               // Not unrolled: unrolling lets the compiler hoist every k-block's fragments, and spill.
 #pragma unroll 1
               for (int kb = kb0; kb < min(kb0 + KC, KB); ++kb) {
-                // A = W^T: rows g and g + 8 of each m16 tile are output channels; a 16-byte load
-                // holds channels {4t .. 4t+3} of K for two k-steps.
-                float4 a_lo[MI], a_hi[MI], bx[NI];
+                // A = W^T, one fragment per (m16 tile, k-step).
+                float4 af[MI][2], bx[NI];
 #pragma unroll
-                for (int mi = 0; mi < MI; ++mi) {
-                  const int n = (warp_m * MI + mi) * 16 + g;
-                  a_lo[mi] = *reinterpret_cast<const float4*>(w_tap + kb * BN * 16 + swz(n, 4 * t));
-                  a_hi[mi] =
-                      *reinterpret_cast<const float4*>(w_tap + kb * BN * 16 + swz(n + 8, 4 * t));
-                }
+                for (int mi = 0; mi < MI; ++mi)
+#pragma unroll
+                  for (int step = 0; step < 2; ++step)
+                    af[mi][step] = *reinterpret_cast<const float4*>(w_tap + kb * BN * 16 + mi * 256 +
+                                                                    step * 128);
                 // B = x: column g of each n8 tile is a pixel of the phase.
 #pragma unroll
-                for (int ni = 0; ni < NI; ++ni) {
-                  const int p = (warp_n * NI + ni) * 8 + g;
-                  const int i = p / CP, j = p % CP;
-                  bx[ni] = *reinterpret_cast<const float4*>(
-                      tile + (kb * XR + i + dr) * XC * 16 + swz(j + dc, 4 * t));
-                }
+                for (int ni = 0; ni < NI; ++ni)
+                  bx[ni] = *reinterpret_cast<const float4*>(x_tap + kb * XR * XC * 16 + b_off[ni][dc]);
+#if DT_XS
+                float4 bs[NI];
+#pragma unroll
+                for (int ni = 0; ni < NI; ++ni)
+                  bs[ni] = *reinterpret_cast<const float4*>(x_tap + X_PLANE + kb * XR * XC * 16 +
+                                                            b_off[ni][dc]);
+#endif
 #pragma unroll
                 for (int step = 0; step < 2; ++step) {
                   unsigned b_big[NI][2];
-#if DT_MATH_3XTF32
+#if DT_XS || DT_MATH_3XTF32
                   unsigned b_small[NI][2];
 #endif
 #pragma unroll
                   for (int ni = 0; ni < NI; ++ni) {
                     const float b0 = step ? bx[ni].z : bx[ni].x, b1 = step ? bx[ni].w : bx[ni].y;
-#if DT_MATH_3XTF32
+#if DT_XS
+                    b_big[ni][0] = __float_as_uint(b0);
+                    b_big[ni][1] = __float_as_uint(b1);
+                    b_small[ni][0] = __float_as_uint(step ? bs[ni].z : bs[ni].x);
+                    b_small[ni][1] = __float_as_uint(step ? bs[ni].w : bs[ni].y);
+#elif DT_MATH_3XTF32
                     split_tf32(b0, b_big[ni][0], b_small[ni][0]);
                     split_tf32(b1, b_big[ni][1], b_small[ni][1]);
 #else
@@ -288,10 +339,18 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
                   }
 #pragma unroll
                   for (int mi = 0; mi < MI; ++mi) {
-                    const float av[4] = {step ? a_lo[mi].z : a_lo[mi].x,
-                                         step ? a_hi[mi].z : a_hi[mi].x,
-                                         step ? a_lo[mi].w : a_lo[mi].y,
-                                         step ? a_hi[mi].w : a_hi[mi].y};
+                    const float av[4] = {af[mi][step].x, af[mi][step].y, af[mi][step].z,
+                                         af[mi][step].w};
+#if DT_MATH_TF32 && DT_XS
+                    // W was rounded once; x's small part carries the bits TF32 drops.
+                    const unsigned a[4] = {__float_as_uint(av[0]), __float_as_uint(av[1]),
+                                           __float_as_uint(av[2]), __float_as_uint(av[3])};
+#pragma unroll
+                    for (int ni = 0; ni < NI; ++ni) {
+                      mma_tf32(part[mi][ni], a, b_small[ni][0], b_small[ni][1]);
+                      mma_tf32(part[mi][ni], a, b_big[ni][0], b_big[ni][1]);
+                    }
+#else
                     unsigned a_big[4], a_small[4];
 #pragma unroll
                     for (int q = 0; q < 4; ++q) split_tf32(av[q], a_big[q], a_small[q]);
@@ -304,6 +363,7 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 #endif
                       mma_tf32(part[mi][ni], a_big, b_big[ni][0], b_big[ni][1]);
                     }
+#endif
                   }
                 }
               }

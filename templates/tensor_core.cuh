@@ -1,4 +1,4 @@
-// Building blocks of the tensor-core families (igemm.cuh, pgemm.cuh): the phase decomposition of
+// Building blocks of the tensor-core kernels (pgemm.cuh): the phase decomposition of
 // the transposed convolution, the swizzled 16-channel shared layout, TF32 conversion and splitting,
 // mma.sync and cp.async.
 #pragma once
@@ -64,10 +64,13 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(PENDING));
 }
 
-// v = big + small with both parts TF32: big carries the top 11 significant bits, small the next
-// ones, so big * b + small * b keeps about 21 bits of v (what the W split and 3xTF32 rely on).
+// v = big + small exactly: big is v rounded to TF32 (to nearest, ties away, on the magnitude
+// bits: add half an ulp, clear the low 13 mantissa bits), small the remainder (at most 12
+// significant bits, of which the tensor core reads the top 10). Three instructions where
+// cvt.rna on both parts costs ten; what the split loses is 2^-22 of |v|, as with cvt.rna.
+// NaN and Inf in v reach small as NaN, and propagate.
 __device__ __forceinline__ void split_tf32(float v, unsigned& big, unsigned& small) {
-  big = to_tf32(v);
-  small = to_tf32(v - __uint_as_float(big));
+  big = (__float_as_uint(v) + 0x1000u) & 0xffffe000u;
+  small = __float_as_uint(v - __uint_as_float(big));
 }
 }  // namespace dt
