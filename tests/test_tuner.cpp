@@ -677,6 +677,42 @@ TEST(TunerSimulate, RandomIsSeededAndHalvingFindsTheExhaustiveWinner) {
   EXPECT_EQ(times_measured[h.winner->config_name], static_cast<int>(rounds.size()));
 }
 
+// The real compile path on a CPU (NVRTC needs no GPU), measured by the simulation: cubins go to
+// the DB's cache on the first run and come from it on the second.
+TEST(TunerSimulate, CompiledCubinsFillTheCacheAndARetuneUsesIt) {
+  TempDir dir;
+  TuneRequest request = simulated_request(dir.file("t.db"), small_problem());
+  request.simulate_compiles = true;
+  request.extra_candidates_only = true;
+  request.extra_candidates = {Config::from_name("direct_ffma_t128_c1_mishexact"),
+                              Config::from_name("direct_ffma_t256_c2_mishexact"), fault(0),
+                              fault(1)};
+  TuneReport first = autotune(request);
+  EXPECT_EQ(first.compiled, 4);
+  EXPECT_EQ(first.cubin_cache_hits, 0);
+  std::map<std::string, db::TrialRecord> by_config;
+  for (const db::TrialRecord& trial : first.trials) by_config[trial.config_name] = trial;
+  EXPECT_EQ(by_config.at(fault(1).name()).status, Disposition::kCompileFailed);
+  EXPECT_TRUE(contains(by_config.at(fault(1).name()).reason, "deliberate compile error"));
+  for (const Config& config : {request.extra_candidates[0], request.extra_candidates[2]}) {
+    const db::TrialRecord& trial = by_config.at(config.name());
+    EXPECT_GT(trial.registers, 0) << config.name() << ": from ptxas's report";
+    EXPECT_GE(trial.spill_bytes, 0) << config.name();
+    EXPECT_GT(trial.compile_ms, 0) << config.name();
+  }
+  {
+    db::TuningDb db(request.db_path, true);
+    EXPECT_EQ(db.cubin_cache_stats().entries, 3) << "every cubin that compiled";
+  }
+  request.retune = true;
+  TuneReport second = autotune(request);
+  EXPECT_EQ(second.compiled, 1) << "only the one that does not compile is compiled again";
+  EXPECT_EQ(second.cubin_cache_hits, 3);
+  for (const db::TrialRecord& trial : second.trials) {
+    if (trial.status == Disposition::kOk) EXPECT_EQ(trial.compile_ms, 0) << trial.config_name;
+  }
+}
+
 TEST(TunerSimulate, TwoDevicesShareTheProblemQueue) {
   TempDir dir;
   std::vector<Problem> problems;

@@ -491,7 +491,8 @@ class JobRunner {
     // second run) writes nothing and gets to its first launch sooner.
     shared_.db->upsert_device(slot_.record);
     shared_.db->upsert_problem(job_.problem);
-    CompileSettings settings{shared_.db, slot_.arch, shared_.compile_threads, request_.simulate};
+    CompileSettings settings{shared_.db, slot_.arch, shared_.compile_threads,
+                             request_.simulate && !request_.simulate_compiles};
     std::vector<Config> order = job_.pending;
     if (job_.strategy == Strategy::kRandom) {
       std::mt19937_64 random(request_.random_seed ^ simulation_hash("random", job_.problem.key()));

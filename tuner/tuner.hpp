@@ -77,6 +77,8 @@ struct TuneRequest {
   // compilation; the workers still run as subprocesses and the DB path is the real one.
   bool simulate = false;
   double simulate_trial_ms = 0;  // how long each simulated trial takes
+  bool simulate_compiles =
+      false;  // simulate measuring only: compile with NVRTC, use the cubin cache
 };
 
 // The first launch of the winner from the cubin cache, in the tuner process.
