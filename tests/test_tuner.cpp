@@ -709,7 +709,9 @@ TEST(TunerSimulate, CompiledCubinsFillTheCacheAndARetuneUsesIt) {
   EXPECT_EQ(second.compiled, 1) << "only the one that does not compile is compiled again";
   EXPECT_EQ(second.cubin_cache_hits, 3);
   for (const db::TrialRecord& trial : second.trials) {
-    if (trial.status == Disposition::kOk) EXPECT_EQ(trial.compile_ms, 0) << trial.config_name;
+    if (trial.status == Disposition::kOk) {
+      EXPECT_EQ(trial.compile_ms, 0) << trial.config_name;
+    }
   }
 }
 
