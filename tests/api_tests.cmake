@@ -27,9 +27,17 @@ add_test(NAME Api.InstallAndBuildExamples
 set_tests_properties(Api.InstallAndBuildExamples PROPERTIES TIMEOUT 300)
 if(DECONVTUNE_SANITIZE)
   # The installed library is instrumented: the examples are built with the same compilers and
-  # sanitizers. Leak checks belong to the library's own tests, not to the examples' CUDA runtime.
+  # sanitizers. clang links a shared library against its shared ASan runtime, so the examples must
+  # use that one too (a static one beside it is refused). Leak checks belong to the library's own
+  # tests, not to the examples' CUDA runtime.
+  set(example_flags "-fsanitize=${DECONVTUNE_SANITIZE}")
+  if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-runtime-dir
+                    OUTPUT_VARIABLE clang_runtime_dir OUTPUT_STRIP_TRAILING_WHITESPACE)
+    string(APPEND example_flags " -shared-libasan -Wl,-rpath,${clang_runtime_dir}")
+  endif()
   set_tests_properties(Api.InstallAndBuildExamples PROPERTIES ENVIRONMENT
-    "EXAMPLE_CC=${CMAKE_C_COMPILER};EXAMPLE_CXX=${CMAKE_CXX_COMPILER};EXAMPLE_FLAGS=-fsanitize=${DECONVTUNE_SANITIZE};ASAN_OPTIONS=detect_leaks=0")
+    "EXAMPLE_CC=${CMAKE_C_COMPILER};EXAMPLE_CXX=${CMAKE_CXX_COMPILER};EXAMPLE_FLAGS=${example_flags};ASAN_OPTIONS=detect_leaks=0")
 endif()
 
 # The Python package: offline pip install into a fresh venv, then the package tests; and the torch
