@@ -27,9 +27,9 @@ add_test(NAME Api.InstallAndBuildExamples
 set_tests_properties(Api.InstallAndBuildExamples PROPERTIES TIMEOUT 300)
 if(DECONVTUNE_SANITIZE)
   # The installed library is instrumented: the examples are built with the same compilers and
-  # sanitizers. clang links a shared library against its shared ASan runtime, so the examples must
-  # use that one too (a static one beside it is refused). Leak checks belong to the library's own
-  # tests, not to the examples' CUDA runtime.
+  # sanitizers. Under clang they take the shared ASan runtime: it serves a library built either way
+  # (its ASan symbols left undefined, or the shared runtime linked in, when a static runtime beside
+  # it would be refused). Leak checks belong to the library's own tests, not to the examples.
   set(example_flags "-fsanitize=${DECONVTUNE_SANITIZE}")
   if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
     execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-runtime-dir
