@@ -71,6 +71,12 @@ if python3 -m venv --system-site-packages "$venv" >"$out/pip.log" 2>&1 &&
      >>"$out/pip.log" 2>&1; then
   say "3a. pip install --no-index ./python: ok in $(( $(now_ms) - t0 )) ms"
   py="$venv/bin/python"
+  # The machine's python3 may itself live in a virtualenv, whose packages --system-site-packages
+  # does not reach: point the venv at the folder torch comes from.
+  torch_site=$(python3 -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)
+  if [ -n "$torch_site" ] && ! "$py" -c 'import torch' 2>/dev/null; then
+    echo "$torch_site" >"$("$py" -c 'import site; print(site.getsitepackages()[0])')/machine_torch.pth"
+  fi
 else
   say "3a. pip install --no-index ./python: FAILED (see pip.log); using PYTHONPATH=python"
   failed+=("pip install")
