@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -153,6 +154,12 @@ void Problem::validate() const {
   if (out_height() <= 0 || out_width() <= 0) {
     throw ProblemError("padding", fmt::format("the output size [{}, {}] is not positive",
                                               out_height(), out_width()));
+  }
+  // The kernels hold a row or column index in 32 bits (y's offsets are 64-bit).
+  if (out_height() > INT32_MAX || out_width() > INT32_MAX) {
+    throw ProblemError("stride",
+                       fmt::format("the output size [{}, {}] passes 2^31 - 1 along an axis",
+                                   out_height(), out_width()));
   }
   checked_product({batch, in_channels, height, width}, "batch");
   checked_product({batch, out_channels, out_height(), out_width()}, "batch");

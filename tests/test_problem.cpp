@@ -123,6 +123,12 @@ INSTANTIATE_TEST_SUITE_P(
                   s["height"] = 1 << 20;
                   s["width"] = 1 << 20;
                 }},
+        BadSpec{"output_row_past_int32", "stride",
+                [](json& s) {
+                  s["batch"] = 1;
+                  s["height"] = 1 << 24;
+                  s["stride"] = {256, 2};
+                }},
         BadSpec{"fp16_dtype", "dtype", [](json& s) { s["dtype"] = "float16"; }}),
     [](const auto& info) { return std::string(info.param.label); });
 
