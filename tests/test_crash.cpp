@@ -22,8 +22,8 @@ namespace deconvtune::reliability {
 namespace {
 
 constexpr int kKills = 20;
-constexpr int kMaxRounds = 60;  // rounds where the tuner finished before its kill do not count
-constexpr double kTrialMs = 10;
+constexpr int kMaxRounds = 60;   // rounds where the tuner finished before its kill do not count
+constexpr double kTrialMs = 40;  // runs must outlast the 0-600 ms kill delay
 
 std::multiset<std::string> identities(const db::TuningDb& db) {
   std::multiset<std::string> all;

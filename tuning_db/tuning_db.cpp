@@ -525,6 +525,25 @@ bool is_hex_digest(std::string_view key) {
   return true;
 }
 
+// One read transaction (retried whole when SQLite is busy): prepares `sql`, lets `bind` set its
+// parameters and returns `read` of every row.
+template <typename Row, typename Bind, typename Read>
+std::vector<Row> select_rows(const TuningDb::Impl& impl, const std::string& sql, const Bind& bind,
+                             const Read& read) {
+  std::lock_guard lock(impl.mutex);
+  const Connection& connection = *impl.connection;
+  std::vector<Row> rows;
+  connection.read([&] {
+    rows.clear();
+    Statement statement(connection, sql);
+    bind(statement);
+    while (statement.step()) rows.push_back(read(statement));
+  });
+  return rows;
+}
+
+constexpr auto kNoParameters = [](Statement&) {};
+
 }  // namespace
 
 namespace detail {
@@ -730,42 +749,25 @@ void TuningDb::upsert_problem(const Problem& problem) {
 }
 
 std::vector<DeviceRecord> TuningDb::devices() const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::vector<DeviceRecord> result;
-  connection.read([&] {
-    result.clear();
-    Statement statement(connection,
-                        fmt::format("SELECT {} FROM devices ORDER BY key", kDeviceColumns));
-    while (statement.step()) result.push_back(read_device(statement));
-  });
-  return result;
+  return select_rows<DeviceRecord>(
+      *impl_, fmt::format("SELECT {} FROM devices ORDER BY key", kDeviceColumns), kNoParameters,
+      read_device);
 }
 
 std::optional<DeviceRecord> TuningDb::device(const std::string& device_key) const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::optional<DeviceRecord> result;
-  connection.read([&] {
-    result.reset();
-    Statement statement(connection,
-                        fmt::format("SELECT {} FROM devices WHERE key = ?", kDeviceColumns));
-    statement.bind(1, device_key);
-    if (statement.step()) result = read_device(statement);
-  });
-  return result;
+  std::vector<DeviceRecord> rows = select_rows<DeviceRecord>(
+      *impl_, fmt::format("SELECT {} FROM devices WHERE key = ?", kDeviceColumns),
+      [&](Statement& statement) { statement.bind(1, device_key); }, read_device);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
 }
 
 std::vector<ProblemRecord> TuningDb::problems() const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::vector<ProblemRecord> result;
-  connection.read([&] {
-    result.clear();
-    Statement statement(connection, "SELECT key, spec FROM problems ORDER BY key");
-    while (statement.step()) result.push_back({statement.column_text(0), statement.column_text(1)});
-  });
-  return result;
+  return select_rows<ProblemRecord>(
+      *impl_, "SELECT key, spec FROM problems ORDER BY key", kNoParameters,
+      [](Statement& statement) {
+        return ProblemRecord{statement.column_text(0), statement.column_text(1)};
+      });
 }
 
 bool TuningDb::record_trial(const TrialRecord& input) {
@@ -801,73 +803,47 @@ bool TuningDb::record_trial(const TrialRecord& input) {
 }
 
 std::vector<std::string> TuningDb::measured_configs(const WinnerKey& key) const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::vector<std::string> result;
-  connection.read([&] {
-    result.clear();
-    Statement statement(connection,
-                        "SELECT DISTINCT config_name FROM trials WHERE problem_key = ? AND "
-                        "device_key = ? AND generator_version = ? AND precision = ? "
-                        "ORDER BY config_name");
-    bind_key(statement, 1, key);
-    while (statement.step()) result.push_back(statement.column_text(0));
-  });
-  return result;
+  return select_rows<std::string>(
+      *impl_,
+      "SELECT DISTINCT config_name FROM trials WHERE problem_key = ? AND device_key = ? AND "
+      "generator_version = ? AND precision = ? ORDER BY config_name",
+      [&](Statement& statement) { bind_key(statement, 1, key); },
+      [](Statement& statement) { return statement.column_text(0); });
 }
 
 std::vector<TrialRecord> TuningDb::trials(const WinnerKey& key) const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::vector<TrialRecord> result;
-  connection.read([&] {
-    result.clear();
-    Statement statement(
-        connection, fmt::format("SELECT {} FROM trials WHERE problem_key = ? AND device_key = ? "
-                                "AND generator_version = ? AND precision = ? ORDER BY id",
-                                kTrialColumns));
-    bind_key(statement, 1, key);
-    while (statement.step()) result.push_back(read_trial(statement));
-  });
-  return result;
+  return select_rows<TrialRecord>(
+      *impl_,
+      fmt::format("SELECT {} FROM trials WHERE problem_key = ? AND device_key = ? AND "
+                  "generator_version = ? AND precision = ? ORDER BY id",
+                  kTrialColumns),
+      [&](Statement& statement) { bind_key(statement, 1, key); }, read_trial);
 }
 
 std::vector<TrialRecord> TuningDb::all_trials() const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::vector<TrialRecord> result;
-  connection.read([&] {
-    result.clear();
-    Statement statement(connection,
-                        fmt::format("SELECT {} FROM trials ORDER BY id", kTrialColumns));
-    while (statement.step()) result.push_back(read_trial(statement));
-  });
-  return result;
+  return select_rows<TrialRecord>(*impl_,
+                                  fmt::format("SELECT {} FROM trials ORDER BY id", kTrialColumns),
+                                  kNoParameters, read_trial);
 }
 
 std::vector<TrialRecord> TuningDb::trials_matching(const TrialFilter& filter) const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::vector<TrialRecord> result;
-  connection.read([&] {
-    result.clear();
-    // An empty parameter matches everything: (? = '' OR column = ?).
-    Statement statement(
-        connection,
-        fmt::format("SELECT {} FROM trials WHERE (?1 = '' OR problem_key = ?1) AND "
-                    "(?2 = '' OR device_key = ?2) AND (?3 = '' OR generator_version = ?3) AND "
-                    "(?4 = '' OR precision = ?4) ORDER BY "
-                    "problem_key, device_key, generator_version, precision, "
-                    "status <> 'ok', CASE WHEN status = 'ok' THEN median_ms END, status, "
-                    "config_name, id",
-                    kTrialColumns));
-    statement.bind(1, filter.problem_key)
-        .bind(2, filter.device_key)
-        .bind(3, filter.generator_version)
-        .bind(4, filter.precision ? std::string(to_string(*filter.precision)) : std::string());
-    while (statement.step()) result.push_back(read_trial(statement));
-  });
-  return result;
+  // An empty parameter matches everything: (? = '' OR column = ?).
+  return select_rows<TrialRecord>(
+      *impl_,
+      fmt::format("SELECT {} FROM trials WHERE (?1 = '' OR problem_key = ?1) AND "
+                  "(?2 = '' OR device_key = ?2) AND (?3 = '' OR generator_version = ?3) AND "
+                  "(?4 = '' OR precision = ?4) ORDER BY "
+                  "problem_key, device_key, generator_version, precision, "
+                  "status <> 'ok', CASE WHEN status = 'ok' THEN median_ms END, status, "
+                  "config_name, id",
+                  kTrialColumns),
+      [&](Statement& statement) {
+        statement.bind(1, filter.problem_key)
+            .bind(2, filter.device_key)
+            .bind(3, filter.generator_version)
+            .bind(4, filter.precision ? std::string(to_string(*filter.precision)) : std::string());
+      },
+      read_trial);
 }
 
 int64_t TuningDb::trial_count() const {
@@ -879,34 +855,23 @@ int64_t TuningDb::trial_count() const {
 }
 
 std::optional<WinnerRecord> TuningDb::winner(const WinnerKey& key) const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::optional<WinnerRecord> result;
-  connection.read([&] {
-    result.reset();
-    Statement statement(connection,
-                        fmt::format("SELECT {} FROM winners WHERE problem_key = ? AND "
-                                    "device_key = ? AND generator_version = ? AND precision = ?",
-                                    kWinnerColumns));
-    bind_key(statement, 1, key);
-    if (statement.step()) result = read_winner(statement);
-  });
-  return result;
+  std::vector<WinnerRecord> rows = select_rows<WinnerRecord>(
+      *impl_,
+      fmt::format("SELECT {} FROM winners WHERE problem_key = ? AND device_key = ? AND "
+                  "generator_version = ? AND precision = ?",
+                  kWinnerColumns),
+      [&](Statement& statement) { bind_key(statement, 1, key); }, read_winner);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
 }
 
 std::vector<WinnerRecord> TuningDb::winners() const {
-  std::lock_guard lock(impl_->mutex);
-  const Connection& connection = *impl_->connection;
-  std::vector<WinnerRecord> result;
-  connection.read([&] {
-    result.clear();
-    Statement statement(connection,
-                        fmt::format("SELECT {} FROM winners ORDER BY problem_key, device_key, "
-                                    "generator_version, precision",
-                                    kWinnerColumns));
-    while (statement.step()) result.push_back(read_winner(statement));
-  });
-  return result;
+  return select_rows<WinnerRecord>(
+      *impl_,
+      fmt::format("SELECT {} FROM winners ORDER BY problem_key, device_key, generator_version, "
+                  "precision",
+                  kWinnerColumns),
+      kNoParameters, read_winner);
 }
 
 std::optional<std::vector<char>> TuningDb::cached_cubin(const std::string& cache_key) const {
