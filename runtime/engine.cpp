@@ -396,10 +396,7 @@ struct Engine::Impl {
   std::vector<char> cubin_for(const GeneratedKernel& kernel, const DeviceState& dev) {
     CompileOptions compile_options;
     compile_options.arch = dev.record.arch;
-    // The key the tuner stores its cubins under (tuner/tuner.cpp): compile_cuda's fixed flags
-    // come with the NVRTC version and arch, and no extra flags are passed.
-    const std::string cache_key = db::TuningDb::cubin_cache_key(
-        kernel.source, {}, compile_options.arch, dev.record.nvrtc_version);
+    const std::string cache_key = db::TuningDb::cubin_cache_key(kernel.source, compile_options);
     {
       std::lock_guard<std::mutex> lock(db_mutex);
       try {

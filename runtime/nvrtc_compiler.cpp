@@ -38,18 +38,23 @@ std::string nvrtc_version() {
   return fmt::format("{}.{}", major, minor);
 }
 
-CompileResult compile_cuda(const std::string& source, const CompileOptions& options) {
+std::vector<std::string> nvrtc_flags(const CompileOptions& options) {
   static const std::regex kArch("(sm|compute)_[0-9]+a?");
   if (!std::regex_match(options.arch, kArch)) {
     throw std::invalid_argument(
         fmt::format("arch '{}' is not of the form sm_90, sm_90a or compute_90", options.arch));
   }
+  std::vector<std::string> flags = {"--gpu-architecture=" + options.arch, "--std=c++17",
+                                    "-default-device", "--device-int128", "-lineinfo"};
+  if (options.arch.rfind("sm_", 0) == 0) flags.push_back("--ptxas-options=-v");
+  flags.insert(flags.end(), options.extra.begin(), options.extra.end());
+  return flags;
+}
+
+CompileResult compile_cuda(const std::string& source, const CompileOptions& options) {
   const bool real_arch = options.arch.rfind("sm_", 0) == 0;
   CompileResult result;
-  result.options = {"--gpu-architecture=" + options.arch, "--std=c++17", "-default-device",
-                    "--device-int128", "-lineinfo"};
-  if (real_arch) result.options.push_back("--ptxas-options=-v");
-  result.options.insert(result.options.end(), options.extra.begin(), options.extra.end());
+  result.options = nvrtc_flags(options);
 
   auto start = std::chrono::steady_clock::now();
   std::unique_ptr<nvrtcProgram, ProgramDeleter> program(new nvrtcProgram(nullptr));

@@ -34,6 +34,10 @@ struct CompileResult {
   double milliseconds = 0;
 };
 
+// Exactly the flags compile_cuda gives NVRTC for these options. Throws std::invalid_argument for
+// an arch string not of the form sm_90, sm_90a or compute_90.
+std::vector<std::string> nvrtc_flags(const CompileOptions& options);
+
 // Compiles `source` with NVRTC. Throws only for misuse (an unknown arch string); a source that
 // does not compile is reported in the result.
 CompileResult compile_cuda(const std::string& source, const CompileOptions& options);

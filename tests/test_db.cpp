@@ -491,6 +491,15 @@ TEST(tuning_db, CubinCacheStoresAndLoadsByContentKey) {
       TuningDb::cubin_cache_key("source", {"--std=c++17-arch"}, "sm_90", "13.0"),
   };
   EXPECT_EQ(keys.size(), 7u);
+  // The key of a compile is that of compile_cuda's own flags; an extra flag is another cubin.
+  CompileOptions options;
+  options.arch = "sm_90";
+  EXPECT_EQ(TuningDb::cubin_cache_key("source", options),
+            TuningDb::cubin_cache_key("source", nvrtc_flags(options), "sm_90", nvrtc_version()));
+  CompileOptions fast_math = options;
+  fast_math.extra = {"--use_fast_math"};
+  EXPECT_NE(TuningDb::cubin_cache_key("source", options),
+            TuningDb::cubin_cache_key("source", fast_math));
 
   TempDir dir;
   std::string path = dir.file("cache.db");

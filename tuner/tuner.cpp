@@ -130,8 +130,9 @@ struct CompileSettings {
 };
 
 std::string cache_key_of(const std::string& source, const std::string& arch) {
-  // compile_cuda's fixed flags come with the NVRTC version and arch; the extra flags are none.
-  return db::TuningDb::cubin_cache_key(source, {}, arch, nvrtc_version());
+  CompileOptions options;
+  options.arch = arch;
+  return db::TuningDb::cubin_cache_key(source, options);
 }
 
 class CompilePipeline {

@@ -924,6 +924,10 @@ CubinCacheStats TuningDb::cubin_cache_stats() const {
   return stats;
 }
 
+std::string TuningDb::cubin_cache_key(const std::string& source, const CompileOptions& options) {
+  return cubin_cache_key(source, nvrtc_flags(options), options.arch, nvrtc_version());
+}
+
 std::string TuningDb::cubin_cache_key(const std::string& source,
                                       const std::vector<std::string>& options,
                                       const std::string& arch, const std::string& nvrtc_version) {

@@ -179,6 +179,9 @@ class TuningDb {
   std::optional<std::vector<char>> cached_cubin(const std::string& cache_key) const;
   void store_cubin(const std::string& cache_key, const std::vector<char>& cubin);
   CubinCacheStats cubin_cache_stats() const;
+  // The key of what compile_cuda(source, options) produces: its NVRTC flags, arch and the NVRTC
+  // version in use. The tuner stores under it and the runtime looks up under it.
+  static std::string cubin_cache_key(const std::string& source, const CompileOptions& options);
   // sha256 over source, options, arch and NVRTC version, as 64 hex digits.
   static std::string cubin_cache_key(const std::string& source,
                                      const std::vector<std::string>& options,
