@@ -55,22 +55,12 @@ struct TileGeometry {
 
 int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// The smallest and largest input shift over the taps that reach some phase, along one axis.
+// The smallest and largest input shift over the taps, along one axis. Every tap k reaches exactly
+// one phase, with shift -floor((k * dilation - pad) / stride), which falls as k grows: the extremes
+// are the first and the last tap, so this is O(1) however large stride and kernel are.
 std::pair<int64_t, int64_t> shift_range(int64_t stride, int64_t pad, int64_t kernel,
                                         int64_t dilation) {
-  int64_t lo = 0, hi = 0;
-  bool any = false;
-  for (int64_t r = 0; r < stride; ++r) {
-    for (int64_t k = 0; k < kernel; ++k) {
-      int64_t a = r + pad - k * dilation;
-      if (((a % stride) + stride) % stride != 0) continue;
-      int64_t s = floor_div(a, stride);
-      lo = any ? std::min(lo, s) : s;
-      hi = any ? std::max(hi, s) : s;
-      any = true;
-    }
-  }
-  return {lo, hi};
+  return {-floor_div((kernel - 1) * dilation - pad, stride), -floor_div(-pad, stride)};
 }
 
 TileGeometry tile_geometry(const Problem& p, const Config& c) {

@@ -15,17 +15,11 @@ __host__ __device__ constexpr bool reaches(int r, int k, int S, int P, int D) {
 __host__ __device__ constexpr int shift(int r, int k, int S, int P, int D) {
   return (r + P - k * D) / S;
 }
+// Every tap reaches exactly one phase, and its shift falls as k grows: the first tap has the
+// largest shift, the last the smallest (closed form, so no loop over stride x kernel).
+__host__ __device__ constexpr int floor_div(int a, int b) { return (a - mod(a, b)) / b; }
 __host__ __device__ constexpr int shift_bound(int S, int P, int D, int K, bool largest) {
-  bool any = false;
-  int bound = 0;
-  for (int r = 0; r < S; ++r)
-    for (int k = 0; k < K; ++k) {
-      if (!reaches(r, k, S, P, D)) continue;
-      const int v = shift(r, k, S, P, D);
-      if (!any || (largest ? v > bound : v < bound)) bound = v;
-      any = true;
-    }
-  return bound;
+  return largest ? -floor_div(-P, S) : -floor_div((K - 1) * D - P, S);
 }
 __host__ __device__ constexpr bool tap_h(int r, int kh) { return reaches(r, kh, SH, PH, DH); }
 __host__ __device__ constexpr bool tap_w(int r, int kw) { return reaches(r, kw, SW, PW, DW); }

@@ -55,6 +55,45 @@ TEST(Compile, EveryConfigOfTheSpaceCompilesForSm80AndSm90) {
   }
 }
 
+// The launch's shared memory comes from the host's copy of the template's tile arithmetic; the
+// kernel states its own figure in dt_shared_bytes, which the PTX shows as an initialised global.
+int kernel_shared_bytes(const std::string& ptx) {
+  const std::string marker = "dt_shared_bytes = ";
+  const size_t at = ptx.find(marker);
+  if (at == std::string::npos) return -1;
+  return std::stoi(ptx.substr(at + marker.size()));
+}
+
+TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
+  std::vector<Problem> problems = compile_problems();
+  // Strides, paddings and dilations that move the phase shifts both ways, including pad > k.
+  for (const char* spec : {
+           R"({"batch": 1, "in_channels": 20, "out_channels": 24, "height": 9, "width": 11,
+               "kernel_size": [4, 2], "stride": [4, 3], "padding": [5, 0], "dilation": [1, 3]})",
+           R"({"batch": 1, "in_channels": 16, "out_channels": 40, "height": 7, "width": 5,
+               "kernel_size": [1, 6], "stride": [2, 5], "padding": [0, 7], "dilation": [2, 1]})",
+       }) {
+    problems.push_back(Problem::from_json(nlohmann::json::parse(spec)));
+  }
+  CompileOptions options;
+  options.arch = "compute_90";  // PTX only: the figure is visible without running ptxas
+  int checked = 0;
+  for (const Problem& problem : problems) {
+    const std::vector<Config> space = enumerate_space(problem);
+    // Every eighth config of the space keeps the test short; each covers bn/rp/cp/st/xs choices.
+    for (size_t i = 0; i < space.size(); i += 8) {
+      const GeneratedKernel kernel = generate_kernel(problem, space[i]);
+      if (kernel.launch.shared_bytes == 0) continue;  // the direct kernel needs none
+      const CompileResult compiled = compile_cuda(kernel.source, options);
+      ASSERT_TRUE(compiled.ok) << kernel.config_name << "\n" << compiled.log;
+      EXPECT_EQ(kernel_shared_bytes(compiled.ptx), static_cast<int>(kernel.launch.shared_bytes))
+          << kernel.config_name << " on " << problem.key();
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 20);
+}
+
 TEST(Compile, FailureCarriesTheLogAndOptions) {
   CompileResult result =
       compile_cuda("extern \"C\" __global__ void k() { undefined_thing(); }", {});

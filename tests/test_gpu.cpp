@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
 #include "runtime/benchmark.hpp"
 #include "runtime/driver_api.hpp"
+#include "runtime/nvrtc_compiler.hpp"
 #include "runtime/verifier.hpp"
 #include "tests/golden.hpp"
 
@@ -166,6 +168,25 @@ TEST(Gpu, TrialTimesAVerifiedKernel) {
   EXPECT_EQ(trial.timing.runs, 5);
   EXPECT_GT(trial.timing.median_ms, 0.0);
   EXPECT_LE(trial.timing.min_ms, trial.timing.median_ms);
+}
+
+TEST(Gpu, LoadRefusesALaunchWhoseSharedMemoryDisagreesWithTheKernel) {
+  REQUIRE_GPU();
+  const Problem problem = testing::load_golden("seed_small").problem;
+  GeneratedKernel kernel = generate_kernel(problem, default_config(problem));
+  ASSERT_GT(kernel.launch.shared_bytes, 0u) << kernel.config_name;
+  CompileOptions options;
+  options.arch = gpu()->info().arch();
+  const CompileResult compiled = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(compiled.ok) << compiled.log;
+  EXPECT_NO_THROW(LoadedKernel(kernel, compiled.cubin));
+  kernel.launch.shared_bytes -= 16;  // a host geometry drifted from the template's arithmetic
+  try {
+    LoadedKernel drifted(kernel, compiled.cubin);
+    ADD_FAILURE() << "a launch 16 B short of the kernel's shared memory was loaded";
+  } catch (const std::logic_error& error) {
+    EXPECT_NE(std::string(error.what()).find("expects"), std::string::npos) << error.what();
+  }
 }
 
 }  // namespace
