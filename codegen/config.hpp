@@ -1,6 +1,6 @@
 #pragma once
 // A Config: one point of a kernel family's variant space. Its name spells every parameter
-// (`direct_ffma_t256_c4_mishexact`, `pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_mishfast`), and
+// (`direct_ffma_t256_c4_mishexact`, `pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_wg0_mishfast`), and
 // Config::from_name(name) reads it back, so a name is a complete, portable description.
 #include <nlohmann/json_fwd.hpp>
 #include <string>

@@ -109,9 +109,10 @@ FamilySpec pgemm_family() {
       {"rp", "DT_RP", {1, 2, 4}, "output rows per phase in a block"},
       {"cp", "DT_CP", {32, 64}, "output columns per phase in a block"},
       {"wm", "DT_WM", {1, 2, 4}, "warps along the channels"},
-      {"wn", "DT_WN", {4}, "warps along the pixels"},
+      {"wn", "DT_WN", {2, 4}, "warps (warpgroups under wg1) along the pixels"},
       {"st", "DT_STAGES", {1, 2}, "input tiles in shared memory"},
       {"xs", "DT_XS", {0, 1}, "1: x split into big + small TF32 parts in shared memory"},
+      {"wg", "DT_WG", {0, 1}, "1: warpgroup MMA (wgmma, sm_90a); 0: mma.sync"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
@@ -120,6 +121,22 @@ FamilySpec pgemm_family() {
     if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
     const int64_t co_per_group = p.out_channels / p.groups;
     const int bn = c.param("bn"), wm = c.param("wm"), wn = c.param("wn");
+    if (c.param("wg") == 1) {
+      // wgmma is sm_90a's alone; a warpgroup's 4 warps span the 64 rows of one wgmma.
+      if (device.sm_major != 9 || device.sm_minor != 0) return "wgmma needs sm_90a";
+      if (bn != 64 || wm != 4) return "wg1 needs bn64 and wm4 (one warpgroup spans 64 channels)";
+      if (c.math == MathMode::k3xTf32 && c.param("xs") != 1)
+        return "3xtf32 under wg1 needs xs1 (x's small part in shared memory)";
+      // ptxas on the seed shape: 512 threads (wn4) spill under wgmma's live A fragments, and
+      // past these accumulator counts 256 threads spill too.
+      if (wn != 2) return "wg1 only with wn2 (two warpgroups)";
+      const int64_t ni = c.param("rp") * c.param("cp") / 8 / wn;
+      const bool lean = c.math == MathMode::kTf32 && c.param("xs") == 0;
+      if ((p.stride.w + 1) * ni * 4 > (lean ? 96 : 48))
+        return "wgmma accumulators would spill at 256 threads";
+    } else if (wn != 4) {
+      return "wn4 only under mma.sync (measured best)";
+    }
     if (bn % (16 * wm) != 0) return fmt::format("bn{} does not split over {} warps", bn, wm);
     // Narrow CO blocks reload the input per block of 16 channels: only where W allows no wider.
     if (bn == 16 && w_slice_bytes(p, 32) <= device.max_shared_per_block / 2)
@@ -243,14 +260,14 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
   // Until a tuned winner exists: the configs that measured best on the seed shape
   // (bench/results/), then narrower tiles that fit more problems, then any tensor-core config.
-  for (const char* preferred : {"pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_mishfast",
-                                "pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_mishexact",
-                                "pgemm_3xtf32_bn64_rp4_cp32_wm4_wn4_st1_xs1_mishexact",
-                                "pgemm_tf32_bn64_rp1_cp64_wm4_wn4_st2_xs0_mishexact",
-                                "pgemm_3xtf32_bn64_rp1_cp64_wm4_wn4_st2_xs0_mishexact",
-                                "pgemm_tf32_bn32_rp1_cp64_wm2_wn4_st1_xs0_mishfast",
-                                "pgemm_tf32_bn32_rp1_cp64_wm2_wn4_st1_xs0_mishexact",
-                                "pgemm_3xtf32_bn32_rp1_cp64_wm2_wn4_st1_xs0_mishexact"}) {
+  for (const char* preferred : {"pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_wg0_mishfast",
+                                "pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_wg0_mishexact",
+                                "pgemm_3xtf32_bn64_rp4_cp32_wm4_wn4_st1_xs1_wg0_mishexact",
+                                "pgemm_tf32_bn64_rp1_cp64_wm4_wn4_st2_xs0_wg0_mishexact",
+                                "pgemm_3xtf32_bn64_rp1_cp64_wm4_wn4_st2_xs0_wg0_mishexact",
+                                "pgemm_tf32_bn32_rp1_cp64_wm2_wn4_st1_xs0_wg0_mishfast",
+                                "pgemm_tf32_bn32_rp1_cp64_wm2_wn4_st1_xs0_wg0_mishexact",
+                                "pgemm_3xtf32_bn32_rp1_cp64_wm2_wn4_st1_xs0_wg0_mishexact"}) {
     for (const Config& config : space) {
       if (config.name() == preferred) return config;
     }

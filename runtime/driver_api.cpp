@@ -94,7 +94,10 @@ void check(CUresult result, const char* call) {
   if (result != CUDA_SUCCESS) throw CudaError(call, result);
 }
 
-std::string DeviceInfo::arch() const { return fmt::format("sm_{}{}", major, minor); }
+std::string DeviceInfo::arch() const {
+  // Cubins are built for the device at hand, so sm_90 devices get sm_90a's feature set (wgmma).
+  return fmt::format("sm_{}{}{}", major, minor, major == 9 && minor == 0 ? "a" : "");
+}
 
 Context::Context(int ordinal) {
   const DriverApi& api = DriverApi::get();

@@ -93,7 +93,7 @@ struct DeviceInfo {
   int max_shared_per_block_optin = 0;
   int driver_version = 0;
   size_t total_memory = 0;
-  std::string arch() const;  // "sm_90"
+  std::string arch() const;  // "sm_90a" (an H100), "sm_80" (an A100)
 };
 
 // The device's primary context, made current on the calling thread.

@@ -17,8 +17,11 @@ struct ResourceUsage {
   bool spills() const { return spill_store_bytes > 0 || spill_load_bytes > 0; }
 };
 
+// The target when no GPU names one: an H100's, with sm_90a's wgmma.
+inline constexpr char kDefaultArch[] = "sm_90a";
+
 struct CompileOptions {
-  std::string arch = "sm_90";      // sm_XX (cubin) or compute_XX (PTX only)
+  std::string arch = kDefaultArch;  // sm_XX[a] (cubin) or compute_XX[a] (PTX only)
   bool want_ptx = false;           // also keep the PTX
   std::vector<std::string> extra;  // further NVRTC flags
   std::string program_name = "deconvtune_kernel.cu";

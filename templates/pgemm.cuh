@@ -46,8 +46,14 @@
 #ifndef DT_XS
 #define DT_XS 1  // 1: x split into big + small TF32 planes in shared memory; 0: W split per use
 #endif
+#ifndef DT_WG
+#define DT_WG 0  // 1: warpgroup MMA (wgmma, sm_90a), WN warpgroups of 4 warps; 0: mma.sync
+#endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
+#endif
+#if DT_WG
+#include "wgmma.cuh"
 #endif
 
 namespace dt {
@@ -66,7 +72,30 @@ constexpr int X_PLANE = KB * XR * XC * 16;            // floats per plane of an 
 constexpr int X_TILE = (DT_XS ? 2 : 1) * X_PLANE;     // big (+ small) planes
 constexpr int W_SLICE = KH * KW * KB * BN * 16;       // floats of the CTA's W slice
 constexpr int SMEM_FLOATS = W_SLICE + DT_STAGES * X_TILE;
-constexpr int DC = XC - CP + 1;  // distinct column shifts of the taps within a tile
+constexpr int XPIX = XR * XC;    // pixels of an input tile
+
+#if DT_WG
+// A warpgroup's 64 rows are its 4 warps' m16 tiles; its NI n8 tiles are WG_SEGS wgmmas of WG_N
+// pixels, each within one row of the phase block.
+static_assert(WM == 4 && MI == 1, "a warpgroup spans BN = 64 channels");
+#if DT_MATH_3XTF32 && !DT_XS
+#error "3xtf32 under wgmma reads x's small part from shared memory: wg1 needs xs1"
+#endif
+constexpr int WG_N = NI * 8 < CP ? NI * 8 : CP;
+constexpr int WG_SEGS = NI * 8 / WG_N;
+static_assert(WG_SEGS * WG_N == NI * 8 && CP % WG_N == 0, "wgmma pixel segments");
+#endif
+
+// Float offset of channel c (0-15) of tile pixel (xr, xc) in a 16-channel block.
+__device__ __forceinline__ int tile_offset(int xr, int xc, int c) {
+#if DT_WG
+  // The wgmma B layout: [c & 3][pixel][c >> 2], so k-step s's K columns t and t + 4 (16-byte core
+  // matrices 2s and 2s + 1) hold channels 4t + 2s and 4t + 2s + 1, the order of the A fragments.
+  return ((c & 3) * XPIX + xr * XC + xc) * 4 + (c >> 2);
+#else
+  return xr * XC * 16 + swz(xc, c);
+#endif
+}
 
 constexpr int BLOCKS_H = (OH + TH - 1) / TH, BLOCKS_W = (OW + TW - 1) / TW;
 constexpr i64 BLOCKS = (i64)N * BLOCKS_H * BLOCKS_W;
@@ -100,10 +129,10 @@ __device__ __forceinline__ void fill_tile(float* tile, const float* __restrict__
     const int c = row / XR, xr = row % XR, ih = ih0 + xr;
     const bool row_in = c < CI_PER_GROUP && ih >= 0 && ih < H;
     const float* src = x + x_index(blk.n, group * CI_PER_GROUP + (row_in ? c : 0), row_in ? ih : 0, 0);
-    float* dst = tile + ((c >> 4) * XR + xr) * XC * 16;
+    float* dst = tile + (c >> 4) * XPIX * 16;
     for (int xc = lane; xc < XC; xc += 32) {
       const int iw = iw0 + xc;
-      float* d = dst + swz(xc, c & 15);
+      float* d = dst + tile_offset(xr, xc, c & 15);
       if (row_in && iw >= 0 && iw < W) {
         cp_async4(d, src + iw);
       } else {
@@ -224,6 +253,16 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
   // (+ the tap's column shift dc) of each n8 tile; swz() XORs the 16-byte chunk with bits 1-2 of
   // the pixel, and n8 tiles start at multiples of 8 pixels, so that term depends on g + dc only.
   const int a_off = warp_m * MI * 256 + lane * 4;
+#if DT_WG
+  // The first tile pixel of each of this warpgroup's wgmma segments (before the tap's shift).
+  int seg_pixel[WG_SEGS];
+#pragma unroll
+  for (int seg = 0; seg < WG_SEGS; ++seg) {
+    const int p = warp_n * NI * 8 + seg * WG_N;
+    seg_pixel[seg] = (p / CP) * XC + p % CP;
+  }
+#else
+  constexpr int DC = XC - CP + 1;  // distinct column shifts of the taps within a tile
   int b_off[NI][DC];
 #pragma unroll
   for (int ni = 0; ni < NI; ++ni) {
@@ -233,6 +272,7 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
     for (int dc = 0; dc < DC; ++dc)
       b_off[ni][dc] = pixel_base + (g + dc) * 16 + (((t ^ ((g + dc) >> 1)) & 3) << 2);
   }
+#endif
 
   i64 b = blockIdx.x;
   int stage = 0;
@@ -250,6 +290,9 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
     __syncthreads();
 #if DT_MATH_TF32 || DT_XS
     prepare_tile(xs + stage * X_TILE);
+#if DT_WG
+    fence_proxy_async();
+#endif
     __syncthreads();
 #endif
 #if DT_STAGES == 1
@@ -270,6 +313,117 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 #pragma unroll
             for (int q = 0; q < 4; ++q) acc[rw][mi][ni][q] = 0.0f;
 
+#if DT_WG
+      // Descriptor units are 16 bytes: one pixel of a core matrix. LBO: the next 4 channels.
+      const unsigned long long tile_desc = wgmma_desc(tile, XPIX * 16, 128);
+      // Two register sets of A fragments, by the parity of the 16-channel block: a set is
+      // reloaded only once the wgmmas that read it are complete, so under tf32 the tensor cores
+      // get every tap of the row phase back to back, with one wait at the end.
+      static_assert(KC % 2 == 0, "a chunk starts on an even block");
+      unsigned a_big[2][2][4] = {};
+#if !(DT_MATH_TF32 && DT_XS)
+      unsigned a_small[2][2][4] = {};
+#endif
+#pragma unroll
+      for (int kh = 0; kh < KH; ++kh) {
+        if (!tap_h(rh, kh)) continue;
+        const int dr = shift_h(rh, kh) - SHIFT_H0;
+#pragma unroll
+        for (int rw = 0; rw < SW; ++rw) {
+#pragma unroll
+          for (int kw = 0; kw < KW; ++kw) {
+            if (!tap_w(rw, kw)) continue;
+            const int dc = shift_w(rw, kw) - SHIFT_W0;
+            const float* w_tap = ws + (kh * KW + kw) * KB * BN * 16 + a_off;
+            const unsigned long long tap_desc = tile_desc + dr * XC + dc;
+#pragma unroll 1
+            for (int kb0 = 0; kb0 < KB; kb0 += KC) {
+#if DT_MATH_3XTF32
+              // As under mma.sync: each chunk of KC 16-channel blocks is summed apart, then
+              // joins the running sum in fp32.
+              float part[NI][4];
+#pragma unroll
+              for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) part[ni][q] = 0.0f;
+              float(*target)[4] = part;
+#else
+              float(*target)[4] = acc[rw][0];
+#endif
+#pragma unroll
+              for (int j = 0; j < KC; ++j) {
+                const int kb = kb0 + j;
+                if (kb >= KB) break;
+                const int set = j & 1;
+                {
+                  // The block before this one used the other set, except across taps when KB
+                  // is odd: then both the previous block's wgmmas must be done.
+                  if (j > 0 || KB % 2 == 0 || kb0 > 0) {
+                    wgmma_wait<1>();
+                  } else {
+                    wgmma_wait<0>();
+                  }
+#pragma unroll
+                  for (int step = 0; step < 2; ++step)
+#pragma unroll
+                    for (int q = 0; q < 4; ++q) {
+                      keep_register(a_big[set][step][q]);
+#if !(DT_MATH_TF32 && DT_XS)
+                      keep_register(a_small[set][step][q]);
+#endif
+                    }
+                }
+#pragma unroll
+                for (int step = 0; step < 2; ++step) {
+                  const float4 af =
+                      *reinterpret_cast<const float4*>(w_tap + kb * BN * 16 + step * 128);
+                  const float av[4] = {af.x, af.y, af.z, af.w};
+#pragma unroll
+                  for (int q = 0; q < 4; ++q) {
+#if DT_MATH_TF32 && DT_XS
+                    a_big[set][step][q] = __float_as_uint(av[q]);  // rounded once in shared memory
+#else
+                    split_tf32(av[q], a_big[set][step][q], a_small[set][step][q]);
+#endif
+                  }
+                }
+                wgmma_fence();
+#pragma unroll
+                for (int step = 0; step < 2; ++step)
+#pragma unroll
+                  for (int seg = 0; seg < WG_SEGS; ++seg) {
+                    float(*d)[4] = target + seg * (WG_N / 8);
+                    const unsigned long long big =
+                        tap_desc + seg_pixel[seg] + kb * 4 * XPIX + 2 * step * XPIX;
+#if DT_MATH_TF32 && DT_XS
+                    // W was rounded once; x's small part carries the bits TF32 drops.
+                    wgmma_tf32<WG_N>(d, a_big[set][step], big + X_PLANE / 4);
+                    wgmma_tf32<WG_N>(d, a_big[set][step], big);
+#elif DT_MATH_TF32
+                    wgmma_tf32<WG_N>(d, a_small[set][step], big);
+                    wgmma_tf32<WG_N>(d, a_big[set][step], big);
+#else
+                    // The small x small term is below fp32 rounding and is dropped.
+                    wgmma_tf32<WG_N>(d, a_small[set][step], big);
+                    wgmma_tf32<WG_N>(d, a_big[set][step], big + X_PLANE / 4);
+                    wgmma_tf32<WG_N>(d, a_big[set][step], big);
+#endif
+                  }
+                wgmma_commit();
+              }
+#if DT_MATH_3XTF32
+              wgmma_wait<0>();
+#pragma unroll
+              for (int ni = 0; ni < NI; ++ni)
+#pragma unroll
+                for (int q = 0; q < 4; ++q) acc[rw][0][ni][q] += part[ni][q];
+#endif
+            }
+          }
+        }
+      }
+      wgmma_wait<0>();
+#else
 #pragma unroll
       for (int kh = 0; kh < KH; ++kh) {
         if (!tap_h(rh, kh)) continue;
@@ -377,6 +531,8 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
           }
         }
       }
+
+#endif  // DT_WG
 
       // Bias and epilogue in registers. Thread (g, t) holds pixels 2t and 2t + 1 of each n8
       // tile in every column phase: 2 * SW consecutive outputs of one row.

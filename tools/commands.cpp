@@ -56,22 +56,22 @@ std::string resources_text(const ResourceUsage& r) {
                      r.spill_load_bytes);
 }
 
-// Without a GPU, `run` still proves the generator and compiler: every config for sm_90.
+// Without a GPU, `run` still proves the generator and compiler: every config for sm_90a.
 int compile_only(const Problem& problem, const std::vector<Config>& configs,
                  const std::string& why_no_gpu) {
-  fmt::print("No GPU: {}.\nCompiling the problem's {} variant(s) for sm_90 instead.\n", why_no_gpu,
-             configs.size());
-  fmt::print("{:<44} {:>8} {:>5} {:>8} {:>7}  {}\n", "config", "compile", "regs", "smem B",
+  fmt::print("No GPU: {}.\nCompiling the problem's {} variant(s) for {} instead.\n", why_no_gpu,
+             configs.size(), kDefaultArch);
+  fmt::print("{:<58} {:>8} {:>5} {:>8} {:>7}  {}\n", "config", "compile", "regs", "smem B",
              "spill B", "status");
   int failures = 0;
-  const std::vector<CompileResult> results = compile_configs(problem, configs, "sm_90");
+  const std::vector<CompileResult> results = compile_configs(problem, configs, kDefaultArch);
   for (size_t i = 0; i < configs.size(); ++i) {
     const Config& config = configs[i];
     const CompileResult& compiled = results[i];
     const LaunchGeometry launch = family_spec(config.family).launch(problem, config);
     failures += !compiled.ok;
     const ResourceUsage& r = compiled.resources;
-    fmt::print("{:<44} {:>6.0f}ms {:>5} {:>8} {:>7}  {}\n", config.name(), compiled.milliseconds,
+    fmt::print("{:<58} {:>6.0f}ms {:>5} {:>8} {:>7}  {}\n", config.name(), compiled.milliseconds,
                r.registers, r.shared_bytes + launch.shared_bytes,
                r.spill_store_bytes + r.spill_load_bytes, compiled.ok ? "compiled" : "FAILED");
     if (!compiled.ok) fmt::print(stderr, "{}\n", compiled.log);
@@ -118,7 +118,7 @@ int run_checked(const RunArgs& args) {
   TrialOptions options;
   options.timed_runs = args.reps;
   options.warmup_runs = args.warmup;
-  fmt::print("{:<44} {:>14} {:>9} {:>9} {:>10} {:>5} {:>6}\n", "config", "status", "median ms",
+  fmt::print("{:<58} {:>14} {:>9} {:>9} {:>10} {:>5} {:>6}\n", "config", "status", "median ms",
              "min ms", "max |err|", "regs", "spill");
   std::vector<nlohmann::json> lines;
   int failures = 0;
@@ -130,7 +130,7 @@ int run_checked(const RunArgs& args) {
     const bool ok = trial.disposition == Disposition::kOk;
     failures += !ok;
     const ResourceUsage& r = trial.compile.resources;
-    fmt::print("{:<44} {:>14} {:>9.4f} {:>9.4f} {:>10.3e} {:>5} {:>6}\n", trial.config_name,
+    fmt::print("{:<58} {:>14} {:>9.4f} {:>9.4f} {:>10.3e} {:>5} {:>6}\n", trial.config_name,
                to_string(trial.disposition), trial.timing.median_ms, trial.timing.min_ms,
                trial.verification.max_abs_error, r.registers,
                r.spill_store_bytes + r.spill_load_bytes);
@@ -197,7 +197,7 @@ int inspect_checked(const InspectArgs& args) {
   CompileOptions options;
   options.arch = args.arch;
   if (options.arch.empty()) {
-    options.arch = DriverApi::available() ? Context(0).info().arch() : "sm_90";
+    options.arch = DriverApi::available() ? Context(0).info().arch() : kDefaultArch;
   }
   options.want_ptx = args.ptx;
   CompileResult compiled;

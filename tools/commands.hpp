@@ -34,7 +34,7 @@ struct RunArgs {
 struct InspectArgs {
   ProblemArgs problem;
   std::string config;
-  std::string arch;  // empty: the GPU's, else sm_90
+  std::string arch;  // empty: the GPU's, else kDefaultArch (sm_90a)
   bool ptx = false;
   bool sass = false;
   bool resources = false;

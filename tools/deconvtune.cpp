@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   CLI::App* run_cmd = app.add_subcommand(
       "run",
       "Generate, compile, launch on fresh random inputs, verify against the float64 GPU reference "
-      "and time. Without a GPU: compile the problem's variants for sm_90 and say what was not "
+      "and time. Without a GPU: compile the problem's variants for sm_90a and say what was not "
       "run.");
   add_problem_options(*run_cmd, run.problem);
   run_cmd->add_option("--config", run.config, "a config name (see inspect --list-configs)");
@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   inspect_cmd->add_option("--config", inspect.config,
                           "a config name (default: the default config)");
   inspect_cmd->add_option("--arch", inspect.arch,
-                          "target, e.g. sm_90 (default: the GPU's, else sm_90)");
+                          "target, e.g. sm_90a (default: the GPU's, else sm_90a)");
   inspect_cmd->add_flag("--ptx", inspect.ptx, "print the PTX instead of the source");
   inspect_cmd->add_flag("--sass", inspect.sass, "print the SASS (needs cuobjdump)");
   inspect_cmd->add_flag("--resources", inspect.resources,

@@ -59,7 +59,7 @@ struct DeviceSlot {
   int ordinal = 0;
   db::DeviceRecord record;
   DeviceLimits limits;
-  std::string arch = "sm_90";
+  std::string arch = kDefaultArch;
   std::unique_ptr<Context> context;  // GPU mode: the tuner's own, for the winner's first launch
   double context_ms = 0;
   std::unique_ptr<WorkerProcess> worker;
@@ -705,7 +705,7 @@ Strategy pick_strategy(size_t candidates, double budget_seconds, int max_trials)
 db::DeviceRecord simulated_device() {
   db::DeviceRecord record;
   record.name = "Simulated GPU (deconvtune --simulate)";
-  record.arch = "sm_90";
+  record.arch = kDefaultArch;
   record.sm_count = 132;
   record.driver_version = 0;
   record.nvrtc_version = "simulated";

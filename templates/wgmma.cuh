@@ -1,0 +1,76 @@
+// Warpgroup MMA (wgmma, sm_90a) for the tensor-core kernels: TF32 m64nNk8 with A in registers
+// (the mma.sync A fragment of each warp's 16 rows) and B read by the tensor cores straight from
+// shared memory through a matrix descriptor.
+//
+// B's layout is the no-swizzle K-major canonical one: core matrices of 8 rows (pixels) x 16 bytes
+// (4 K values), rows 16 bytes apart, so a window may start at any pixel (probed on an H100; the
+// swizzled layouts tie a window's start to the swizzle atom). LBO is the distance between the two
+// core matrices of a k8 step (K columns 0-3 and 4-7), SBO the distance between 8-row groups.
+#pragma once
+
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#error "wgmma configs (wg1) need the sm_90a target: compile with --gpu-architecture=sm_90a"
+#endif
+
+namespace dt {
+// Descriptor fields count 16-byte units: start address (bits 0-13), LBO (16-29), SBO (32-45);
+// base offset and swizzle mode stay 0 (no swizzle).
+__device__ __forceinline__ unsigned long long wgmma_desc(const float* start, unsigned lbo_bytes,
+                                                         unsigned sbo_bytes) {
+  const unsigned address = (unsigned)__cvta_generic_to_shared(start);
+  return (unsigned long long)((address >> 4) & 0x3FFF) |
+         ((unsigned long long)((lbo_bytes >> 4) & 0x3FFF) << 16) |
+         ((unsigned long long)((sbo_bytes >> 4) & 0x3FFF) << 32);
+}
+
+// Register and shared-memory writes made before this point become visible to the wgmmas after it.
+__device__ __forceinline__ void wgmma_fence() {
+  asm volatile("wgmma.fence.sync.aligned;" ::: "memory");
+}
+__device__ __forceinline__ void wgmma_commit() {
+  asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory");
+}
+template <int PENDING>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(PENDING) : "memory");
+}
+// Generic-proxy writes to shared memory (cp.async, st.shared) made visible to the async proxy the
+// wgmmas read through; then a barrier.
+__device__ __forceinline__ void fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+}
+// Keeps a register's value (an in-flight wgmma's A operand) from being reused before this point.
+__device__ __forceinline__ void keep_register(unsigned& r) { asm volatile("" : "+r"(r)::"memory"); }
+
+// d (N / 8 accumulator quads, laid out as the mma.sync C fragments of consecutive n8 tiles) +=
+// A (64 x 8, this warp's rows 16 * (warp % 4) ...) x B (8 x N at b_desc).
+#define D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+template <int N>
+__device__ __forceinline__ void wgmma_tf32(float (*d)[4], const unsigned (&a)[4],
+                                           unsigned long long b_desc) {
+  static_assert(N == 16 || N == 32 || N == 64, "wgmma N");
+  if constexpr (N == 16) {
+    asm volatile(
+        "wgmma.mma_async.sync.aligned.m64n16k8.f32.tf32.tf32 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7}, {%8,%9,%10,%11}, %12, 1, 1, 1;"
+        : D4(0), D4(1)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
+  }
+  if constexpr (N == 32) {
+    asm volatile(
+        "wgmma.mma_async.sync.aligned.m64n32k8.f32.tf32.tf32 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15}, {%16,%17,%18,%19}, %20, 1, 1, 1;"
+        : D4(0), D4(1), D4(2), D4(3)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
+  }
+  if constexpr (N == 64) {
+    asm volatile(
+        "wgmma.mma_async.sync.aligned.m64n64k8.f32.tf32.tf32 "
+        "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%"
+        "24,%25,%26,%27,%28,%29,%30,%31}, {%32,%33,%34,%35}, %36, 1, 1, 1;"
+        : D4(0), D4(1), D4(2), D4(3), D4(4), D4(5), D4(6), D4(7)
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc));
+  }
+}
+#undef D4
+}  // namespace dt
