@@ -259,8 +259,10 @@ std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& 
 Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
   // Until a tuned winner exists: the configs that measured best on the seed shape
-  // (bench/results/), then narrower tiles that fit more problems, then any tensor-core config.
-  for (const char* preferred : {"pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_wg0_mishfast",
+  // (bench/results/; wgmma first where the device has it), then narrower tiles that fit more
+  // problems, then any tensor-core config.
+  for (const char* preferred : {"pgemm_tf32_bn64_rp2_cp64_wm4_wn2_st1_xs0_wg1_mishfast",
+                                "pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_wg0_mishfast",
                                 "pgemm_tf32_bn64_rp2_cp64_wm4_wn4_st1_xs0_wg0_mishexact",
                                 "pgemm_3xtf32_bn64_rp4_cp32_wm4_wn4_st1_xs1_wg0_mishexact",
                                 "pgemm_tf32_bn64_rp1_cp64_wm4_wn4_st2_xs0_wg0_mishexact",

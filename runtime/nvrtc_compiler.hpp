@@ -22,8 +22,8 @@ inline constexpr char kDefaultArch[] = "sm_90a";
 
 struct CompileOptions {
   std::string arch = kDefaultArch;  // sm_XX[a] (cubin) or compute_XX[a] (PTX only)
-  bool want_ptx = false;           // also keep the PTX
-  std::vector<std::string> extra;  // further NVRTC flags
+  bool want_ptx = false;            // also keep the PTX
+  std::vector<std::string> extra;   // further NVRTC flags
   std::string program_name = "deconvtune_kernel.cu";
 };
 

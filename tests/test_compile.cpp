@@ -37,7 +37,8 @@ TEST(Compile, EveryConfigOfTheSpaceCompilesForSm80AndSm90) {
   for (const Problem& problem : compile_problems()) {
     for (const char* arch : {"sm_80", "sm_90a"}) {
       const bool sm80 = std::string_view(arch) == "sm_80";
-      const std::vector<Config> space = sm80 ? enumerate_space(problem, a100) : enumerate_space(problem);
+      const std::vector<Config> space =
+          sm80 ? enumerate_space(problem, a100) : enumerate_space(problem);
       const std::vector<CompileResult> results = compile_configs(problem, space, arch);
       for (size_t i = 0; i < space.size(); ++i) {
         const Config& config = space[i];
@@ -82,7 +83,7 @@ TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
     problems.push_back(Problem::from_json(nlohmann::json::parse(spec)));
   }
   CompileOptions options;
-  options.arch = "compute_90";  // PTX only: the figure is visible without running ptxas
+  options.arch = "compute_90a";  // PTX only: the figure is visible without running ptxas
   int checked = 0;
   for (const Problem& problem : problems) {
     const std::vector<Config> space = enumerate_space(problem);

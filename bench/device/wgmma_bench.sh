@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the device, after the wgmma configs: run_bench.py on the problems where wgmma may change the
 # picture, with each problem's default and the wgmma candidates (candidates.sh) beside PyTorch
-# eager, torch.compile and the seed's ModelNew in the same process; then every GPU test.
+# eager, torch.compile and the seed's ModelNew in the same process; then every GPU test (BENCH_ONLY
+# picks the problems).
 # Results: $OUT/bench.tgz (bench.md, bench.json, logs).
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -17,6 +18,7 @@ timeout 330 python3 bench/run_bench.py --deconvtune "$root/.carry/deconvtune" \
   --configs-cmd "bench/device/candidates.sh {bin} {problem} {precision}" \
   --device-label "$(cat "$out/device.txt")" > "$out/bench.log" 2>&1
 timeout 180 "$root/.carry/deconvtune_tests" --gtest_filter='*Gpu*' > "$out/gpu_tests.txt" 2>&1
+timeout 60 "$root/.carry/deconvtune_api_tests" --gtest_filter='*Gpu*' > "$out/api_gpu_tests.txt" 2>&1
 tar czf "${OUT:-/tmp}/bench.tgz" -C "$(dirname "$out")" bench
-grep -E "tests ran|PASSED|FAILED" "$out/gpu_tests.txt"
+grep -E "tests ran|PASSED|FAILED" "$out/gpu_tests.txt" "$out/api_gpu_tests.txt"
 sed -n '/[Ss]ummary/,$p' "$out/bench.md" | head -40
