@@ -3,8 +3,9 @@
 // shared memory through a matrix descriptor.
 //
 // B's layout is the no-swizzle K-major canonical one: core matrices of 8 rows (pixels) x 16 bytes
-// (4 K values), rows 16 bytes apart, so a window may start at any pixel (probed on an H100; the
-// swizzled layouts tie a window's start to the swizzle atom). LBO is the distance between the two
+// (4 K values), rows 16 bytes apart, so a window may start at any pixel (probed on an H100:
+// bench/probes/). The swizzled layouts anchor their pattern to an atom of 8 rows, which a window
+// starting at an arbitrary pixel would break. LBO is the distance between the two
 // core matrices of a k8 step (K columns 0-3 and 4-7), SBO the distance between 8-row groups.
 #pragma once
 

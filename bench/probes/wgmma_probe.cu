@@ -243,7 +243,7 @@ int main() {
   CK(cudaMemcpy(dW, W.data(), W.size() * 4, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(dX, X.data(), X.size() * 4, cudaMemcpyHostToDevice));
   std::vector<float> D(64 * NN);
-  for (int layout = 0; layout < 1; ++layout)  // layout 1 (64B swizzle) faulted: left out
+  for (int layout = 0; layout < 1; ++layout)  // layout 1 (64B swizzle): not run (see README)
     for (int variant = 0; variant < 1; ++variant) {
       printf("layout %d variant %d:", layout, variant);
       for (int p0 : {0, 1, 2, 3, 5, 8, 13, 30, 64}) {
