@@ -67,8 +67,6 @@ int64_t output_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t op, int
   return (in - 1) * s - 2 * p + d * (k - 1) + op + 1;
 }
 
-int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 // Along one axis: the (input i, tap t) pairs whose output o = i * s - p + t * d lands in [0, out).
 // Each input pixel meets every such tap once. O(k), not O(in * k): sizes go up to 2^24 each.
 int64_t in_range_taps(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
@@ -82,6 +80,8 @@ int64_t in_range_taps(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, 
 }
 
 }  // namespace
+
+int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 ProblemError::ProblemError(std::string field, const std::string& rule)
     : std::invalid_argument(fmt::format("problem field '{}': {}", field, rule)),

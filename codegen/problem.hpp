@@ -14,6 +14,9 @@ namespace deconvtune {
 
 enum class Precision { kFp32, kTf32 };
 std::string_view to_string(Precision precision);
+
+// Integer division rounding toward minus infinity (the phase arithmetic of strided taps).
+int64_t floor_div(int64_t a, int64_t b);
 Precision parse_precision(std::string_view text);  // throws std::invalid_argument
 
 // A spec that breaks a rule. field() names the JSON field (e.g. "output_padding").

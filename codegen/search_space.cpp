@@ -53,8 +53,6 @@ struct TileGeometry {
   int64_t co_blocks = 0;  // grid.y: groups x CO blocks per group
 };
 
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
 // The smallest and largest input shift over the taps, along one axis. Every tap k reaches exactly
 // one phase, with shift -floor((k * dilation - pad) / stride), which falls as k grows: the extremes
 // are the first and the last tap, so this is O(1) however large stride and kernel are.

@@ -101,6 +101,18 @@ TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
   EXPECT_GT(checked, 20);
 }
 
+TEST(Compile, WgmmaConfigForPlainSm90SaysItNeedsSm90a) {
+  Problem seed = Problem::seed();
+  seed.precision = Precision::kTf32;
+  const GeneratedKernel kernel = generate_kernel(
+      seed, Config::from_name("pgemm_tf32_bn64_rp2_cp64_wm4_wn2_st1_xs0_wg1_mishfast"));
+  CompileOptions options;
+  options.arch = "sm_90";
+  const CompileResult plain = compile_cuda(kernel.source, options);
+  EXPECT_FALSE(plain.ok);
+  EXPECT_NE(plain.log.find("sm_90a"), std::string::npos) << plain.log;
+}
+
 TEST(Compile, FailureCarriesTheLogAndOptions) {
   CompileResult result =
       compile_cuda("extern \"C\" __global__ void k() { undefined_thing(); }", {});

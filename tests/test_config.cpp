@@ -41,6 +41,32 @@ TEST(Config, SpaceRespectsPrecisionAndEpilogue) {
   for (const Config& config : enumerate_space(no_mish)) EXPECT_EQ(config.mish, MishVariant::kExact);
 }
 
+TEST(Config, WgmmaConfigsOnlyWhereTheDeviceAndTilesAllowThem) {
+  Problem seed = Problem::seed();
+  seed.precision = Precision::kTf32;
+  const Config wgmma = Config::from_name("pgemm_tf32_bn64_rp2_cp64_wm4_wn2_st1_xs0_wg1_mishfast");
+  EXPECT_EQ(why_illegal(seed, wgmma, {}), "");
+  DeviceLimits a100;
+  a100.sm_major = 8;
+  EXPECT_NE(why_illegal(seed, wgmma, a100).find("sm_90a"), std::string::npos);
+  for (const Config& config : enumerate_space(seed, a100)) {
+    if (config.family == Family::kPgemm) {
+      EXPECT_EQ(config.param("wg"), 0) << config.name();
+    }
+  }
+  EXPECT_NE(
+      why_illegal(seed, Config::from_name("pgemm_tf32_bn32_rp2_cp64_wm2_wn2_st1_xs0_wg1_mishfast"),
+                  {})
+          .find("bn64"),
+      std::string::npos);
+  const Problem fp32 = Problem::seed();
+  EXPECT_NE(
+      why_illegal(fp32,
+                  Config::from_name("pgemm_3xtf32_bn64_rp1_cp64_wm4_wn2_st1_xs0_wg1_mishexact"), {})
+          .find("xs1"),
+      std::string::npos);
+}
+
 TEST(Config, DefaultServesAnyProblemAndNarrowGroups) {
   Problem p = Problem::seed();
   p.groups = 64;  // one output channel per group: only c1 is legal
