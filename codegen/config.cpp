@@ -17,6 +17,8 @@ std::string_view to_string(Family family) {
       return "direct";
     case Family::kPgemm:
       return "pgemm";
+    case Family::kWsgemm:
+      return "wsgemm";
     case Family::kFault:
       return "fault";
   }

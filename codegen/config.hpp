@@ -11,7 +11,7 @@
 namespace deconvtune {
 
 // kFault is test-only (fault injection for the tuner's tests): never in an enumerated space.
-enum class Family { kDirect, kPgemm, kFault };
+enum class Family { kDirect, kPgemm, kWsgemm, kFault };
 // How the convolution's products are computed: plain fp32 FFMA, TF32 tensor cores, or 3xTF32
 // (each operand split into big + small TF32 parts: fp32 accuracy on tensor cores).
 enum class MathMode { kFfma, kTf32, k3xTf32 };

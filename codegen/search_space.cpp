@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <climits>
+#include <tuple>
 #include <stdexcept>
 
 namespace deconvtune {
@@ -165,6 +167,115 @@ FamilySpec pgemm_family() {
   return spec;
 }
 
+// The wsgemm template's shared-memory layout (templates/wsgemm.cuh, Storage<R0>): 2 x stages
+// mbarriers in the first 128 bytes, then the class's W slice, then the ring of input windows, the
+// whole rounded up to 128 bytes; the largest class sets the launch's figure.
+struct WsGeometry {
+  int64_t shared_bytes = 0;
+  int64_t units = 0;      // (image, phase row, block of cp phase columns)
+  int64_t co_blocks = 0;  // grid.y: groups x blocks of 64 output channels per group
+  int64_t classes = 1;    // grid.z: row phases with a CTA class of their own (rs1), else 1
+  std::string why_not;    // nonempty: the config cannot serve the problem
+};
+
+constexpr int64_t kWsMaxKernel = 16;  // the template unrolls over every kernel row and column
+constexpr int64_t kWsMaxStages = 8;   // the barriers fit in the first 128 bytes
+
+WsGeometry ws_geometry(const Problem& p, const Config& c) {
+  WsGeometry g;
+  const int64_t cp = c.param("cp"), stages = c.param("st");
+  const bool row_classes = c.param("rs") == 1;
+  const int64_t kp = (p.in_channels / p.groups + 7) / 8 * 8;
+  const auto [w_lo, w_hi] = shift_range(p.stride.w, p.padding.w, p.kernel.w, p.dilation.w);
+  const int64_t window_columns = cp + w_hi - w_lo;
+  const int64_t qh = (p.out_height() + p.stride.h - 1) / p.stride.h;
+  const int64_t qw = (p.out_width() + p.stride.w - 1) / p.stride.w;
+  g.units = p.batch * qh * ((qw + cp - 1) / cp);
+  g.co_blocks = p.groups * ((p.out_channels / p.groups + 63) / 64);
+  // Per class: kernel rows held and input rows spanned.
+  std::vector<std::pair<int64_t, int64_t>> classes;  // (kernel rows, window rows)
+  if (!row_classes) {
+    const auto [h_lo, h_hi] = shift_range(p.stride.h, p.padding.h, p.kernel.h, p.dilation.h);
+    classes.emplace_back(p.kernel.h, h_hi - h_lo + 1);
+  } else {
+    for (int64_t r = 0; r < p.stride.h; ++r) {
+      int64_t rows = 0, lo = INT64_MAX, hi = INT64_MIN;
+      for (int64_t kh = 0; kh < p.kernel.h; ++kh) {
+        const int64_t offset = r + p.padding.h - kh * p.dilation.h;
+        if (offset - floor_div(offset, p.stride.h) * p.stride.h != 0) continue;
+        ++rows;
+        lo = std::min(lo, offset / p.stride.h);
+        hi = std::max(hi, offset / p.stride.h);
+      }
+      if (rows == 0) {
+        g.why_not = fmt::format("rs1: row phase {} has no kernel row", r);
+        return g;
+      }
+      classes.emplace_back(rows, hi - lo + 1);
+    }
+    g.classes = p.stride.h;
+  }
+  for (const auto& [kernel_rows, window_rows] : classes) {
+    const int64_t w_bytes = kernel_rows * p.kernel.w * kp * 64 * 4;
+    const int64_t slot_bytes = kp * window_rows * window_columns * 4;
+    const int64_t bytes = (128 + w_bytes + stages * slot_bytes + 127) / 128 * 128;
+    g.shared_bytes = std::max(g.shared_bytes, bytes);
+  }
+  return g;
+}
+
+FamilySpec wsgemm_family() {
+  FamilySpec spec;
+  spec.family = Family::kWsgemm;
+  spec.template_file = "wsgemm.cuh";
+  spec.kernel_name = "deconv_wsgemm";
+  spec.maths = {MathMode::kTf32};
+  spec.params = {
+      {"cp", "DT_CP", {8, 16, 32, 64, 128}, "phase columns per unit (the wgmma N)"},
+      {"st", "DT_STAGES", {2, 3, 4, 6}, "slots of the input ring"},
+      {"rs", "DT_RS", {0, 1}, "1: one row phase per CTA, holding only its taps"},
+  };
+  spec.why_illegal = [](const Problem& p, const Config& c,
+                        const DeviceLimits& device) -> std::string {
+    if (device.sm_major != 9 || device.sm_minor != 0) return "wsgemm needs sm_90a (wgmma)";
+    if (p.kernel.h > kWsMaxKernel || p.kernel.w > kWsMaxKernel)
+      return fmt::format("wsgemm unrolls kernels up to {0}x{0}", kWsMaxKernel);
+    if (c.param("st") > kWsMaxStages) return "too many stages";
+    const int64_t cp = c.param("cp");
+    const bool row_classes = c.param("rs") == 1;
+    if (row_classes && (p.stride.h == 1 || p.stride.h > 8))
+      return "rs1 needs a row stride of 2 to 8";
+    const int64_t qw = (p.out_width() + p.stride.w - 1) / p.stride.w;
+    if (cp > 8 && cp / 2 >= qw) return fmt::format("cp{} is wider than the {} phase columns", cp, qw);
+    // Every phase's 64 x cp accumulator tile stays in the consumer's registers (224 each).
+    const int64_t accumulators = (row_classes ? 1 : p.stride.h) * p.stride.w * cp / 2;
+    if (accumulators > 128)
+      return fmt::format("{} accumulator registers per thread would spill", accumulators);
+    const WsGeometry g = ws_geometry(p, c);
+    if (!g.why_not.empty()) return g.why_not;
+    if (g.shared_bytes > device.max_shared_per_block) {
+      return fmt::format("needs {} B of shared memory (W resident), the device has {}",
+                         g.shared_bytes, device.max_shared_per_block);
+    }
+    return {};
+  };
+  spec.launch = [](const Problem& p, const Config& c) {
+    const WsGeometry g = ws_geometry(p, c);
+    const DeviceLimits device;
+    LaunchGeometry geometry;
+    // Persistent: one CTA per SM (the W slice fills shared memory), spread over the CO blocks
+    // and row classes.
+    geometry.grid[0] = static_cast<unsigned>(
+        std::min(g.units, std::max<int64_t>(1, device.sm_count / (g.co_blocks * g.classes))));
+    geometry.grid[1] = static_cast<unsigned>(g.co_blocks);
+    geometry.grid[2] = static_cast<unsigned>(g.classes);
+    geometry.block[0] = 384;
+    geometry.shared_bytes = static_cast<unsigned>(g.shared_bytes);
+    return geometry;
+  };
+  return spec;
+}
+
 // TEST ONLY: kernels that fail on purpose (templates/fault_injection.cuh), one per fault kind.
 FamilySpec fault_family() {
   FamilySpec spec;
@@ -197,7 +308,7 @@ const std::vector<FamilySpec>& test_only_families() {
 }
 
 const std::vector<FamilySpec>& families() {
-  static const std::vector<FamilySpec> all = {pgemm_family(), direct_family()};
+  static const std::vector<FamilySpec> all = {wsgemm_family(), pgemm_family(), direct_family()};
   return all;
 }
 
@@ -256,6 +367,20 @@ std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& 
 
 Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
+  // The Hopper family where it serves the problem: all row phases per CTA before row classes,
+  // units of 32 phase columns before narrower or wider ones, then the deepest ring that fits.
+  const Config* hopper = nullptr;
+  auto rank = [](const Config& c) {
+    static constexpr int kColumnPreference[] = {4, 3, 1, 2, 0};  // cp 8, 16, 32, 64, 128
+    const int cp_index = c.param("cp") == 8 ? 0 : c.param("cp") == 16 ? 1 : c.param("cp") == 32 ? 2 : c.param("cp") == 64 ? 3 : 4;
+    return std::make_tuple(c.param("rs"), c.mish == MishVariant::kFast ? 0 : 1,
+                           kColumnPreference[cp_index], -c.param("st"));
+  };
+  for (const Config& config : space) {
+    if (config.family == Family::kWsgemm && (hopper == nullptr || rank(config) < rank(*hopper)))
+      hopper = &config;
+  }
+  if (hopper != nullptr) return *hopper;
   // Until a tuned winner exists: the configs that measured best on the seed shape
   // (bench/results/; wgmma first where the device has it), then narrower tiles that fit more
   // problems, then any tensor-core config.

@@ -35,7 +35,11 @@ std::string Verification::summary() const {
 }
 
 double error_bound(const Problem& problem) {
-  const double base = problem.precision == Precision::kFp32 ? 2e-6 : 5e-4;
+  // tf32: one TF32 product per multiply-add, both operands rounded to nearest, as cuBLAS and cuDNN
+  // compute it. cuDNN's own TF32 draws 4.3-5.3e-4 over the seed's outputs on the H100 and H200
+  // (bench/results/), and the max of 5e8 errors moves by 10-20% between draws, so the bound sits
+  // at about twice what cuDNN reaches.
+  const double base = problem.precision == Precision::kFp32 ? 2e-6 : 1e-3;
   // Terms per output: input channels of the group times the taps that land (on average).
   const double taps = std::max(1.0, static_cast<double>(problem.kernel.h * problem.kernel.w) /
                                         static_cast<double>(problem.stride.h * problem.stride.w));

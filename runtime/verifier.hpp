@@ -24,7 +24,7 @@ struct Verification {
 };
 
 // The error a kernel may show against float64: the precision's bound on the seed shape (fp32 2e-6,
-// tf32 5e-4), widened for longer dot products (error grows like sqrt(K)); check_output widens it
+// tf32 1e-3), widened for longer dot products (error grows like sqrt(K)); check_output widens it
 // further for outputs larger than the seed's.
 double error_bound(const Problem& problem);
 

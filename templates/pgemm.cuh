@@ -19,6 +19,7 @@
 // the next block's input into L2 while computing.
 #pragma once
 #include "epilogue.cuh"
+#include "output.cuh"
 #include "problem.cuh"
 #include "tensor_core.cuh"
 
@@ -101,10 +102,6 @@ constexpr int BLOCKS_H = (OH + TH - 1) / TH, BLOCKS_W = (OW + TW - 1) / TW;
 constexpr i64 BLOCKS = (i64)N * BLOCKS_H * BLOCKS_W;
 constexpr int CO_BLOCKS = (CO_PER_GROUP + BN - 1) / BN;
 
-// Each thread stores 2 * SW consecutive outputs of a row; the widest aligned vector that fits.
-constexpr int RUN = 2 * SW;
-constexpr int VEC = (RUN % 4 == 0 && OW % 4 == 0) ? 4 : (RUN % 2 == 0 && OW % 2 == 0) ? 2 : 1;
-
 struct Block {
   i64 n;
   int oh0, ow0;
@@ -184,25 +181,6 @@ __device__ __forceinline__ void prepare_tile(float* tile) {
   }
 }
 
-// 2 * SW consecutive outputs of one row, from ow on; vector stores where the row allows.
-__device__ __forceinline__ void store_run(float* __restrict__ row, int ow, const float (&v)[RUN]) {
-  if (ow + RUN <= OW) {
-#pragma unroll
-    for (int k = 0; k < RUN; k += VEC) {
-      if (VEC == 4) {
-        *reinterpret_cast<float4*>(row + ow + k) = make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]);
-      } else if (VEC == 2) {
-        *reinterpret_cast<float2*>(row + ow + k) = make_float2(v[k], v[k + 1]);
-      } else {
-        row[ow + k] = v[k];
-      }
-    }
-  } else {
-#pragma unroll
-    for (int k = 0; k < RUN; ++k)
-      if (ow + k < OW) row[ow + k] = v[k];
-  }
-}
 }  // namespace dt
 
 // The dynamic shared memory the kernel expects; the loader checks the host's figure against it.

@@ -39,7 +39,7 @@ TrialReply simulated_trial(const Config& config, const Problem& problem,
   reply.config_name = config.name();
   const uint64_t hash = simulation_hash(config.name(), problem.key());
   reply.registers = 32 + static_cast<int>(hash % 97);
-  reply.error_bound = problem.precision == Precision::kFp32 ? 2e-6 : 5e-4;
+  reply.error_bound = problem.precision == Precision::kFp32 ? 2e-6 : 1e-3;
   switch (fault_kind(config)) {
     case 1:
       reply.status = Disposition::kCompileFailed;

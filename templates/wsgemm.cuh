@@ -1,0 +1,329 @@
+// The Hopper family (sm_90a): the phase-decomposed implicit GEMM of pgemm.cuh, warp-specialised.
+//
+// A CTA of three warpgroups owns 64 output channels (one wgmma M; fewer are padded with zero
+// rows) and keeps their W slice resident in shared memory, TF32-rounded, in the K-major layout the
+// tensor cores read (SS: both operands from shared memory, so no register holds an operand while a
+// wgmma is in flight, and a unit's whole K loop is queued at once).
+// - Warpgroup 0, the producer, walks the CTA's strip of units: for each it waits until a slot of
+//   the ring is free, loads the unit's input window (lanes along w, so every load is a full
+//   128-byte line), rounds it to TF32 and writes it channel-innermost (the transpose NCHW needs:
+//   TF32 wgmma reads K-major operands only), then arrives on the slot's `full` barrier.
+// - Warpgroups 1 and 2, the consumers, take alternate units: wait for the slot, queue every wgmma
+//   of every phase and tap, wait for them, free the slot, then run the epilogue and store y from
+//   registers while the other consumer's wgmmas run.
+// A unit is (image n, phase row q, block of CP phase columns) x 64 output channels: for every row
+// phase rh of the CTA's class and every column phase rw, a 64 x CP GEMM with K = the channels times
+// the taps that reach (rh, rw); each tap reads the same window at its own shift (a descriptor
+// offset). Each thread ends up with every column phase of its pixels: 2 * SW consecutive outputs.
+//
+// Row classes (RS): with RS = 0 a CTA computes every row phase and holds every tap; with RS = 1
+// each CTA serves one row phase (grid.z) and holds only the kernel rows that reach it, which cuts
+// the resident W by SH (stride 2, k4: 128 KB instead of 256).
+#pragma once
+#include "epilogue.cuh"
+#include "output.cuh"
+#include "pipeline.cuh"
+#include "problem.cuh"
+#include "tensor_core.cuh"
+#include "wgmma.cuh"
+
+#ifndef DT_CP
+#define DT_CP 64  // phase columns per unit: the N of every wgmma (8, 16, 32, 64 or 128)
+#endif
+#ifndef DT_STAGES
+#define DT_STAGES 2  // slots of the input ring
+#endif
+#ifndef DT_RS
+#define DT_RS 0  // 1: one row phase per CTA (grid.z), holding only the taps that reach it
+#endif
+#if !defined(DT_MATH_TF32)
+#define DT_MATH_TF32 1
+#endif
+#if !DT_MATH_TF32
+#error "the wsgemm family implements tf32 math (one TF32 product per multiply-add)"
+#endif
+
+namespace dt {
+constexpr int CP = DT_CP, STAGES = DT_STAGES;
+constexpr int BM = 64;  // output channels per CTA
+constexpr int WG_THREADS = 128, THREADS = 3 * WG_THREADS;
+constexpr int PRODUCER_REGS = 56, CONSUMER_REGS = 224;  // 128 * 56 + 256 * 224 <= 65536
+static_assert(WG_THREADS * PRODUCER_REGS + 2 * WG_THREADS * CONSUMER_REGS <= 65536, "registers");
+static_assert(CP == 8 || CP == 16 || CP == 32 || CP == 64 || CP == 128, "wgmma N");
+static_assert(STAGES >= 2, "one slot per consumer at least");
+
+constexpr int KP = (CI_PER_GROUP + 7) / 8 * 8;  // channels per tap, padded to k8 steps
+constexpr int KSTEPS = KP / 8;
+constexpr int PLANES = KP / 4;  // 4-channel planes: 16 bytes per pixel (x) or output channel (W)
+constexpr int QH = (OH + SH - 1) / SH, QW = (OW + SW - 1) / SW;  // phase rows and columns
+constexpr int QWB = (QW + CP - 1) / CP;
+constexpr i64 UNITS = (i64)N * QWB * QH;
+constexpr int CO_BLOCKS = (CO_PER_GROUP + BM - 1) / BM;
+constexpr int CLASSES = DT_RS ? SH : 1;
+constexpr int CLASS_ROWS = DT_RS ? 1 : SH;  // row phases per class
+constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // window columns
+
+// Kernel rows and input-row shifts of the class of row phases [r0, r0 + CLASS_ROWS). The whole
+// range (RS = 0) has every kernel row and the closed-form shift bounds; one row phase (RS = 1,
+// where the space bounds KH) counts its rows.
+__host__ __device__ constexpr bool class_has_row(int r0, int kh) {
+  return CLASS_ROWS == SH || tap_h(r0, kh);
+}
+__host__ __device__ constexpr int class_row_rank(int r0, int kh) {
+  if (CLASS_ROWS == SH) return kh;
+  int rank = 0;
+  for (int k = 0; k < kh; ++k) rank += class_has_row(r0, k) ? 1 : 0;
+  return rank;
+}
+__host__ __device__ constexpr int class_rows(int r0) { return class_row_rank(r0, KH); }
+__host__ __device__ constexpr int class_shift(int r0, bool largest) {
+  if (CLASS_ROWS == SH) return shift_bound(SH, PH, DH, KH, largest);
+  int lo = 1 << 30, hi = -(1 << 30);
+  for (int kh = 0; kh < KH; ++kh) {
+    if (!tap_h(r0, kh)) continue;
+    lo = shift_h(r0, kh) < lo ? shift_h(r0, kh) : lo;
+    hi = shift_h(r0, kh) > hi ? shift_h(r0, kh) : hi;
+  }
+  return largest ? hi : lo;
+}
+
+// Shared memory of a CTA of class r0, declared once. W is the A operand, [tap][plane][co][4]:
+// core matrices of 8 channels x 16 bytes, LBO the next plane (BM * 16 B), SBO 128 B. A slot is
+// the B operand, [plane][window row][window column][4]: LBO the next plane, SBO 128 B, and a
+// window may start at any pixel (no swizzle: bench/probes/).
+template <int R0>
+struct Storage {
+  static constexpr int XR = class_shift(R0, true) - class_shift(R0, false) + 1;
+  static constexpr int XPIX = XR * XC;
+  static constexpr int SLOT = PLANES * XPIX * 4;  // floats
+  static constexpr int TAPS = class_rows(R0) * KW;
+  unsigned long long full[STAGES];
+  unsigned long long empty[STAGES];
+  alignas(128) float w[TAPS * PLANES * BM * 4];
+  alignas(128) float x[STAGES][SLOT];
+};
+static_assert(sizeof(Storage<0>) % 16 == 0, "slots stay 16-byte aligned");
+
+template <int R = 0>
+__host__ __device__ constexpr int max_storage_bytes() {
+  if constexpr (R + 1 < CLASSES) {
+    return sizeof(Storage<R>) > max_storage_bytes<R + 1>() ? (int)sizeof(Storage<R>)
+                                                           : max_storage_bytes<R + 1>();
+  } else {
+    return (int)sizeof(Storage<R>);
+  }
+}
+constexpr int SMEM_BYTES = max_storage_bytes();
+
+__host__ __device__ constexpr bool phase_has_taps(int rh, int rw) {
+  bool row = false, column = false;
+  for (int kh = 0; kh < KH; ++kh) row = row || tap_h(rh, kh);
+  for (int kw = 0; kw < KW; ++kw) column = column || tap_w(rw, kw);
+  return row && column;
+}
+
+struct Unit {
+  i64 n;
+  int q, p0;  // phase row, first phase column
+};
+__device__ __forceinline__ Unit unit_of(i64 u) {
+  Unit out;
+  out.q = (int)(u % QH);
+  u /= QH;
+  out.p0 = (int)(u % QWB) * CP;
+  out.n = u / QWB;
+  return out;
+}
+
+// The producer's share of one slot: (plane, row, column) items of 4 channels, loaded (zero outside
+// the image and past the group's channels), rounded to TF32 and written as one 16-byte vector.
+template <int R0>
+__device__ __forceinline__ void fill_slot(float* slot, const float* __restrict__ x, const Unit& u,
+                                          int group, int tid) {
+  using S = Storage<R0>;
+  constexpr int ITEMS = PLANES * S::XPIX, BATCH = 4;
+  const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
+  for (int base = tid; base < ITEMS; base += WG_THREADS * BATCH) {
+    float v[BATCH][4];
+#pragma unroll
+    for (int b = 0; b < BATCH; ++b) {
+      const int item = base + b * WG_THREADS;
+      const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
+      const int ih = ih0 + xr, iw = iw0 + xc;
+      const bool inside = item < ITEMS && ih >= 0 && ih < H && iw >= 0 && iw < W;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int c = plane * 4 + e;
+        v[b][e] = inside && c < CI_PER_GROUP
+                      ? __ldg(x + x_index(u.n, group * CI_PER_GROUP + c, ih, iw))
+                      : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int b = 0; b < BATCH; ++b) {
+      const int item = base + b * WG_THREADS;
+      if (item < ITEMS) {
+        *reinterpret_cast<float4*>(slot + item * 4) =
+            make_float4(__uint_as_float(to_tf32(v[b][0])), __uint_as_float(to_tf32(v[b][1])),
+                        __uint_as_float(to_tf32(v[b][2])), __uint_as_float(to_tf32(v[b][3])));
+      }
+    }
+  }
+}
+
+template <int R0>
+__device__ __forceinline__ void run_class(unsigned char* smem, const float* __restrict__ x,
+                                          const float* __restrict__ w,
+                                          const float* __restrict__ bias, float* __restrict__ y) {
+  using S = Storage<R0>;
+  static_assert(sizeof(S) <= SMEM_BYTES, "storage");
+  S& s = *reinterpret_cast<S*>(smem);
+  // Broadcast from lane 0, so the compiler sees the role is uniform across each warp (wgmma
+  // issued on a path it cannot prove warp-uniform is serialised).
+  const int warpgroup = __shfl_sync(0xffffffffu, (int)threadIdx.x / WG_THREADS, 0);
+  const int tid = threadIdx.x % WG_THREADS;
+  const int group = blockIdx.y / CO_BLOCKS;
+  const int co_base = (blockIdx.y % CO_BLOCKS) * BM;  // within the group
+
+  // The W slice of the class, TF32-rounded, padding channels zero.
+  for (int e = threadIdx.x; e < S::TAPS * PLANES * BM * 4; e += THREADS) {
+    const int q = e % 4, co = (e / 4) % BM, plane = (e / (4 * BM)) % PLANES;
+    const int tap = e / (4 * BM * PLANES), rank = tap / KW, kw = tap % KW;
+    int kh = 0;
+#pragma unroll 1
+    for (int k = 0; k < KH; ++k)
+      if (class_has_row(R0, k) && class_row_rank(R0, k) == rank) kh = k;
+    const int ci = plane * 4 + q, co_g = co_base + co;
+    float v = 0.0f;
+    if (ci < CI_PER_GROUP && co_g < CO_PER_GROUP)
+      v = __ldg(&w[w_index(group * CI_PER_GROUP + ci, co_g, kh, kw)]);
+    s.w[e] = __uint_as_float(to_tf32(v));
+  }
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < STAGES; ++i) {
+      mbarrier_init(&s.full[i], WG_THREADS);
+      mbarrier_init(&s.empty[i], WG_THREADS);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  fence_proxy_async();  // W, written by threads, is read by the tensor cores
+  __syncthreads();
+
+  // This CTA's strip of units: contiguous, so consecutive units share input rows in L2.
+  const i64 per_cta = UNITS / gridDim.x, extra = UNITS % gridDim.x;
+  const i64 first = blockIdx.x * per_cta + min((i64)blockIdx.x, extra);
+  const i64 count = per_cta + (blockIdx.x < extra ? 1 : 0);
+
+  if (warpgroup == 0) {
+    registers_decrease<PRODUCER_REGS>();
+    for (i64 k = 0; k < count; ++k) {
+      const int slot = (int)(k % STAGES);
+      mbarrier_wait(&s.empty[slot], (unsigned)((k / STAGES) & 1) ^ 1u);
+      fill_slot<R0>(s.x[slot], x, unit_of(first + k), group, tid);
+      fence_proxy_async();
+      mbarrier_arrive(&s.full[slot]);
+    }
+    return;
+  }
+  registers_increase<CONSUMER_REGS>();
+  const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
+  float bias_v[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int co = min(co_base + 16 * warp + g + 8 * half, CO_PER_GROUP - 1);
+    bias_v[half] = HAS_BIAS ? __ldg(&bias[group * CO_PER_GROUP + co]) : 0.0f;
+  }
+  // Descriptor units are 16 bytes.
+  const unsigned long long w_desc = wgmma_desc(s.w, BM * 16, 128);
+  constexpr int PHASES = CLASS_ROWS * SW;
+  for (i64 k = warpgroup - 1; k < count; k += 2) {
+    const int slot = (int)(k % STAGES);
+    const Unit u = unit_of(first + k);
+    // Not zeroed: each phase's first wgmma overwrites its tile (a phase no tap reaches is zero,
+    // below), and writes to the accumulators between wgmmas would serialise them.
+    float acc[PHASES][CP / 2];
+    mbarrier_wait(&s.full[slot], (unsigned)((k / STAGES) & 1));
+    const unsigned long long x_desc = wgmma_desc(s.x[slot], S::XPIX * 16, 128);
+    wgmma_fence();
+#pragma unroll
+    for (int r = 0; r < CLASS_ROWS; ++r) {
+      const int rh = R0 + r;
+#pragma unroll
+      for (int rw = 0; rw < SW; ++rw) {
+        bool accumulate = false;
+#pragma unroll
+        for (int kh = 0; kh < KH; ++kh) {
+          if (!tap_h(rh, kh)) continue;
+          const int dr = shift_h(rh, kh) - class_shift(R0, false);
+#pragma unroll
+          for (int kw = 0; kw < KW; ++kw) {
+            if (!tap_w(rw, kw)) continue;
+            const int dc = shift_w(rw, kw) - SHIFT_W0;
+            const int tap = class_row_rank(R0, kh) * KW + kw;
+#pragma unroll
+            for (int j = 0; j < KSTEPS; ++j) {
+              wgmma_ss_tf32<CP>(acc[r * SW + rw], w_desc + (tap * PLANES + 2 * j) * BM,
+                                x_desc + 2 * j * S::XPIX + dr * XC + dc, accumulate);
+              accumulate = true;
+            }
+          }
+        }
+      }
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    mbarrier_arrive(&s.empty[slot]);
+
+    // Thread (g, t) of warp w holds channels 16w + g (+ 8) and phase pixels 8j + 2t (+ 1) of
+    // every phase: for each row phase, 2 * SW consecutive outputs of a row per (channel, j).
+#pragma unroll
+    for (int r = 0; r < CLASS_ROWS; ++r) {
+      const int oh = SH * u.q + R0 + r;
+      if (oh >= OH) continue;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const int co = co_base + 16 * warp + g + 8 * half;
+        if (co >= CO_PER_GROUP) continue;
+        float* row = y + y_index(u.n, group * CO_PER_GROUP + co, oh, 0);
+#pragma unroll
+        for (int j = 0; j < CP / 8; ++j) {
+          const int p = u.p0 + 8 * j + 2 * t;
+          float run[RUN];
+#pragma unroll
+          for (int qq = 0; qq < 2; ++qq)
+#pragma unroll
+            for (int rw = 0; rw < SW; ++rw) {
+              float v = (phase_has_taps(R0 + r, rw) ? acc[r * SW + rw][4 * j + 2 * half + qq]
+                                                    : 0.0f) +
+                        bias_v[half];
+              DT_EPILOGUE(v)
+              run[SW * qq + rw] = v;
+            }
+          store_run(row, SW * p, run);
+        }
+      }
+    }
+  }
+}
+
+template <int R = 0>
+__device__ __forceinline__ void dispatch_class(unsigned char* smem, const float* __restrict__ x,
+                                               const float* __restrict__ w,
+                                               const float* __restrict__ bias,
+                                               float* __restrict__ y) {
+  if constexpr (R + 1 < CLASSES) {
+    if ((int)blockIdx.z != R) return dispatch_class<R + 1>(smem, x, w, bias, y);
+  }
+  run_class<R>(smem, x, w, bias, y);
+}
+}  // namespace dt
+
+// The dynamic shared memory the kernel expects; the loader checks the host's figure against it.
+extern "C" __device__ const int dt_shared_bytes = dt::SMEM_BYTES;
+
+extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
+    deconv_wsgemm(const float* __restrict__ x, const float* __restrict__ w,
+                  const float* __restrict__ bias, float* __restrict__ y) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  dt::dispatch_class(smem, x, w, bias, y);
+}
