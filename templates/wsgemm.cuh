@@ -135,39 +135,36 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
   return out;
 }
 
-// The producer's share of one slot: (plane, row, column) items of 4 channels, loaded (zero outside
-// the image and past the group's channels), rounded to TF32 and written as one 16-byte vector.
+// The producer's share of one slot, in two steps so that several windows are in flight: issue
+// copies items of 4 channels of one pixel (plane, window row, window column) with 4-byte cp.async
+// straight into their K-major place (lanes along w: each warp instruction reads a 128-byte line;
+// zero-filled outside the image and past the group's channels); once they have landed, the same
+// thread rounds its own items to TF32 in place, so no barrier is needed between the two.
 template <int R0>
-__device__ __forceinline__ void fill_slot(float* slot, const float* __restrict__ x, const Unit& u,
-                                          int group, int tid) {
+__device__ __forceinline__ void issue_window(float* slot, const float* __restrict__ x,
+                                             const Unit& u, int group, int tid) {
   using S = Storage<R0>;
-  constexpr int ITEMS = PLANES * S::XPIX, BATCH = 4;
   const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
-  for (int base = tid; base < ITEMS; base += WG_THREADS * BATCH) {
-    float v[BATCH][4];
+  for (int item = tid; item < PLANES * S::XPIX; item += WG_THREADS) {
+    const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
+    const int ih = ih0 + xr, iw = iw0 + xc;
+    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+    const float* src = x + x_index(u.n, group * CI_PER_GROUP + plane * 4, inside ? ih : 0,
+                                   inside ? iw : 0);
 #pragma unroll
-    for (int b = 0; b < BATCH; ++b) {
-      const int item = base + b * WG_THREADS;
-      const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
-      const int ih = ih0 + xr, iw = iw0 + xc;
-      const bool inside = item < ITEMS && ih >= 0 && ih < H && iw >= 0 && iw < W;
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int c = plane * 4 + e;
-        v[b][e] = inside && c < CI_PER_GROUP
-                      ? __ldg(x + x_index(u.n, group * CI_PER_GROUP + c, ih, iw))
-                      : 0.0f;
-      }
+    for (int e = 0; e < 4; ++e) {
+      const bool copy = inside && plane * 4 + e < CI_PER_GROUP;
+      cp_async4_zero_fill(slot + item * 4 + e, copy ? src + (i64)e * H * W : x, copy);
     }
-#pragma unroll
-    for (int b = 0; b < BATCH; ++b) {
-      const int item = base + b * WG_THREADS;
-      if (item < ITEMS) {
-        *reinterpret_cast<float4*>(slot + item * 4) =
-            make_float4(__uint_as_float(to_tf32(v[b][0])), __uint_as_float(to_tf32(v[b][1])),
-                        __uint_as_float(to_tf32(v[b][2])), __uint_as_float(to_tf32(v[b][3])));
-      }
-    }
+  }
+}
+template <int R0>
+__device__ __forceinline__ void round_window(float* slot, int tid) {
+  for (int item = tid; item < PLANES * Storage<R0>::XPIX; item += WG_THREADS) {
+    float4* p = reinterpret_cast<float4*>(slot) + item;
+    const float4 v = *p;
+    *p = make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
+                     __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
   }
 }
 
@@ -216,13 +213,29 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
 
   if (warpgroup == 0) {
     registers_decrease<PRODUCER_REGS>();
+    // LOOKAHEAD windows are in flight while the oldest is rounded and published; a slot is
+    // refilled only after the window before it is published, so a consumer never waits for the
+    // producer to wait for the other consumer.
+    constexpr int LOOKAHEAD = STAGES - 1;
+    for (i64 k = 0; k < LOOKAHEAD; ++k) {
+      if (k < count) issue_window<R0>(s.x[k], x, unit_of(first + k), group, tid);
+      cp_async_commit();
+    }
     for (i64 k = 0; k < count; ++k) {
       const int slot = (int)(k % STAGES);
-      mbarrier_wait(&s.empty[slot], (unsigned)((k / STAGES) & 1) ^ 1u);
-      fill_slot<R0>(s.x[slot], x, unit_of(first + k), group, tid);
+      cp_async_wait<LOOKAHEAD - 1>();
+      round_window<R0>(s.x[slot], tid);
       fence_proxy_async();
       mbarrier_arrive(&s.full[slot]);
+      const i64 next = k + LOOKAHEAD;
+      if (next < count) {
+        const int next_slot = (int)(next % STAGES);
+        mbarrier_wait(&s.empty[next_slot], (unsigned)((next / STAGES) & 1) ^ 1u);
+        issue_window<R0>(s.x[next_slot], x, unit_of(first + next), group, tid);
+      }
+      cp_async_commit();
     }
+    cp_async_wait<0>();
     return;
   }
   registers_increase<CONSUMER_REGS>();
