@@ -367,15 +367,17 @@ std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& 
 
 Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
-  // The Hopper family where it serves the problem: all row phases per CTA before row classes,
-  // units of 32 phase columns before narrower or wider ones, then the deepest ring that fits.
-  const Config* hopper = nullptr;
+  // The Hopper family where it serves the problem, by the H200 sweep of the benchmark set
+  // (bench/results/2026-12-01-h200-wsgemm): every row phase per CTA before row classes, units of
+  // 64 phase columns before 32 (wider units re-read less of x and W per output), then 3 slots,
+  // then 2, then deeper rings; the fast mish where the chain has one.
   auto rank = [](const Config& c) {
-    static constexpr int kColumnPreference[] = {4, 3, 1, 2, 0};  // cp 8, 16, 32, 64, 128
-    const int cp_index = c.param("cp") == 8 ? 0 : c.param("cp") == 16 ? 1 : c.param("cp") == 32 ? 2 : c.param("cp") == 64 ? 3 : 4;
-    return std::make_tuple(c.param("rs"), c.mish == MishVariant::kFast ? 0 : 1,
-                           kColumnPreference[cp_index], -c.param("st"));
+    const int cp = c.param("cp"), st = c.param("st");
+    const int cp_order = cp == 64 ? 0 : cp == 32 ? 1 : cp == 16 ? 2 : cp == 128 ? 3 : 4;
+    const int st_order = st == 3 ? 0 : st == 2 ? 1 : st;
+    return std::make_tuple(c.param("rs"), cp_order, st_order, c.mish == MishVariant::kFast ? 0 : 1);
   };
+  const Config* hopper = nullptr;
   for (const Config& config : space) {
     if (config.family == Family::kWsgemm && (hopper == nullptr || rank(config) < rank(*hopper)))
       hopper = &config;
