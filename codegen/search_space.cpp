@@ -234,6 +234,7 @@ FamilySpec wsgemm_family() {
       {"cp", "DT_CP", {8, 16, 32, 64, 128}, "phase columns per unit (the wgmma N)"},
       {"st", "DT_STAGES", {2, 3, 4, 6}, "slots of the input ring"},
       {"rs", "DT_RS", {0, 1}, "1: one row phase per CTA, holding only its taps"},
+      {"po", "DT_ORDER", {0, 1}, "1: the consumers queue their wgmmas in turn (ping-pong)"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {

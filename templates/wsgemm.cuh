@@ -36,6 +36,9 @@
 #ifndef DT_RS
 #define DT_RS 0  // 1: one row phase per CTA (grid.z), holding only the taps that reach it
 #endif
+#ifndef DT_ORDER
+#define DT_ORDER 0  // 1: the consumers issue their units' wgmmas strictly in turn (ping-pong)
+#endif
 #if !defined(DT_MATH_TF32)
 #define DT_MATH_TF32 1
 #endif
@@ -136,27 +139,35 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 }
 
 // The producer's share of one slot, in two steps so that several windows are in flight: issue
-// copies items of 4 channels of one pixel (plane, window row, window column) with 4-byte cp.async
-// straight into their K-major place (lanes along w: each warp instruction reads a 128-byte line;
-// zero-filled outside the image and past the group's channels); once they have landed, the same
-// thread rounds its own items to TF32 in place, so no barrier is needed between the two.
+// copies x's elements with 4-byte cp.async straight into their K-major place, zero-filled outside
+// the image and past the group's channels. A warp instruction covers 8 pixels x 4 channels: 4 full
+// 32-byte sectors of x, and 128 contiguous bytes of shared memory (no bank conflict). Once every
+// producer thread's copies have landed, round_window rounds the slot to TF32 in place.
 template <int R0>
 __device__ __forceinline__ void issue_window(float* slot, const float* __restrict__ x,
                                              const Unit& u, int group, int tid) {
   using S = Storage<R0>;
   const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
-  for (int item = tid; item < PLANES * S::XPIX; item += WG_THREADS) {
-    const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
+  for (int element = tid; element < PLANES * S::XPIX * 4; element += WG_THREADS) {
+    const int item = element / 4, c = (item / S::XPIX) * 4 + element % 4;
+    const int xc = item % XC, xr = (item / XC) % S::XR;
     const int ih = ih0 + xr, iw = iw0 + xc;
-    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-    const float* src = x + x_index(u.n, group * CI_PER_GROUP + plane * 4, inside ? ih : 0,
-                                   inside ? iw : 0);
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const bool copy = inside && plane * 4 + e < CI_PER_GROUP;
-      cp_async4_zero_fill(slot + item * 4 + e, copy ? src + (i64)e * H * W : x, copy);
-    }
+    const bool copy = ih >= 0 && ih < H && iw >= 0 && iw < W && c < CI_PER_GROUP;
+    cp_async4_zero_fill(slot + element,
+                        copy ? x + x_index(u.n, group * CI_PER_GROUP + c, ih, iw) : x, copy);
   }
+}
+__device__ __forceinline__ void producer_barrier() {
+  asm volatile("bar.sync 1, %0;" ::"n"(WG_THREADS) : "memory");
+}
+// Under DT_ORDER, unit k's wgmmas are queued only after unit k - 1's (the other consumer's): the
+// tensor cores finish one consumer's unit while the other runs its epilogue. Named barrier 2 + c
+// is consumer c's turn: the other consumer's 128 threads arrive, its own 128 wait.
+__device__ __forceinline__ void consumer_turn_wait(int consumer) {
+  asm volatile("bar.sync %0, %1;" ::"r"(2 + consumer), "n"(2 * WG_THREADS) : "memory");
+}
+__device__ __forceinline__ void consumer_turn_pass(int consumer) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(2 + consumer), "n"(2 * WG_THREADS) : "memory");
 }
 template <int R0>
 __device__ __forceinline__ void round_window(float* slot, int tid) {
@@ -224,6 +235,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     for (i64 k = 0; k < count; ++k) {
       const int slot = (int)(k % STAGES);
       cp_async_wait<LOOKAHEAD - 1>();
+      producer_barrier();  // every producer thread's copies into the slot have landed
       round_window<R0>(s.x[slot], tid);
       fence_proxy_async();
       mbarrier_arrive(&s.full[slot]);
@@ -257,6 +269,9 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     float acc[PHASES][CP / 2];
     mbarrier_wait(&s.full[slot], (unsigned)((k / STAGES) & 1));
     const unsigned long long x_desc = wgmma_desc(s.x[slot], S::XPIX * 16, 128);
+#if DT_ORDER
+    if (k > 0) consumer_turn_wait(warpgroup - 1);
+#endif
     wgmma_fence();
 #pragma unroll
     for (int r = 0; r < CLASS_ROWS; ++r) {
@@ -284,6 +299,9 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
       }
     }
     wgmma_commit();
+#if DT_ORDER
+    if (k + 1 < count) consumer_turn_pass(1 - (warpgroup - 1));
+#endif
     wgmma_wait<0>();
     mbarrier_arrive(&s.empty[slot]);
 
