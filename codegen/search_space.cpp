@@ -217,7 +217,9 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
   }
   for (const auto& [kernel_rows, window_rows] : classes) {
     const int64_t w_bytes = kernel_rows * p.kernel.w * kp * 64 * 4;
-    const int64_t slot_bytes = kp * window_rows * window_columns * 4;
+    // 3xtf32 keeps a small-part plane beside each window's big one.
+    const int64_t parts = c.math == MathMode::k3xTf32 ? 2 : 1;
+    const int64_t slot_bytes = parts * kp * window_rows * window_columns * 4;
     const int64_t bytes = (128 + w_bytes + stages * slot_bytes + 127) / 128 * 128;
     g.shared_bytes = std::max(g.shared_bytes, bytes);
   }
@@ -229,7 +231,7 @@ FamilySpec wsgemm_family() {
   spec.family = Family::kWsgemm;
   spec.template_file = "wsgemm.cuh";
   spec.kernel_name = "deconv_wsgemm";
-  spec.maths = {MathMode::kTf32};
+  spec.maths = {MathMode::kTf32, MathMode::k3xTf32};
   spec.params = {
       {"cp", "DT_CP", {8, 16, 32, 64, 128}, "phase columns per unit (the wgmma N)"},
       {"st", "DT_STAGES", {2, 3, 4, 6}, "slots of the input ring"},
@@ -239,6 +241,7 @@ FamilySpec wsgemm_family() {
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
     if (device.sm_major != 9 || device.sm_minor != 0) return "wsgemm needs sm_90a (wgmma)";
+    if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
     if (p.kernel.h > kWsMaxKernel || p.kernel.w > kWsMaxKernel)
       return fmt::format("wsgemm unrolls kernels up to {0}x{0}", kWsMaxKernel);
     if (c.param("st") > kWsMaxStages) return "too many stages";
@@ -248,8 +251,11 @@ FamilySpec wsgemm_family() {
       return "rs1 needs a row stride of 2 to 8";
     const int64_t qw = (p.out_width() + p.stride.w - 1) / p.stride.w;
     if (cp > 8 && cp / 2 >= qw) return fmt::format("cp{} is wider than the {} phase columns", cp, qw);
-    // Every phase's 64 x cp accumulator tile stays in the consumer's registers (224 each).
-    const int64_t accumulators = (row_classes ? 1 : p.stride.h) * p.stride.w * cp / 2;
+    // Every phase's 64 x cp accumulator tile stays in the consumer's registers (the kernel's
+    // 168-register cap: 128 accumulators spill a little, more would spill a lot); 3xtf32 adds a
+    // tap's partial sums and a phase's corrections.
+    const int64_t phases = (row_classes ? 1 : p.stride.h) * p.stride.w;
+    const int64_t accumulators = (phases + (c.math == MathMode::k3xTf32 ? 2 : 0)) * cp / 2;
     if (accumulators > 128)
       return fmt::format("{} accumulator registers per thread would spill", accumulators);
     const WsGeometry g = ws_geometry(p, c);

@@ -27,14 +27,16 @@ __device__ __forceinline__ double dt_softplus(double v) { return v > 20.0 ? v : 
 
 __device__ __forceinline__ float dt_mish(float v) {
 #if DT_MISH_FAST
-  // tanh(softplus(v)) = n / (n + 2) with n = e^v (e^v + 2), so mish(v) = v - 2v / (n + 2): one
-  // exp and one reciprocal, both the hardware approximations without denormal handling. Where
-  // n + 2 overflows (or passes 2^126, where the reciprocal flushes to 0) the quotient vanishes and
-  // mish(v) = v, as it is in fp32 there; NaN propagates.
+  // tanh(softplus(v)) = n / (n + 2) with n = e^v (e^v + 2), so mish(v) = v n / (n + 2): one exp
+  // and one reciprocal, both the hardware approximations, and no cancellation for negative v (the
+  // form v - 2v / (n + 2) loses every digit there). Past v = 20, tanh(softplus(v)) is 1 in fp32,
+  // and n would overflow (Inf / Inf): mish(v) = v, so +Inf stays +Inf as in PyTorch; -Inf gives
+  // -Inf * 0 = NaN, as PyTorch's does; NaN propagates (the comparison is false).
   float e, r;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(v * 1.4426950408889634f));
-  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(fmaf(e, e + 2.0f, 2.0f)));
-  return fmaf(-2.0f * v, r, v);
+  const float n = e * (e + 2.0f);
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(n + 2.0f));
+  return v > 20.0f ? v : v * n * r;
 #else
   return v * tanhf(log1pf(expf(v)));
 #endif

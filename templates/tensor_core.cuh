@@ -68,9 +68,11 @@ __device__ __forceinline__ void cp_async_wait() {
 // bits: add half an ulp, clear the low 13 mantissa bits), small the remainder (at most 12
 // significant bits, of which the tensor core reads the top 10). Three instructions where
 // cvt.rna on both parts costs ten; what the split loses is 2^-22 of |v|, as with cvt.rna.
-// NaN and Inf in v reach small as NaN, and propagate.
+// An infinite v is its own big part, with small part 0 (Inf - Inf would make it NaN); NaN
+// reaches both parts and propagates.
 __device__ __forceinline__ void split_tf32(float v, unsigned& big, unsigned& small) {
   big = (__float_as_uint(v) + 0x1000u) & 0xffffe000u;
-  small = __float_as_uint(v - __uint_as_float(big));
+  const float rest = v - __uint_as_float(big);
+  small = __float_as_uint(__uint_as_float(big) == v ? 0.0f : rest);
 }
 }  // namespace dt

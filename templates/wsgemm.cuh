@@ -39,11 +39,11 @@
 #ifndef DT_ORDER
 #define DT_ORDER 0  // 1: the consumers issue their units' wgmmas strictly in turn (ping-pong)
 #endif
-#if !defined(DT_MATH_TF32)
+#if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
 #endif
-#if !DT_MATH_TF32
-#error "the wsgemm family implements tf32 math (one TF32 product per multiply-add)"
+#ifndef DT_MATH_3XTF32
+#define DT_MATH_3XTF32 0
 #endif
 
 namespace dt {
@@ -55,6 +55,11 @@ static_assert(WG_THREADS * PRODUCER_REGS + 2 * WG_THREADS * CONSUMER_REGS <= 655
 static_assert(CP == 8 || CP == 16 || CP == 32 || CP == 64 || CP == 128, "wgmma N");
 static_assert(STAGES >= 2, "one slot per consumer at least");
 
+// tf32: one TF32 product per multiply-add, both operands rounded to nearest (SS). 3xtf32 (fp32
+// accuracy): x is split into big and small TF32 planes in the slot, W stays fp32 and is split in
+// registers (RS), and each multiply-add costs three products.
+constexpr bool SPLIT = DT_MATH_3XTF32 != 0;
+constexpr int X_PARTS = SPLIT ? 2 : 1;
 constexpr int KP = (CI_PER_GROUP + 7) / 8 * 8;  // channels per tap, padded to k8 steps
 constexpr int KSTEPS = KP / 8;
 constexpr int PLANES = KP / 4;  // 4-channel planes: 16 bytes per pixel (x) or output channel (W)
@@ -98,7 +103,8 @@ template <int R0>
 struct Storage {
   static constexpr int XR = class_shift(R0, true) - class_shift(R0, false) + 1;
   static constexpr int XPIX = XR * XC;
-  static constexpr int SLOT = PLANES * XPIX * 4;  // floats
+  static constexpr int PLANE_FLOATS = PLANES * XPIX * 4;  // one part (big or small) of a window
+  static constexpr int SLOT = X_PARTS * PLANE_FLOATS;     // floats
   static constexpr int TAPS = class_rows(R0) * KW;
   unsigned long long full[STAGES];
   unsigned long long empty[STAGES];
@@ -139,27 +145,49 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 }
 
 // The producer's share of one slot, in two steps so that several windows are in flight: issue
-// copies x's elements with 4-byte cp.async straight into their K-major place, zero-filled outside
-// the image and past the group's channels. A warp instruction covers 8 pixels x 4 channels: 4 full
-// 32-byte sectors of x, and 128 contiguous bytes of shared memory (no bank conflict). Once every
-// producer thread's copies have landed, round_window rounds the slot to TF32 in place.
+// copies items of 4 channels of one pixel (plane, window row, window column) with 4-byte cp.async
+// straight into their K-major place, zero-filled outside the image and past the group's channels.
+// Lanes run along w, so each warp instruction reads one 128-byte line of x. (Lanes along 8 pixels x
+// 4 channels write shared memory without bank conflicts but read 4 lines per instruction: 20-30%
+// slower on the H200, bench/results/2026-12-01-h200-wsgemm.) Once the copies have landed, the same
+// thread rounds its own items to TF32 in place, so no barrier is needed between the two steps.
 template <int R0>
 __device__ __forceinline__ void issue_window(float* slot, const float* __restrict__ x,
                                              const Unit& u, int group, int tid) {
   using S = Storage<R0>;
   const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
-  for (int element = tid; element < PLANES * S::XPIX * 4; element += WG_THREADS) {
-    const int item = element / 4, c = (item / S::XPIX) * 4 + element % 4;
-    const int xc = item % XC, xr = (item / XC) % S::XR;
+  for (int item = tid; item < PLANES * S::XPIX; item += WG_THREADS) {
+    const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
     const int ih = ih0 + xr, iw = iw0 + xc;
-    const bool copy = ih >= 0 && ih < H && iw >= 0 && iw < W && c < CI_PER_GROUP;
-    cp_async4_zero_fill(slot + element,
-                        copy ? x + x_index(u.n, group * CI_PER_GROUP + c, ih, iw) : x, copy);
+    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+    const float* src = x + x_index(u.n, group * CI_PER_GROUP + plane * 4, inside ? ih : 0,
+                                   inside ? iw : 0);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const bool copy = inside && plane * 4 + e < CI_PER_GROUP;
+      cp_async4_zero_fill(slot + item * 4 + e, copy ? src + (i64)e * H * W : x, copy);
+    }
   }
 }
-__device__ __forceinline__ void producer_barrier() {
-  asm volatile("bar.sync 1, %0;" ::"n"(WG_THREADS) : "memory");
+// Rounds the landed window to TF32 in place; under SPLIT the remainder goes to the small plane
+// (zero for an infinite value, whose big part is itself: Inf - Inf would be NaN).
+template <int R0>
+__device__ __forceinline__ void prepare_window(float* slot, int tid) {
+  constexpr int ITEMS = PLANES * Storage<R0>::XPIX;
+  for (int item = tid; item < ITEMS; item += WG_THREADS) {
+    float4* p = reinterpret_cast<float4*>(slot) + item;
+    const float4 v = *p;
+    const float4 big =
+        make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
+                    __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
+    *p = big;
+    if constexpr (SPLIT) {
+      p[ITEMS] = make_float4(big.x == v.x ? 0.0f : v.x - big.x, big.y == v.y ? 0.0f : v.y - big.y,
+                             big.z == v.z ? 0.0f : v.z - big.z, big.w == v.w ? 0.0f : v.w - big.w);
+    }
+  }
 }
+
 // Under DT_ORDER, unit k's wgmmas are queued only after unit k - 1's (the other consumer's): the
 // tensor cores finish one consumer's unit while the other runs its epilogue. Named barrier 2 + c
 // is consumer c's turn: the other consumer's 128 threads arrive, its own 128 wait.
@@ -169,13 +197,123 @@ __device__ __forceinline__ void consumer_turn_wait(int consumer) {
 __device__ __forceinline__ void consumer_turn_pass(int consumer) {
   asm volatile("bar.arrive %0, %1;" ::"r"(2 + consumer), "n"(2 * WG_THREADS) : "memory");
 }
+constexpr int PHASES = CLASS_ROWS * SW;  // accumulator tiles of a unit
+
+// Descriptor arithmetic counts 16-byte units: a tap's window is the slot's descriptor plus its
+// row and column shift; k-step j starts 2 planes further on.
 template <int R0>
-__device__ __forceinline__ void round_window(float* slot, int tid) {
-  for (int item = tid; item < PLANES * Storage<R0>::XPIX; item += WG_THREADS) {
-    float4* p = reinterpret_cast<float4*>(slot) + item;
-    const float4 v = *p;
-    *p = make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
-                     __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
+__device__ __forceinline__ unsigned long long window_at(unsigned long long x_desc, int rh, int kh,
+                                                       int rw, int kw, int j) {
+  return x_desc + 2 * j * Storage<R0>::XPIX + (shift_h(rh, kh) - class_shift(R0, false)) * XC +
+         shift_w(rw, kw) - SHIFT_W0;
+}
+
+// tf32: every wgmma of the unit queued at once, both operands from shared memory (SS).
+template <int R0>
+__device__ __forceinline__ void mainloop_tf32(float (&acc)[PHASES][CP / 2],
+                                              unsigned long long w_desc,
+                                              unsigned long long x_desc) {
+  wgmma_fence();
+#pragma unroll
+  for (int r = 0; r < CLASS_ROWS; ++r) {
+#pragma unroll
+    for (int rw = 0; rw < SW; ++rw) {
+      bool accumulate = false;
+#pragma unroll
+      for (int kh = 0; kh < KH; ++kh) {
+        if (!tap_h(R0 + r, kh)) continue;
+#pragma unroll
+        for (int kw = 0; kw < KW; ++kw) {
+          if (!tap_w(rw, kw)) continue;
+          const int tap = class_row_rank(R0, kh) * KW + kw;
+#pragma unroll
+          for (int j = 0; j < KSTEPS; ++j) {
+            wgmma_ss_tf32<CP>(acc[r * SW + rw], w_desc + (tap * PLANES + 2 * j) * BM,
+                              window_at<R0>(x_desc, R0 + r, kh, rw, kw, j), accumulate);
+            accumulate = true;
+          }
+        }
+      }
+    }
+  }
+}
+
+// 3xtf32: Wb xb + Wb xs + Ws xb per multiply-add (the small x small term is below fp32
+// rounding), W split in registers (RS), so each k-step's A fragments stay live until its wgmmas
+// complete: two register sets, reloaded once the group two steps back is done. The main products
+// are summed per tap (K = the group's channels) and added in fp32, as the tensor cores accumulate
+// with less care than fp32 adds (bench/probes); the corrections, 2^-11 smaller, share one sum per
+// phase. A non-finite main sum stands alone: an infinite big part times a zero small part would
+// turn PyTorch's Inf into NaN.
+template <int R0>
+__device__ __forceinline__ void mainloop_3xtf32(float (&acc)[PHASES][CP / 2],
+                                                const float* w_smem, unsigned long long x_desc,
+                                                int warp, int lane) {
+  constexpr int SMALL = PLANES * Storage<R0>::XPIX;  // the small plane, in descriptor units
+  // The A fragment of lane (g, t): rows g and g + 8 of the warp's 16, K columns t and t + 4.
+  const float* a_lane = w_smem + (16 * warp + lane / 4) * 4 + lane % 4;
+#pragma unroll
+  for (int r = 0; r < CLASS_ROWS; ++r) {
+#pragma unroll
+    for (int rw = 0; rw < SW; ++rw) {
+      float* sum = acc[r * SW + rw];
+      float correction[CP / 2];
+      bool first_tap = true, correcting = false;
+#pragma unroll
+      for (int kh = 0; kh < KH; ++kh) {
+        if (!tap_h(R0 + r, kh)) continue;
+#pragma unroll
+        for (int kw = 0; kw < KW; ++kw) {
+          if (!tap_w(rw, kw)) continue;
+          const int tap = class_row_rank(R0, kh) * KW + kw;
+          float part[CP / 2];
+          unsigned a_big[2][4], a_small[2][4];
+#pragma unroll
+          for (int j = 0; j < KSTEPS; ++j) {
+            const int set = j & 1;
+            if (j >= 2) {
+              wgmma_wait<1>();
+#pragma unroll
+              for (int q = 0; q < 4; ++q) {
+                keep_register(a_big[set][q]);
+                keep_register(a_small[set][q]);
+              }
+            }
+            const float* a = a_lane + (tap * PLANES + 2 * j) * BM * 4;
+            const float av[4] = {a[0], a[32], a[BM * 4], a[BM * 4 + 32]};
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              a_big[set][q] = to_tf32(av[q]);
+              const float big = __uint_as_float(a_big[set][q]);
+              a_small[set][q] = __float_as_uint(big == av[q] ? 0.0f : av[q] - big);
+            }
+            const unsigned long long xb = window_at<R0>(x_desc, R0 + r, kh, rw, kw, j);
+            wgmma_fence();
+            wgmma_rs_tf32<CP>(part, a_big[set], xb, j > 0);
+            wgmma_rs_tf32<CP>(correction, a_big[set], xb + SMALL, correcting);
+            wgmma_rs_tf32<CP>(correction, a_small[set], xb, true);
+            correcting = true;
+            wgmma_commit();
+          }
+          wgmma_wait<0>();
+#pragma unroll
+          for (int set = 0; set < 2; ++set)
+#pragma unroll
+            for (int q = 0; q < 4; ++q) {
+              keep_register(a_big[set][q]);
+              keep_register(a_small[set][q]);
+            }
+#pragma unroll
+          for (int i = 0; i < CP / 2; ++i) sum[i] = first_tap ? part[i] : sum[i] + part[i];
+          first_tap = false;
+        }
+      }
+      if (!first_tap) {
+#pragma unroll
+        for (int i = 0; i < CP / 2; ++i)
+          sum[i] = isfinite(sum[i]) ? sum[i] + correction[i] : sum[i];
+      }
+    }
   }
 }
 
@@ -205,7 +343,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     float v = 0.0f;
     if (ci < CI_PER_GROUP && co_g < CO_PER_GROUP)
       v = __ldg(&w[w_index(group * CI_PER_GROUP + ci, co_g, kh, kw)]);
-    s.w[e] = __uint_as_float(to_tf32(v));
+    s.w[e] = SPLIT ? v : __uint_as_float(to_tf32(v));  // SPLIT: split in registers per use
   }
   if (threadIdx.x == 0) {
     for (int i = 0; i < STAGES; ++i) {
@@ -235,8 +373,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     for (i64 k = 0; k < count; ++k) {
       const int slot = (int)(k % STAGES);
       cp_async_wait<LOOKAHEAD - 1>();
-      producer_barrier();  // every producer thread's copies into the slot have landed
-      round_window<R0>(s.x[slot], tid);
+      prepare_window<R0>(s.x[slot], tid);
       fence_proxy_async();
       mbarrier_arrive(&s.full[slot]);
       const i64 next = k + LOOKAHEAD;
@@ -258,9 +395,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     const int co = min(co_base + 16 * warp + g + 8 * half, CO_PER_GROUP - 1);
     bias_v[half] = HAS_BIAS ? __ldg(&bias[group * CO_PER_GROUP + co]) : 0.0f;
   }
-  // Descriptor units are 16 bytes.
   const unsigned long long w_desc = wgmma_desc(s.w, BM * 16, 128);
-  constexpr int PHASES = CLASS_ROWS * SW;
   for (i64 k = warpgroup - 1; k < count; k += 2) {
     const int slot = (int)(k % STAGES);
     const Unit u = unit_of(first + k);
@@ -272,31 +407,10 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
 #if DT_ORDER
     if (k > 0) consumer_turn_wait(warpgroup - 1);
 #endif
-    wgmma_fence();
-#pragma unroll
-    for (int r = 0; r < CLASS_ROWS; ++r) {
-      const int rh = R0 + r;
-#pragma unroll
-      for (int rw = 0; rw < SW; ++rw) {
-        bool accumulate = false;
-#pragma unroll
-        for (int kh = 0; kh < KH; ++kh) {
-          if (!tap_h(rh, kh)) continue;
-          const int dr = shift_h(rh, kh) - class_shift(R0, false);
-#pragma unroll
-          for (int kw = 0; kw < KW; ++kw) {
-            if (!tap_w(rw, kw)) continue;
-            const int dc = shift_w(rw, kw) - SHIFT_W0;
-            const int tap = class_row_rank(R0, kh) * KW + kw;
-#pragma unroll
-            for (int j = 0; j < KSTEPS; ++j) {
-              wgmma_ss_tf32<CP>(acc[r * SW + rw], w_desc + (tap * PLANES + 2 * j) * BM,
-                                x_desc + 2 * j * S::XPIX + dr * XC + dc, accumulate);
-              accumulate = true;
-            }
-          }
-        }
-      }
+    if constexpr (SPLIT) {
+      mainloop_3xtf32<R0>(acc, s.w, x_desc, warp, lane);
+    } else {
+      mainloop_tf32<R0>(acc, w_desc, x_desc);
     }
     wgmma_commit();
 #if DT_ORDER

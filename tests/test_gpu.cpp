@@ -1,9 +1,11 @@
 // GPU tests: skipped (and reported as skipped) without a GPU; run for real on the device. Every
 // kernel variant is checked against the float64 GPU reference, which is itself checked against
 // PyTorch's float64 goldens. Outputs are poisoned with NaN before each run.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -131,10 +133,115 @@ INSTANTIATE_TEST_SUITE_P(
                    R"({"batch": 5, "in_channels": 12, "out_channels": 20, "height": 13, "width": 11,
             "kernel_size": [3, 4], "stride": [2, 3], "padding": [2, 0], "output_padding": [0, 2],
             "dilation": [2, 1], "groups": 2, "epilogue": "silu,add:-0.25,clamp:-1:0.5"})"},
+        NamedShape{"wide_in_k4s2",
+                   R"({"batch": 2, "in_channels": 256, "out_channels": 96, "height": 9, "width": 21,
+            "kernel_size": 4, "stride": 2, "padding": 1, "epilogue": "leaky_relu:0.2"})"},
+        NamedShape{"wide_in_k5s2",
+                   R"({"batch": 1, "in_channels": 512, "out_channels": 64, "height": 7, "width": 13,
+            "kernel_size": 5, "stride": 2, "padding": 2, "output_padding": 1})"},
         NamedShape{"single_row_k2s2",
                    R"({"batch": 1, "in_channels": 7, "out_channels": 3, "height": 1, "width": 129,
             "kernel_size": 2, "stride": 2})"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// NaN, +Inf and -Inf in x (and NaN in W) must come out of every kernel as they come out of
+// PyTorch's arithmetic, which the float64 reference follows: each output's class (NaN, +Inf, -Inf,
+// finite) equal, finite outputs within the precision's bound. An Inf must not become NaN through
+// a big + small split, and the seed chain's hardtanh turns +Inf into a finite 2.
+namespace nonfinite {
+int value_class(double v) { return std::isnan(v) ? 0 : std::isinf(v) ? (v > 0 ? 1 : 2) : 3; }
+
+// Outputs whose every tap lands inside the input. At the border, a tap that falls outside meets
+// zero padding in the tensor-core kernels (a NaN weight times 0 is NaN) but is absent in PyTorch.
+bool every_tap_inside(const Problem& p, int64_t oh, int64_t ow) {
+  for (int64_t kh = 0; kh < p.kernel.h; ++kh) {
+    const int64_t th = oh + p.padding.h - kh * p.dilation.h;
+    if (th % p.stride.h == 0 && (th < 0 || th / p.stride.h >= p.height)) return false;
+  }
+  for (int64_t kw = 0; kw < p.kernel.w; ++kw) {
+    const int64_t tw = ow + p.padding.w - kw * p.dilation.w;
+    if (tw % p.stride.w == 0 && (tw < 0 || tw / p.stride.w >= p.width)) return false;
+  }
+  return true;
+}
+}  // namespace nonfinite
+
+TEST(Gpu, NonFiniteInputsPropagateAsInPyTorch) {
+  REQUIRE_GPU();
+  using nonfinite::value_class;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const char* epilogue : {"mish,add:0.5,hardtanh:-1:1,mul:2", "leaky_relu:0.2"}) {
+    for (bool weight_nan : {false, true}) {
+      for (Precision precision : {Precision::kFp32, Precision::kTf32}) {
+        Problem problem = Problem::from_json(nlohmann::json::parse(fmt::format(
+            R"({{"batch": 2, "in_channels": 24, "out_channels": 72, "height": 13, "width": 17,
+                "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1,
+                "epilogue": "{}"}})",
+            epilogue)));
+        problem.precision = precision;
+        std::mt19937 random(std::random_device{}());
+        std::uniform_real_distribution<float> unit(0.0f, 1.0f), weight(-0.05f, 0.05f);
+        std::vector<float> x(problem.x_elements()), w(problem.w_elements()),
+            bias(problem.out_channels);
+        for (float& v : x) v = unit(random);
+        for (float& v : w) v = weight(random);
+        for (float& v : bias) v = weight(random);
+        // Far apart in one image: outputs that see one kind, and (channel 5 and 6 at one pixel)
+        // outputs that see +Inf and -Inf together.
+        const int64_t plane = problem.height * problem.width;
+        x[0 * plane + 3 * problem.width + 4] = static_cast<float>(nan);
+        x[1 * plane + 8 * problem.width + 2] = static_cast<float>(inf);
+        x[2 * plane + 5 * problem.width + 12] = static_cast<float>(-inf);
+        x[5 * plane + 10 * problem.width + 9] = static_cast<float>(inf);
+        x[6 * plane + 10 * problem.width + 9] = static_cast<float>(-inf);
+        x[problem.in_channels * plane + 7 * plane + 6 * problem.width + 6] = static_cast<float>(inf);
+        if (weight_nan) w[17 * (problem.out_channels * 9) + 30 * 9 + 4] = static_cast<float>(nan);
+        Verifier verifier(*gpu(), problem);
+        verifier.set_inputs(x, w, bias);
+        const std::vector<double> reference = verifier.download_reference();
+        const int64_t oh_count = problem.out_height(), ow_count = problem.out_width();
+        int counts[4] = {0, 0, 0, 0};
+        for (double v : reference) ++counts[value_class(v)];
+        ASSERT_GT(counts[0], 0) << "the reference must see NaN";
+        ASSERT_GT(counts[3], 0);
+        if (std::string(epilogue) == "leaky_relu:0.2") {
+          ASSERT_GT(counts[1] + counts[2], 0) << "the reference must see infinities";
+        }
+
+        const std::vector<Config> space = enumerate_space(problem);
+        const std::vector<CompileResult> compiled =
+            compile_configs(problem, space, gpu()->info().arch());
+        const double bound = error_bound(problem);
+        for (size_t i = 0; i < space.size(); ++i) {
+          ASSERT_TRUE(compiled[i].ok) << space[i].name() << ": " << compiled[i].log;
+          LoadedKernel kernel(generate_kernel(problem, space[i]), compiled[i].cubin);
+          verifier.poison_output();
+          kernel.launch(verifier.x(), verifier.w(), verifier.bias(), verifier.y());
+          gpu()->synchronize();
+          const std::vector<float> y = verifier.download_output();
+          int64_t wrong_class = 0, first_wrong = -1;
+          double max_error = 0;
+          for (size_t e = 0; e < y.size(); ++e) {
+            const int64_t ow = static_cast<int64_t>(e) % ow_count;
+            const int64_t oh = static_cast<int64_t>(e) / ow_count % oh_count;
+            if (weight_nan && !nonfinite::every_tap_inside(problem, oh, ow)) continue;
+            if (value_class(y[e]) != value_class(reference[e])) {
+              if (wrong_class++ == 0) first_wrong = static_cast<int64_t>(e);
+            } else if (value_class(reference[e]) == 3) {
+              max_error = std::max(max_error, std::fabs(y[e] - reference[e]));
+            }
+          }
+          EXPECT_EQ(wrong_class, 0)
+              << space[i].name() << " (" << epilogue << (weight_nan ? ", NaN in W" : "")
+              << "): first at " << first_wrong << ": got " << y[first_wrong] << ", PyTorch "
+              << reference[first_wrong];
+          EXPECT_LE(max_error, bound) << space[i].name();
+        }
+      }
+    }
+  }
+}
 
 TEST(Gpu, VerifierCatchesUnwrittenOutputAndGuardWrites) {
   REQUIRE_GPU();
