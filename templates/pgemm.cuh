@@ -9,9 +9,10 @@
 // - a warp computes every column phase (rw) of its pixels, so each thread ends up holding 2 * SW
 //   consecutive outputs of a row: y leaves as 16-byte stores with no staging and no barrier;
 // - the input tile is filled row by row with the index arithmetic hoisted out of the inner loop;
-// - with XS (x split), each landed tile is split once into big and small TF32 planes, so under
-//   tf32 the inner loop has no conversions at all (W is rounded once, x carries the extra bits),
-//   and under 3xtf32 only W is split per use; without XS, x is rounded in place and W is split;
+// - W is rounded to TF32 once (tf32) or split per use (3xtf32); with XS (x split), each landed
+//   tile is split once into big and small TF32 planes (a second product under tf32, the x side
+//   of the corrections under 3xtf32); without XS, x is rounded in place (tf32: one product, both
+//   operands rounded, as cuDNN computes TF32) or split per use (3xtf32);
 // - every fragment address is a per-thread offset fixed at start plus a compile-time constant.
 //
 // A persistent CTA keeps the W slice of its BN output channels (all taps) in shared memory and
@@ -45,7 +46,7 @@
 #define DT_STAGES 1  // input tiles in shared memory (1 or 2)
 #endif
 #ifndef DT_XS
-#define DT_XS 1  // 1: x split into big + small TF32 planes in shared memory; 0: W split per use
+#define DT_XS 1  // 1: x split into big + small TF32 planes in shared memory; 0: x rounded in place
 #endif
 #ifndef DT_WG
 #define DT_WG 0  // 1: warpgroup MMA (wgmma, sm_90a), WN warpgroups of 4 warps; 0: mma.sync
@@ -203,7 +204,7 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
   // k-step s) the 32 lanes' A fragments {a0, a1, a2, a3} lie in lane order, so a fragment is one
   // conflict-free 16-byte load straight into the registers the mma reads. Lane (g, t) of step s
   // takes input channels 4t + 2s (a0, a1) and 4t + 2s + 1 (a2, a3), as the B side does, of
-  // output channels g (a0, a2) and g + 8 (a1, a3). Under tf32 with XS it is rounded here, once.
+  // output channels g (a0, a2) and g + 8 (a1, a3). Under tf32 it is rounded here, once.
   for (int e = threadIdx.x; e < W_SLICE; e += THREADS) {
     const int q = e % 4, lane_e = (e / 4) % 32, step = (e / 128) % 2, mt = (e / 256) % (BN / 16);
     const int kb = (e / (BN * 16)) % KB, tap = e / (BN * 16 * KB);
@@ -212,7 +213,7 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
     float v = 0.0f;
     if (ci < CI_PER_GROUP && co < CO_PER_GROUP)
       v = __ldg(&w[w_index(group * CI_PER_GROUP + ci, co, tap / KW, tap % KW)]);
-#if DT_MATH_TF32 && DT_XS
+#if DT_MATH_TF32
     v = __uint_as_float(to_tf32(v));
 #endif
     ws[e] = v;
@@ -312,11 +313,14 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 #if DT_MATH_3XTF32
               // As under mma.sync: each chunk of KC 16-channel blocks is summed apart, then
               // joins the running sum in fp32.
-              float part[NI][4];
+              // The corrections (small parts) are summed apart from the main products: where a
+              // main sum is not finite it stands alone (an Inf big part times a zero small part
+              // would make PyTorch's Inf a NaN).
+              float part[NI][4], correction[NI][4];
 #pragma unroll
               for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
-                for (int q = 0; q < 4; ++q) part[ni][q] = 0.0f;
+                for (int q = 0; q < 4; ++q) part[ni][q] = correction[ni][q] = 0.0f;
               float(*target)[4] = part;
 #else
               float(*target)[4] = acc[rw][0];
@@ -325,7 +329,7 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
               // of block j - 2, which read it, are complete. (Waiting per chunk, not per row
               // phase, measured 4-6% faster on the H100: bench/results/2026-11-24-h100-wgmma.)
               unsigned a_big[2][2][4];
-#if !(DT_MATH_TF32 && DT_XS)
+#if DT_MATH_3XTF32
               unsigned a_small[2][2][4];
 #endif
 #pragma unroll
@@ -340,7 +344,7 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 #pragma unroll
                     for (int q = 0; q < 4; ++q) {
                       keep_register(a_big[set][step][q]);
-#if !(DT_MATH_TF32 && DT_XS)
+#if DT_MATH_3XTF32
                       keep_register(a_small[set][step][q]);
 #endif
                     }
@@ -352,11 +356,15 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
                   const float av[4] = {af.x, af.y, af.z, af.w};
 #pragma unroll
                   for (int q = 0; q < 4; ++q) {
-#if DT_MATH_TF32 && DT_XS
+#if DT_MATH_TF32
                     a_big[set][step][q] = __float_as_uint(av[q]);  // rounded once in shared memory
 #else
                     split_tf32(av[q], a_big[set][step][q], a_small[set][step][q]);
+                    // Opaque from here on, so the compiler cannot recompute the split later
+                    // and reuse these registers while the wgmmas still read them.
+                    keep_register(a_small[set][step][q]);
 #endif
+                    keep_register(a_big[set][step][q]);
                   }
                 }
                 wgmma_fence();
@@ -372,12 +380,12 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
                     wgmma_tf32<WG_N>(d, a_big[set][step], big + X_PLANE / 4);
                     wgmma_tf32<WG_N>(d, a_big[set][step], big);
 #elif DT_MATH_TF32
-                    wgmma_tf32<WG_N>(d, a_small[set][step], big);
-                    wgmma_tf32<WG_N>(d, a_big[set][step], big);
+                    wgmma_tf32<WG_N>(d, a_big[set][step], big);  // one product, both rounded
 #else
                     // The small x small term is below fp32 rounding and is dropped.
-                    wgmma_tf32<WG_N>(d, a_small[set][step], big);
-                    wgmma_tf32<WG_N>(d, a_big[set][step], big + X_PLANE / 4);
+                    float(*c)[4] = correction + seg * (WG_N / 8);
+                    wgmma_tf32<WG_N>(c, a_small[set][step], big);
+                    wgmma_tf32<WG_N>(c, a_big[set][step], big + X_PLANE / 4);
                     wgmma_tf32<WG_N>(d, a_big[set][step], big);
 #endif
                   }
@@ -388,7 +396,9 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 #pragma unroll
               for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
-                for (int q = 0; q < 4; ++q) acc[rw][0][ni][q] += part[ni][q];
+                for (int q = 0; q < 4; ++q)
+                  acc[rw][0][ni][q] += isfinite(part[ni][q]) ? part[ni][q] + correction[ni][q]
+                                                             : part[ni][q];
 #endif
             }
           }
@@ -412,12 +422,20 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
               // Tensor cores add with less than fp32's rounding care, so each chunk of KC
               // 16-channel blocks is summed apart and joins the running sum in fp32.
               float part[MI][NI][4];
+#if DT_MATH_3XTF32
+              float correction[MI][NI][4];  // the small parts' products, summed apart
+#endif
 #pragma unroll
               for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
                 for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
-                  for (int q = 0; q < 4; ++q) part[mi][ni][q] = 0.0f;
+                  for (int q = 0; q < 4; ++q) {
+                    part[mi][ni][q] = 0.0f;
+#if DT_MATH_3XTF32
+                    correction[mi][ni][q] = 0.0f;
+#endif
+                  }
                     // Not unrolled: unrolling lets the compiler hoist every k-block's fragments,
                     // and spill.
 #pragma unroll 1
@@ -468,13 +486,16 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
                   for (int mi = 0; mi < MI; ++mi) {
                     const float av[4] = {af[mi][step].x, af[mi][step].y, af[mi][step].z,
                                          af[mi][step].w};
-#if DT_MATH_TF32 && DT_XS
-                    // W was rounded once; x's small part carries the bits TF32 drops.
+#if DT_MATH_TF32
+                    // W was rounded once: one product with both operands rounded, plus (XS)
+                    // x's small part, which carries the bits TF32 drops.
                     const unsigned a[4] = {__float_as_uint(av[0]), __float_as_uint(av[1]),
                                            __float_as_uint(av[2]), __float_as_uint(av[3])};
 #pragma unroll
                     for (int ni = 0; ni < NI; ++ni) {
+#if DT_XS
                       mma_tf32(part[mi][ni], a, b_small[ni][0], b_small[ni][1]);
+#endif
                       mma_tf32(part[mi][ni], a, b_big[ni][0], b_big[ni][1]);
                     }
 #else
@@ -483,23 +504,28 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
                     for (int q = 0; q < 4; ++q) split_tf32(av[q], a_big[q], a_small[q]);
 #pragma unroll
                     for (int ni = 0; ni < NI; ++ni) {
-                      mma_tf32(part[mi][ni], a_small, b_big[ni][0], b_big[ni][1]);
-#if DT_MATH_3XTF32
                       // The small x small term is below fp32 rounding and is dropped.
-                      mma_tf32(part[mi][ni], a_big, b_small[ni][0], b_small[ni][1]);
-#endif
+                      mma_tf32(correction[mi][ni], a_small, b_big[ni][0], b_big[ni][1]);
+                      mma_tf32(correction[mi][ni], a_big, b_small[ni][0], b_small[ni][1]);
                       mma_tf32(part[mi][ni], a_big, b_big[ni][0], b_big[ni][1]);
                     }
 #endif
                   }
                 }
               }
+              // A main sum that is not finite stands alone: an Inf big part times a zero small
+              // part would make PyTorch's Inf a NaN.
 #pragma unroll
               for (int mi = 0; mi < MI; ++mi)
 #pragma unroll
                 for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
-                  for (int q = 0; q < 4; ++q) acc[rw][mi][ni][q] += part[mi][ni][q];
+                  for (int q = 0; q < 4; ++q) {
+#if DT_MATH_3XTF32
+                    if (isfinite(part[mi][ni][q])) part[mi][ni][q] += correction[mi][ni][q];
+#endif
+                    acc[rw][mi][ni][q] += part[mi][ni][q];
+                  }
             }
           }
         }

@@ -286,6 +286,10 @@ __device__ __forceinline__ void mainloop_3xtf32(float (&acc)[PHASES][CP / 2],
               a_big[set][q] = to_tf32(av[q]);
               const float big = __uint_as_float(a_big[set][q]);
               a_small[set][q] = __float_as_uint(big == av[q] ? 0.0f : av[q] - big);
+              // Opaque from here on: the compiler may not recompute the split later and reuse
+              // these registers while the wgmmas still read them.
+              keep_register(a_big[set][q]);
+              keep_register(a_small[set][q]);
             }
             const unsigned long long xb = window_at<R0>(x_desc, R0 + r, kh, rw, kw, j);
             wgmma_fence();
