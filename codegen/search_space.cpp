@@ -184,20 +184,20 @@ constexpr int64_t kWsMaxStages = 8;   // the barriers fit in the first 128 bytes
 
 WsGeometry ws_geometry(const Problem& p, const Config& c) {
   WsGeometry g;
-  const int64_t cp = c.param("cp"), stages = c.param("st");
+  const int64_t cp = c.param("cp"), rp = c.param("rp"), stages = c.param("st");
   const bool row_classes = c.param("rs") == 1;
   const int64_t kp = (p.in_channels / p.groups + 7) / 8 * 8;
   const auto [w_lo, w_hi] = shift_range(p.stride.w, p.padding.w, p.kernel.w, p.dilation.w);
   const int64_t window_columns = cp + w_hi - w_lo;
   const int64_t qh = (p.out_height() + p.stride.h - 1) / p.stride.h;
   const int64_t qw = (p.out_width() + p.stride.w - 1) / p.stride.w;
-  g.units = p.batch * qh * ((qw + cp - 1) / cp);
+  g.units = p.batch * ((qh + rp - 1) / rp) * ((qw + cp - 1) / cp);
   g.co_blocks = p.groups * ((p.out_channels / p.groups + 63) / 64);
   // Per class: kernel rows held and input rows spanned.
   std::vector<std::pair<int64_t, int64_t>> classes;  // (kernel rows, window rows)
   if (!row_classes) {
     const auto [h_lo, h_hi] = shift_range(p.stride.h, p.padding.h, p.kernel.h, p.dilation.h);
-    classes.emplace_back(p.kernel.h, h_hi - h_lo + 1);
+    classes.emplace_back(p.kernel.h, h_hi - h_lo + rp);
   } else {
     for (int64_t r = 0; r < p.stride.h; ++r) {
       int64_t rows = 0, lo = INT64_MAX, hi = INT64_MIN;
@@ -212,7 +212,7 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
         g.why_not = fmt::format("rs1: row phase {} has no kernel row", r);
         return g;
       }
-      classes.emplace_back(rows, hi - lo + 1);
+      classes.emplace_back(rows, hi - lo + rp);
     }
     g.classes = p.stride.h;
   }
@@ -235,9 +235,9 @@ FamilySpec wsgemm_family() {
   spec.maths = {MathMode::kTf32, MathMode::k3xTf32};
   spec.params = {
       {"cp", "DT_CP", {8, 16, 32, 64, 128}, "phase columns per unit (the wgmma N)"},
+      {"rp", "DT_RP", {1, 2}, "consecutive phase rows per unit (sharing their input rows)"},
       {"st", "DT_STAGES", {2, 3, 4, 6}, "slots of the input ring"},
       {"rs", "DT_RS", {0, 1}, "1: one row phase per CTA, holding only its taps"},
-      {"po", "DT_ORDER", {0, 1}, "1: the consumers queue their wgmmas in turn (ping-pong)"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
@@ -250,13 +250,17 @@ FamilySpec wsgemm_family() {
     const bool row_classes = c.param("rs") == 1;
     if (row_classes && (p.stride.h == 1 || p.stride.h > 8))
       return "rs1 needs a row stride of 2 to 8";
+    // Measured wrong on the H200 for every k3 problem of the benchmark set (max |err| 0.2-0.4)
+    // while rs0 and every tf32 config verify: excluded until the cause is found.
+    if (row_classes && c.math == MathMode::k3xTf32) return "3xtf32 with rs1 is not verified";
     const int64_t qw = (p.out_width() + p.stride.w - 1) / p.stride.w;
     if (cp > 8 && cp / 2 >= qw) return fmt::format("cp{} is wider than the {} phase columns", cp, qw);
     // Every phase's 64 x cp accumulator tile stays in the consumer's registers (the kernel's
     // 168-register cap: 128 accumulators spill a little, more would spill a lot); 3xtf32 adds a
     // tap's partial sums and a phase's corrections.
     const int64_t phases = (row_classes ? 1 : p.stride.h) * p.stride.w;
-    const int64_t accumulators = (phases + (c.math == MathMode::k3xTf32 ? 2 : 0)) * cp / 2;
+    const int64_t accumulators =
+        (c.param("rp") * phases + (c.math == MathMode::k3xTf32 ? 2 : 0)) * cp / 2;
     if (accumulators > 128)
       return fmt::format("{} accumulator registers per thread would spill", accumulators);
     const WsGeometry g = ws_geometry(p, c);

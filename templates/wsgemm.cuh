@@ -11,10 +11,11 @@
 // - Warpgroups 1 and 2, the consumers, take alternate units: wait for the slot, queue every wgmma
 //   of every phase and tap, wait for them, free the slot, then run the epilogue and store y from
 //   registers while the other consumer's wgmmas run.
-// A unit is (image n, phase row q, block of CP phase columns) x 64 output channels: for every row
-// phase rh of the CTA's class and every column phase rw, a 64 x CP GEMM with K = the channels times
-// the taps that reach (rh, rw); each tap reads the same window at its own shift (a descriptor
-// offset). Each thread ends up with every column phase of its pixels: 2 * SW consecutive outputs.
+// A unit is (image n, RP consecutive phase rows from q, block of CP phase columns) x 64 output
+// channels: for every phase row, row phase rh of the CTA's class and column phase rw, a 64 x CP
+// GEMM with K = the channels times the taps that reach (rh, rw); each tap reads the same window
+// at its own shift (a descriptor offset), and the RP phase rows share most of the window. Each
+// thread ends up with every column phase of its pixels: 2 * SW consecutive outputs of a row.
 //
 // Row classes (RS): with RS = 0 a CTA computes every row phase and holds every tap; with RS = 1
 // each CTA serves one row phase (grid.z) and holds only the kernel rows that reach it, which cuts
@@ -36,8 +37,8 @@
 #ifndef DT_RS
 #define DT_RS 0  // 1: one row phase per CTA (grid.z), holding only the taps that reach it
 #endif
-#ifndef DT_ORDER
-#define DT_ORDER 0  // 1: the consumers issue their units' wgmmas strictly in turn (ping-pong)
+#ifndef DT_RP
+#define DT_RP 1  // consecutive phase rows per unit: their windows overlap, so x is read less often
 #endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
@@ -47,7 +48,7 @@
 #endif
 
 namespace dt {
-constexpr int CP = DT_CP, STAGES = DT_STAGES;
+constexpr int CP = DT_CP, STAGES = DT_STAGES, RP = DT_RP;
 constexpr int BM = 64;  // output channels per CTA
 constexpr int WG_THREADS = 128, THREADS = 3 * WG_THREADS;
 constexpr int PRODUCER_REGS = 56, CONSUMER_REGS = 224;  // 128 * 56 + 256 * 224 <= 65536
@@ -65,7 +66,8 @@ constexpr int KSTEPS = KP / 8;
 constexpr int PLANES = KP / 4;  // 4-channel planes: 16 bytes per pixel (x) or output channel (W)
 constexpr int QH = (OH + SH - 1) / SH, QW = (OW + SW - 1) / SW;  // phase rows and columns
 constexpr int QWB = (QW + CP - 1) / CP;
-constexpr i64 UNITS = (i64)N * QWB * QH;
+constexpr int QHB = (QH + RP - 1) / RP;
+constexpr i64 UNITS = (i64)N * QWB * QHB;
 constexpr int CO_BLOCKS = (CO_PER_GROUP + BM - 1) / BM;
 constexpr int CLASSES = DT_RS ? SH : 1;
 constexpr int CLASS_ROWS = DT_RS ? 1 : SH;  // row phases per class
@@ -101,7 +103,7 @@ __host__ __device__ constexpr int class_shift(int r0, bool largest) {
 // window may start at any pixel (no swizzle: bench/probes/).
 template <int R0>
 struct Storage {
-  static constexpr int XR = class_shift(R0, true) - class_shift(R0, false) + 1;
+  static constexpr int XR = class_shift(R0, true) - class_shift(R0, false) + RP;
   static constexpr int XPIX = XR * XC;
   static constexpr int PLANE_FLOATS = PLANES * XPIX * 4;  // one part (big or small) of a window
   static constexpr int SLOT = X_PARTS * PLANE_FLOATS;     // floats
@@ -133,12 +135,12 @@ __host__ __device__ constexpr bool phase_has_taps(int rh, int rw) {
 
 struct Unit {
   i64 n;
-  int q, p0;  // phase row, first phase column
+  int q, p0;  // first phase row, first phase column
 };
 __device__ __forceinline__ Unit unit_of(i64 u) {
   Unit out;
-  out.q = (int)(u % QH);
-  u /= QH;
+  out.q = (int)(u % QHB) * RP;
+  u /= QHB;
   out.p0 = (int)(u % QWB) * CP;
   out.n = u / QWB;
   return out;
@@ -188,36 +190,28 @@ __device__ __forceinline__ void prepare_window(float* slot, int tid) {
   }
 }
 
-// Under DT_ORDER, unit k's wgmmas are queued only after unit k - 1's (the other consumer's): the
-// tensor cores finish one consumer's unit while the other runs its epilogue. Named barrier 2 + c
-// is consumer c's turn: the other consumer's 128 threads arrive, its own 128 wait.
-__device__ __forceinline__ void consumer_turn_wait(int consumer) {
-  asm volatile("bar.sync %0, %1;" ::"r"(2 + consumer), "n"(2 * WG_THREADS) : "memory");
-}
-__device__ __forceinline__ void consumer_turn_pass(int consumer) {
-  asm volatile("bar.arrive %0, %1;" ::"r"(2 + consumer), "n"(2 * WG_THREADS) : "memory");
-}
-constexpr int PHASES = CLASS_ROWS * SW;  // accumulator tiles of a unit
+constexpr int PHASES = CLASS_ROWS * SW;  // phases of a phase row
+constexpr int TILES = RP * PHASES;       // accumulator tiles of a unit: (phase row, phase)
 
 // Descriptor arithmetic counts 16-byte units: a tap's window is the slot's descriptor plus its
 // row and column shift; k-step j starts 2 planes further on.
 template <int R0>
-__device__ __forceinline__ unsigned long long window_at(unsigned long long x_desc, int rh, int kh,
-                                                       int rw, int kw, int j) {
-  return x_desc + 2 * j * Storage<R0>::XPIX + (shift_h(rh, kh) - class_shift(R0, false)) * XC +
-         shift_w(rw, kw) - SHIFT_W0;
+__device__ __forceinline__ unsigned long long window_at(unsigned long long x_desc, int row, int rh,
+                                                       int kh, int rw, int kw, int j) {
+  return x_desc + 2 * j * Storage<R0>::XPIX +
+         (row + shift_h(rh, kh) - class_shift(R0, false)) * XC + shift_w(rw, kw) - SHIFT_W0;
 }
 
 // tf32: every wgmma of the unit queued at once, both operands from shared memory (SS).
 template <int R0>
-__device__ __forceinline__ void mainloop_tf32(float (&acc)[PHASES][CP / 2],
+__device__ __forceinline__ void mainloop_tf32(float (&acc)[TILES][CP / 2],
                                               unsigned long long w_desc,
                                               unsigned long long x_desc) {
   wgmma_fence();
 #pragma unroll
-  for (int r = 0; r < CLASS_ROWS; ++r) {
-#pragma unroll
-    for (int rw = 0; rw < SW; ++rw) {
+  for (int tile = 0; tile < TILES; ++tile) {
+    const int row = tile / PHASES, r = tile % PHASES / SW, rw = tile % SW;
+    {
       bool accumulate = false;
 #pragma unroll
       for (int kh = 0; kh < KH; ++kh) {
@@ -228,8 +222,8 @@ __device__ __forceinline__ void mainloop_tf32(float (&acc)[PHASES][CP / 2],
           const int tap = class_row_rank(R0, kh) * KW + kw;
 #pragma unroll
           for (int j = 0; j < KSTEPS; ++j) {
-            wgmma_ss_tf32<CP>(acc[r * SW + rw], w_desc + (tap * PLANES + 2 * j) * BM,
-                              window_at<R0>(x_desc, R0 + r, kh, rw, kw, j), accumulate);
+            wgmma_ss_tf32<CP>(acc[tile], w_desc + (tap * PLANES + 2 * j) * BM,
+                              window_at<R0>(x_desc, row, R0 + r, kh, rw, kw, j), accumulate);
             accumulate = true;
           }
         }
@@ -246,17 +240,17 @@ __device__ __forceinline__ void mainloop_tf32(float (&acc)[PHASES][CP / 2],
 // phase. A non-finite main sum stands alone: an infinite big part times a zero small part would
 // turn PyTorch's Inf into NaN.
 template <int R0>
-__device__ __forceinline__ void mainloop_3xtf32(float (&acc)[PHASES][CP / 2],
+__device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2],
                                                 const float* w_smem, unsigned long long x_desc,
                                                 int warp, int lane) {
   constexpr int SMALL = PLANES * Storage<R0>::XPIX;  // the small plane, in descriptor units
   // The A fragment of lane (g, t): rows g and g + 8 of the warp's 16, K columns t and t + 4.
   const float* a_lane = w_smem + (16 * warp + lane / 4) * 4 + lane % 4;
 #pragma unroll
-  for (int r = 0; r < CLASS_ROWS; ++r) {
-#pragma unroll
-    for (int rw = 0; rw < SW; ++rw) {
-      float* sum = acc[r * SW + rw];
+  for (int tile = 0; tile < TILES; ++tile) {
+    const int row = tile / PHASES, r = tile % PHASES / SW, rw = tile % SW;
+    {
+      float* sum = acc[tile];
       float correction[CP / 2];
       bool first_tap = true, correcting = false;
 #pragma unroll
@@ -291,7 +285,7 @@ __device__ __forceinline__ void mainloop_3xtf32(float (&acc)[PHASES][CP / 2],
               keep_register(a_big[set][q]);
               keep_register(a_small[set][q]);
             }
-            const unsigned long long xb = window_at<R0>(x_desc, R0 + r, kh, rw, kw, j);
+            const unsigned long long xb = window_at<R0>(x_desc, row, R0 + r, kh, rw, kw, j);
             wgmma_fence();
             wgmma_rs_tf32<CP>(part, a_big[set], xb, j > 0);
             wgmma_rs_tf32<CP>(correction, a_big[set], xb + SMALL, correcting);
@@ -405,29 +399,24 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     const Unit u = unit_of(first + k);
     // Not zeroed: each phase's first wgmma overwrites its tile (a phase no tap reaches is zero,
     // below), and writes to the accumulators between wgmmas would serialise them.
-    float acc[PHASES][CP / 2];
+    float acc[TILES][CP / 2];
     mbarrier_wait(&s.full[slot], (unsigned)((k / STAGES) & 1));
     const unsigned long long x_desc = wgmma_desc(s.x[slot], S::XPIX * 16, 128);
-#if DT_ORDER
-    if (k > 0) consumer_turn_wait(warpgroup - 1);
-#endif
     if constexpr (SPLIT) {
       mainloop_3xtf32<R0>(acc, s.w, x_desc, warp, lane);
     } else {
       mainloop_tf32<R0>(acc, w_desc, x_desc);
     }
     wgmma_commit();
-#if DT_ORDER
-    if (k + 1 < count) consumer_turn_pass(1 - (warpgroup - 1));
-#endif
     wgmma_wait<0>();
     mbarrier_arrive(&s.empty[slot]);
 
     // Thread (g, t) of warp w holds channels 16w + g (+ 8) and phase pixels 8j + 2t (+ 1) of
     // every phase: for each row phase, 2 * SW consecutive outputs of a row per (channel, j).
 #pragma unroll
-    for (int r = 0; r < CLASS_ROWS; ++r) {
-      const int oh = SH * u.q + R0 + r;
+    for (int tile_row = 0; tile_row < RP * CLASS_ROWS; ++tile_row) {
+      const int row = tile_row / CLASS_ROWS, r = tile_row % CLASS_ROWS;
+      const int oh = SH * (u.q + row) + R0 + r;
       if (oh >= OH) continue;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
@@ -442,8 +431,9 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
           for (int qq = 0; qq < 2; ++qq)
 #pragma unroll
             for (int rw = 0; rw < SW; ++rw) {
-              float v = (phase_has_taps(R0 + r, rw) ? acc[r * SW + rw][4 * j + 2 * half + qq]
-                                                    : 0.0f) +
+              float v = (phase_has_taps(R0 + r, rw)
+                             ? acc[tile_row * SW + rw][4 * j + 2 * half + qq]
+                             : 0.0f) +
                         bias_v[half];
               DT_EPILOGUE(v)
               run[SW * qq + rw] = v;
