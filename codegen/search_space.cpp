@@ -379,15 +379,18 @@ std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& 
 
 Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
-  // The Hopper family where it serves the problem, by the H200 sweep of the benchmark set
+  // The Hopper family where it serves the problem, by the H200 runs of the benchmark set
   // (bench/results/2026-12-01-h200-wsgemm): every row phase per CTA before row classes, units of
-  // 64 phase columns before 32 (wider units re-read less of x and W per output), then 3 slots,
-  // then 2, then deeper rings; the fast mish where the chain has one.
-  auto rank = [](const Config& c) {
+  // 64 phase columns before 32 (wider units re-read less of x and W per output), two phase rows
+  // per unit under stride 1 (where three input rows serve one output row), then 3 slots, then 2,
+  // then deeper rings; the fast mish where the chain has one.
+  auto rank = [&problem](const Config& c) {
     const int cp = c.param("cp"), st = c.param("st");
     const int cp_order = cp == 64 ? 0 : cp == 32 ? 1 : cp == 16 ? 2 : cp == 128 ? 3 : 4;
+    const int rp_order = c.param("rp") == (problem.stride.h == 1 ? 2 : 1) ? 0 : 1;
     const int st_order = st == 3 ? 0 : st == 2 ? 1 : st;
-    return std::make_tuple(c.param("rs"), cp_order, st_order, c.mish == MishVariant::kFast ? 0 : 1);
+    return std::make_tuple(c.param("rs"), cp_order, rp_order, st_order,
+                           c.mish == MishVariant::kFast ? 0 : 1);
   };
   const Config* hopper = nullptr;
   for (const Config& config : space) {
