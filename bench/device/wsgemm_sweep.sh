@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # On the device: every wsgemm (Hopper family) config verified and timed on each benchmark problem
-# (SWEEP_PRECISION, default tf32), beside the pgemm default it replaces; then every GPU test (each config of each space on
-# the PyTorch goldens and the odd shapes). Binaries and libraries come carried in .carry/.
+# (SWEEP_PRECISION, default tf32), beside the pgemm default it replaces; then every GPU test (each
+# config of each space on the PyTorch goldens and the odd shapes). Binaries and libraries come
+# carried in .carry/.
 # SWEEP_ONLY picks problems, GPU_TESTS=0 skips the tests. Results: $OUT/sweep.tgz.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,7 +27,6 @@ done
   > "$out/seed_pgemm_default.txt" 2>&1
 echo "seed pgemm (previous default): $(awk '/^pgemm/ { print $2, $3, $5 }' "$out/seed_pgemm_default.txt")"
 if [ "${GPU_TESTS:-1}" = 1 ]; then
-  export DECONVTUNE_GOLDEN_DIR=$root/tests/golden
   timeout "${TEST_TIMEOUT:-240}" "$root/.carry/deconvtune_tests" --gtest_filter='*Gpu*' > "$out/gpu_tests.txt" 2>&1
   grep -E "tests ran|PASSED|FAILED|Failure" "$out/gpu_tests.txt" | head -20
 fi
