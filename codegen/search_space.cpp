@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <climits>
-#include <tuple>
 #include <stdexcept>
+#include <tuple>
 
 namespace deconvtune {
 namespace {
@@ -254,7 +254,8 @@ FamilySpec wsgemm_family() {
     // while rs0 and every tf32 config verify: excluded until the cause is found.
     if (row_classes && c.math == MathMode::k3xTf32) return "3xtf32 with rs1 is not verified";
     const int64_t qw = (p.out_width() + p.stride.w - 1) / p.stride.w;
-    if (cp > 8 && cp / 2 >= qw) return fmt::format("cp{} is wider than the {} phase columns", cp, qw);
+    if (cp > 8 && cp / 2 >= qw)
+      return fmt::format("cp{} is wider than the {} phase columns", cp, qw);
     // Narrow units re-read W and x per output and never won the H200 sweep (nor did cp128 or
     // six slots, which the space no longer lists): cp8 only where the phase is too narrow for 16.
     if (cp == 8 && qw > 8) return "cp8 only where cp16 is wider than the phase columns";

@@ -350,7 +350,7 @@ struct Engine::Impl {
       case OnMiss::kFail:
         throw Error(Status::kNotTuned,
                     fmt::format("no tuned winner for {} on {} in {} (on_miss is 'fail'; run "
-                                "`deconvtune tune` first or use the heuristic default)",
+                                "`deconvtune autotune` first or use the heuristic default)",
                                 problem.key(), dev.record.key(), db_path));
       case OnMiss::kTune:
         return tune_now(problem, dev);

@@ -1,23 +1,23 @@
 // The epilogue ops, one device function each, named dt_<op> as in the chain text. Float versions
 // run in the kernels; double versions serve the float64 reference. DT_EPILOGUE(v) is the chain the
-// generator writes for the problem (the seed's by default). NaN propagates as in PyTorch: the clamps
-// are written with comparisons, not fminf/fmaxf, which would drop it.
+// generator writes for the problem (the seed's by default). NaN propagates as in PyTorch: the
+// clamps are written with comparisons, not fminf/fmaxf, which would drop it.
 #pragma once
 
 #ifndef DT_MISH_FAST
 #define DT_MISH_FAST 0
 #endif
 #ifndef DT_EPILOGUE
-#define DT_EPILOGUE(v) \
-  v = dt_mish(v);      \
-  v = dt_add(v, 0.5f); \
+#define DT_EPILOGUE(v)             \
+  v = dt_mish(v);                  \
+  v = dt_add(v, 0.5f);             \
   v = dt_hardtanh(v, -1.0f, 1.0f); \
   v = dt_mul(v, 2.0f);
 #endif
 #ifndef DT_EPILOGUE_F64
-#define DT_EPILOGUE_F64(v) \
-  v = dt_mish(v);          \
-  v = dt_add(v, 0.5);      \
+#define DT_EPILOGUE_F64(v)       \
+  v = dt_mish(v);                \
+  v = dt_add(v, 0.5);            \
   v = dt_hardtanh(v, -1.0, 1.0); \
   v = dt_mul(v, 2.0);
 #endif
@@ -43,27 +43,40 @@ __device__ __forceinline__ float dt_mish(float v) {
 }
 __device__ __forceinline__ double dt_mish(double v) { return v * tanh(log1p(exp(v))); }
 
-template <typename T> __device__ __forceinline__ T dt_add(T v, T c) { return v + c; }
-template <typename T> __device__ __forceinline__ T dt_mul(T v, T c) { return v * c; }
+template <typename T>
+__device__ __forceinline__ T dt_add(T v, T c) {
+  return v + c;
+}
+template <typename T>
+__device__ __forceinline__ T dt_mul(T v, T c) {
+  return v * c;
+}
 // As torch.clamp: max first, then min (so hi wins when lo > hi); NaN propagates.
-template <typename T> __device__ __forceinline__ T dt_clamp(T v, T lo, T hi) {
+template <typename T>
+__device__ __forceinline__ T dt_clamp(T v, T lo, T hi) {
   const T r = v < lo ? lo : v;
   return r > hi ? hi : r;
 }
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 // One instruction each: the .NaN forms of min and max return NaN when an operand is NaN.
-template <> __device__ __forceinline__ float dt_clamp(float v, float lo, float hi) {
+template <>
+__device__ __forceinline__ float dt_clamp(float v, float lo, float hi) {
   float r;
   asm("max.NaN.f32 %0, %1, %2;" : "=f"(r) : "f"(v), "f"(lo));
   asm("min.NaN.f32 %0, %0, %1;" : "+f"(r) : "f"(hi));
   return r;
 }
 #endif
-template <typename T> __device__ __forceinline__ T dt_hardtanh(T v, T lo, T hi) {
+template <typename T>
+__device__ __forceinline__ T dt_hardtanh(T v, T lo, T hi) {
   return dt_clamp(v, lo, hi);
 }
-template <typename T> __device__ __forceinline__ T dt_relu(T v) { return v < T(0) ? T(0) : v; }
-template <typename T> __device__ __forceinline__ T dt_leaky_relu(T v, T slope) {
+template <typename T>
+__device__ __forceinline__ T dt_relu(T v) {
+  return v < T(0) ? T(0) : v;
+}
+template <typename T>
+__device__ __forceinline__ T dt_leaky_relu(T v, T slope) {
   return v < T(0) ? v * slope : v;
 }
 

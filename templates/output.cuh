@@ -15,7 +15,8 @@ __device__ __forceinline__ void store_run(float* __restrict__ row, int ow, const
 #pragma unroll
     for (int k = 0; k < RUN; k += VEC) {
       if (VEC == 4) {
-        __stcs(reinterpret_cast<float4*>(row + ow + k), make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]));
+        __stcs(reinterpret_cast<float4*>(row + ow + k),
+               make_float4(v[k], v[k + 1], v[k + 2], v[k + 3]));
       } else if (VEC == 2) {
         __stcs(reinterpret_cast<float2*>(row + ow + k), make_float2(v[k], v[k + 1]));
       } else {

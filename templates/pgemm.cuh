@@ -397,8 +397,8 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
               for (int ni = 0; ni < NI; ++ni)
 #pragma unroll
                 for (int q = 0; q < 4; ++q)
-                  acc[rw][0][ni][q] += isfinite(part[ni][q]) ? part[ni][q] + correction[ni][q]
-                                                             : part[ni][q];
+                  acc[rw][0][ni][q] +=
+                      isfinite(part[ni][q]) ? part[ni][q] + correction[ni][q] : part[ni][q];
 #endif
             }
           }
@@ -436,8 +436,8 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
                     correction[mi][ni][q] = 0.0f;
 #endif
                   }
-                    // Not unrolled: unrolling lets the compiler hoist every k-block's fragments,
-                    // and spill.
+                  // Not unrolled: unrolling lets the compiler hoist every k-block's fragments,
+                  // and spill.
 #pragma unroll 1
               for (int kb = kb0; kb < min(kb0 + KC, KB); ++kb) {
                 // A = W^T, one fragment per (m16 tile, k-step).

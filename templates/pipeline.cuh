@@ -5,8 +5,8 @@
 // Protocol of one slot: the producer waits on `empty` (the consumers' last use of the slot is
 // over), fills it, and every producer thread arrives on `full`; a consumer waits on `full`, reads
 // the slot, and every consumer thread arrives on `empty`. Round r of a slot completes phase r of
-// each barrier, so waiters pass the parity of their round (the producer's first wait passes at once:
-// a fresh barrier counts its preceding phase, parity 1, as complete).
+// each barrier, so waiters pass the parity of their round (the producer's first wait passes at
+// once: a fresh barrier counts its preceding phase, parity 1, as complete).
 #pragma once
 
 namespace dt {

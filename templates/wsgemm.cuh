@@ -70,7 +70,7 @@ constexpr int QHB = (QH + RP - 1) / RP;
 constexpr i64 UNITS = (i64)N * QWB * QHB;
 constexpr int CO_BLOCKS = (CO_PER_GROUP + BM - 1) / BM;
 constexpr int CLASSES = DT_RS ? SH : 1;
-constexpr int CLASS_ROWS = DT_RS ? 1 : SH;  // row phases per class
+constexpr int CLASS_ROWS = DT_RS ? 1 : SH;                             // row phases per class
 constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // window columns
 
 // Kernel rows and input-row shifts of the class of row phases [r0, r0 + CLASS_ROWS). The whole
@@ -162,8 +162,8 @@ __device__ __forceinline__ void issue_window(float* slot, const float* __restric
     const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
     const int ih = ih0 + xr, iw = iw0 + xc;
     const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-    const float* src = x + x_index(u.n, group * CI_PER_GROUP + plane * 4, inside ? ih : 0,
-                                   inside ? iw : 0);
+    const float* src =
+        x + x_index(u.n, group * CI_PER_GROUP + plane * 4, inside ? ih : 0, inside ? iw : 0);
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const bool copy = inside && plane * 4 + e < CI_PER_GROUP;
@@ -179,9 +179,8 @@ __device__ __forceinline__ void prepare_window(float* slot, int tid) {
   for (int item = tid; item < ITEMS; item += WG_THREADS) {
     float4* p = reinterpret_cast<float4*>(slot) + item;
     const float4 v = *p;
-    const float4 big =
-        make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
-                    __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
+    const float4 big = make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
+                                   __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
     *p = big;
     if constexpr (SPLIT) {
       p[ITEMS] = make_float4(big.x == v.x ? 0.0f : v.x - big.x, big.y == v.y ? 0.0f : v.y - big.y,
@@ -197,7 +196,7 @@ constexpr int TILES = RP * PHASES;       // accumulator tiles of a unit: (phase 
 // row and column shift; k-step j starts 2 planes further on.
 template <int R0>
 __device__ __forceinline__ unsigned long long window_at(unsigned long long x_desc, int row, int rh,
-                                                       int kh, int rw, int kw, int j) {
+                                                        int kh, int rw, int kw, int j) {
   return x_desc + 2 * j * Storage<R0>::XPIX +
          (row + shift_h(rh, kh) - class_shift(R0, false)) * XC + shift_w(rw, kw) - SHIFT_W0;
 }
@@ -240,9 +239,8 @@ __device__ __forceinline__ void mainloop_tf32(float (&acc)[TILES][CP / 2],
 // phase. A non-finite main sum stands alone: an infinite big part times a zero small part would
 // turn PyTorch's Inf into NaN.
 template <int R0>
-__device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2],
-                                                const float* w_smem, unsigned long long x_desc,
-                                                int warp, int lane) {
+__device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2], const float* w_smem,
+                                                unsigned long long x_desc, int warp, int lane) {
   constexpr int SMALL = PLANES * Storage<R0>::XPIX;  // the small plane, in descriptor units
   // The A fragment of lane (g, t): rows g and g + 8 of the warp's 16, K columns t and t + 4.
   const float* a_lane = w_smem + (16 * warp + lane / 4) * 4 + lane % 4;
@@ -431,9 +429,8 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
           for (int qq = 0; qq < 2; ++qq)
 #pragma unroll
             for (int rw = 0; rw < SW; ++rw) {
-              float v = (phase_has_taps(R0 + r, rw)
-                             ? acc[tile_row * SW + rw][4 * j + 2 * half + qq]
-                             : 0.0f) +
+              float v = (phase_has_taps(R0 + r, rw) ? acc[tile_row * SW + rw][4 * j + 2 * half + qq]
+                                                    : 0.0f) +
                         bias_v[half];
               DT_EPILOGUE(v)
               run[SW * qq + rw] = v;

@@ -91,4 +91,16 @@ TEST(Cli, RunWithoutGpuCompilesAndSaysWhatItCouldNotDo) {
   EXPECT_EQ(strict.exit_code, 3) << strict.output;
 }
 
+TEST(Cli, AutotuneRefusesDurationsThatAreNotFiniteSeconds) {
+  for (const char* option : {"--budget-seconds nan", "--budget-seconds inf", "--budget-seconds -3",
+                             "--kernel-deadline nan", "--kernel-deadline 1e300"}) {
+    CliResult result = run_cli(std::string("autotune --problem seed --simulate ") + option);
+    EXPECT_EQ(result.exit_code, 2) << option << "\n" << result.output;
+    EXPECT_TRUE(
+        contains(result.output, std::string(option).substr(0, std::string(option).find(' '))))
+        << option << "\n"
+        << result.output;
+  }
+}
+
 }  // namespace

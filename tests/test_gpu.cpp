@@ -198,7 +198,8 @@ TEST(Gpu, NonFiniteInputsPropagateAsInPyTorch) {
         x[2 * plane + 5 * problem.width + 12] = static_cast<float>(-inf);
         x[5 * plane + 10 * problem.width + 9] = static_cast<float>(inf);
         x[6 * plane + 10 * problem.width + 9] = static_cast<float>(-inf);
-        x[problem.in_channels * plane + 7 * plane + 6 * problem.width + 6] = static_cast<float>(inf);
+        x[problem.in_channels * plane + 7 * plane + 6 * problem.width + 6] =
+            static_cast<float>(inf);
         if (weight_nan) w[17 * (problem.out_channels * 9) + 30 * 9 + 4] = static_cast<float>(nan);
         Verifier verifier(*gpu(), problem);
         verifier.set_inputs(x, w, bias);

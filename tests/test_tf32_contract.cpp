@@ -34,8 +34,8 @@ struct Draw {
 // As the verifier draws: x as torch.rand, W and bias as PyTorch's ConvTranspose2d initialisation.
 Draw draw(const Problem& p, unsigned seed) {
   std::mt19937_64 random(seed);
-  const double bound = 1.0 / std::sqrt(static_cast<double>(p.out_channels / p.groups *
-                                                           p.kernel.h * p.kernel.w));
+  const double bound =
+      1.0 / std::sqrt(static_cast<double>(p.out_channels / p.groups * p.kernel.h * p.kernel.w));
   std::uniform_real_distribution<float> unit(0.0f, 1.0f), weight(-bound, bound);
   Draw d{std::vector<double>(p.x_elements()), std::vector<double>(p.w_elements()),
          std::vector<double>(p.out_channels)};

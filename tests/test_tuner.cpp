@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -142,6 +143,36 @@ TEST(TunerStrategy, PickedBySpaceSizeAndBudget) {
   } catch (const std::invalid_argument& e) {
     EXPECT_TRUE(contains(e.what(), "greedy")) << e.what();
   }
+}
+
+TEST(TunerRequest, NonFiniteOrNegativeDurationsAreRefusedNamingTheField) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::string db = ::testing::TempDir() + "/deconvtune_request_durations.db";
+  std::remove(db.c_str());
+  struct Case {
+    const char* field;
+    double TuneRequest::*member;
+    double value;
+  };
+  for (const Case& c :
+       {Case{"budget_seconds", &TuneRequest::budget_seconds, nan},
+        Case{"budget_seconds", &TuneRequest::budget_seconds, -1},
+        Case{"budget_seconds", &TuneRequest::budget_seconds, inf},
+        Case{"kernel_deadline_seconds", &TuneRequest::kernel_deadline_seconds, nan},
+        Case{"kernel_deadline_seconds", &TuneRequest::kernel_deadline_seconds, 0},
+        Case{"setup_deadline_seconds", &TuneRequest::setup_deadline_seconds, 1e300}}) {
+    TuneRequest request = simulated_request(db, small_problem());
+    request.*c.member = c.value;
+    try {
+      autotune(request);
+      ADD_FAILURE() << c.field << " = " << c.value << " was accepted";
+    } catch (const TuneError& e) {
+      EXPECT_TRUE(contains(e.what(), c.field)) << e.what();
+    }
+  }
+  // Refused before anything was written: no DB file was created.
+  EXPECT_FALSE(std::ifstream(db).good());
 }
 
 TEST(TunerSchedule, HalvingHalvesCandidatesAndDoublesRunsUpToTheFullCount) {

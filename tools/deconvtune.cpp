@@ -1,7 +1,9 @@
 // The deconvtune command line: parses arguments with CLI11 and hands them to tools/commands.cpp.
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "codegen/epilogue.hpp"
 #include "tools/autotune_command.hpp"
@@ -11,6 +13,25 @@
 #include "tools/worker_command.hpp"
 
 namespace {
+
+// Durations: CLI11's number checks let "nan" and "inf" through, and a NaN budget or deadline
+// compares false against every clock reading (no limit, or a wait that never ends). The message
+// names the option itself: CLI11 leaves the name out for hidden options.
+CLI::Validator finite_seconds(const std::string& option) {
+  return CLI::Validator(
+      [option](std::string& text) -> std::string {
+        size_t used = 0;
+        double value = -1;
+        try {
+          value = std::stod(text, &used);
+        } catch (const std::exception&) {
+        }
+        if (used != text.size() || !std::isfinite(value) || value < 0 || value > 7 * 24 * 3600.0)
+          return option + " must be a number of seconds from 0 to a week, got '" + text + "'";
+        return {};
+      },
+      "SECONDS");
+}
 
 void add_problem_options(CLI::App& command, deconvtune::tools::ProblemArgs& args) {
   command
@@ -98,7 +119,7 @@ int main(int argc, char** argv) {
   autotune_cmd
       ->add_option("--budget-seconds", autotune.budget_seconds,
                    "stop starting candidates after this long (0: no limit)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(finite_seconds("--budget-seconds"));
   autotune_cmd
       ->add_option("--max-trials", autotune.max_trials,
                    "measure at most this many candidates per problem (0: no limit)")
@@ -128,7 +149,7 @@ int main(int argc, char** argv) {
   autotune_cmd->add_flag("--simulate", autotune.simulate)->group("");
   autotune_cmd->add_option("--simulate-trial-ms", autotune.simulate_trial_ms)->group("");
   autotune_cmd->add_option("--kernel-deadline", autotune.kernel_deadline)
-      ->check(CLI::PositiveNumber)
+      ->check(finite_seconds("--kernel-deadline") & CLI::PositiveNumber)
       ->group("");
   autotune_cmd->add_option("--inject-faults", autotune.inject_faults)->group("");
 

@@ -712,6 +712,10 @@ db::DeviceRecord simulated_device() {
   return record;
 }
 
+// The longest budget or deadline a request may name (a week): past it a duration is a mistake,
+// and converting it to clock ticks could overflow.
+constexpr double kMaxSeconds = 7 * 24 * 3600.0;
+
 TuneReport autotune(const TuneRequest& request, const ProgressFn& progress) {
   std::vector<TuneReport> reports = autotune_batch({request.problem}, request, progress);
   if (reports.size() != 1) {
@@ -730,6 +734,16 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
   shared.progress = progress;
   if (settings.trial.timed_runs < 1 || settings.trial.warmup_runs < 0) {
     throw TuneError("trial options: timed_runs must be >= 1 and warmup_runs >= 0");
+  }
+  // A NaN would compare false against every clock reading: no budget, or a deadline never met.
+  for (const auto& [name, value, least] :
+       {std::make_tuple("budget_seconds", settings.budget_seconds, 0.0),
+        std::make_tuple("kernel_deadline_seconds", settings.kernel_deadline_seconds, 1e-3),
+        std::make_tuple("setup_deadline_seconds", settings.setup_deadline_seconds, 1e-3)}) {
+    if (!std::isfinite(value) || value < least || value > kMaxSeconds) {
+      throw TuneError(fmt::format("{} must be a number of seconds in [{}, {}], got {}", name, least,
+                                  kMaxSeconds, value));
+    }
   }
   db::TuningDb db(settings.db_path.empty() ? db::TuningDb::default_path() : settings.db_path);
   shared.db = &db;
