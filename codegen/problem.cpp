@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -302,11 +303,46 @@ Problem Problem::from_json(const json& spec) {
   return p;
 }
 
+int json_nesting_depth(std::string_view text) {
+  int depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 Problem Problem::from_argument(std::string_view argument) {
   if (argument == "seed") return seed();
   std::string text(argument);
   size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || text[first] != '{') {
+    // Only a regular file, and a small one: a FIFO would block forever, /dev/zero never ends.
+    std::error_code error;
+    const std::filesystem::file_status status = std::filesystem::status(text, error);
+    if (!error && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+      throw ProblemError("(problem)", fmt::format("'{}' is not a regular file", text));
+    }
+    if (!error && std::filesystem::is_regular_file(status) &&
+        std::filesystem::file_size(text, error) > kMaxProblemFileBytes) {
+      throw ProblemError("(problem)",
+                         fmt::format("'{}' is larger than {} bytes: not a problem spec", text,
+                                     kMaxProblemFileBytes));
+    }
     std::ifstream file(text);
     if (!file) {
       throw ProblemError("(problem)", fmt::format("'{}' is not 'seed', inline JSON or a readable "
@@ -316,6 +352,11 @@ Problem Problem::from_argument(std::string_view argument) {
     std::ostringstream contents;
     contents << file.rdbuf();
     text = contents.str();
+  }
+  if (json_nesting_depth(text) > kMaxProblemNesting) {
+    throw ProblemError("(problem)", fmt::format("JSON nested deeper than {} levels: not a problem "
+                                                "spec",
+                                                kMaxProblemNesting));
   }
   json spec;
   try {

@@ -310,6 +310,10 @@ struct Engine::Impl {
   }
 
   Problem parse_problem(std::string_view text) const {
+    if (json_nesting_depth(text) > kMaxProblemNesting) {
+      throw Error(Status::kBadProblem,
+                  fmt::format("problem: JSON nested deeper than {} levels", kMaxProblemNesting));
+    }
     nlohmann::json spec;
     try {
       spec = nlohmann::json::parse(text);

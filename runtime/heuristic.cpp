@@ -39,7 +39,8 @@ UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& 
       continue;
     }
     auto spec = specs.find(winner.problem_key);
-    if (spec == specs.end()) continue;
+    // A DB is untrusted input: a spec nested deep enough to overflow the parser is skipped.
+    if (spec == specs.end() || json_nesting_depth(spec->second) > kMaxProblemNesting) continue;
     Problem tuned;
     try {
       tuned = Problem::from_json(nlohmann::json::parse(spec->second));

@@ -173,6 +173,12 @@ TEST(Api, BadProblemsNameTheField) {
            "kernel_size": 3, "epilogue": "mish,frobnicate"})",
        "epilogue"},
   };
+  // 120 KB of nesting overflowed the stack on the error path (a recursive dump).
+  const std::string deep = std::string(60000, '[') + std::string(60000, ']');
+  Error deep_error = error_of([&] { engine.plan_json(deep); });
+  EXPECT_EQ(deep_error.status(), Status::kBadProblem);
+  EXPECT_NE(std::string(deep_error.what()).find("nested deeper"), std::string::npos)
+      << deep_error.what();
   for (const Case& c : cases) {
     Error e = error_of([&] { engine.plan_json(c.json); });
     EXPECT_EQ(e.status(), Status::kBadProblem) << c.json;

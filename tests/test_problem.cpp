@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -141,6 +142,39 @@ TEST(Problem, MalformedJsonAndMissingFileNameTheProblem) {
   }
   EXPECT_THROW(Problem::from_argument("/no/such/problem.json"), ProblemError);
   EXPECT_THROW(Problem::from_argument("[1, 2]"), ProblemError);
+}
+
+TEST(Problem, FilesThatAreNotSmallRegularFilesAndDeepNestingAreRefused) {
+  auto refusal = [](const std::string& argument) -> std::string {
+    try {
+      Problem::from_argument(argument);
+    } catch (const ProblemError& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  // A FIFO would block the read forever; /dev/zero would never end.
+  const std::string fifo = ::testing::TempDir() + "/deconvtune_problem_fifo";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_NE(refusal(fifo).find("not a regular file"), std::string::npos) << refusal(fifo);
+  std::remove(fifo.c_str());
+  EXPECT_NE(refusal("/dev/zero").find("not a regular file"), std::string::npos);
+  EXPECT_NE(refusal(::testing::TempDir()).find("not a regular file"), std::string::npos);
+  const std::string big = ::testing::TempDir() + "/deconvtune_problem_big.json";
+  {
+    std::ofstream out(big);
+    out << "{\"batch\": 1" << std::string(kMaxProblemFileBytes, ' ') << "}";
+  }
+  EXPECT_NE(refusal(big).find("larger than"), std::string::npos) << refusal(big);
+  std::remove(big.c_str());
+  // Deep nesting, inline and in a file, stops before the parser recurses.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  EXPECT_NE(refusal(deep), "accepted");  // not an object: taken as a (too long) file name
+  EXPECT_NE(refusal("{\"batch\": " + deep + "}").find("nested deeper"), std::string::npos);
+  // Brackets inside strings do not count.
+  EXPECT_EQ(json_nesting_depth(R"({"epilogue": "[[[[[[[[[[[[[[[[\"[[[["})"), 1);
+  EXPECT_EQ(json_nesting_depth(R"({"kernel_size": [3, [5]]})"), 3);
 }
 
 TEST(Problem, PrecisionIsPartOfTheKey) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "codegen/problem.hpp"
 #include "tuning_db/detail.hpp"
 #include "tuning_db/text.hpp"
 
@@ -404,27 +405,9 @@ ExchangeDocument validate_document(const json& root) {
 
 // nlohmann's parser recurses per level: refuse deep nesting before parsing.
 void check_nesting(std::string_view text) {
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxNesting) {
-        throw ImportError("(document)",
-                          fmt::format("nested deeper than {} levels: not an export", kMaxNesting));
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
+  if (json_nesting_depth(text) > kMaxNesting) {
+    throw ImportError("(document)",
+                      fmt::format("nested deeper than {} levels: not an export", kMaxNesting));
   }
 }
 
