@@ -180,7 +180,6 @@ struct WsGeometry {
 };
 
 constexpr int64_t kWsMaxKernel = 16;  // the template unrolls over every kernel row and column
-constexpr int64_t kWsMaxStages = 8;   // the barriers fit in the first 128 bytes
 
 WsGeometry ws_geometry(const Problem& p, const Config& c) {
   WsGeometry g;
@@ -245,7 +244,6 @@ FamilySpec wsgemm_family() {
     if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
     if (p.kernel.h > kWsMaxKernel || p.kernel.w > kWsMaxKernel)
       return fmt::format("wsgemm unrolls kernels up to {0}x{0}", kWsMaxKernel);
-    if (c.param("st") > kWsMaxStages) return "too many stages";
     const int64_t cp = c.param("cp");
     const bool row_classes = c.param("rs") == 1;
     if (row_classes && (p.stride.h == 1 || p.stride.h > 8))
@@ -390,7 +388,7 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   // then deeper rings; the fast mish where the chain has one.
   auto rank = [&problem](const Config& c) {
     const int cp = c.param("cp"), st = c.param("st");
-    const int cp_order = cp == 64 ? 0 : cp == 32 ? 1 : cp == 16 ? 2 : cp == 128 ? 3 : 4;
+    const int cp_order = cp == 64 ? 0 : cp == 32 ? 1 : cp == 16 ? 2 : 3;
     const int rp_order = c.param("rp") == (problem.stride.h == 1 ? 2 : 1) ? 0 : 1;
     const int st_order = st == 3 ? 0 : st == 2 ? 1 : st;
     return std::make_tuple(c.param("rs"), cp_order, rp_order, st_order,

@@ -55,6 +55,7 @@ constexpr int PRODUCER_REGS = 56, CONSUMER_REGS = 224;  // 128 * 56 + 256 * 224 
 static_assert(WG_THREADS * PRODUCER_REGS + 2 * WG_THREADS * CONSUMER_REGS <= 65536, "registers");
 static_assert(CP == 8 || CP == 16 || CP == 32 || CP == 64 || CP == 128, "wgmma N");
 static_assert(STAGES >= 2, "one slot per consumer at least");
+static_assert(2 * STAGES * 8 <= 128, "the barriers fit before W's 128-byte alignment");
 
 // tf32: one TF32 product per multiply-add, both operands rounded to nearest (SS). 3xtf32 (fp32
 // accuracy): x is split into big and small TF32 planes in the slot, W stays fp32 and is split in

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <set>
 
@@ -65,6 +66,49 @@ TEST(Config, WgmmaConfigsOnlyWhereTheDeviceAndTilesAllowThem) {
                   Config::from_name("pgemm_3xtf32_bn64_rp1_cp64_wm4_wn2_st1_xs0_wg1_mishexact"), {})
           .find("xs1"),
       std::string::npos);
+}
+
+TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
+  const Problem seed = Problem::seed();
+  DeviceLimits a100;
+  a100.sm_major = 8;
+  auto count = [](const std::vector<Config>& space, const std::string& part) {
+    return std::count_if(space.begin(), space.end(),
+                         [&](const Config& c) { return c.name().find(part) != std::string::npos; });
+  };
+  EXPECT_EQ(count(enumerate_space(seed, a100), "wsgemm"), 0) << "wgmma is sm_90a's alone";
+  Problem tf32 = seed;
+  tf32.precision = Precision::kTf32;
+  const std::vector<Config> tf32_space = enumerate_space(tf32);
+  EXPECT_GT(count(tf32_space, "wsgemm_tf32"), 0);
+  EXPECT_EQ(count(tf32_space, "wsgemm_3xtf32"), 0) << "3xtf32 only under fp32";
+  const std::vector<Config> fp32_space = enumerate_space(seed);
+  EXPECT_GT(count(fp32_space, "wsgemm_3xtf32"), 0);
+  EXPECT_EQ(count(fp32_space, "_rs1_"), 0) << "3xtf32 with rs1 is excluded";
+  // Stride 3 with a 2-row kernel leaves a row phase without taps: no row classes.
+  Problem holes = Problem::from_json(nlohmann::json::parse(
+      R"({"batch": 1, "in_channels": 8, "out_channels": 8, "height": 9, "width": 9,
+          "kernel_size": 2, "stride": 3, "precision": "tf32"})"));
+  const std::vector<Config> holes_space = enumerate_space(holes);
+  EXPECT_GT(count(holes_space, "wsgemm"), 0);
+  EXPECT_EQ(count(holes_space, "_rs1_"), 0);
+  // Stride 1 has one row phase: no row classes either; a W slice too large for shared memory
+  // (256 input channels, k4) leaves no wsgemm config at all.
+  Problem stride1 = tf32;
+  stride1.stride = {1, 1};
+  stride1.output_padding = {0, 0};
+  EXPECT_EQ(count(enumerate_space(stride1), "_rs1_"), 0);
+  Problem wide = Problem::from_json(nlohmann::json::parse(
+      R"({"batch": 1, "in_channels": 256, "out_channels": 64, "height": 8, "width": 8,
+          "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
+  for (const Config& c : enumerate_space(wide)) {
+    EXPECT_NE(c.family, Family::kWsgemm) << c.name();
+  }
+  for (const Config& c : tf32_space) {
+    if (c.family == Family::kWsgemm) {
+      EXPECT_NE(c.param("cp"), 8) << "cp8 only for narrow phases";
+    }
+  }
 }
 
 TEST(Config, DefaultServesAnyProblemAndNarrowGroups) {
