@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <stdexcept>
 
 namespace deconvtune {
@@ -60,15 +61,24 @@ double parse_number(std::string_view token, std::string_view op_text) {
   char* end = nullptr;
   errno = 0;
   double value = std::strtod(owned.c_str(), &end);
-  if (owned.empty() || end != owned.c_str() + owned.size() || errno == ERANGE ||
-      !std::isfinite(value)) {
+  // strtod reports ERANGE for overflow and for inexact underflow alike; underflow is refused below
+  // with its own message.
+  const bool overflowed = errno == ERANGE && std::fabs(value) > 1.0;
+  if (owned.empty() || end != owned.c_str() + owned.size() || overflowed || !std::isfinite(value)) {
     throw std::invalid_argument(
         fmt::format("epilogue op '{}': argument '{}' is not a finite number", op_text, owned));
   }
-  // Arguments become fp32 literals in the kernel; refuse what fp32 cannot hold.
-  if (std::fabs(value) > 3.0e38) {
+  // Arguments become fp32 literals in the kernel; refuse what fp32 cannot hold. A magnitude below
+  // fp32's normal range would be flushed or rounded to a denormal there while the float64
+  // reference keeps it, and its shortest text may not even parse back.
+  if (std::fabs(value) > std::numeric_limits<float>::max()) {
     throw std::invalid_argument(
         fmt::format("epilogue op '{}': argument '{}' is outside the fp32 range", op_text, owned));
+  }
+  if (value != 0.0 && std::fabs(value) < std::numeric_limits<float>::min()) {
+    throw std::invalid_argument(fmt::format(
+        "epilogue op '{}': argument '{}' is nonzero but below the fp32 normal range ({})", op_text,
+        owned, std::numeric_limits<float>::min()));
   }
   return value;
 }

@@ -30,6 +30,8 @@ void epilogue_target(std::string_view data) {
     for (double arg : op.args) {
       require(std::isfinite(arg) && std::fabs(arg) <= std::numeric_limits<float>::max(),
               "an argument outside the fp32 range was accepted: " + text);
+      require(arg == 0.0 || std::fabs(arg) >= std::numeric_limits<float>::min(),
+              "an argument fp32 would flush was accepted: " + text);
     }
   }
   require(!chain.cuda_statements("v", false).empty() || chain.ops().empty(), "no fp32 statements");

@@ -21,10 +21,13 @@ TEST(Epilogue, ParsesAndPrintsCanonically) {
 }
 
 TEST(Epilogue, RejectsBadChains) {
-  for (const char* text : {"swish", "add", "add:1:2", "mul:x", "hardtanh:1", "clamp:2:1",
-                           "mish,,relu", "add:nan", "add:inf", "mul:1e39"}) {
+  for (const char* text :
+       {"swish", "add", "add:1:2", "mul:x", "hardtanh:1", "clamp:2:1", "mish,,relu", "add:nan",
+        "add:inf", "mul:1e39", "mul:1e-39", "leaky_relu:0x1p-1049", "add:-1e-320"}) {
     EXPECT_THROW(Epilogue::parse(text), std::invalid_argument) << text;
   }
+  // The smallest fp32 normal and zero of either sign are arguments fp32 holds exactly.
+  EXPECT_NO_THROW(Epilogue::parse("mul:1.1754944e-38,add:-0,add:0"));
 }
 
 TEST(Epilogue, AppliesPyTorchSemantics) {
