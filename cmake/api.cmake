@@ -5,11 +5,6 @@ include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 enable_language(C)  # the C API is tested from C (tests/test_api_c.c)
 
-# The untuned-problem heuristic, shared by the library and the CLI's default report.
-add_library(deconvtune_heuristic STATIC runtime/heuristic.cpp)
-target_link_libraries(deconvtune_heuristic PUBLIC deconvtune_db deconvtune_core)
-set_target_properties(deconvtune_heuristic PROPERTIES POSITION_INDEPENDENT_CODE ON)
-
 # The CLI's `default-report` (tools/default_report.cpp) is built on the heuristic.
 target_sources(deconvtune PRIVATE tools/default_report.cpp)
 target_link_libraries(deconvtune PRIVATE deconvtune_heuristic)

@@ -200,6 +200,36 @@ TEST(TunerSchedule, HalvingHalvesCandidatesAndDoublesRunsUpToTheFullCount) {
   EXPECT_TRUE(halving_rounds(0, full).empty());
 }
 
+TEST(TunerSchedule, MeasuringOrderPutsTheUntunedChoicesFirstAndShufflesTheRest) {
+  const std::vector<Config> space = enumerate_space(small_problem());
+  ASSERT_GE(space.size(), 8u);
+  const std::vector<Config> first{space[5], space[2], space[5]};
+  std::vector<Config> shuffled = measuring_order(space, first, true, 7);
+  ASSERT_EQ(shuffled.size(), space.size()) << "a duplicate in `first` is measured once";
+  EXPECT_EQ(shuffled[0], space[5]);
+  EXPECT_EQ(shuffled[1], space[2]);
+  std::vector<std::string> rest, lexical;
+  for (size_t i = 2; i < shuffled.size(); ++i) rest.push_back(shuffled[i].name());
+  for (const Config& config : space) {
+    if (!(config == space[5]) && !(config == space[2])) lexical.push_back(config.name());
+  }
+  EXPECT_NE(rest, lexical) << "shuffled";
+  std::sort(rest.begin(), rest.end());
+  std::sort(lexical.begin(), lexical.end());
+  EXPECT_EQ(rest, lexical) << "every other config exactly once";
+  EXPECT_EQ(measuring_order(space, first, true, 7), shuffled) << "the same seed, the same order";
+  EXPECT_NE(measuring_order(space, first, true, 8), shuffled);
+  // Unshuffled: the enumeration order after the first ones; a first config not pending is skipped.
+  const std::vector<Config> pending(space.begin() + 3, space.end());
+  std::vector<Config> plain = measuring_order(pending, first, false, 7);
+  ASSERT_EQ(plain.size(), pending.size());
+  EXPECT_EQ(plain[0], space[5]);
+  EXPECT_EQ(plain[1], space[3]);
+  EXPECT_EQ(plain[2], space[4]);
+  EXPECT_EQ(plain[3], space[6]);
+  EXPECT_NE(order_seed(1, "a"), order_seed(1, "b"));
+}
+
 TEST(TunerFaults, NeverInAnEnumeratedSpaceButNamesParse) {
   for (const Problem& problem : {small_problem(), Problem::seed()}) {
     for (Precision precision : {Precision::kFp32, Precision::kTf32}) {
@@ -662,6 +692,43 @@ TEST(TunerSimulate, BudgetStopsStartingCandidates) {
   EXPECT_GT(report.trials.size(), 2u);
   EXPECT_LT(static_cast<int>(report.trials.size()), report.space_size);
   EXPECT_LT(report.wall_seconds, 2.0);
+}
+
+// Issue 17: under a trial cap the rule's default is measured first, so whatever a budget leaves
+// measured, the recorded winner is never slower than the config the runtime would run untuned; and
+// a tuned neighbour's winner (what the runtime would pick next) comes right after it.
+TEST(TunerSimulate, ABudgetedWinnerIsNeverSlowerThanTheUntunedChoice) {
+  TempDir dir;
+  int compared = 0;
+  for (int64_t batch : {1, 2, 3, 5, 8, 13}) {
+    const Problem problem = small_problem(batch, 8 + 4 * batch);
+    TuneRequest request = simulated_request(dir.file("b.db"), problem);
+    request.pick_strategy = true;
+    request.max_trials = 3;
+    const TuneReport report = autotune(request);
+    ASSERT_FALSE(report.trials.empty());
+    const Config untuned = default_config(problem);
+    EXPECT_EQ(report.trials.front().config_name, untuned.name()) << problem.key();
+    if (report.trials.front().status != Disposition::kOk) continue;  // the simulation's 2 in 23
+    ASSERT_TRUE(report.winner) << problem.key();
+    EXPECT_LE(report.winner->median_ms, report.trials.front().median_ms) << problem.key();
+    ++compared;
+  }
+  EXPECT_GE(compared, 4);
+
+  // A neighbour tuned in full, then a problem one size step away under a cap of two trials.
+  TuneRequest neighbour = simulated_request(dir.file("n.db"), small_problem(4, 8));
+  const TuneReport tuned = autotune(neighbour);
+  ASSERT_TRUE(tuned.winner);
+  const Problem near = small_problem(4, 16);
+  ASSERT_NE(tuned.winner->config_name, default_config(near).name())
+      << "pick sizes whose winner differs from the rule's default";
+  TuneRequest request = simulated_request(dir.file("n.db"), near);
+  request.max_trials = 2;
+  const TuneReport report = autotune(request);
+  ASSERT_EQ(report.trials.size(), 2u);
+  EXPECT_EQ(report.trials[0].config_name, default_config(near).name());
+  EXPECT_EQ(report.trials[1].config_name, tuned.winner->config_name);
 }
 
 TEST(TunerSimulate, RandomIsSeededAndHalvingFindsTheExhaustiveWinner) {

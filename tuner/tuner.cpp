@@ -15,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -24,6 +23,7 @@
 #include "codegen/search_space.hpp"
 #include "runtime/device_buffer.hpp"
 #include "runtime/driver_api.hpp"
+#include "runtime/heuristic.hpp"
 #include "runtime/nvrtc_compiler.hpp"
 #include "tuner/schedule.hpp"
 #include "tuner/simulate.hpp"
@@ -494,11 +494,10 @@ class JobRunner {
     shared_.db->upsert_problem(job_.problem);
     CompileSettings settings{shared_.db, slot_.arch, shared_.compile_threads,
                              request_.simulate && !request_.simulate_compiles};
-    std::vector<Config> order = job_.pending;
-    if (job_.strategy == Strategy::kRandom) {
-      std::mt19937_64 random(request_.random_seed ^ simulation_hash("random", job_.problem.key()));
-      std::shuffle(order.begin(), order.end(), random);
-    }
+    const bool budgeted = request_.budget_seconds > 0 || request_.max_trials > 0;
+    const std::vector<Config> order = measuring_order(
+        job_.pending, untuned_choices(), budgeted || job_.strategy == Strategy::kRandom,
+        order_seed(request_.random_seed, job_.problem.key()));
     std::vector<HalvingRound> rounds = job_.strategy == Strategy::kSuccessiveHalving
                                            ? halving_rounds(order.size(), request_.trial)
                                            : std::vector<HalvingRound>{};
@@ -549,6 +548,20 @@ class JobRunner {
   }
 
  private:
+  // What the runtime would run for this problem untuned: the rule's default, then the nearest tuned
+  // neighbour's winner on this GPU model.
+  std::vector<Config> untuned_choices() const {
+    std::vector<Config> choices{default_config(job_.problem, slot_.limits)};
+    try {
+      choices.push_back(choose_untuned_config(job_.problem, slot_.limits, *shared_.db,
+                                              slot_.record.key(), generator_version())
+                            .config);
+    } catch (const db::DbError&) {
+      // An unreadable neighbour only costs the order; recording will report a DB that is broken.
+    }
+    return choices;
+  }
+
   db::WinnerKey key() const {
     return {job_.problem.key(), slot_.record.key(), generator_version(), job_.problem.precision};
   }

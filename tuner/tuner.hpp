@@ -66,9 +66,9 @@ struct TuneRequest {
   std::string worker_binary;
   std::vector<Config> extra_candidates;  // appended to the space (the tests' fault configs)
   bool extra_candidates_only = false;    // TEST ONLY: the space is extra_candidates alone
-  uint64_t random_seed = 1;              // the random strategy's order (mixed with the problem key)
-  uint64_t input_seed = 1;               // the verifier's random inputs
-  unsigned compile_threads = 0;          // 0: one per hardware thread, shared among the devices
+  uint64_t random_seed = 1;  // the shuffled part of the order (measuring_order), mixed with the key
+  uint64_t input_seed = 1;   // the verifier's random inputs
+  unsigned compile_threads = 0;  // 0: one per hardware thread, shared among the devices
   // After tuning, launch the winner once from the cubin cache and time it (GPU mode only).
   bool launch_winner = true;
   // When the run began, for FirstLaunch::since_start_ms and the budget; unset: when called.
