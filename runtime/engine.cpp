@@ -1,6 +1,5 @@
 // The C++ API of include/deconvtune/deconvtune.hpp: plan lookup (tuning DB winner, heuristic
 // default, or tune now), the cubin cache, the in-memory plan cache, and the launch path.
-#include <dlfcn.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -79,27 +78,6 @@ struct DeviceState {
 
 std::string tail(const std::string& text, size_t max_chars = 2000) {
   return text.size() <= max_chars ? text : "..." + text.substr(text.size() - max_chars);
-}
-
-// bin/deconvtune beside the lib/ folder this library was loaded from.
-std::string installed_binary() {
-  Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&installed_binary), &info) == 0 || !info.dli_fname) return {};
-  std::error_code ignored;
-  std::filesystem::path library = std::filesystem::canonical(info.dli_fname, ignored);
-  for (const std::filesystem::path& candidate :
-       {library.parent_path().parent_path() / "bin" / "deconvtune",
-        library.parent_path() / "deconvtune"}) {
-    if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-  }
-  return {};
-}
-
-std::string resolve_tuner_binary(const std::string& configured) {
-  if (!configured.empty()) return configured;
-  if (const char* env = std::getenv("DECONVTUNE_BINARY"); env && *env) return env;
-  if (std::string installed = installed_binary(); !installed.empty()) return installed;
-  return "deconvtune";  // PATH
 }
 
 }  // namespace
@@ -380,7 +358,7 @@ struct Engine::Impl {
     request.budget_seconds = options.tune_budget_seconds;
     request.launch_winner = false;  // this engine loads and launches it
     request.device = options.device;
-    request.worker_binary = resolve_tuner_binary(options.tuner_binary);
+    request.worker_binary = options.tuner_binary;  // empty: the tuner's own rule
     tuner::TuneReport report;
     try {
       report = tuner::autotune(request);

@@ -4,6 +4,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <string>
 
 #include "runtime/driver_api.hpp"
@@ -15,10 +18,11 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-CliResult run_cli(const std::string& arguments) {
+// `environment` (e.g. "env -u X Y=1") goes before the binary on the shell's command line.
+CliResult run_cli_with(const std::string& environment, const std::string& arguments) {
   const char* binary = std::getenv("DECONVTUNE_BINARY");
-  std::string command =
-      std::string(binary ? binary : DECONVTUNE_BINARY) + " " + arguments + " 2>&1";
+  std::string command = environment + " " + std::string(binary ? binary : DECONVTUNE_BINARY) + " " +
+                        arguments + " 2>&1";
   CliResult result{-1, {}};
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return result;
@@ -29,6 +33,8 @@ CliResult run_cli(const std::string& arguments) {
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
 }
+
+CliResult run_cli(const std::string& arguments) { return run_cli_with("", arguments); }
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -104,3 +110,57 @@ TEST(Cli, AutotuneRefusesDurationsThatAreNotFiniteSeconds) {
 }
 
 }  // namespace
+
+namespace {
+
+// `inspect --sass` runs the environment's disassembler: CUDA_HOME and PATH set for one command.
+CliResult run_sass(const std::optional<std::string>& cuda_home, const std::string& path,
+                   const std::string& tmpdir = "/tmp") {
+  std::string environment = "env -u CUDA_HOME PATH='" + path + "' TMPDIR=\"" + tmpdir + "\"";
+  if (cuda_home) environment += " CUDA_HOME='" + *cuda_home + "'";
+  return run_cli_with(environment,
+                      "inspect --problem seed --config direct_ffma_t128_c1_mishexact --sass");
+}
+
+}  // namespace
+
+TEST(Cli, SassFindsTheDisassemblerInCudaHomeOrOnPathAndFailsClearlyWithoutOne) {
+  namespace fs = std::filesystem;
+  std::string pattern = (fs::temp_directory_path() / "deconvtune-sass-XXXXXX").string();
+  ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+  const fs::path root = pattern;
+  fs::create_directories(root / "cuda" / "bin");
+  fs::create_directories(root / "it's");
+  auto tool = [&](const fs::path& path, const std::string& body) {
+    std::ofstream(path) << "#!/bin/sh\n" << body << "\n";
+    fs::permissions(path, fs::perms::owner_all);
+  };
+  // Prints its arguments and the cubin's ELF magic, so the test sees what it was given.
+  tool(root / "cuda" / "bin" / "cuobjdump",
+       "PATH=/usr/bin:/bin; echo \"FAKE SASS $1 $2\"; head -c 4 \"$2\" | tail -c 3; echo; echo \"$2\" > " +
+           (root / "last_file").string());
+
+  CliResult missing = run_sass(std::nullopt, (root / "nothing").string());
+  EXPECT_EQ(missing.exit_code, 1) << missing.output;
+  EXPECT_TRUE(contains(missing.output, "cuobjdump")) << missing.output;
+  EXPECT_TRUE(contains(missing.output, "CUDA_HOME")) << missing.output;
+
+  CliResult found =
+      run_sass((root / "cuda").string(), (root / "nothing").string(), (root / "it's").string());
+  EXPECT_EQ(found.exit_code, 0) << found.output;
+  EXPECT_TRUE(contains(found.output, "FAKE SASS -sass ")) << found.output;
+  EXPECT_TRUE(contains(found.output, "ELF")) << "the cubin was written whole: " << found.output;
+  std::string file;
+  std::getline(std::ifstream(root / "last_file"), file);
+  EXPECT_EQ(fs::path(file).parent_path().parent_path(), root / "it's") << file;
+  EXPECT_FALSE(fs::exists(fs::path(file).parent_path())) << "the private folder is removed";
+
+  // On PATH when CUDA_HOME has none; a failing tool is a failure (exit 1) with its output.
+  fs::create_directories(root / "path");
+  tool(root / "path" / "cuobjdump", "echo broken cubin; exit 4");
+  CliResult failing = run_sass((root / "nothing").string(), (root / "path").string());
+  EXPECT_EQ(failing.exit_code, 1) << failing.output;
+  EXPECT_TRUE(contains(failing.output, "exit code 4")) << failing.output;
+  EXPECT_TRUE(contains(failing.output, "broken cubin")) << failing.output;
+  fs::remove_all(root);
+}

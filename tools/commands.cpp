@@ -1,12 +1,10 @@
 #include "tools/commands.hpp"
 
 #include <fmt/format.h>
-#include <unistd.h>
+#include <fmt/ranges.h>
 
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <vector>
@@ -18,12 +16,17 @@
 #include "runtime/driver_api.hpp"
 #include "runtime/nvrtc_compiler.hpp"
 #include "runtime/verifier.hpp"
+#include "tuner/executable.hpp"
 
 namespace deconvtune::tools {
 namespace {
 
 // Input errors are reported and mapped to kExitBadInput; they carry their own message.
 struct BadInput {
+  std::string message;
+};
+// A tool the command needs is missing or failed: kExitFailure.
+struct ToolFailure {
   std::string message;
 };
 
@@ -159,25 +162,44 @@ int run_checked(const RunArgs& args) {
   return failures ? kExitFailure : kExitOk;
 }
 
+// The SASS of `cubin` from cuobjdump, else nvdisasm: looked for in $CUDA_HOME/bin, then on PATH.
+// The cubin goes to a private folder and the tool is started without a shell, so neither a planted
+// link nor a quote in $TMPDIR can redirect it. Throws ToolFailure when no tool exists or it fails.
 std::string disassemble(const std::vector<char>& cubin) {
-  std::string tool = "cuobjdump";
-  for (const char* candidate : {"/usr/local/cuda/bin/cuobjdump"}) {
-    if (access(candidate, X_OK) == 0) tool = candidate;
+  struct Disassembler {
+    const char* name;
+    const char* flag;  // before the file
+  };
+  const char* cuda_home = std::getenv("CUDA_HOME");
+  std::vector<std::string> tried;
+  for (const Disassembler& tool :
+       {Disassembler{"cuobjdump", "-sass"}, Disassembler{"nvdisasm", ""}}) {
+    std::string path;
+    if (cuda_home && cuda_home[0] == '/') {
+      path = tuner::resolve_executable(std::string(cuda_home) + "/bin/" + tool.name);
+    }
+    if (path.empty()) path = tuner::find_on_path(tool.name);
+    if (path.empty()) {
+      tried.push_back(tool.name);
+      continue;
+    }
+    tuner::PrivateTempDir folder;
+    const std::string file = folder.write_file("kernel.cubin", cubin);
+    std::vector<std::string> argv{path};
+    if (*tool.flag) argv.push_back(tool.flag);
+    argv.push_back(file);
+    tuner::CapturedRun run = tuner::run_capturing(argv);
+    if (run.exit_code != 0) {
+      throw ToolFailure{fmt::format(
+          "{} failed ({}):\n{}", path,
+          run.exit_code < 0 ? "killed" : fmt::format("exit code {}", run.exit_code), run.output)};
+    }
+    return run.output;
   }
-  std::filesystem::path path =
-      std::filesystem::temp_directory_path() / fmt::format("deconvtune-{}.cubin", getpid());
-  std::ofstream(path, std::ios::binary)
-      .write(cubin.data(), static_cast<std::streamsize>(cubin.size()));
-  std::string command = fmt::format("{} -sass '{}' 2>&1", tool, path.string());
-  std::string output;
-  if (FILE* pipe = popen(command.c_str(), "r")) {
-    char buffer[4096];
-    size_t n;
-    while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) output.append(buffer, n);
-    if (pclose(pipe) != 0) output = "cuobjdump failed (is the CUDA toolkit on PATH?):\n" + output;
-  }
-  std::filesystem::remove(path);
-  return output;
+  throw ToolFailure{fmt::format(
+      "--sass needs the CUDA toolkit's {}: not found in $CUDA_HOME/bin ({}) nor on PATH; set "
+      "CUDA_HOME to the toolkit (e.g. /usr/local/cuda)",
+      fmt::join(tried, " or "), cuda_home && *cuda_home ? cuda_home : "unset")};
 }
 
 int inspect_checked(const InspectArgs& args) {
@@ -238,6 +260,9 @@ int guarded(int (*body)(const Args&), const Args& args) {
   } catch (const NoGpuError& e) {
     fmt::print(stderr, "deconvtune: error: {}\n", e.what());
     return kExitNoGpu;
+  } catch (const ToolFailure& e) {
+    fmt::print(stderr, "deconvtune: error: {}\n", e.message);
+    return kExitFailure;
   }
 }
 

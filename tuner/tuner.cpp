@@ -25,6 +25,7 @@
 #include "runtime/driver_api.hpp"
 #include "runtime/heuristic.hpp"
 #include "runtime/nvrtc_compiler.hpp"
+#include "tuner/executable.hpp"
 #include "tuner/schedule.hpp"
 #include "tuner/simulate.hpp"
 #include "tuner/worker_process.hpp"
@@ -278,32 +279,6 @@ class CompilePipeline {
 
 // ---------------------------------------------------------------------------------------------
 // Measuring in the worker subprocess
-
-// The executable that runs `deconvtune worker`: the request's, else $DECONVTUNE_WORKER, else this
-// process when it is the deconvtune CLI, else `deconvtune` next to it or on PATH. A program that
-// links the library (the Engine's tune-on-miss) is not the CLI, so it must not start itself.
-std::string worker_executable(const std::string& requested) {
-  namespace fs = std::filesystem;
-  if (!requested.empty()) return requested;
-  if (const char* env = std::getenv("DECONVTUNE_WORKER"); env && *env) return env;
-  std::error_code error;
-  const fs::path self = fs::read_symlink("/proc/self/exe", error);
-  if (!error && self.filename() == "deconvtune") return self.string();
-  if (!error && access((self.parent_path() / "deconvtune").c_str(), X_OK) == 0) {
-    return (self.parent_path() / "deconvtune").string();
-  }
-  if (const char* path = std::getenv("PATH")) {
-    std::stringstream folders(path);
-    std::string folder;
-    while (std::getline(folders, folder, ':')) {
-      const fs::path candidate = fs::path(folder.empty() ? "." : folder) / "deconvtune";
-      if (access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    }
-  }
-  throw TuneError(
-      "cannot find the deconvtune executable to run measuring workers: set DECONVTUNE_WORKER (or "
-      "TuneRequest::worker_binary) to its path, or put it on PATH");
-}
 
 class Measurer {
  public:

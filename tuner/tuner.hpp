@@ -61,8 +61,8 @@ struct TuneRequest {
   TrialOptions trial;
   double kernel_deadline_seconds = 10;  // a launch running longer is killed as kTimedOut
   double setup_deadline_seconds = 300;  // worker start, context and reference on a new problem
-  // The deconvtune executable that runs `worker`. Empty: $DECONVTUNE_WORKER, else this process when
-  // it is the deconvtune CLI, else `deconvtune` beside this executable or on PATH.
+  // The deconvtune executable that runs `worker` (a path, or a name searched on PATH). Empty: the
+  // rule of worker_executable() (tuner/executable.hpp), never a file in the current directory.
   std::string worker_binary;
   std::vector<Config> extra_candidates;  // appended to the space (the tests' fault configs)
   bool extra_candidates_only = false;    // TEST ONLY: the space is extra_candidates alone

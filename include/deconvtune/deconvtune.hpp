@@ -68,8 +68,8 @@ struct EngineOptions {
   PrecisionMode precision = PrecisionMode::kFp32;  // for problems that do not name one
   int device = 0;                                  // CUDA device ordinal
   // kTune only: the time budget of one tuning run, and the `deconvtune` executable that runs the
-  // measurement workers (empty: $DECONVTUNE_BINARY, else bin/deconvtune beside the library's
-  // lib/ folder, else `deconvtune` on PATH).
+  // measurement workers (empty: $DECONVTUNE_WORKER, else bin/deconvtune beside the library's
+  // lib/ folder or the library itself, else `deconvtune` on PATH; never the current directory).
   double tune_budget_seconds = 120;
   std::string tuner_binary;
 };
