@@ -10,6 +10,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "codegen/untrusted.hpp"
+
 namespace deconvtune {
 namespace {
 
@@ -56,8 +58,9 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-double parse_number(std::string_view token, std::string_view op_text) {
+double parse_number(std::string_view token, std::string_view shown_op) {
   std::string owned(trim(token));
+  const std::string shown = printable(owned, 80);
   char* end = nullptr;
   errno = 0;
   double value = std::strtod(owned.c_str(), &end);
@@ -66,19 +69,19 @@ double parse_number(std::string_view token, std::string_view op_text) {
   const bool overflowed = errno == ERANGE && std::fabs(value) > 1.0;
   if (owned.empty() || end != owned.c_str() + owned.size() || overflowed || !std::isfinite(value)) {
     throw std::invalid_argument(
-        fmt::format("epilogue op '{}': argument '{}' is not a finite number", op_text, owned));
+        fmt::format("epilogue op '{}': argument '{}' is not a finite number", shown_op, shown));
   }
   // Arguments become fp32 literals in the kernel; refuse what fp32 cannot hold. A magnitude below
   // fp32's normal range would be flushed or rounded to a denormal there while the float64
   // reference keeps it, and its shortest text may not even parse back.
   if (std::fabs(value) > std::numeric_limits<float>::max()) {
     throw std::invalid_argument(
-        fmt::format("epilogue op '{}': argument '{}' is outside the fp32 range", op_text, owned));
+        fmt::format("epilogue op '{}': argument '{}' is outside the fp32 range", shown_op, shown));
   }
   if (value != 0.0 && std::fabs(value) < std::numeric_limits<float>::min()) {
     throw std::invalid_argument(fmt::format(
-        "epilogue op '{}': argument '{}' is nonzero but below the fp32 normal range ({})", op_text,
-        owned, std::numeric_limits<float>::min()));
+        "epilogue op '{}': argument '{}' is nonzero but below the fp32 normal range ({})", shown_op,
+        shown, std::numeric_limits<float>::min()));
   }
   return value;
 }
@@ -99,24 +102,25 @@ Epilogue Epilogue::parse(std::string_view text) {
   if (trim(text).empty()) return Epilogue{};
   for (std::string_view op_text : split(text, ',')) {
     op_text = trim(op_text);
+    const std::string shown = printable(op_text, 80);  // untrusted: escaped and cut
     std::vector<std::string_view> fields = split(op_text, ':');
     std::string_view name = trim(fields.front());
     auto found =
         std::find_if(kOps.begin(), kOps.end(), [&](const OpInfo& op) { return name == op.name; });
     if (found == kOps.end()) {
       throw std::invalid_argument(
-          fmt::format("epilogue op '{}' is unknown (known ops: {})", op_text, epilogue_op_names()));
+          fmt::format("epilogue op '{}' is unknown (known ops: {})", shown, epilogue_op_names()));
     }
     if (static_cast<int>(fields.size()) - 1 != found->arity) {
       throw std::invalid_argument(fmt::format("epilogue op '{}' takes {} argument(s), written {}",
-                                              op_text, found->arity, found->usage));
+                                              shown, found->arity, found->usage));
     }
     EpilogueOp op{found->kind, {}};
-    for (size_t i = 1; i < fields.size(); ++i) op.args.push_back(parse_number(fields[i], op_text));
+    for (size_t i = 1; i < fields.size(); ++i) op.args.push_back(parse_number(fields[i], shown));
     if ((op.kind == EpilogueKind::kHardtanh || op.kind == EpilogueKind::kClamp) &&
         op.args[0] > op.args[1]) {
       throw std::invalid_argument(
-          fmt::format("epilogue op '{}': lower bound exceeds upper bound", op_text));
+          fmt::format("epilogue op '{}': lower bound exceeds upper bound", shown));
     }
     ops.push_back(std::move(op));
   }

@@ -85,7 +85,9 @@ int64_t in_range_taps(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, 
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 ProblemError::ProblemError(std::string field, const std::string& rule)
-    : std::invalid_argument(fmt::format("problem field '{}': {}", field, rule)),
+    // Both may quote the spec, which is untrusted: escaped and cut (codegen/untrusted.hpp).
+    : std::invalid_argument(
+          fmt::format("problem field '{}': {}", printable(field, 80), printable(rule, 400))),
       field_(std::move(field)) {}
 
 std::string_view to_string(Precision precision) {
@@ -303,29 +305,6 @@ Problem Problem::from_json(const json& spec) {
   return p;
 }
 
-int json_nesting_depth(std::string_view text) {
-  int depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 Problem Problem::from_argument(std::string_view argument) {
   if (argument == "seed") return seed();
   std::string text(argument);
@@ -353,16 +332,11 @@ Problem Problem::from_argument(std::string_view argument) {
     contents << file.rdbuf();
     text = contents.str();
   }
-  if (json_nesting_depth(text) > kMaxProblemNesting) {
-    throw ProblemError("(problem)", fmt::format("JSON nested deeper than {} levels: not a problem "
-                                                "spec",
-                                                kMaxProblemNesting));
-  }
   json spec;
   try {
-    spec = json::parse(text);
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
-    throw ProblemError("(problem)", fmt::format("malformed JSON: {}", e.what()));
+    spec = parse_untrusted_json(text, kMaxProblemNesting);
+  } catch (const UntrustedJsonError& e) {
+    throw ProblemError("(problem)", fmt::format("{}: not a problem spec", e.what()));
   }
   return from_json(spec);
 }

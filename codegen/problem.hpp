@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "codegen/epilogue.hpp"
+#include "codegen/untrusted.hpp"
 
 namespace deconvtune {
 
@@ -19,11 +20,7 @@ std::string_view to_string(Precision precision);
 int64_t floor_div(int64_t a, int64_t b);
 Precision parse_precision(std::string_view text);  // throws std::invalid_argument
 
-// The deepest nesting of arrays and objects in JSON text (strings skipped), without parsing it:
-// untrusted text is checked first, since nlohmann's parser and every walk over a parsed document
-// (dump, from_json) recurse per level, and a deep enough document overflows the stack.
-int json_nesting_depth(std::string_view text);
-constexpr int kMaxProblemNesting = 8;  // a problem spec nests 2 deep
+constexpr int kMaxProblemNesting = 8;  // a problem spec nests 2 deep (codegen/untrusted.hpp)
 constexpr size_t kMaxProblemFileBytes = 1 << 20;
 
 // A spec that breaks a rule. field() names the JSON field (e.g. "output_padding").

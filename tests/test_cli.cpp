@@ -164,3 +164,21 @@ TEST(Cli, SassFindsTheDisassemblerInCudaHomeOrOnPathAndFailsClearlyWithoutOne) {
   EXPECT_TRUE(contains(failing.output, "broken cubin")) << failing.output;
   fs::remove_all(root);
 }
+
+TEST(Cli, UnknownSubcommandsAreNamedWithASuggestion) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"tune", "did you mean 'autotune'?"},
+      {"autotun --problem seed", "did you mean 'autotune'?"},
+      {"db lst", "'lst' is not a command of deconvtune db; did you mean 'list'?"},
+      {"frobnicate", "'frobnicate' is not a command of deconvtune (commands: run, inspect"},
+  };
+  for (const auto& [arguments, expected] : cases) {
+    CliResult result = run_cli(arguments);
+    EXPECT_EQ(result.exit_code, 2) << arguments << "\n" << result.output;
+    EXPECT_TRUE(contains(result.output, expected)) << arguments << "\n" << result.output;
+    EXPECT_FALSE(contains(result.output, "A subcommand is required")) << result.output;
+  }
+  // Hidden commands are commands, and a leaf's positional arguments are not subcommands.
+  EXPECT_FALSE(contains(run_cli("worker --help").output, "not a command"));
+  EXPECT_TRUE(contains(run_cli("db import /does/not/exist").output, "no such file"));
+}

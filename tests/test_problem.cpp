@@ -177,6 +177,45 @@ TEST(Problem, FilesThatAreNotSmallRegularFilesAndDeepNestingAreRefused) {
   EXPECT_EQ(json_nesting_depth(R"({"kernel_size": [3, [5]]})"), 3);
 }
 
+// Issue 14.3: two readers of one document must not disagree (nlohmann keeps the last duplicate),
+// and a message quoting untrusted text neither floods the terminal nor drives it.
+TEST(Problem, DuplicateKeysAreRefusedAndQuotedValuesAreEscapedAndCut) {
+  auto refusal = [](const std::string& argument) -> std::string {
+    try {
+      Problem::from_argument(argument);
+    } catch (const ProblemError& e) {
+      return e.what();
+    }
+    return "accepted";
+  };
+  const std::string base = R"("in_channels": 4, "out_channels": 4, "height": 4, "width": 4, )";
+  EXPECT_NE(refusal("{" + base + R"("kernel_size": 3, "batch": 1, "batch": 2})")
+                .find("duplicate key 'batch'"),
+            std::string::npos);
+  // Keys of sibling objects may repeat; keys of one object may not, at any depth.
+  EXPECT_EQ(parse_untrusted_json(R"({"a": {"k": 1}, "b": {"k": 2}})", 8)["b"]["k"], 2);
+  EXPECT_THROW(parse_untrusted_json(R"([{"k": 1, "k": 1}])", 8), UntrustedJsonError);
+  EXPECT_THROW(parse_untrusted_json(R"({"a": [[{"x": 0, "x": 0}]]})", 8), UntrustedJsonError);
+
+  // A 10 MB value is quoted in a few hundred characters.
+  const std::string huge =
+      "{" + base + R"("kernel_size": 3, "batch": ")" + std::string(10 << 20, 'A') + "\"}";
+  const std::string long_message = refusal(huge);
+  EXPECT_NE(long_message.find("batch"), std::string::npos) << long_message.substr(0, 200);
+  EXPECT_LT(long_message.size(), 600u);
+  // A field name carrying a terminal escape (ESC [ 2 J clears the screen) is shown escaped.
+  const std::string escape =
+      refusal("{" + base + R"("kernel_size": 3, "batch": 1, "\u001b[2J": 1})");
+  EXPECT_EQ(escape.find('\x1b'), std::string::npos) << escape;
+  EXPECT_NE(escape.find("\\x1b[2J"), std::string::npos) << escape;
+  const std::string newline =
+      refusal("{" + base + R"("kernel_size": 3, "batch": 1, "epilogue": "mish\nrelu\u0007"})");
+  EXPECT_EQ(newline.find('\n'), std::string::npos) << newline;
+  EXPECT_EQ(newline.find('\a'), std::string::npos) << newline;
+  EXPECT_EQ(printable(std::string("a\tb\xff", 4)), "a\\x09b\\xff");
+  EXPECT_EQ(printable(std::string(300, 'x'), 10), std::string(10, 'x') + "...");
+}
+
 TEST(Problem, PrecisionIsPartOfTheKey) {
   Problem a = Problem::seed();
   Problem b = a;

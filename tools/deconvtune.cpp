@@ -1,9 +1,11 @@
 // The deconvtune command line: parses arguments with CLI11 and hands them to tools/commands.cpp.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "codegen/epilogue.hpp"
 #include "tools/autotune_command.hpp"
@@ -42,6 +44,59 @@ void add_problem_options(CLI::App& command, deconvtune::tools::ProblemArgs& args
       ->capture_default_str();
   command.add_option("--precision", args.precision, "fp32 or tf32 (overrides the problem's)")
       ->check(CLI::IsMember({"fp32", "tf32"}));
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t substituted = diagonal + (a[i - 1] != b[j - 1]);
+      diagonal = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, substituted});
+    }
+  }
+  return row[b.size()];
+}
+
+// CLI11 reads an unknown subcommand as a stray argument and says only "A subcommand is required".
+// Walks the leading words of the command line down the subcommand tree and names the first that is
+// not a command of its level, with the nearest command name when one is close (a typo, or a word
+// it contains: "tune" for autotune).
+std::string unknown_subcommand_message(CLI::App& app, int argc, char** argv) {
+  CLI::App* level = &app;
+  std::string path = "deconvtune";
+  for (int i = 1; i < argc && argv[i][0] != '-'; ++i) {
+    const std::string word = argv[i];
+    const std::vector<CLI::App*> commands = level->get_subcommands([](CLI::App*) { return true; });
+    if (commands.empty()) return {};  // a positional argument of a leaf command
+    auto known = std::find_if(commands.begin(), commands.end(),
+                              [&](CLI::App* command) { return command->get_name() == word; });
+    if (known != commands.end()) {
+      level = *known;
+      path += " " + word;
+      continue;
+    }
+    std::string names, nearest;
+    size_t best = word.size() / 2 + 1;
+    for (CLI::App* command : commands) {
+      if (command->get_group().empty()) continue;  // hidden
+      const std::string& name = command->get_name();
+      names += (names.empty() ? "" : ", ") + name;
+      const bool part = word.size() >= 3 && name.find(word) != std::string::npos;
+      const size_t distance = part ? 1 : edit_distance(word, name);
+      if (distance < best) {
+        best = distance;
+        nearest = name;
+      }
+    }
+    return "'" + word + "' is not a command of " + path +
+           (nearest.empty() ? "" : "; did you mean '" + nearest + "'?") + " (commands: " + names +
+           ")";
+  }
+  return {};
 }
 
 }  // namespace
@@ -181,6 +236,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   report_cmd->add_option("--device", report.device, "GPU ordinal")->capture_default_str();
 
+  if (std::string unknown = unknown_subcommand_message(app, argc, argv); !unknown.empty()) {
+    std::fprintf(stderr, "deconvtune: error: %s\n", unknown.c_str());
+    return kExitBadInput;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

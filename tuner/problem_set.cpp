@@ -62,8 +62,22 @@ std::vector<Problem> select_shard(const std::vector<Problem>& problems, const Sh
 
 std::vector<Problem> read_problems_file(const std::string& path,
                                         std::optional<Precision> precision) {
+  // Only a regular file, and a bounded one: a FIFO would block forever, /dev/zero never ends.
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!error && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+    throw std::invalid_argument(
+        fmt::format("{}: the problems file is not a regular file", printable(path)));
+  }
+  if (!error && std::filesystem::exists(status) &&
+      std::filesystem::file_size(path, error) > kMaxProblemsFileBytes) {
+    throw std::invalid_argument(fmt::format("{}: the problems file is larger than {} bytes",
+                                            printable(path), kMaxProblemsFileBytes));
+  }
   std::ifstream file(path);
-  if (!file) throw std::invalid_argument(fmt::format("{}: cannot open the problems file", path));
+  if (!file) {
+    throw std::invalid_argument(fmt::format("{}: cannot open the problems file", printable(path)));
+  }
   const std::filesystem::path folder = std::filesystem::path(path).parent_path();
   std::vector<Problem> problems;
   std::set<std::string> keys;

@@ -30,7 +30,9 @@ std::vector<Problem> select_shard(const std::vector<Problem>& problems, const Sh
 // Reads a problems file: one problem per line as --problem takes it (inline JSON, `seed`, or a
 // JSON file's path, relative to the problems file's folder); blank lines and lines starting with
 // '#' are skipped. `precision`, when set, overrides each problem's. A problem listed twice (same
-// key) is kept once. Throws std::invalid_argument "FILE:LINE: reason" for the first bad line.
+// key) is kept once. Throws std::invalid_argument "FILE:LINE: reason" for the first bad line, and
+// for a file that is not a regular file or is larger than kMaxProblemsFileBytes.
+constexpr size_t kMaxProblemsFileBytes = 64 << 20;
 std::vector<Problem> read_problems_file(const std::string& path,
                                         std::optional<Precision> precision = std::nullopt);
 

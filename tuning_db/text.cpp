@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "codegen/untrusted.hpp"
+
 namespace deconvtune::db::text {
 
 namespace {
@@ -78,19 +80,7 @@ bool is_printable_ascii(std::string_view text) {
   return true;
 }
 
-std::string printable(std::string_view text) {
-  std::string result;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (result.size() >= 120) return result + "...";
-    char c = text[i];
-    if (c >= 0x20 && c <= 0x7e) {
-      result += c;
-    } else {
-      result += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
-    }
-  }
-  return result;
-}
+std::string printable(std::string_view text) { return deconvtune::printable(text, 120); }
 
 bool is_utc_timestamp(std::string_view text) {
   // 2026-11-24T18:37:05[.123456]Z
