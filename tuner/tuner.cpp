@@ -592,6 +592,15 @@ class JobRunner {
           reply.median_ms, reply.min_ms, reply.max_ms, reply.max_error);
       reply.status = Disposition::kLaunchFailed;
     }
+    if (reply.status == Disposition::kOk) {
+      try {
+        db::validate_verified(job_.problem, reply.median_ms, reply.min_ms,
+                              reply.max_error);  // the DB's own rule
+      } catch (const db::FieldError& e) {
+        reply.reason = fmt::format("the worker reported an implausible result: {}", e.what());
+        reply.status = Disposition::kLaunchFailed;
+      }
+    }
     record(candidate, reply);
     return reply;
   }
@@ -854,6 +863,8 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
       first.first_launch_skipped = "not asked for";
     } else if (!first.winner) {
       first.first_launch_skipped = "no config verified, so there is no winner";
+    } else if (first.winner->imported) {
+      first.first_launch_skipped = "the winner was imported and no trial here has replaced it";
     } else {
       DeviceSlot& slot = *slots.front();
       try {
