@@ -593,9 +593,8 @@ class JobRunner {
       reply.status = Disposition::kLaunchFailed;
     }
     if (reply.status == Disposition::kOk) {
-      try {
-        db::validate_verified(job_.problem, reply.median_ms, reply.min_ms,
-                              reply.max_error);  // the DB's own rule
+      try {  // the DB's own rule, so that record_trial never refuses a reply
+        db::validate_verified(job_.problem, reply.median_ms, reply.min_ms, reply.max_error);
       } catch (const db::FieldError& e) {
         reply.reason = fmt::format("the worker reported an implausible result: {}", e.what());
         reply.status = Disposition::kLaunchFailed;

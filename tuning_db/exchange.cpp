@@ -10,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <vector>
 
 #include "codegen/problem.hpp"
 #include "tuning_db/detail.hpp"
@@ -536,6 +537,26 @@ detail::WinnerOutcome offer_imported(const Connection& connection, const WinnerR
   return outcome;
 }
 
+// Inside the import's transaction: the document's devices and problems the DB lacks.
+void insert_devices_and_problems(const Connection& connection, const ExchangeDocument& document,
+                                 ImportReport& report) {
+  for (const DeviceRecord& device : document.devices) {
+    Statement(connection,
+              "INSERT OR IGNORE INTO devices (key, name, arch, sm_count, driver_version, "
+              "nvrtc_version) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind_all(device.key(), device.name, device.arch, device.sm_count, device.driver_version,
+                  device.nvrtc_version)
+        .run();
+    report.devices_added += sqlite3_changes(connection.handle());
+  }
+  for (const ProblemRecord& problem : document.problems) {
+    Statement(connection, "INSERT OR IGNORE INTO problems (key, spec) VALUES (?, ?)")
+        .bind_all(problem.key, problem.spec)
+        .run();
+    report.problems_added += sqlite3_changes(connection.handle());
+  }
+}
+
 void count(ImportReport& report, detail::WinnerOutcome outcome) {
   switch (outcome) {
     case detail::WinnerOutcome::kAdded:
@@ -600,24 +621,12 @@ ImportReport import_document(TuningDb& db, const ExchangeDocument& document,
             document.trials[i].device_key);
     }
 
-    for (const DeviceRecord& device : document.devices) {
-      Statement(connection,
-                "INSERT OR IGNORE INTO devices (key, name, arch, sm_count, driver_version, "
-                "nvrtc_version) VALUES (?, ?, ?, ?, ?, ?)")
-          .bind_all(device.key(), device.name, device.arch, device.sm_count, device.driver_version,
-                    device.nvrtc_version)
-          .run();
-      report.devices_added += sqlite3_changes(connection.handle());
-    }
-    for (const ProblemRecord& problem : document.problems) {
-      Statement(connection, "INSERT OR IGNORE INTO problems (key, spec) VALUES (?, ?)")
-          .bind_all(problem.key, problem.spec)
-          .run();
-      report.problems_added += sqlite3_changes(connection.handle());
-    }
+    insert_devices_and_problems(connection, document, report);
+    std::vector<const TrialRecord*> added;
     for (const TrialRecord& trial : document.trials) {
       if (detail::insert_trial(connection, trial, detail::Origin::kImported, /*offer=*/false)) {
         ++report.trials_added;
+        added.push_back(&trial);
       } else {
         ++report.trials_already_present;
       }
@@ -627,9 +636,9 @@ ImportReport import_document(TuningDb& db, const ExchangeDocument& document,
     for (size_t i = 0; i < document.winners.size(); ++i) {
       count(report, offer_imported(connection, document.winners[i], i));
     }
-    for (const TrialRecord& trial : document.trials) {
-      if (trial.status == Disposition::kOk) {
-        detail::offer_winner(connection, detail::winner_of(trial), detail::Origin::kImported);
+    for (const TrialRecord* trial : added) {
+      if (trial->status == Disposition::kOk) {
+        detail::offer_winner(connection, detail::winner_of(*trial), detail::Origin::kImported);
       }
     }
   });

@@ -384,8 +384,10 @@ CREATE TABLE cubin_cache (
 )sql",
     // 2 -> 3
     R"sql(
-ALTER TABLE trials ADD COLUMN origin TEXT NOT NULL DEFAULT 'local';
-ALTER TABLE winners ADD COLUMN origin TEXT NOT NULL DEFAULT 'local';
+ALTER TABLE trials ADD COLUMN origin TEXT NOT NULL DEFAULT 'local'
+  CHECK (origin IN ('local', 'imported'));
+ALTER TABLE winners ADD COLUMN origin TEXT NOT NULL DEFAULT 'local'
+  CHECK (origin IN ('local', 'imported'));
 DROP TABLE cubin_cache;
 CREATE TABLE cubin_cache (
   key TEXT PRIMARY KEY NOT NULL,
