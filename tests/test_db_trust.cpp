@@ -121,9 +121,11 @@ int flipped_cubin_child() {
 // The old code returned the flipped bytes as they were, and the Engine and the tuner loaded them.
 TEST(DbTrust, FlippedCubinByteIsAbsentDroppedAndSaidOncePerProcess) {
   // In a fresh process (a re-executed binary), so that "once per process" is this test's alone.
+  const std::string style = ::testing::GTEST_FLAG(death_test_style);
   ::testing::GTEST_FLAG(death_test_style) = "threadsafe";
   EXPECT_EXIT(std::exit(flipped_cubin_child()), ::testing::ExitedWithCode(0),
               "failures 0, said 1 times");
+  ::testing::GTEST_FLAG(death_test_style) = style;
 }
 
 // A read-only DB cannot drop the entry, but refuses it all the same.
