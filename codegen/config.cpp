@@ -64,6 +64,15 @@ nlohmann::json Config::to_json() const {
           {"mish", to_string(mish)}};
 }
 
+bool may_win(std::string_view config_name) {
+  // The family is the first part of a name (Config::name()).
+  const std::string_view family = config_name.substr(0, config_name.find('_'));
+  for (const FamilySpec& spec : test_only_families()) {
+    if (family == to_string(spec.family)) return false;
+  }
+  return true;
+}
+
 Config Config::from_name(std::string_view name) {
   std::vector<std::string> tokens;
   for (size_t start = 0;;) {

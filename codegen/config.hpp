@@ -39,6 +39,11 @@ struct Config {
   static Config from_name(std::string_view name);
 };
 
+// Whether a config of this name may be a tuned winner (and so be served): never one of a test-only
+// family (fault injection). The one rule the DB's writers and import, the heuristic and the engine
+// apply. A name of no known family is not refused here: it never parses where it would be launched.
+bool may_win(std::string_view config_name);
+
 // Grid, block and dynamic shared memory of one launch.
 struct LaunchGeometry {
   unsigned grid[3] = {1, 1, 1};

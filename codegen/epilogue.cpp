@@ -152,6 +152,43 @@ std::string Epilogue::cuda_statements(std::string_view var, bool fp64) const {
   return out;
 }
 
+double Epilogue::magnitude_bound(double magnitude) const {
+  double m = magnitude;
+  for (const EpilogueOp& op : ops_) {
+    switch (op.kind) {
+      case EpilogueKind::kAdd:
+        m += std::fabs(op.args[0]);
+        break;
+      case EpilogueKind::kMul:
+        m *= std::fabs(op.args[0]);
+        break;
+      case EpilogueKind::kHardtanh:
+      case EpilogueKind::kClamp:
+        // The result lies in [lo, hi] (or is hi when lo > hi, as PyTorch clamps).
+        m = std::max(std::fabs(op.args[0]), std::fabs(op.args[1]));
+        break;
+      case EpilogueKind::kLeakyRelu:
+        m *= std::max(1.0, std::fabs(op.args[0]));
+        break;
+      case EpilogueKind::kSoftplus:
+        m += std::log(2.0);  // softplus(v) <= max(v, 0) + ln 2
+        break;
+      case EpilogueKind::kSigmoid:
+        m = 1;
+        break;
+      case EpilogueKind::kTanh:
+        m = std::min(m, 1.0);
+        break;
+      case EpilogueKind::kMish:  // v times a factor in (0, 1)
+      case EpilogueKind::kRelu:
+      case EpilogueKind::kGelu:  // |gelu(v)| <= |v|
+      case EpilogueKind::kSilu:
+        break;
+    }
+  }
+  return m;
+}
+
 double Epilogue::apply(double v) const {
   for (const EpilogueOp& op : ops_) {
     switch (op.kind) {

@@ -49,6 +49,9 @@ class Epilogue {
   std::string cuda_statements(std::string_view var, bool fp64) const;
   // The chain in float64, with PyTorch's semantics (NaN propagates through clamps).
   double apply(double v) const;
+  // An upper bound on |apply(v)| over every |v| <= magnitude: what the verifier's output-scaled
+  // error bound can grow to, so that a stored error can be judged without the run's data.
+  double magnitude_bound(double magnitude) const;
 
   const std::vector<EpilogueOp>& ops() const { return ops_; }
   bool contains(EpilogueKind kind) const;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -339,6 +340,37 @@ Problem Problem::from_argument(std::string_view argument) {
     throw ProblemError("(problem)", fmt::format("{}: not a problem spec", e.what()));
   }
   return from_json(spec);
+}
+
+double error_bound(const Problem& problem) {
+  // tf32: one TF32 product per multiply-add, both operands rounded to nearest, as cuBLAS and cuDNN
+  // compute it. cuDNN's own TF32 draws 4.3-5.3e-4 over the seed's outputs on the H100 and H200
+  // (bench/results/), and the max of 5e8 errors moves by 10-20% between draws, so the bound sits
+  // at about twice what cuDNN reaches.
+  const double base = problem.precision == Precision::kFp32 ? 2e-6 : 1e-3;
+  // Terms per output: input channels of the group times the taps that land (on average).
+  const double taps = std::max(1.0, static_cast<double>(problem.kernel.h * problem.kernel.w) /
+                                        static_cast<double>(problem.stride.h * problem.stride.w));
+  const double terms = static_cast<double>(problem.in_channels / problem.groups) * taps;
+  const double seed_terms = 64.0 * 9.0 / 4.0;
+  // Rounding errors grow with the size of the products too: W is drawn as PyTorch initialises
+  // it, within 1/sqrt(fan_in), fan_in = C_out/groups * kH * kW, so a narrow group has larger
+  // weights than the seed's (fan_in 576) and proportionally larger errors.
+  const double fan_in = static_cast<double>(problem.out_channels / problem.groups *
+                                            problem.kernel.h * problem.kernel.w);
+  const double weight_scale = std::sqrt(576.0 / fan_in);
+  return base * std::max(1.0, std::sqrt(terms / seed_terms) * weight_scale);
+}
+
+double verified_error_ceiling(const Problem& problem) {
+  const double fan_in = static_cast<double>(problem.out_channels / problem.groups *
+                                            problem.kernel.h * problem.kernel.w);
+  // Every tap of the group's channels, each |x| < 1 times |w| <= 1/sqrt(fan_in), plus the bias.
+  const double terms = static_cast<double>(problem.in_channels / problem.groups * problem.kernel.h *
+                                           problem.kernel.w) +
+                       1.0;
+  const double largest_output = problem.epilogue.magnitude_bound(terms / std::sqrt(fan_in));
+  return error_bound(problem) * std::max(1.0, largest_output / kSeedOutputMagnitude);
 }
 
 }  // namespace deconvtune

@@ -81,4 +81,17 @@ struct Problem {
   static Problem from_argument(std::string_view argument);
 };
 
+// The largest |y| of the seed's inputs: the verifier widens error_bound for outputs beyond it.
+inline constexpr double kSeedOutputMagnitude = 2.0;
+
+// The error a kernel may show against float64: the precision's bound on the seed shape (fp32 2e-6,
+// tf32 1e-3), widened for longer dot products (error grows like sqrt(K)); the verifier widens it
+// further for outputs larger than the seed's.
+double error_bound(const Problem& problem);
+
+// The largest max |error| a verified run of `problem` can have: error_bound widened as the
+// verifier widens it for the largest output its inputs (x in [0, 1), W and bias within
+// 1/sqrt(fan_in)) and the epilogue can produce. A stored kOk error above it was never verified.
+double verified_error_ceiling(const Problem& problem);
+
 }  // namespace deconvtune

@@ -3,7 +3,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <vector>
 
+#include "codegen/config.hpp"
 #include "fuzz/fuzz_targets.hpp"
 #include "tuning_db/exchange.hpp"
 #include "tuning_db/tuning_db.hpp"
@@ -65,6 +68,15 @@ void db_import_target(std::string_view data) {
   }
   require(target.integrity_check() == "ok", "integrity_check after an import");
   const std::string merged = full_export(target);
+  // Every winner written is backed by a verified trial and may win, and is marked imported: what
+  // the engine and the heuristic rely on. winners() keeps only backed ones, the export holds all.
+  const std::vector<db::WinnerRecord> winners = target.winners();
+  require(winners.size() == nlohmann::json::parse(merged)["winners"].size(),
+          "an import wrote a winner no verified trial backs");
+  for (const db::WinnerRecord& winner : winners) {
+    require(may_win(winner.config_name), "an import wrote a test-only winner");
+    require(winner.imported, "an imported winner is not marked imported");
+  }
   const db::ImportReport again = db::import_document(target, document);
   require(again.trials_added == 0 && again.winners_added == 0 && again.winners_replaced == 0 &&
               again.devices_added == 0 && again.problems_added == 0,

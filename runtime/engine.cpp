@@ -320,7 +320,8 @@ struct Engine::Impl {
 
   // The config to run and where it came from.
   std::pair<Config, std::string> choose_config(const Problem& problem, const DeviceState& dev) {
-    if (std::optional<db::WinnerRecord> winner = tuned_winner(problem, dev)) {
+    std::optional<db::WinnerRecord> winner = tuned_winner(problem, dev);
+    if (winner && serves_as_tuned(*winner)) {
       try {
         Config config = Config::from_name(winner->config_name);
         if (why_illegal(problem, config, dev.limits).empty()) return {config, "tuned"};
@@ -331,9 +332,12 @@ struct Engine::Impl {
     switch (options.on_miss) {
       case OnMiss::kFail:
         throw Error(Status::kNotTuned,
-                    fmt::format("no tuned winner for {} on {} in {} (on_miss is 'fail'; run "
+                    fmt::format("no tuned winner for {} on {} in {}{} (on_miss is 'fail'; run "
                                 "`deconvtune autotune` first or use the heuristic default)",
-                                problem.key(), dev.record.key(), db_path));
+                                problem.key(), dev.record.key(), db_path,
+                                winner ? ": its winner was imported and is not measured on this "
+                                         "GPU yet"
+                                       : ""));
       case OnMiss::kTune:
         return tune_now(problem, dev);
       case OnMiss::kHeuristic:
@@ -365,7 +369,8 @@ struct Engine::Impl {
     } catch (const std::exception& e) {
       throw Error(Status::kTuning, fmt::format("tuning {} failed: {}", problem.key(), e.what()));
     }
-    if (!report.winner) {
+    // An imported winner no trial of this run displaced is still unmeasured here.
+    if (!report.winner || !serves_as_tuned(*report.winner)) {
       throw Error(Status::kTuning,
                   fmt::format("tuning {} on {} found no verified kernel ({} "
                               "trials)",

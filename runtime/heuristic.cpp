@@ -7,6 +7,10 @@
 
 namespace deconvtune {
 
+bool serves_as_tuned(const db::WinnerRecord& winner) {
+  return !winner.imported && may_win(winner.config_name);
+}
+
 double problem_distance(const Problem& a, const Problem& b) {
   auto size_term = [](int64_t x, int64_t y) {
     return std::fabs(std::log2(static_cast<double>(x) / static_cast<double>(y)));
@@ -35,7 +39,7 @@ UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& 
   for (const db::WinnerRecord& winner : db.winners()) {
     if (winner.device_key != device_key || winner.generator_version != generator_version ||
         winner.precision != problem.precision || winner.problem_key == own_key ||
-        winner.problem_key == exclude_key) {
+        winner.problem_key == exclude_key || !may_win(winner.config_name)) {
       continue;
     }
     auto spec = specs.find(winner.problem_key);

@@ -20,6 +20,15 @@ struct UntunedChoice {
   std::string source() const { return nearest_key.empty() ? "rule" : "nearest:" + nearest_key; }
 };
 
+// Whether the engine may launch `winner` as its problem's tuned kernel, without checking it first:
+// its config may win (never a test-only fault kernel) and it was measured through this DB's tuner.
+// An imported winner was verified only on the machine that exported it, so it is a hint here
+// (choice (b) of issue 14): the engine plans the problem as untuned (on_miss) until a trial
+// measured here replaces it (an autotune does; TuningDb's offer rule prefers a local trial).
+// Not (a), verifying it in the engine: that would run a kernel nobody here has run in the caller's
+// CUDA context, where a fault loses the context; the tuner judges kernels in a worker process.
+bool serves_as_tuned(const db::WinnerRecord& winner);
+
 // How unlike two problems are for kernel selection: |log2| ratios of the sizes, plus a large
 // step for each geometry difference (kernel, stride, dilation, groups), smaller ones for padding,
 // bias and epilogue.
@@ -27,8 +36,9 @@ double problem_distance(const Problem& a, const Problem& b);
 
 // Among the DB's winners of `device_key`, `generator_version` and the problem's precision, never
 // the problem itself nor `exclude_key` (a leave-one-out report), the nearest whose config is legal
-// for the problem on `device`; else default_config(). Throws db::DbError when the DB cannot be
-// read.
+// for the problem on `device` and may win; else default_config(). Only supported winners count
+// (TuningDb::winners()), so no config a forged or unbacked row names is served. Throws db::DbError
+// when the DB cannot be read.
 UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& device,
                                     const db::TuningDb& db, const std::string& device_key,
                                     const std::string& generator_version,

@@ -23,10 +23,8 @@ struct Verification {
   std::string summary() const;
 };
 
-// The error a kernel may show against float64: the precision's bound on the seed shape (fp32 2e-6,
-// tf32 1e-3), widened for longer dot products (error grows like sqrt(K)); check_output widens it
-// further for outputs larger than the seed's.
-double error_bound(const Problem& problem);
+// error_bound(problem) (codegen/problem.hpp) is the judge's bound; check_output widens it for
+// outputs larger than the seed's.
 
 class Verifier {
  public:

@@ -67,14 +67,14 @@ TEST(tuning_db, SchemaIsCreatedWithVersionWalAndParentFolders) {
   {
     TuningDb db(path);
     EXPECT_EQ(db.schema_version(), TuningDb::kSchemaVersion);
-    EXPECT_EQ(TuningDb::kSchemaVersion, 2);
+    EXPECT_EQ(TuningDb::kSchemaVersion, 3);
     EXPECT_EQ(db.path(), path);
     EXPECT_EQ(db.integrity_check(), "ok");
     EXPECT_EQ(db.trial_count(), 0);
     EXPECT_TRUE(db.winners().empty());
   }
   RawDb raw(path);
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "2");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
   EXPECT_EQ(raw.text("PRAGMA application_id"), std::to_string(TuningDb::kApplicationId));
   EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
   for (const char* table : {"devices", "problems", "trials", "winners", "cubin_cache"}) {
@@ -86,10 +86,10 @@ TEST(tuning_db, SchemaIsCreatedWithVersionWalAndParentFolders) {
   }
   // Reopening neither migrates again nor loses anything.
   TuningDb again(path);
-  EXPECT_EQ(again.schema_version(), 2);
+  EXPECT_EQ(again.schema_version(), 3);
   TuningDb reader(path, /*read_only=*/true);
   EXPECT_TRUE(reader.read_only());
-  EXPECT_EQ(reader.schema_version(), 2);
+  EXPECT_EQ(reader.schema_version(), 3);
 }
 
 TEST(tuning_db, MigratesTheCommittedVersion1FileAndKeepsItsRows) {
@@ -109,7 +109,7 @@ TEST(tuning_db, MigratesTheCommittedVersion1FileAndKeepsItsRows) {
   EXPECT_EQ(testing::read_bytes(path), before);
 
   TuningDb db(path);
-  EXPECT_EQ(db.schema_version(), 2);
+  EXPECT_EQ(db.schema_version(), 3);
   EXPECT_EQ(db.integrity_check(), "ok");
   // tests/data/tuning_db_v1.sql: 2 devices, 2 problems, 5 trials, 2 winners.
   EXPECT_EQ(db.devices().size(), 2u);

@@ -580,6 +580,14 @@ class JobRunner {
           reply.median_ms, reply.min_ms, reply.max_ms, reply.max_error);
       reply.status = Disposition::kLaunchFailed;
     }
+    if (reply.status == Disposition::kOk) {
+      try {  // the DB's own rule, so that record_trial never refuses a reply
+        db::validate_verified(job_.problem, reply.median_ms, reply.min_ms, reply.max_error);
+      } catch (const db::FieldError& e) {
+        reply.reason = fmt::format("the worker reported an implausible result: {}", e.what());
+        reply.status = Disposition::kLaunchFailed;
+      }
+    }
     record(candidate, reply);
     return reply;
   }
@@ -842,6 +850,8 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
       first.first_launch_skipped = "not asked for";
     } else if (!first.winner) {
       first.first_launch_skipped = "no config verified, so there is no winner";
+    } else if (first.winner->imported) {
+      first.first_launch_skipped = "the winner was imported and no trial here has replaced it";
     } else {
       DeviceSlot& slot = *slots.front();
       try {

@@ -31,14 +31,27 @@ inline constexpr const char* kDeviceColumns = "name, arch, sm_count, driver_vers
 
 namespace detail {
 
-// Inside an open write transaction. The trial (validated) is inserted unless its identity is
-// already there; a kOk one is offered as the winner. Returns whether it was inserted.
-bool insert_trial(const sqlite::Connection& connection, const TrialRecord& trial);
+// Where a row came from: measured by this DB's tuner, or merged in by import.
+enum class Origin { kLocal, kImported };
 
-enum class WinnerOutcome { kAdded, kReplaced, kKept };
-// Inside an open write transaction: the winner (validated) replaces the key's current one only
-// when strictly faster.
-WinnerOutcome offer_winner(const sqlite::Connection& connection, const WinnerRecord& winner);
+// Inside an open write transaction. The trial (validated) is inserted unless its identity is
+// already there; a kOk one is offered as the winner when `offer`. Returns whether it was inserted.
+bool insert_trial(const sqlite::Connection& connection, const TrialRecord& trial, Origin origin,
+                  bool offer = true);
+
+// The winner a kOk trial makes: its config, median time and error, its measured_at.
+WinnerRecord winner_of(const TrialRecord& trial);
+
+// Inside an open transaction: whether the winner is backed by a kOk trial of the same key and
+// config with the same time and error, both plausible for the problem, and its config may win.
+bool is_supported(const sqlite::Connection& connection, const WinnerRecord& winner);
+
+enum class WinnerOutcome { kAdded, kReplaced, kKept, kUnsupported };
+// Inside an open write transaction: the winner (validated), when supported, replaces the key's
+// current one when it is faster, when the current one is unsupported, or when the current one is
+// imported and this one is local. kUnsupported: nothing changed.
+WinnerOutcome offer_winner(const sqlite::Connection& connection, const WinnerRecord& winner,
+                           Origin origin);
 
 }  // namespace detail
 

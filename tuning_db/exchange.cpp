@@ -10,6 +10,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <vector>
 
 #include "codegen/problem.hpp"
 #include "tuning_db/detail.hpp"
@@ -97,12 +98,17 @@ json export_json(const TuningDb& db, bool all) {
         rows(connection, fmt::format("SELECT {} FROM winners ORDER BY problem_key, device_key, "
                                      "generator_version, precision",
                                      kWinnerColumns));
-    if (all) {
-      document["trials"] =
-          rows(connection, fmt::format("SELECT {} FROM trials ORDER BY problem_key, device_key, "
-                                       "generator_version, precision, config_name, measured_at, id",
-                                       kTrialColumns));
-    }
+    // A winner travels with the trials that back it: import accepts no winner without one.
+    std::string trial_filter =
+        all ? ""
+            : " WHERE status = 'ok' AND EXISTS (SELECT 1 FROM winners w WHERE "
+              "w.problem_key = trials.problem_key AND w.device_key = trials.device_key AND "
+              "w.generator_version = trials.generator_version AND w.precision = trials.precision "
+              "AND w.config_name = trials.config_name AND w.median_ms = trials.median_ms)";
+    document["trials"] =
+        rows(connection, fmt::format("SELECT {} FROM trials{} ORDER BY problem_key, device_key, "
+                                     "generator_version, precision, config_name, measured_at, id",
+                                     kTrialColumns, trial_filter));
   });
   return document;
 }
@@ -360,7 +366,9 @@ ExchangeDocument validate_document(const json& root) {
     result.winners.push_back(winner);
   }
 
-  if (content == "all") {
+  // A winners export carries the trials that back its winners; one without them (written before
+  // that rule) reads as having none, and its winners are refused on import for want of them.
+  if (content == "all" || document.has("trials")) {
     std::set<std::string> identities;
     const json& trials = section(document, "trials");
     for (size_t i = 0; i < trials.size(); ++i) {
@@ -511,6 +519,61 @@ ExchangeDocument read_db_file(const std::string& path) {
   }
 }
 
+namespace {
+
+// A winner merged in must be backed (by a trial of the document or of the DB), like one the tuner
+// writes; one that is not is refused naming it.
+detail::WinnerOutcome offer_imported(const Connection& connection, const WinnerRecord& winner,
+                                     size_t index) {
+  detail::WinnerOutcome outcome =
+      detail::offer_winner(connection, winner, detail::Origin::kImported);
+  if (outcome == detail::WinnerOutcome::kUnsupported) {
+    throw ImportError(
+        fmt::format("winners[{}]", index),
+        fmt::format("no verified (ok) trial of this key and config '{}' with median_ms {} and "
+                    "max_error {}, within this problem's time floor and error bound, backs it",
+                    text::printable(winner.config_name), winner.median_ms, winner.max_error));
+  }
+  return outcome;
+}
+
+// Inside the import's transaction: the document's devices and problems the DB lacks.
+void insert_devices_and_problems(const Connection& connection, const ExchangeDocument& document,
+                                 ImportReport& report) {
+  for (const DeviceRecord& device : document.devices) {
+    Statement(connection,
+              "INSERT OR IGNORE INTO devices (key, name, arch, sm_count, driver_version, "
+              "nvrtc_version) VALUES (?, ?, ?, ?, ?, ?)")
+        .bind_all(device.key(), device.name, device.arch, device.sm_count, device.driver_version,
+                  device.nvrtc_version)
+        .run();
+    report.devices_added += sqlite3_changes(connection.handle());
+  }
+  for (const ProblemRecord& problem : document.problems) {
+    Statement(connection, "INSERT OR IGNORE INTO problems (key, spec) VALUES (?, ?)")
+        .bind_all(problem.key, problem.spec)
+        .run();
+    report.problems_added += sqlite3_changes(connection.handle());
+  }
+}
+
+void count(ImportReport& report, detail::WinnerOutcome outcome) {
+  switch (outcome) {
+    case detail::WinnerOutcome::kAdded:
+      ++report.winners_added;
+      break;
+    case detail::WinnerOutcome::kReplaced:
+      ++report.winners_replaced;
+      break;
+    case detail::WinnerOutcome::kKept:
+    case detail::WinnerOutcome::kUnsupported:
+      ++report.winners_kept;
+      break;
+  }
+}
+
+}  // namespace
+
 ImportReport import_document(TuningDb& db, const ExchangeDocument& document,
                              const std::string& source) {
   if (!source.empty()) {
@@ -558,41 +621,24 @@ ImportReport import_document(TuningDb& db, const ExchangeDocument& document,
             document.trials[i].device_key);
     }
 
-    for (const DeviceRecord& device : document.devices) {
-      Statement(connection,
-                "INSERT OR IGNORE INTO devices (key, name, arch, sm_count, driver_version, "
-                "nvrtc_version) VALUES (?, ?, ?, ?, ?, ?)")
-          .bind_all(device.key(), device.name, device.arch, device.sm_count, device.driver_version,
-                    device.nvrtc_version)
-          .run();
-      report.devices_added += sqlite3_changes(connection.handle());
-    }
-    for (const ProblemRecord& problem : document.problems) {
-      Statement(connection, "INSERT OR IGNORE INTO problems (key, spec) VALUES (?, ?)")
-          .bind_all(problem.key, problem.spec)
-          .run();
-      report.problems_added += sqlite3_changes(connection.handle());
-    }
-    // Winners before trials: a trial displaces only a slower winner, so on a tie the exported
-    // winner stays and a round trip reproduces the DB it came from.
-    for (const WinnerRecord& winner : document.winners) {
-      switch (detail::offer_winner(connection, winner)) {
-        case detail::WinnerOutcome::kAdded:
-          ++report.winners_added;
-          break;
-        case detail::WinnerOutcome::kReplaced:
-          ++report.winners_replaced;
-          break;
-        case detail::WinnerOutcome::kKept:
-          ++report.winners_kept;
-          break;
-      }
-    }
+    insert_devices_and_problems(connection, document, report);
+    std::vector<const TrialRecord*> added;
     for (const TrialRecord& trial : document.trials) {
-      if (detail::insert_trial(connection, trial)) {
+      if (detail::insert_trial(connection, trial, detail::Origin::kImported, /*offer=*/false)) {
         ++report.trials_added;
+        added.push_back(&trial);
       } else {
         ++report.trials_already_present;
+      }
+    }
+    // Winners before their trials are offered: a trial displaces only a slower winner, so on a
+    // tie the exported winner stays and a round trip reproduces the DB it came from.
+    for (size_t i = 0; i < document.winners.size(); ++i) {
+      count(report, offer_imported(connection, document.winners[i], i));
+    }
+    for (const TrialRecord* trial : added) {
+      if (trial->status == Disposition::kOk) {
+        detail::offer_winner(connection, detail::winner_of(*trial), detail::Origin::kImported);
       }
     }
   });

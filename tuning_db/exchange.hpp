@@ -9,9 +9,16 @@
 //   ranges, lengths, problem keys that parse, statuses, references), then written in one
 //   transaction. Any fault raises ImportError naming the field ("trials[3].median_ms") and the DB
 //   is left exactly as it was.
+// - Imported rows follow the rules of the tuner's own (tuning_db.hpp): a kOk trial's time is no
+//   faster than time_floor_ms and its error within verified_error_ceiling; a winner names a config
+//   that may_win and is backed by a kOk trial (of the document or the DB) of the same key and
+//   config with the same median_ms and max_error. Anything else is refused naming the field.
 // - Merge rule: per (problem, device, generator version, precision) the faster winner stays
-//   (an imported kOk trial counts as a candidate too, like record_trial); trials are merged on
-//   their identity (key, config, measured_at), so importing the same file twice adds nothing.
+//   (an imported kOk trial counts as a candidate too, like record_trial; an unbacked winner in the
+//   DB is replaced); trials are merged on their identity (key, config, measured_at), so importing
+//   the same file twice adds nothing. Merged rows are marked imported (TuningDb's origin): the
+//   engine treats an imported winner as a hint until a trial measured here replaces it.
+// - A winners export carries the trials that back its winners, so it imports on its own.
 // - The cubin cache is not exchanged: an entry is cheap to rebuild and only valid for the exact
 //   NVRTC and architecture that made it.
 #include <cstdint>

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -13,9 +14,12 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "codegen/config.hpp"
 #include "codegen/generator.hpp"
 #include "tuning_db/detail.hpp"
 #include "tuning_db/text.hpp"
@@ -128,9 +132,9 @@ void validate_device(const DeviceRecord& device) {
 
 namespace {
 
-void validate_key(const std::string& problem_key, const std::string& device_key,
-                  const std::string& generator_version, Precision precision,
-                  const std::string& config_name) {
+Problem validate_key(const std::string& problem_key, const std::string& device_key,
+                     const std::string& generator_version, Precision precision,
+                     const std::string& config_name) {
   Problem problem = parse_problem_key(problem_key);
   if (problem.precision != precision) {
     throw FieldError("precision", fmt::format("is {} but the problem key says {}",
@@ -139,13 +143,37 @@ void validate_key(const std::string& problem_key, const std::string& device_key,
   require_printable("device_key", device_key, 300, false);
   require_token("generator_version", generator_version, 64);
   require_token("config_name", config_name, 256);
+  return problem;
 }
 
 }  // namespace
 
+double time_floor_ms(const Problem& problem) {
+  constexpr double kFastestBytesPerMs = 20e12 / 1e3;  // 20 TB/s: see tuning_db.hpp
+  const double bytes = 4.0 * static_cast<double>(problem.x_elements() + problem.y_elements());
+  return bytes / kFastestBytesPerMs;
+}
+
+void validate_verified(const Problem& problem, double median_ms, double min_ms, double max_error) {
+  const double floor = time_floor_ms(problem);
+  for (auto [field, time] : {std::pair{"median_ms", median_ms}, std::pair{"min_ms", min_ms}}) {
+    if (!(time >= floor)) {
+      throw FieldError(field, fmt::format("{} ms is faster than moving x and y at 20 TB/s ({} ms "
+                                          "for this problem): not a real measurement",
+                                          time, floor));
+    }
+  }
+  const double ceiling = verified_error_ceiling(problem);
+  if (!(max_error <= ceiling)) {
+    throw FieldError("max_error", fmt::format("{} is above {}, the most a verified {} result of "
+                                              "this problem can be off by",
+                                              max_error, ceiling, to_string(problem.precision)));
+  }
+}
+
 void validate_trial(const TrialRecord& trial) {
-  validate_key(trial.problem_key, trial.device_key, trial.generator_version, trial.precision,
-               trial.config_name);
+  const Problem problem = validate_key(trial.problem_key, trial.device_key, trial.generator_version,
+                                       trial.precision, trial.config_name);
   parse_disposition(to_string(trial.status));  // an out-of-range enum value
   if (trial.reason.size() > kMaxReasonBytes) {
     throw FieldError("reason", fmt::format("is {} bytes long, more than {}", trial.reason.size(),
@@ -169,6 +197,7 @@ void validate_trial(const TrialRecord& trial) {
                                                 trial.max_error, ok ? "finite " : ""));
     }
   }
+  if (ok) validate_verified(problem, trial.median_ms, trial.min_ms, trial.max_error);
   require_int_range("registers", trial.registers, -1, 255);
   require_int_range("shared_bytes", trial.shared_bytes, -1, 1 << 24);
   require_int_range("spill_bytes", trial.spill_bytes, -1, 1 << 30);
@@ -182,10 +211,16 @@ void validate_trial(const TrialRecord& trial) {
 }
 
 void validate_winner(const WinnerRecord& winner) {
-  validate_key(winner.problem_key, winner.device_key, winner.generator_version, winner.precision,
-               winner.config_name);
+  const Problem problem =
+      validate_key(winner.problem_key, winner.device_key, winner.generator_version,
+                   winner.precision, winner.config_name);
+  if (!may_win(winner.config_name)) {
+    throw FieldError("config_name", fmt::format("'{}' is a test-only kernel, which never wins",
+                                                text::printable(winner.config_name)));
+  }
   require_range("median_ms", winner.median_ms, 1e-9, kMaxMilliseconds);
   require_range("max_error", winner.max_error, 0, 1e30);
+  validate_verified(problem, winner.median_ms, winner.median_ms, winner.max_error);
   if (!text::is_utc_timestamp(winner.updated_at)) {
     throw FieldError(
         "updated_at",
@@ -287,6 +322,9 @@ namespace {
 // new DB runs them all, so the upgrade path is exercised by every fresh DB too.
 // Version 1 had no NVRTC version per device, no spill or compile time per trial, no cubin cache and
 // no uniqueness of a trial's identity (which import de-duplicates on).
+// Version 2 had no digest per cubin (its cubins are dropped: nothing vouches for their bytes, and
+// each is rebuilt on its next use) and no origin per row (a v2 row counts as measured here, as
+// which rows were imported was not recorded; the support rule still applies to its winners).
 const char* const kMigrations[] = {
     // 0 -> 1
     R"sql(
@@ -341,6 +379,20 @@ DROP INDEX trials_by_key;
 CREATE TABLE cubin_cache (
   key TEXT PRIMARY KEY NOT NULL,
   cubin BLOB NOT NULL,
+  generator_version TEXT NOT NULL,
+  created_at TEXT NOT NULL);
+)sql",
+    // 2 -> 3
+    R"sql(
+ALTER TABLE trials ADD COLUMN origin TEXT NOT NULL DEFAULT 'local'
+  CHECK (origin IN ('local', 'imported'));
+ALTER TABLE winners ADD COLUMN origin TEXT NOT NULL DEFAULT 'local'
+  CHECK (origin IN ('local', 'imported'));
+DROP TABLE cubin_cache;
+CREATE TABLE cubin_cache (
+  key TEXT PRIMARY KEY NOT NULL,
+  cubin BLOB NOT NULL,
+  sha256 TEXT NOT NULL,
   generator_version TEXT NOT NULL,
   created_at TEXT NOT NULL);
 )sql",
@@ -497,6 +549,8 @@ WinnerRecord read_winner(const Statement& statement) {
   winner.median_ms = statement.column_double(5);
   winner.max_error = statement.column_double(6);
   winner.updated_at = statement.column_text(7);
+  // Queries that select it put the origin after kWinnerColumns.
+  if (statement.column_count() > 8) winner.imported = statement.column_text(8) == "imported";
   return winner;
 }
 
@@ -544,33 +598,115 @@ std::vector<Row> select_rows(const TuningDb::Impl& impl, const std::string& sql,
 
 constexpr auto kNoParameters = [](Statement&) {};
 
+const char* origin_text(detail::Origin origin) {
+  return origin == detail::Origin::kLocal ? "local" : "imported";
+}
+
+// One object for every SHA-256 this file takes (cubin cache keys and cubin digests).
+class Sha256 {
+ public:
+  Sha256() : context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+    if (!context_ || EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) != 1) {
+      throw DbError("OpenSSL: cannot start a sha256 digest");
+    }
+  }
+  void add(const void* data, size_t size) { EVP_DigestUpdate(context_.get(), data, size); }
+  // Preceded by its length, so that ("ab", "c") and ("a", "bc") hash differently.
+  void add_part(std::string_view part) {
+    uint64_t size = part.size();
+    unsigned char length[8];
+    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(size >> (8 * i));
+    add(length, sizeof(length));
+    add(part.data(), part.size());
+  }
+  std::string hex() {
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    EVP_DigestFinal_ex(context_.get(), digest, &length);
+    std::string text;
+    for (unsigned int i = 0; i < length; ++i) text += fmt::format("{:02x}", digest[i]);
+    return text;
+  }
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context_;
+};
+
+std::string cubin_digest(const std::vector<char>& cubin) {
+  Sha256 sha;
+  sha.add(cubin.data(), cubin.size());
+  return sha.hex();
+}
+
 }  // namespace
 
 namespace detail {
 
-WinnerOutcome offer_winner(const Connection& connection, const WinnerRecord& winner) {
+bool is_supported(const Connection& connection, const WinnerRecord& winner) {
+  if (!may_win(winner.config_name)) return false;
+  Problem problem;
+  try {
+    problem = parse_problem_key(winner.problem_key);
+  } catch (const DbError&) {
+    return false;  // a hostile or stale row: nothing can back it
+  }
+  // The trial's own numbers are checked again: rows of an older build (or a foreign writer) were
+  // not held to these rules when they were written.
+  Statement trial(connection,
+                  "SELECT 1 FROM trials WHERE problem_key = ? AND device_key = ? AND "
+                  "generator_version = ? AND precision = ? AND config_name = ? AND status = 'ok' "
+                  "AND median_ms = ? AND max_error = ? AND min_ms >= ? AND min_ms <= median_ms "
+                  "AND max_error >= 0 AND max_error <= ? LIMIT 1");
+  bind_key(trial, 1,
+           {winner.problem_key, winner.device_key, winner.generator_version, winner.precision})
+      .bind(5, winner.config_name)
+      .bind(6, winner.median_ms)
+      .bind(7, winner.max_error)
+      .bind(8, time_floor_ms(problem))
+      .bind(9, verified_error_ceiling(problem));
+  return trial.step();
+}
+
+WinnerOutcome offer_winner(const Connection& connection, const WinnerRecord& winner,
+                           Origin origin) {
+  if (!is_supported(connection, winner)) return WinnerOutcome::kUnsupported;
   WinnerKey key{winner.problem_key, winner.device_key, winner.generator_version, winner.precision};
-  Statement current(connection,
-                    "SELECT median_ms FROM winners WHERE problem_key = ? AND device_key = ? AND "
-                    "generator_version = ? AND precision = ?");
+  Statement current(connection, fmt::format("SELECT {}, origin FROM winners WHERE problem_key = ? "
+                                            "AND device_key = ? AND generator_version = ? AND "
+                                            "precision = ?",
+                                            kWinnerColumns));
   bind_key(current, 1, key);
-  bool had_one = current.step();
-  if (had_one && !(winner.median_ms < current.column_double(0))) return WinnerOutcome::kKept;
-  Statement replace(connection, fmt::format("INSERT OR REPLACE INTO winners ({}) VALUES "
-                                            "(?, ?, ?, ?, ?, ?, ?, ?)",
+  const bool had_one = current.step();
+  if (had_one) {
+    const WinnerRecord held = read_winner(current);
+    // A measurement here outranks one made elsewhere; an unbacked winner outranks nothing.
+    const bool replace = winner.median_ms < held.median_ms ||
+                         (held.imported && origin == Origin::kLocal) ||
+                         !is_supported(connection, held);
+    if (!replace) return WinnerOutcome::kKept;
+  }
+  Statement replace(connection, fmt::format("INSERT OR REPLACE INTO winners ({}, origin) VALUES "
+                                            "(?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                             kWinnerColumns));
   bind_key(replace, 1, key)
       .bind(5, winner.config_name)
       .bind(6, winner.median_ms)
       .bind(7, winner.max_error)
       .bind(8, winner.updated_at)
+      .bind(9, origin_text(origin))
       .run();
   return had_one ? WinnerOutcome::kReplaced : WinnerOutcome::kAdded;
 }
 
-bool insert_trial(const Connection& connection, const TrialRecord& trial) {
-  Statement insert(connection, fmt::format("INSERT OR IGNORE INTO trials ({}) VALUES "
-                                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+WinnerRecord winner_of(const TrialRecord& trial) {
+  return {trial.problem_key, trial.device_key, trial.generator_version, trial.precision,
+          trial.config_name, trial.median_ms,  trial.max_error,         trial.measured_at};
+}
+
+bool insert_trial(const Connection& connection, const TrialRecord& trial, Origin origin,
+                  bool offer) {
+  Statement insert(connection, fmt::format("INSERT OR IGNORE INTO trials ({}, origin) VALUES "
+                                           "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                            kTrialColumns));
   insert.bind_all(trial.problem_key, trial.device_key, trial.generator_version,
                   to_string(trial.precision), trial.config_name, to_string(trial.status),
@@ -585,12 +721,11 @@ bool insert_trial(const Connection& connection, const TrialRecord& trial) {
       .bind(14, trial.spill_bytes)
       .bind(15, trial.compile_ms)
       .bind(16, trial.measured_at)
+      .bind(17, origin_text(origin))
       .run();
   bool inserted = sqlite3_changes(connection.handle()) == 1;
-  if (inserted && trial.status == Disposition::kOk) {
-    offer_winner(connection,
-                 {trial.problem_key, trial.device_key, trial.generator_version, trial.precision,
-                  trial.config_name, trial.median_ms, trial.max_error, trial.measured_at});
+  if (inserted && offer && trial.status == Disposition::kOk) {
+    offer_winner(connection, winner_of(trial), origin);
   }
   return inserted;
 }
@@ -797,7 +932,7 @@ bool TuningDb::record_trial(const TrialRecord& input) {
       throw FieldError("device_key", fmt::format("'{}' is not in the DB (upsert_device first)",
                                                  trial.device_key));
     }
-    inserted = detail::insert_trial(connection, trial);
+    inserted = detail::insert_trial(connection, trial, detail::Origin::kLocal);
   });
   return inserted;
 }
@@ -806,7 +941,7 @@ std::vector<std::string> TuningDb::measured_configs(const WinnerKey& key) const 
   return select_rows<std::string>(
       *impl_,
       "SELECT DISTINCT config_name FROM trials WHERE problem_key = ? AND device_key = ? AND "
-      "generator_version = ? AND precision = ? ORDER BY config_name",
+      "generator_version = ? AND precision = ? AND origin = 'local' ORDER BY config_name",
       [&](Statement& statement) { bind_key(statement, 1, key); },
       [](Statement& statement) { return statement.column_text(0); });
 }
@@ -854,37 +989,80 @@ int64_t TuningDb::trial_count() const {
   return count;
 }
 
+namespace {
+
+// The supported winners that `where` (binding from ?1) selects, in one read transaction.
+std::vector<WinnerRecord> supported_winners(const TuningDb::Impl& impl, const std::string& where,
+                                            const std::function<void(Statement&)>& bind) {
+  std::lock_guard lock(impl.mutex);
+  const Connection& connection = *impl.connection;
+  std::vector<WinnerRecord> rows;
+  connection.read([&] {
+    rows.clear();
+    Statement statement(connection,
+                        fmt::format("SELECT {}, origin FROM winners {} ORDER BY problem_key, "
+                                    "device_key, generator_version, precision",
+                                    kWinnerColumns, where));
+    bind(statement);
+    while (statement.step()) {
+      WinnerRecord winner = read_winner(statement);
+      if (detail::is_supported(connection, winner)) rows.push_back(std::move(winner));
+    }
+  });
+  return rows;
+}
+
+}  // namespace
+
 std::optional<WinnerRecord> TuningDb::winner(const WinnerKey& key) const {
-  std::vector<WinnerRecord> rows = select_rows<WinnerRecord>(
+  std::vector<WinnerRecord> rows = supported_winners(
       *impl_,
-      fmt::format("SELECT {} FROM winners WHERE problem_key = ? AND device_key = ? AND "
-                  "generator_version = ? AND precision = ?",
-                  kWinnerColumns),
-      [&](Statement& statement) { bind_key(statement, 1, key); }, read_winner);
+      "WHERE problem_key = ? AND device_key = ? AND generator_version = ? AND precision = ?",
+      [&](Statement& statement) { bind_key(statement, 1, key); });
   if (rows.empty()) return std::nullopt;
   return rows.front();
 }
 
 std::vector<WinnerRecord> TuningDb::winners() const {
-  return select_rows<WinnerRecord>(
-      *impl_,
-      fmt::format("SELECT {} FROM winners ORDER BY problem_key, device_key, generator_version, "
-                  "precision",
-                  kWinnerColumns),
-      kNoParameters, read_winner);
+  return supported_winners(*impl_, "", kNoParameters);
 }
 
 std::optional<std::vector<char>> TuningDb::cached_cubin(const std::string& cache_key) const {
   std::lock_guard lock(impl_->mutex);
   const Connection& connection = *impl_->connection;
   std::optional<std::vector<char>> result;
+  std::string stored_digest;
   connection.read([&] {
     result.reset();
-    Statement statement(connection, "SELECT cubin FROM cubin_cache WHERE key = ?");
+    Statement statement(connection, "SELECT cubin, sha256 FROM cubin_cache WHERE key = ?");
     statement.bind(1, cache_key);
-    if (statement.step()) result = statement.column_blob(0);
+    if (statement.step()) {
+      result = statement.column_blob(0);
+      stored_digest = statement.column_text(1);
+    }
   });
-  return result;
+  if (!result || cubin_digest(*result) == stored_digest) return result;
+  // Damaged bytes must never be loaded: the caller compiles again (and stores a sound entry).
+  if (!impl_->read_only) {
+    try {
+      connection.write([&] {
+        // Only the entry we read: another process may have stored a sound one since.
+        Statement(connection, "DELETE FROM cubin_cache WHERE key = ? AND sha256 = ?")
+            .bind_all(cache_key, stored_digest)
+            .run();
+      });
+    } catch (const DbError&) {
+      // Dropping it is a courtesy: it is refused on every load all the same.
+    }
+  }
+  static std::atomic<bool> said{false};
+  if (!said.exchange(true)) {
+    std::cerr << fmt::format(
+        "deconvtune: {}: a cached cubin does not match its SHA-256 (key {}); it is ignored{} and "
+        "compiled again (said once per process)\n",
+        impl_->path, cache_key.substr(0, 16), impl_->read_only ? "" : ", dropped");
+  }
+  return std::nullopt;
 }
 
 void TuningDb::store_cubin(const std::string& cache_key, const std::vector<char>& cubin) {
@@ -896,16 +1074,18 @@ void TuningDb::store_cubin(const std::string& cache_key, const std::vector<char>
   if (cubin.size() > (size_t{1} << 30)) throw FieldError("cubin", "is larger than 1 GiB");
   std::string generator = generator_version();
   std::string now = utc_timestamp();
+  std::string digest = cubin_digest(cubin);
   std::lock_guard lock(impl_->mutex);
   const Connection& connection = *impl_->connection;
   connection.write([&] {
     Statement(connection,
-              "INSERT OR REPLACE INTO cubin_cache (key, cubin, generator_version, created_at) "
-              "VALUES (?, ?, ?, ?)")
+              "INSERT OR REPLACE INTO cubin_cache (key, cubin, sha256, generator_version, "
+              "created_at) VALUES (?, ?, ?, ?, ?)")
         .bind(1, cache_key)
         .bind_blob(2, cubin.data(), cubin.size())
-        .bind(3, generator)
-        .bind(4, now)
+        .bind(3, digest)
+        .bind(4, generator)
+        .bind(5, now)
         .run();
   });
 }
@@ -931,31 +1111,14 @@ std::string TuningDb::cubin_cache_key(const std::string& source, const CompileOp
 std::string TuningDb::cubin_cache_key(const std::string& source,
                                       const std::vector<std::string>& options,
                                       const std::string& arch, const std::string& nvrtc_version) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
-                                                                  EVP_MD_CTX_free);
-  if (!context || EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr) != 1) {
-    throw DbError("OpenSSL: cannot start a sha256 digest");
-  }
-  // Each part is preceded by its length, so that ("ab", "c") and ("a", "bc") hash differently.
-  auto add = [&](std::string_view part) {
-    uint64_t size = part.size();
-    unsigned char length[8];
-    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(size >> (8 * i));
-    EVP_DigestUpdate(context.get(), length, sizeof(length));
-    EVP_DigestUpdate(context.get(), part.data(), part.size());
-  };
-  add("deconvtune-cubin-v1");
-  add(source);
-  add(std::to_string(options.size()));
-  for (const std::string& option : options) add(option);
-  add(arch);
-  add(nvrtc_version);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(context.get(), digest, &length);
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
+  Sha256 sha;
+  sha.add_part("deconvtune-cubin-v1");
+  sha.add_part(source);
+  sha.add_part(std::to_string(options.size()));
+  for (const std::string& option : options) sha.add_part(option);
+  sha.add_part(arch);
+  sha.add_part(nvrtc_version);
+  return sha.hex();
 }
 
 PruneReport TuningDb::prune(const PruneOptions& options) {

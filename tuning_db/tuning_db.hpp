@@ -11,9 +11,22 @@
 //   reason; it is never modified or overwritten. A DB of an older schema version is migrated on a
 //   read-write open, one transaction per step; a DB of a newer schema is refused, never downgraded.
 // - Every record is validated before it is written (DbError naming the field); a kOk trial or a
-//   winner always has a finite, positive time.
-// - The winner of a key is only ever replaced by a faster verified (kOk) trial, in the same
-//   transaction that records that trial: a reader never sees a half-written winner.
+//   winner always has a finite time no faster than time_floor_ms and an error within
+//   verified_error_ceiling (codegen/problem.hpp), whoever wrote it (the tuner or import).
+// - A winner is supported: a kOk trial of the same key and config with the same time and error,
+//   and a config that may_win (codegen/config.hpp: never a test-only fault kernel). winner() and
+//   winners() return only supported winners, whatever the file holds.
+// - The winner of a key is replaced only by a supported one, in the same transaction that records
+//   its trial (a reader never sees a half-written winner), and only when it is faster, when the
+//   current one is no longer supported (a retune replaces a winner no trial backs), or when the
+//   current one was imported and the new one measured here.
+// - Origin: a winner merged in by import is marked imported (not exported: it describes this DB).
+//   The runtime treats an imported winner as a hint, never as a fact, until a trial measured here
+//   replaces it (runtime/heuristic.hpp, serves_as_tuned); measured_configs counts only trials
+//   measured here, so a resumed autotune measures imported configs on this GPU.
+// - Every cached cubin carries the SHA-256 of its bytes; cached_cubin checks it on every load and
+//   treats a mismatch as absent (dropping the entry when writable, saying so once per process).
+//   This catches damage, not a writer who rewrites both: the DB file is as trusted as its folder.
 // - A TuningDb object may be shared between threads (calls are serialized).
 #include <cstdint>
 #include <memory>
@@ -93,6 +106,7 @@ struct WinnerRecord {
   double median_ms = 0;
   double max_error = 0;
   std::string updated_at;  // measured_at of the winning trial
+  bool imported = false;   // merged in by import: not (yet) measured by this DB's tuner
 };
 
 struct WinnerKey {
@@ -134,7 +148,7 @@ struct CubinCacheStats {
 
 class TuningDb {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   // PRAGMA application_id of every deconvtune DB ("DTDB"): tells ours from other SQLite files.
   static constexpr int32_t kApplicationId = 0x44544442;
 
@@ -164,7 +178,8 @@ class TuningDb {
   // (key, config, measured_at) was already there (nothing changes then).
   bool record_trial(const TrialRecord& trial);
 
-  // Configs already measured (any status) for this key: what a resumed tuner skips.
+  // Configs already measured here (any status) for this key: what a resumed tuner skips. Imported
+  // trials do not count: they were measured elsewhere.
   std::vector<std::string> measured_configs(const WinnerKey& key) const;
   std::vector<TrialRecord> trials(const WinnerKey& key) const;  // in the order recorded
   std::vector<TrialRecord> all_trials() const;                  // in the order recorded
@@ -175,7 +190,8 @@ class TuningDb {
   std::optional<WinnerRecord> winner(const WinnerKey& key) const;
   std::vector<WinnerRecord> winners() const;  // ordered by key
 
-  // The cubin cache, keyed by cubin_cache_key().
+  // The cubin cache, keyed by cubin_cache_key(). A cubin whose bytes do not match their stored
+  // SHA-256 is absent (and dropped, when writable): the caller compiles again.
   std::optional<std::vector<char>> cached_cubin(const std::string& cache_key) const;
   void store_cubin(const std::string& cache_key, const std::vector<char>& cubin);
   CubinCacheStats cubin_cache_stats() const;
@@ -204,6 +220,14 @@ class TuningDb {
 void validate_device(const DeviceRecord& device);
 void validate_trial(const TrialRecord& trial);
 void validate_winner(const WinnerRecord& winner);
+// The fastest time a kernel of `problem` could take: reading x and writing y at 20 TB/s, about
+// four times any GPU memory's bandwidth today (HBM3e: 4.8 TB/s on the H200, 8 TB/s on the B200)
+// and above the H100/H200 L2's. A verified time below it is a measuring fault or a forgery.
+double time_floor_ms(const Problem& problem);
+// What a verified (kOk) result of `problem` must satisfy: its times no faster than time_floor_ms
+// and max_error within verified_error_ceiling. Throws FieldError naming "median_ms", "min_ms" or
+// "max_error".
+void validate_verified(const Problem& problem, double median_ms, double min_ms, double max_error);
 // A problem key back into its Problem; throws FieldError("problem_key", ...) when it does not
 // parse or is not canonical (Problem::key() of the result must equal it).
 Problem parse_problem_key(std::string_view key);
