@@ -1,6 +1,7 @@
 #include "runtime/nvrtc_compiler.hpp"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nvrtc.h>
 
 #include <algorithm>
@@ -38,11 +39,30 @@ std::string nvrtc_version() {
   return fmt::format("{}.{}", major, minor);
 }
 
+std::vector<int> supported_archs() {
+  static const std::vector<int> archs = [] {
+    int count = 0;
+    check_nvrtc(nvrtcGetNumSupportedArchs(&count), "nvrtcGetNumSupportedArchs");
+    std::vector<int> list(static_cast<size_t>(std::max(count, 0)));
+    check_nvrtc(nvrtcGetSupportedArchs(list.data()), "nvrtcGetSupportedArchs");
+    return list;
+  }();
+  return archs;
+}
+
 std::vector<std::string> nvrtc_flags(const CompileOptions& options) {
   static const std::regex kArch("(sm|compute)_[0-9]+a?");
   if (!std::regex_match(options.arch, kArch)) {
     throw std::invalid_argument(
         fmt::format("arch '{}' is not of the form sm_90, sm_90a or compute_90", options.arch));
+  }
+  // A well-formed arch NVRTC cannot target is the caller's mistake too, not a failed compile.
+  const int number = std::stoi(options.arch.substr(options.arch.find('_') + 1, 4));
+  const std::vector<int> supported = supported_archs();
+  if (std::find(supported.begin(), supported.end(), number) == supported.end()) {
+    throw std::invalid_argument(fmt::format("arch '{}': NVRTC {} compiles for {} only",
+                                            options.arch, nvrtc_version(),
+                                            fmt::join(supported, ", ")));
   }
   std::vector<std::string> flags = {"--gpu-architecture=" + options.arch, "--std=c++17",
                                     "-default-device", "--device-int128", "-lineinfo"};

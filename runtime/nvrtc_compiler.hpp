@@ -37,8 +37,11 @@ struct CompileResult {
   double milliseconds = 0;
 };
 
+// The compute capabilities this NVRTC compiles for (75, 80, ..., 90, ...).
+std::vector<int> supported_archs();
+
 // Exactly the flags compile_cuda gives NVRTC for these options. Throws std::invalid_argument for
-// an arch string not of the form sm_90, sm_90a or compute_90.
+// an arch string not of the form sm_90, sm_90a or compute_90, or one NVRTC does not support.
 std::vector<std::string> nvrtc_flags(const CompileOptions& options);
 
 // Compiles `source` with NVRTC. Throws only for misuse (an unknown arch string); a source that

@@ -182,3 +182,24 @@ TEST(Cli, UnknownSubcommandsAreNamedWithASuggestion) {
   EXPECT_FALSE(contains(run_cli("worker --help").output, "not a command"));
   EXPECT_TRUE(contains(run_cli("db import /does/not/exist").output, "no such file"));
 }
+
+// Issue 14.3/14.4: values that used to mean something else or fail late are bad input (exit 2).
+TEST(Cli, DbPathsDevicesAndArchsHaveOneRuleAndExitTwo) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"db list --db ''", "--db is empty"},
+      {"autotune --simulate --problem seed --db ''", "--db is empty"},
+      {"db list --db :memory:", "would keep nothing"},
+      {"db show --db 'file:/tmp/x.db?mode=ro'", "not a SQLite URI"},
+      {"default-report --problems /dev/null --db file:x", "not a SQLite URI"},
+      {"autotune --simulate --problem seed --devices 0,1,0 --db /nonexistent/x.db",
+       "lists 0 twice"},
+      {"inspect --problem seed --arch sm_1000 --resources", "NVRTC"},
+      {"inspect --problem seed --arch sm_90b --resources", "not of the form"},
+  };
+  for (const auto& [arguments, expected] : cases) {
+    CliResult result = run_cli(arguments);
+    EXPECT_EQ(result.exit_code, 2) << arguments << "\n" << result.output;
+    EXPECT_TRUE(contains(result.output, expected)) << arguments << "\n" << result.output;
+  }
+  EXPECT_FALSE(std::filesystem::exists("file:")) << "no URI folder tree in the working folder";
+}

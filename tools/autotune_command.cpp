@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <map>
@@ -37,6 +38,9 @@ std::vector<int> parse_int_list(const std::string& text, const char* option) {
     if (item.empty() || error != std::errc() || end != item.data() + item.size() || value < 0) {
       throw BadInput{
           fmt::format("{} '{}': '{}' is not a non-negative whole number", option, text, item)};
+    }
+    if (std::find(values.begin(), values.end(), value) != values.end()) {
+      throw BadInput{fmt::format("{} '{}' lists {} twice", option, text, value)};
     }
     values.push_back(value);
   }

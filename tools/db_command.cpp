@@ -14,6 +14,7 @@
 
 #include "codegen/generator.hpp"
 #include "codegen/problem.hpp"
+#include "tools/cli_checks.hpp"
 #include "tools/commands.hpp"
 #include "tuning_db/exchange.hpp"
 #include "tuning_db/tuning_db.hpp"
@@ -249,7 +250,7 @@ CLI::App* add_db_command(CLI::App& app, DbArgs& args) {
       "else $XDG_CACHE_HOME/deconvtune/tuning.db, else ~/.cache/deconvtune/tuning.db).");
   db->require_subcommand(1);
   db->fallthrough();  // `db list --db PATH` as well as `db --db PATH list`
-  db->add_option("--db", args.db_path, "the tuning DB file");
+  db->add_option("--db", args.db_path, "the tuning DB file")->check(tuning_db_path());
 
   auto action = [&args](CLI::App* command, const char* name) {
     command->callback([&args, name] { args.action = name; });

@@ -9,31 +9,13 @@
 
 #include "codegen/epilogue.hpp"
 #include "tools/autotune_command.hpp"
+#include "tools/cli_checks.hpp"
 #include "tools/commands.hpp"
 #include "tools/db_command.hpp"
 #include "tools/default_report.hpp"
 #include "tools/worker_command.hpp"
 
 namespace {
-
-// Durations: CLI11's number checks let "nan" and "inf" through, and a NaN budget or deadline
-// compares false against every clock reading (no limit, or a wait that never ends). The message
-// names the option itself: CLI11 leaves the name out for hidden options.
-CLI::Validator finite_seconds(const std::string& option) {
-  return CLI::Validator(
-      [option](std::string& text) -> std::string {
-        size_t used = 0;
-        double value = -1;
-        try {
-          value = std::stod(text, &used);
-        } catch (const std::exception&) {
-        }
-        if (used != text.size() || !std::isfinite(value) || value < 0 || value > 7 * 24 * 3600.0)
-          return option + " must be a number of seconds from 0 to a week, got '" + text + "'";
-        return {};
-      },
-      "SECONDS");
-}
 
 void add_problem_options(CLI::App& command, deconvtune::tools::ProblemArgs& args) {
   command
@@ -162,9 +144,11 @@ int main(int argc, char** argv) {
   autotune_cmd
       ->add_option("--precision", autotune.precision, "fp32 or tf32 (overrides the problem's)")
       ->check(CLI::IsMember({"fp32", "tf32"}));
-  autotune_cmd->add_option("--db", autotune.db,
-                           "tuning DB path (default: $DECONVTUNE_DB, else "
-                           "$XDG_CACHE_HOME/deconvtune/tuning.db)");
+  autotune_cmd
+      ->add_option("--db", autotune.db,
+                   "tuning DB path (default: $DECONVTUNE_DB, else "
+                   "$XDG_CACHE_HOME/deconvtune/tuning.db)")
+      ->check(tuning_db_path());
   autotune_cmd
       ->add_option("--strategy", autotune.strategy,
                    "auto (exhaustive for small spaces, random under a budget, else "
@@ -228,8 +212,9 @@ int main(int argc, char** argv) {
   report_cmd->add_option("--precisions", report.precisions, "fp32, tf32 or both")
       ->check(CLI::IsMember({"fp32", "tf32", "fp32,tf32", "tf32,fp32"}))
       ->capture_default_str();
-  report_cmd->add_option("--db", report.db,
-                         "tuning DB path (default: $DECONVTUNE_DB, else ~/.cache)");
+  report_cmd
+      ->add_option("--db", report.db, "tuning DB path (default: $DECONVTUNE_DB, else ~/.cache)")
+      ->check(tuning_db_path());
   report_cmd->add_option("--out", report.out, "also write the markdown table to this file");
   report_cmd->add_option("--reps", report.reps, "timed runs per config")
       ->check(CLI::Range(1, 10000))
