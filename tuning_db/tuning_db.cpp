@@ -749,9 +749,7 @@ std::unique_ptr<Connection> open_connection(const std::string& path, bool read_o
   if (path != ":memory:") {
     if (std::optional<std::string> why = sqlite::why_not_writable(path)) {
       throw DbError(
-          fmt::format("{}: the tuning DB is read-only here: {}; the read-only commands "
-                      "(db list, db show, db export) can still read it",
-                      path, *why));
+          fmt::format("{}: the tuning DB is read-only here: {}; nothing was written", path, *why));
     }
   }
   return std::make_unique<Connection>(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
@@ -829,8 +827,9 @@ TuningDb::TuningDb(const std::string& path, bool read_only) : impl_(std::make_un
     impl.schema_version = static_cast<int>(inspection.user_version);
     return;
   }
-  if (existing)
+  if (existing) {
     connection.guard_writes([&connection, path] { verify_before_writing(connection, path); });
+  }
   if (!in_memory) use_wal(connection, path);
   // WAL + NORMAL: a killed process never loses a committed transaction (only power loss could
   // lose the last few, never consistency), and a commit costs no fsync.
