@@ -413,7 +413,6 @@ TEST(tuning_db_hostile, SubtlyCorruptFilesAreReportedOrReadButNeverWrittenInto) 
       ++refused_writes;
       EXPECT_TRUE(contains(write_error, "corrupt")) << write_error;
       EXPECT_TRUE(testing::read_bytes(path) == bytes) << "a corrupt file was written into";
-      std::error_code ignored;
       EXPECT_EQ(
           std::filesystem::exists(path + "-wal") ? std::filesystem::file_size(path + "-wal") : 0u,
           0u)
@@ -453,9 +452,9 @@ TEST(tuning_db_hostile, SubtlyCorruptFilesAreReportedOrReadButNeverWrittenInto) 
 // ---------------------------------------------------------------------------------------------
 // Read-only
 
-using testing::in_unprivileged_child;
-using testing::kNobody;
-using testing::unprivileged_prefix;
+using ::deconvtune::testing::in_unprivileged_child;
+using ::deconvtune::testing::kNobody;
+using ::deconvtune::testing::unprivileged_prefix;
 
 // What a read-only reader sees, and what a write attempt says.
 std::string read_and_try_writing(const std::string& path) {
