@@ -545,6 +545,10 @@ TEST(tuning_db_hostile, ReadOnlyFolderOrFileIsReadByEveryReaderAndWritesSayReadO
   EXPECT_EQ(exported.output, expected_export);
   CliResult listed_file = run_db("db list --db " + shell_quoted(ro_file), true, as_reader);
   EXPECT_EQ(listed_file.exit_code, 0) << listed_file.output;
+  // The read-only open's reason, not the read-write retry's ("read-only here").
+  CliResult listed_wal = run_db("db list --db " + shell_quoted(wal_path), true, as_reader);
+  EXPECT_EQ(listed_wal.exit_code, 1) << listed_wal.output;
+  EXPECT_TRUE(contains(listed_wal.output, "-wal holds transactions")) << listed_wal.output;
   std::string export_file = dir.file("export.json");
   testing::write_bytes(export_file, expected_export);
   std::filesystem::permissions(export_file, std::filesystem::perms(0644));
