@@ -1,8 +1,13 @@
 #pragma once
-// Shared by the tuning DB tests: a temporary folder, file bytes, and sample records.
+// Shared by the tuning DB tests: a temporary folder, file bytes, sample records, a raw SQLite
+// handle and the `deconvtune` binary through the shell.
 #include <fmt/format.h>
+#include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -43,6 +48,68 @@ inline std::string read_bytes(const std::string& path) {
 inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream file(path, std::ios::binary | std::ios::trunc);
   file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A raw SQLite handle for looking at what TuningDb wrote, or for breaking files on purpose.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path, int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) {
+    if (sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_URI, nullptr) != SQLITE_OK) {
+      std::string reason = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("open " + path + ": " + reason);
+    }
+  }
+  ~RawDb() { sqlite3_close(db_); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+  sqlite3* handle() const { return db_; }
+  std::string text(const std::string& sql) const {
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &statement, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(sqlite3_errmsg(db_));
+    }
+    std::string result;
+    if (sqlite3_step(statement) == SQLITE_ROW) {
+      const unsigned char* value = sqlite3_column_text(statement, 0);
+      result = value ? reinterpret_cast<const char*>(value) : "NULL";
+    }
+    sqlite3_finalize(statement);
+    return result;
+  }
+  void exec(const std::string& sql) const {
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(sqlite3_errmsg(db_));
+    }
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+struct CliResult {
+  int exit_code = -1;  // -1: killed by a signal (a crash) or not started
+  std::string output;
+};
+
+inline std::string shell_quoted(const std::string& path) { return "'" + path + "'"; }
+
+// Runs the binary through the shell; `stderr_too` merges stderr into the output. `environment`
+// comes first on the command line: variables, or a wrapper such as `timeout 60`.
+inline CliResult run_db(const std::string& arguments, bool stderr_too = true,
+                        const std::string& environment = "") {
+  const char* binary = std::getenv("DECONVTUNE_BINARY");
+  std::string command = environment + " " + (binary ? binary : DECONVTUNE_BINARY) + " " +
+                        arguments + (stderr_too ? " 2>&1" : " 2>/dev/null");
+  CliResult result;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return result;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
+  int status = pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
 }
 
 inline DeviceRecord h100() { return {"NVIDIA H100 80GB HBM3", "sm_90", 132, 13000, "13.0"}; }

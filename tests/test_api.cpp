@@ -20,6 +20,7 @@
 #include "runtime/driver_api.hpp"
 #include "runtime/verifier.hpp"
 #include "tests/api_test_util.hpp"
+#include "tests/unprivileged.hpp"
 
 // GCC sees malloc'ed memory reach free() through inlined allocators and warns; it is the pairing
 // of this replacement itself.
@@ -147,6 +148,33 @@ TEST(Api, NotADatabaseIsRefusedAndLeftAlone) {
   std::ifstream in(db.path());
   std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(contents, garbage);
+}
+
+// A database the process may read but not write (here: its folder is 0555; as root the Engine is
+// made by nobody) still gives an Engine, through the read-only open (issue 14).
+TEST(Api, DatabaseInAReadOnlyFolderIsOpenedReadOnly) {
+  TempDb db;
+  { Engine engine(db.options()); }
+  const fs::path folder = fs::path(db.path()).parent_path();
+  if (geteuid() == 0) {
+    ASSERT_EQ(chown(db.path().c_str(), deconvtune::testing::kNobody, deconvtune::testing::kNobody),
+              0);
+  }
+  fs::permissions(folder, fs::perms(0555));
+  std::string report = deconvtune::testing::in_unprivileged_child([&] {
+    try {
+      Engine engine(db.options());
+      return std::string("opened");
+    } catch (const Error& e) {
+      return std::string("error: ") + e.what();
+    }
+  });
+  fs::permissions(folder, fs::perms(0755));
+  if (report == "cannot drop to nobody") {
+    GTEST_SKIP() << "running as root without CAP_SETUID: permissions cannot be tested here";
+  }
+  EXPECT_EQ(report, "opened");
+  EXPECT_FALSE(fs::exists(db.path() + "-shm"));
 }
 
 TEST(Api, BadProblemsNameTheField) {

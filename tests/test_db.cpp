@@ -18,35 +18,7 @@ namespace {
 
 using testing::TempDir;
 
-// A raw SQLite handle for looking at what TuningDb wrote, or for breaking files on purpose.
-class RawDb {
- public:
-  explicit RawDb(const std::string& path) {
-    if (sqlite3_open(path.c_str(), &db_) != SQLITE_OK) throw std::runtime_error("open");
-  }
-  ~RawDb() { sqlite3_close(db_); }
-  std::string text(const std::string& sql) const {
-    sqlite3_stmt* statement = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &statement, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(sqlite3_errmsg(db_));
-    }
-    std::string result;
-    if (sqlite3_step(statement) == SQLITE_ROW) {
-      const unsigned char* value = sqlite3_column_text(statement, 0);
-      result = value ? reinterpret_cast<const char*>(value) : "NULL";
-    }
-    sqlite3_finalize(statement);
-    return result;
-  }
-  void exec(const std::string& sql) const {
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(sqlite3_errmsg(db_));
-    }
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
+using testing::RawDb;
 
 std::string error_of(const std::function<void()>& action) {
   try {

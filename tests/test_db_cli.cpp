@@ -1,7 +1,6 @@
 // `deconvtune db ...` as a user meets it, through the built binary: output, exit codes (0 ok,
 // 1 failure, 2 bad input) and files left as they were on refusal.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -16,33 +15,13 @@ namespace {
 
 using testing::TempDir;
 
-struct CliResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-// Runs the binary through the shell; `stderr_too` merges stderr into the output.
-CliResult run_db(const std::string& arguments, bool stderr_too = true,
-                 const std::string& environment = "") {
-  const char* binary = std::getenv("DECONVTUNE_BINARY");
-  std::string command = environment + " " + (binary ? binary : DECONVTUNE_BINARY) + " " +
-                        arguments + (stderr_too ? " 2>&1" : " 2>/dev/null");
-  CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using testing::CliResult;
+using testing::run_db;
+using testing::shell_quoted;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
-
-std::string shell_quoted(const std::string& path) { return "'" + path + "'"; }
 
 TEST(tuning_db_cli, ExportImportListShowPruneThroughTheBinary) {
   TempDir dir;

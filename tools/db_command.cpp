@@ -43,10 +43,15 @@ std::unique_ptr<TuningDb> open_for_reading(const std::string& path) {
   }
   try {
     return std::make_unique<TuningDb>(path, /*read_only=*/true);
-  } catch (const DbError&) {
-    // An older schema needs a read-write open to migrate; anything else fails there again, with
-    // the same message.
-    return std::make_unique<TuningDb>(path);
+  } catch (const DbError& read_error) {
+    // An older schema needs a read-write open to migrate. When that fails too (a read-only
+    // folder, a damaged or hostile file), the read-only open's reason is the one that matters.
+    std::string reason = read_error.what();
+    try {
+      return std::make_unique<TuningDb>(path);
+    } catch (const DbError&) {
+      throw DbError(reason);
+    }
   }
 }
 

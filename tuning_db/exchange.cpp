@@ -488,11 +488,12 @@ ExchangeDocument read_db_file(const std::string& path) {
   }
   TemporaryDbFile copy;
   try {
-    Connection source(path, SQLITE_OPEN_READONLY);
-    sqlite3_busy_timeout(source.handle(), 10000);
+    // Read-only, so that a file in a folder we may not write (or on a read-only mount) imports.
+    std::unique_ptr<Connection> source = sqlite::open_read_only(path);
+    sqlite3_busy_timeout(source->handle(), 10000);
     Connection target(copy.path(), SQLITE_OPEN_READWRITE);
     std::unique_ptr<sqlite3_backup, decltype(&sqlite3_backup_finish)> backup(
-        sqlite3_backup_init(target.handle(), "main", source.handle(), "main"),
+        sqlite3_backup_init(target.handle(), "main", source->handle(), "main"),
         sqlite3_backup_finish);
     if (!backup) target.fail(sqlite3_errcode(target.handle()), "copying the DB to import");
     // Backup errors are reported on the target handle; the code says what went wrong.
@@ -508,7 +509,13 @@ ExchangeDocument read_db_file(const std::string& path) {
     throw ImportError(path, replace_all(e.what(), path + ": ", ""));
   }
   try {
-    TuningDb db(copy.path());  // checks it is ours and sound, and migrates the copy
+    TuningDb db(copy.path());  // checks it is ours, table for table, and migrates the copy
+    // The copy is read whole: a damaged page or index would drop or garble rows unseen.
+    std::string verdict = db.integrity_check();
+    if (verdict != "ok") {
+      throw ImportError(path, fmt::format("the tuning DB is corrupt (integrity_check: {})",
+                                          text::printable(verdict.substr(0, 500))));
+    }
     return validate_document(export_json(db, /*all=*/true));
   } catch (const ImportError& e) {
     throw ImportError(path + ": " + e.where(), e.rule());

@@ -71,7 +71,9 @@ struct ExchangeDocument {
 ExchangeDocument parse_exchange_json(std::string_view text);
 
 // Reads another tuning DB file (any schema version this build knows) into a validated document.
-// The file is not modified: it is copied with SQLite's backup API and the copy is migrated.
+// The file is not modified: it is copied with SQLite's backup API (read-only, so a file in a
+// read-only folder imports) and the copy is checked like any TuningDb (schema exactly ours) and
+// must pass integrity_check before it is read, then migrated.
 ExchangeDocument read_db_file(const std::string& path);
 
 struct ImportReport {

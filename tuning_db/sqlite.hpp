@@ -3,10 +3,16 @@
 // Statement owns a prepared statement and takes values only as bound parameters. Every SQLite
 // error becomes a DbError naming the DB's path and SQLite's reason; SQLITE_BUSY and SQLITE_LOCKED
 // become BusyError so that callers can retry the whole transaction (see Connection::write).
+//
+// Every connection treats its file as untrusted: SQLITE_DBCONFIG_DEFENSIVE on, TRUSTED_SCHEMA off,
+// triggers and views disabled (a deconvtune DB has none; TuningDb also refuses a file that holds
+// any), and each statement is stopped, as a DbError, when it runs longer than the query limit.
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +27,17 @@ class BusyError : public DbError {
  public:
   using DbError::DbError;
 };
+
+// How long one statement may run, from its first step to its last, before it is stopped: 60 s,
+// or $DECONVTUNE_DB_QUERY_SECONDS (for tests; a value that is not a number of seconds in
+// (0, 604800] raises DbError naming the variable). Generous for any real DB: a full
+// integrity_check of a 20 MB DB takes well under a second (docs/reliability.md).
+double query_limit_seconds();
+
+// Why this process cannot write the DB file at `path` or create the -wal, -shm and -journal files
+// that SQLite puts beside it: "the folder X is not writable", "X is on a read-only file system",
+// "the file is not writable"; nullopt when it can.
+std::optional<std::string> why_not_writable(const std::string& path);
 
 class Connection;
 
@@ -66,14 +83,19 @@ class Statement {
   int parameter_count() const;
 
  private:
+  void finished();
+
   const Connection& connection_;
   sqlite3_stmt* statement_ = nullptr;
+  bool running_ = false;  // between the first step and done / reset: the query clock runs
 };
 
 class Connection {
  public:
-  // Opens without touching the file's content. `flags` as sqlite3_open_v2 takes them.
-  Connection(const std::string& path, int flags);
+  // Opens without touching the file's content. `flags` as sqlite3_open_v2 takes them. `immutable`:
+  // read-only, through a URI with immutable=1 (no locks, no -wal or -shm: for a file that nobody
+  // can change, on a read-only mount or in a folder nobody may write).
+  Connection(const std::string& path, int flags, bool immutable = false);
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -83,6 +105,8 @@ class Connection {
 
   // Runs SQL that takes no parameters (pragmas, DDL, BEGIN/COMMIT).
   void exec(std::string_view sql) const;
+  // Runs a script of several statements (the migrations), under one query limit.
+  void exec_script(const char* sql, std::string_view what) const;
   // The first column of the first row of a parameterless query, as text ("" when no row).
   std::string query_text(std::string_view sql) const;
   int64_t query_int(std::string_view sql) const;
@@ -97,12 +121,53 @@ class Connection {
   // `body` in one read transaction (a consistent snapshot), retried likewise.
   void read(const std::function<void()>& body, double retry_seconds = 120) const;
 
+  // `check` must pass before this connection writes for the first time (TuningDb: integrity_check
+  // of a file it did not create). Until it has, a leftover -wal is not checkpointed on close. When
+  // it throws DbError, every write throws that error again and never starts.
+  void guard_writes(std::function<void()> check);
+  // Runs the pending guard, or throws its refusal; write() calls it, so do other writes (PRAGMA
+  // journal_mode) before they start.
+  void check_writes() const;
+
+  void set_query_limit(double seconds) { query_limit_ = seconds; }
+
+  // While one of these lives, the query clock runs (the first one starts it): what a statement or
+  // script holds while it runs, so that statements nested in another share its deadline.
+  class Running {
+   public:
+    explicit Running(const Connection& connection) : connection_(connection) {
+      acquire(connection);
+    }
+    ~Running() { release(connection_); }
+    // The same by hand, for a statement, whose run spans several calls.
+    static void acquire(const Connection& connection);
+    static void release(const Connection& connection);
+    Running(const Running&) = delete;
+    Running& operator=(const Running&) = delete;
+
+   private:
+    const Connection& connection_;
+  };
+
  private:
   void transaction(const char* begin, const std::function<void()>& body,
                    double retry_seconds) const;
+  static int on_progress(void* connection);
 
   sqlite3* db_ = nullptr;
   std::string path_;
+  double query_limit_ = 60;
+  mutable int running_ = 0;
+  mutable std::chrono::steady_clock::time_point deadline_;
+  mutable bool timed_out_ = false;
+  mutable std::function<void()> write_guard_;
+  mutable std::optional<std::string> write_refusal_;
 };
+
+// Opens an existing DB file for reading only. SQLite reads a WAL-mode file through its -shm, which
+// it creates beside the file when absent; where it cannot (why_not_writable), the file is opened
+// immutable instead, unless a -wal holds transactions that only that -shm could index (DbError
+// saying so: reading without them would give stale rows).
+std::unique_ptr<Connection> open_read_only(const std::string& path);
 
 }  // namespace deconvtune::db::sqlite

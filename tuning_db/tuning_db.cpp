@@ -399,40 +399,134 @@ CREATE TABLE cubin_cache (
 };
 static_assert(std::size(kMigrations) == TuningDb::kSchemaVersion);
 
-void exec_script(const Connection& connection, const char* sql) {
-  char* message = nullptr;
-  int code = sqlite3_exec(connection.handle(), sql, nullptr, nullptr, &message);
-  if (code != SQLITE_OK) {
-    std::string reason = message ? message : sqlite3_errstr(code);
-    sqlite3_free(message);
-    connection.fail(code, "migrating: " + reason);
+// One entry of sqlite_schema. `sql` is SQLite's stored text with runs of whitespace outside quotes
+// made one space (whitespace cannot change what a statement means; everything else can).
+struct SchemaObject {
+  std::string type, name, table, sql;
+  bool operator==(const SchemaObject& other) const {
+    return type == other.type && name == other.name && table == other.table && sql == other.sql;
   }
+};
+using Schema = std::vector<SchemaObject>;  // ordered by type, then name
+
+std::string normalized_sql(std::string_view sql) {
+  std::string result;
+  char quote = 0;  // the quote character we are inside of, if any
+  bool space = false;
+  for (char c : sql) {
+    if (quote == 0 && (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f')) {
+      space = true;
+      continue;
+    }
+    if (space && !result.empty()) result += ' ';
+    space = false;
+    result += c;
+    if (quote == 0 && (c == '\'' || c == '"' || c == '`' || c == '[')) {
+      quote = c == '[' ? ']' : c;
+    } else if (quote != 0 && c == quote) {
+      quote = 0;  // a doubled quote closes and reopens: the same state either way
+    }
+  }
+  return result;
+}
+
+Schema read_schema(const Connection& connection) {
+  Schema schema;
+  Statement statement(connection,
+                      "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name");
+  while (statement.step()) {
+    schema.push_back({statement.column_text(0), statement.column_text(1), statement.column_text(2),
+                      normalized_sql(statement.column_text(3))});
+  }
+  return schema;
+}
+
+// What this build's migrations make, per schema version (index 0: version 1): the scripts
+// themselves, run once into a private in-memory DB, so there is no second copy of the DDL.
+const Schema& expected_schema(int version) {
+  static const std::vector<Schema> schemas = [] {
+    std::vector<Schema> result;
+    Connection memory(":memory:", SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    for (const char* migration : kMigrations) {
+      memory.exec_script(migration, "deriving the schema");
+      result.push_back(read_schema(memory));
+    }
+    return result;
+  }();
+  return schemas.at(static_cast<size_t>(version - 1));
+}
+
+std::string describe(const SchemaObject& object) {
+  return fmt::format("{} '{}'", object.type, text::printable(object.name.substr(0, 100)));
+}
+
+// The ways `actual` differs from `expected`, as phrases; empty when it is exactly ours.
+std::vector<std::string> schema_differences(const Schema& actual, const Schema& expected) {
+  auto find = [](const Schema& schema, const SchemaObject& like) -> const SchemaObject* {
+    for (const SchemaObject& object : schema) {
+      if (object.type == like.type && object.name == like.name) return &object;
+    }
+    return nullptr;
+  };
+  std::vector<std::string> differences;
+  for (const SchemaObject& object : actual) {
+    const SchemaObject* ours = find(expected, object);
+    if (ours == nullptr) {
+      differences.push_back(describe(object) + " is not part of a deconvtune DB");
+    } else if (!(*ours == object)) {
+      differences.push_back(fmt::format("{} is not defined as in a deconvtune DB (it is `{}`)",
+                                        describe(object),
+                                        text::printable(object.sql.substr(0, 300))));
+    }
+  }
+  for (const SchemaObject& object : expected) {
+    if (find(actual, object) == nullptr) differences.push_back(describe(object) + " is missing");
+  }
+  return differences;
+}
+
+// Refuses a file whose tables, indexes, triggers or views are not exactly those that this build's
+// migrations make for its version: its own SQL (a trigger, a view named like a table) would run
+// inside our statements, or hang them.
+void check_schema(const std::string& path, const Schema& actual, int64_t version) {
+  std::vector<std::string> differences =
+      schema_differences(actual, expected_schema(static_cast<int>(version)));
+  if (differences.empty()) return;
+  std::string list;
+  for (size_t i = 0; i < differences.size() && i < 8; ++i) {
+    list += (i ? "; " : "") + differences[i];
+  }
+  if (differences.size() > 8) list += fmt::format("; and {} more", differences.size() - 8);
+  throw DbError(
+      fmt::format("{}: not a deconvtune tuning DB of schema version {}: {}; it was left "
+                  "as it is",
+                  path, version, list));
 }
 
 // What the file holds before we touch it.
 struct Inspection {
   int64_t application_id = 0;
   int64_t user_version = 0;
-  int64_t objects = 0;  // tables, indexes, ... in sqlite_schema
-  std::string tables;   // their names, for the message about a foreign file
+  Schema schema;
+  std::string tables;  // their names, for the message about a foreign file
 };
 
 Inspection inspect(const Connection& connection) {
   Inspection result;
   result.application_id = connection.query_int("PRAGMA application_id");
   result.user_version = connection.query_int("PRAGMA user_version");
-  Statement statement(connection, "SELECT type, name FROM sqlite_master ORDER BY name");
-  while (statement.step()) {
-    ++result.objects;
-    if (statement.column_text(0) == "table" && result.tables.size() < 200) {
-      result.tables += (result.tables.empty() ? "" : ", ") + statement.column_text(1);
+  result.schema = read_schema(connection);
+  for (const SchemaObject& object : result.schema) {
+    if (object.type == "table" && result.tables.size() < 200) {
+      result.tables += (result.tables.empty() ? "" : ", ") + object.name;
     }
   }
   return result;
 }
 
 bool is_fresh(const Inspection& inspection) {
-  return inspection.application_id == 0 && inspection.user_version == 0 && inspection.objects == 0;
+  return inspection.application_id == 0 && inspection.user_version == 0 &&
+         inspection.schema.empty();
 }
 
 void check_is_ours(const std::string& path, const Inspection& inspection) {
@@ -448,6 +542,7 @@ void check_is_ours(const std::string& path, const Inspection& inspection) {
       throw DbError(fmt::format("{}: the tuning DB has schema version {}, which never existed",
                                 path, inspection.user_version));
     }
+    check_schema(path, inspection.schema, inspection.user_version);
     return;
   }
   if (is_fresh(inspection)) return;
@@ -467,7 +562,8 @@ std::string without_path(const std::string& message, const std::string& path) {
 // is refused without SQLite ever touching it.
 constexpr std::string_view kSqliteMagic{"SQLite format 3\0", 16};
 
-void check_file(const std::string& path, bool read_only) {
+// Returns whether there is a file with content: one that this process did not create.
+bool check_file(const std::string& path, bool read_only) {
   namespace fs = std::filesystem;
   std::error_code error;
   fs::file_status status = fs::status(path, error);
@@ -481,7 +577,7 @@ void check_file(const std::string& path, bool read_only) {
                                   error.message()));
       }
     }
-    return;
+    return false;
   }
   if (!fs::is_regular_file(status)) throw DbError(fmt::format("{}: not a regular file", path));
   std::ifstream file(path, std::ios::binary);
@@ -489,7 +585,7 @@ void check_file(const std::string& path, bool read_only) {
   std::array<char, 100> header{};
   file.read(header.data(), header.size());
   std::streamsize got = file.gcount();
-  if (got == 0) return;  // an empty file becomes a new DB (SQLite's own rule)
+  if (got == 0) return false;  // an empty file becomes a new DB (SQLite's own rule)
   if (got < static_cast<std::streamsize>(header.size()) ||
       std::string_view(header.data(), kSqliteMagic.size()) != kSqliteMagic) {
     throw DbError(fmt::format(
@@ -497,6 +593,7 @@ void check_file(const std::string& path, bool read_only) {
         "SQLite header); it was left as it is",
         path));
   }
+  return true;
 }
 
 Precision read_precision(const Statement& statement, int column) {
@@ -752,19 +849,98 @@ std::string TuningDb::default_path() {
   return std::string(home) + "/.cache/deconvtune/tuning.db";
 }
 
+namespace {
+
+// PRAGMA integrity_check's rows, joined: "ok", or what is wrong.
+std::string integrity_verdict(const Connection& connection) {
+  std::string verdict;
+  Statement statement(connection, "PRAGMA integrity_check");
+  while (statement.step()) verdict += (verdict.empty() ? "" : "; ") + statement.column_text(0);
+  return verdict;
+}
+
+// The whole file, cubin cache included, before the first write into a file we did not create:
+// SQLite would otherwise build on a damaged page and spread the damage. A corrupt page that a
+// read meets later is reported as corrupt by Connection::fail.
+void verify_before_writing(const Connection& connection, const std::string& path) {
+  std::string verdict;
+  try {
+    connection.read([&] { verdict = integrity_verdict(connection); });
+  } catch (const sqlite::BusyError&) {
+    throw;
+  } catch (const DbError& e) {
+    verdict = without_path(e.what(), path);
+  }
+  if (verdict != "ok") {
+    throw DbError(fmt::format(
+        "{}: the tuning DB is corrupt (integrity_check: {}); nothing was written to it, it was "
+        "left as it is",
+        path, text::printable(verdict.substr(0, 500))));
+  }
+}
+
+std::unique_ptr<Connection> open_connection(const std::string& path, bool read_only) {
+  if (read_only) return sqlite::open_read_only(path);
+  if (path != ":memory:") {
+    if (std::optional<std::string> why = sqlite::why_not_writable(path)) {
+      throw DbError(
+          fmt::format("{}: the tuning DB is read-only here: {}; nothing was written", path, *why));
+    }
+  }
+  return std::make_unique<Connection>(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+}
+
+void use_wal(const Connection& connection, const std::string& path) {
+  if (connection.query_text("PRAGMA journal_mode") == "wal") return;
+  connection.check_writes();
+  // Changing the journal mode needs a moment alone with the file: retry while others hold it.
+  for (int attempt = 0;; ++attempt) {
+    try {
+      std::string mode = connection.query_text("PRAGMA journal_mode = WAL");
+      if (mode != "wal") {
+        throw DbError(fmt::format("{}: cannot use the WAL journal (SQLite says '{}')", path, mode));
+      }
+      return;
+    } catch (const sqlite::BusyError&) {
+      if (attempt > 200) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+}
+
+void migrate(const Connection& connection, const std::string& path, int64_t from_version) {
+  for (int version = static_cast<int>(from_version); version < TuningDb::kSchemaVersion;) {
+    connection.write([&] {
+      // Another process may have migrated since we looked.
+      Inspection now = inspect(connection);
+      check_is_ours(path, now);
+      version = static_cast<int>(now.user_version);
+      if (version >= TuningDb::kSchemaVersion) return;
+      if (version == 0) {
+        connection.exec(fmt::format("PRAGMA application_id = {}", TuningDb::kApplicationId));
+      }
+      connection.exec_script(kMigrations[version], "migrating");
+      // PRAGMA takes no bound parameters; the value is this build's own constant.
+      connection.exec(fmt::format("PRAGMA user_version = {}", version + 1));
+      ++version;
+    });
+  }
+}
+
+}  // namespace
+
 TuningDb::TuningDb(const std::string& path, bool read_only) : impl_(std::make_unique<Impl>()) {
   Impl& impl = *impl_;
   impl.path = path;
   impl.read_only = read_only;
   const bool in_memory = path == ":memory:";
   if (path.empty()) throw DbError("the tuning DB path is empty");
-  if (!in_memory) check_file(path, read_only);
-  impl.connection = std::make_unique<Connection>(
-      path, read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
-  const Connection& connection = *impl.connection;
+  const bool existing = !in_memory && check_file(path, read_only);
+  impl.connection = open_connection(path, read_only);
+  Connection& connection = *impl.connection;
   sqlite3_busy_timeout(connection.handle(), 10000);
 
-  // Reads only until we know the file is ours and sound.
+  // Reads only until we know the file is ours, table for table.
   Inspection inspection;
   try {
     connection.read([&] { inspection = inspect(connection); });
@@ -773,31 +949,6 @@ TuningDb::TuningDb(const std::string& path, bool read_only) : impl_(std::make_un
                               without_path(e.what(), path)));
   }
   check_is_ours(path, inspection);
-  if (!read_only && !is_fresh(inspection)) {
-    std::string verdict;
-    try {
-      // The tables that records live in, not the cubin cache: checking those is proportional to
-      // the trials (milliseconds), while the cache may hold many MB of cubins. A damaged cubin
-      // page is still reported (as corrupt) when it is read.
-      connection.read([&] {
-        verdict = "ok";
-        for (const char* table : {"devices", "problems", "trials", "winners"}) {
-          std::string result = connection.query_text(fmt::format("PRAGMA quick_check({})", table));
-          if (result != "ok") {
-            verdict = result;
-            break;
-          }
-        }
-      });
-    } catch (const DbError& e) {
-      verdict = e.what();
-    }
-    verdict = without_path(verdict, path);
-    if (verdict != "ok") {
-      throw DbError(fmt::format("{}: the tuning DB is corrupt ({}); it was left as it is", path,
-                                text::printable(verdict.substr(0, 500))));
-    }
-  }
   if (read_only) {
     if (is_fresh(inspection))
       throw DbError(fmt::format("{}: an empty file, not a tuning DB yet", path));
@@ -811,42 +962,15 @@ TuningDb::TuningDb(const std::string& path, bool read_only) : impl_(std::make_un
     impl.schema_version = static_cast<int>(inspection.user_version);
     return;
   }
-
-  if (!in_memory) {
-    // Changing the journal mode needs a moment alone with the file: retry while others hold it.
-    for (int attempt = 0;; ++attempt) {
-      try {
-        std::string mode = connection.query_text("PRAGMA journal_mode = WAL");
-        if (mode != "wal") {
-          throw DbError(
-              fmt::format("{}: cannot use the WAL journal (SQLite says '{}')", path, mode));
-        }
-        break;
-      } catch (const sqlite::BusyError&) {
-        if (attempt > 200) throw;
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      }
-    }
+  if (existing) {
+    connection.guard_writes([&connection, path] { verify_before_writing(connection, path); });
   }
+  if (!in_memory) use_wal(connection, path);
   // WAL + NORMAL: a killed process never loses a committed transaction (only power loss could
   // lose the last few, never consistency), and a commit costs no fsync.
   connection.exec("PRAGMA synchronous = NORMAL");
   connection.exec("PRAGMA foreign_keys = ON");
-
-  for (int version = static_cast<int>(inspection.user_version); version < kSchemaVersion;) {
-    connection.write([&] {
-      // Another process may have migrated since we looked.
-      Inspection now = inspect(connection);
-      check_is_ours(path, now);
-      version = static_cast<int>(now.user_version);
-      if (version >= kSchemaVersion) return;
-      if (version == 0) connection.exec(fmt::format("PRAGMA application_id = {}", kApplicationId));
-      exec_script(connection, kMigrations[version]);
-      // PRAGMA takes no bound parameters; the value is this build's own constant.
-      connection.exec(fmt::format("PRAGMA user_version = {}", version + 1));
-      ++version;
-    });
-  }
+  migrate(connection, path, inspection.user_version);
   impl.schema_version = static_cast<int>(connection.query_int("PRAGMA user_version"));
 }
 
@@ -1214,13 +1338,7 @@ std::string TuningDb::integrity_check() const {
   std::lock_guard lock(impl_->mutex);
   const Connection& connection = *impl_->connection;
   std::string verdict;
-  connection.read([&] {
-    verdict.clear();
-    Statement statement(connection, "PRAGMA integrity_check");
-    while (statement.step()) {
-      verdict += (verdict.empty() ? "" : "; ") + statement.column_text(0);
-    }
-  });
+  connection.read([&] { verdict = integrity_verdict(connection); });
   return verdict;
 }
 

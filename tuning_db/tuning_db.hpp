@@ -10,6 +10,22 @@
 // - A file that is not a deconvtune DB (or is corrupt) raises DbError naming the path and the
 //   reason; it is never modified or overwritten. A DB of an older schema version is migrated on a
 //   read-write open, one transaction per step; a DB of a newer schema is refused, never downgraded.
+// - The file is untrusted. Its sqlite_schema must be exactly what this build's migrations make
+//   for its user_version (type, name, table and SQL, whitespace aside): any other trigger, view,
+//   index, table or virtual table, or a changed definition, is refused on every open, read-only
+//   too, with a DbError naming the object ("trigger 'evil' is not part of a deconvtune DB").
+//   Connections run with SQLITE_DBCONFIG_DEFENSIVE on, TRUSTED_SCHEMA off and triggers and views
+//   disabled, so no SQL of the file's own ever runs.
+// - No query hangs: a statement running longer than the query limit (60 s, or
+//   $DECONVTUNE_DB_QUERY_SECONDS) is stopped with a DbError saying the query took too long.
+// - Before the first write into a file that this process did not create, a full integrity_check
+//   (cubin cache included) must pass; a file that fails it is never written ("corrupt ... left as
+//   it is"), and every later write on that object raises the same error. Read-only opens do not
+//   check (they stay cheap); a corrupt page met by a read is a DbError, never a crash.
+// - Read-only files: a read-only open reads a DB in a folder, or on a mount, where SQLite cannot
+//   create the -shm (opening it immutable), or a read-only file. A read-write open of such a DB
+//   raises DbError saying it is read-only here and why (folder not writable, read-only file
+//   system, file not writable), never "corrupt".
 // - Every record is validated before it is written (DbError naming the field); a kOk trial or a
 //   winner always has a finite time no faster than time_floor_ms and an error within
 //   verified_error_ceiling (codegen/problem.hpp), whoever wrote it (the tuner or import).
@@ -157,7 +173,8 @@ class TuningDb {
 
   // Opens (creating parent folders and the file when absent, unless read_only) and migrates.
   // ":memory:" is a private in-memory DB. A read-only open of a missing file, or of a DB that
-  // needs migrating, raises DbError.
+  // needs migrating, raises DbError; so does a read-write open where this process may not write
+  // (see the promises above).
   explicit TuningDb(const std::string& path, bool read_only = false);
   ~TuningDb();
   TuningDb(const TuningDb&) = delete;
