@@ -66,6 +66,7 @@ install(FILES ${CMAKE_BINARY_DIR}/deconvtuneConfig.cmake
 install(FILES ${CMAKE_BINARY_DIR}/deconvtune.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
 # The launch-overhead benchmark (Google Benchmark): host time of a cached plan's run().
+if(DECONVTUNE_BUILD_BENCHMARKS)
 find_package(benchmark REQUIRED)
 add_executable(deconvtune_launch_overhead bench/launch_overhead.cpp)
 target_link_libraries(deconvtune_launch_overhead PRIVATE deconvtune_shared benchmark::benchmark
@@ -73,3 +74,4 @@ target_link_libraries(deconvtune_launch_overhead PRIVATE deconvtune_shared bench
 # cuda.h for the driver's types; the driver itself is dlopen'ed for the benchmark's buffers.
 target_include_directories(deconvtune_launch_overhead SYSTEM PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
 set_target_properties(deconvtune_launch_overhead PROPERTIES BUILD_RPATH "${CUDAToolkit_LIBRARY_DIR}")
+endif()

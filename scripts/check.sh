@@ -25,7 +25,7 @@ step() { printf '\n==== check: %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 started=$(date +%s)
 
 step "Release build and tests"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DDECONVTUNE_BUILD_TESTS=ON -DDECONVTUNE_BUILD_BENCHMARKS=ON
 cmake --build "$build" -j"$jobs"
 ctest --test-dir "$build" --output-on-failure -j"$jobs"
 
@@ -36,7 +36,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/fuzz/lsan.supp:print_suppressions=0}
 cmake -S . -B "$asan_build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
-  -DDECONVTUNE_SANITIZE=address,undefined -DDECONVTUNE_FUZZ=ON
+  -DDECONVTUNE_SANITIZE=address,undefined -DDECONVTUNE_FUZZ=ON \
+  -DDECONVTUNE_BUILD_TESTS=ON -DDECONVTUNE_BUILD_BENCHMARKS=ON
 cmake --build "$asan_build" -j"$jobs"
 ctest --test-dir "$asan_build" --output-on-failure -j"$jobs" -E "$asan_exclude"
 

@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
-# Installs what deconvtune needs on Debian 12 (run as root). Idempotent: installs only what is missing.
+# Installs what deconvtune needs on Debian 12 (run as root, or through sudo). Idempotent: installs
+# only what is missing.
+#   scripts/install-deps.sh          building the library and the CLI (a compiler, CMake, 5 -dev
+#                                    packages)
+#   scripts/install-deps.sh --test   and what scripts/check.sh needs: GoogleTest, Google Benchmark,
+#                                    clang-14 with its sanitizer/libFuzzer runtime, clang-format, and
+#                                    Debian's PyTorch with NumPy for the Python package's tests (by
+#                                    far the largest part: libtorch and what Debian builds it with)
 set -euo pipefail
 
-packages=(cmake g++ make pkg-config clang-format
-          nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev libssl-dev
-          libgtest-dev libgmock-dev googletest libbenchmark-dev
-          python3-torch python3-numpy
-          clang-14 libclang-rt-14-dev)  # the sanitizer build and libFuzzer (scripts/check.sh)
+packages=(cmake g++ make pkg-config
+          nlohmann-json3-dev libcli11-dev libfmt-dev libsqlite3-dev libssl-dev)
+case "${1:-}" in
+  "") ;;
+  --test)
+    packages+=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang-format
+               clang-14 libclang-rt-14-dev  # the sanitizer build and libFuzzer (scripts/check.sh)
+               python3-torch python3-numpy)  # tests/python under Debian's /usr/bin/python3
+    ;;
+  *)
+    echo "install-deps: unknown argument '$1' (no argument: build deps; --test: and test deps)" >&2
+    exit 2
+    ;;
+esac
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -73,6 +73,8 @@ add_test(NAME Api.DefaultReportFromSimulatedTuning
 
 # The launch-overhead benchmark runs (briefly; its figure is taken on the device by
 # bench/device/api.sh) and, without a GPU, says so and exits 0.
+if(TARGET deconvtune_launch_overhead)
 add_test(NAME Api.LaunchOverheadBenchmark
          COMMAND deconvtune_launch_overhead --benchmark_min_time=0.01)
 set_tests_properties(Api.LaunchOverheadBenchmark PROPERTIES SKIP_REGULAR_EXPRESSION "skipped: no GPU")
+endif()
