@@ -64,6 +64,23 @@ TEST(tuning_db, SchemaIsCreatedWithVersionWalAndParentFolders) {
   EXPECT_EQ(reader.schema_version(), 3);
 }
 
+// Issue 14.4: $DECONVTUNE_DB and the Engine's db_path reach the same constructor as --db.
+TEST(tuning_db, SqliteUrisAreRefusedAndCreateNothing) {
+  TempDir dir;
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  for (const std::string uri : {"file:x.db", "file:sub/y.db?mode=rwc", "file:///tmp/z.db"}) {
+    try {
+      TuningDb db(uri);
+      ADD_FAILURE() << uri << " was opened";
+    } catch (const DbError& e) {
+      EXPECT_NE(std::string(e.what()).find("SQLite URI"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "nothing created in the working folder";
+  std::filesystem::current_path(cwd);
+}
+
 TEST(tuning_db, MigratesTheCommittedVersion1FileAndKeepsItsRows) {
   TempDir dir;
   const std::string original = std::string(DECONVTUNE_TEST_DATA_DIR) + "/tuning_db_v1.db";

@@ -935,6 +935,13 @@ TuningDb::TuningDb(const std::string& path, bool read_only) : impl_(std::make_un
   impl.read_only = read_only;
   const bool in_memory = path == ":memory:";
   if (path.empty()) throw DbError("the tuning DB path is empty");
+  // SQLite would take "file:..." as a plain path here (a "file:" folder tree in the working
+  // folder), or as a URI with options of its own where URIs are on: neither is what the caller
+  // meant.
+  if (path.rfind("file:", 0) == 0) {
+    throw DbError(fmt::format("{}: a SQLite URI, not a file's path; name the DB file itself",
+                              text::printable(path)));
+  }
   const bool existing = !in_memory && check_file(path, read_only);
   impl.connection = open_connection(path, read_only);
   Connection& connection = *impl.connection;
