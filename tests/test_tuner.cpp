@@ -7,7 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -18,6 +21,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "codegen/generator.hpp"
@@ -770,6 +774,88 @@ TEST(TunerSimulate, ABudgetedWinnerIsNeverSlowerThanTheUntunedChoice) {
   ASSERT_EQ(report.trials.size(), 2u);
   EXPECT_EQ(report.trials[0].config_name, default_config(near).name());
   EXPECT_EQ(report.trials[1].config_name, tuned.winner->config_name);
+}
+
+// Kills (SIGKILL, as the OOM killer does) the first `kills` worker subprocesses of this process,
+// each once it has been running `after_ms`: by then a simulated trial is in flight.
+class WorkerKiller {
+ public:
+  WorkerKiller(int kills, int after_ms)
+      : thread_([this, kills, after_ms] { run(kills, after_ms); }) {}
+  ~WorkerKiller() {
+    done_ = true;
+    thread_.join();
+  }
+  int killed() const { return killed_; }
+
+ private:
+  void run(int kills, int after_ms) {
+    std::map<pid_t, std::chrono::steady_clock::time_point> seen;
+    while (!done_ && killed_ < kills) {
+      for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename().string();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(entry.path() / "stat");
+        std::string pid, comm, state;
+        pid_t parent = 0;
+        if (!(stat >> pid >> comm >> state >> parent) || parent != getpid()) continue;
+        const pid_t child = std::stoi(name);
+        auto [it, fresh] = seen.emplace(child, std::chrono::steady_clock::now());
+        if (!fresh &&
+            std::chrono::steady_clock::now() - it->second > std::chrono::milliseconds(after_ms)) {
+          if (::kill(child, SIGKILL) == 0) ++killed_;
+          it->second = std::chrono::steady_clock::time_point::max();
+          if (killed_ >= kills) break;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  std::atomic<bool> done_{false};
+  std::atomic<int> killed_{0};
+  std::thread thread_;
+};
+
+// Issue 14.6: a worker killed from outside says nothing about its candidate. Killed once, the
+// candidate is measured again and gets its own verdict; killed twice in a row, it is faulted.
+TEST(TunerSimulate, AWorkerKilledFromOutsideIsRetriedOnceThenMarkedFaulted) {
+  TempDir dir;
+  const Problem problem = small_problem();
+  TuneRequest request = simulated_request(dir.file("plain.db"), problem);
+  // A trial lasts 1.5 s and the killer strikes 0.7 s into a worker's life: past its start (fast
+  // even under a sanitizer), inside its first trial.
+  request.max_trials = 3;
+  request.simulate_trial_ms = 1500;
+  const TuneReport plain = autotune(request);
+
+  request.db_path = dir.file("once.db");
+  TuneReport once;
+  {
+    WorkerKiller killer(1, 700);
+    once = autotune(request);
+    ASSERT_EQ(killer.killed(), 1);
+  }
+  EXPECT_EQ(once.retried_after_kill, 1);
+  ASSERT_EQ(once.trials.size(), plain.trials.size());
+  for (size_t i = 0; i < plain.trials.size(); ++i) {
+    EXPECT_EQ(once.trials[i].config_name, plain.trials[i].config_name);
+    EXPECT_EQ(once.trials[i].status, plain.trials[i].status) << once.trials[i].reason;
+  }
+
+  request.db_path = dir.file("twice.db");
+  TuneReport twice;
+  {
+    WorkerKiller killer(2, 700);
+    twice = autotune(request);
+    ASSERT_EQ(killer.killed(), 2);
+  }
+  EXPECT_EQ(twice.retried_after_kill, 1);
+  ASSERT_FALSE(twice.trials.empty());
+  const db::TrialRecord& faulted = twice.trials.front();
+  EXPECT_EQ(faulted.status, Disposition::kFaulted);
+  EXPECT_TRUE(contains(faulted.reason, "killed from outside twice")) << faulted.reason;
+  EXPECT_TRUE(contains(faulted.reason, "signal 9")) << faulted.reason;
 }
 
 TEST(TunerSimulate, RandomIsSeededAndHalvingFindsTheExhaustiveWinner) {

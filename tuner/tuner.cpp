@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <deque>
 #include <exception>
@@ -286,8 +287,28 @@ class Measurer {
 
   int restarts() const { return restarts_; }
 
+  // A worker killed from outside mid-trial (SIGKILL: the OOM killer, a scheduler, a user) says
+  // nothing about the candidate: it is measured once more on a fresh worker, and only a second such
+  // death marks it faulted.
   TrialReply measure(const Problem& problem, const Candidate& candidate,
                      const TrialOptions& options) {
+    TrialReply reply = measure_once(problem, candidate, options);
+    if (!killed_from_outside_) return reply;
+    killed_from_outside_ = false;
+    ++retries_after_kill_;
+    reply = measure_once(problem, candidate, options);
+    if (killed_from_outside_) {
+      killed_from_outside_ = false;
+      reply.reason += "; killed from outside twice in a row (out of memory?), so marked faulted";
+    }
+    return reply;
+  }
+
+  int retries_after_kill() const { return retries_after_kill_; }
+
+ private:
+  TrialReply measure_once(const Problem& problem, const Candidate& candidate,
+                          const TrialOptions& options) {
     TrialRequest message;
     message.problem = problem;
     message.config_name = candidate.name;
@@ -335,6 +356,7 @@ class Measurer {
     std::string reply_line;
     double deadline = request_.kernel_deadline_seconds;
     const char* phase = "the verification launch";
+    const Clock::time_point verification_start = Clock::now();
     for (int step = 0; step < 2; ++step) {
       WorkerProcess::Read read = slot_.worker->read_line(reply_line, deadline);
       if (read == WorkerProcess::Read::kTimedOut) {
@@ -345,6 +367,8 @@ class Measurer {
                                    phase, deadline));
       }
       if (read == WorkerProcess::Read::kClosed) {
+        if (!slot_.worker->wait_exit(5.0)) slot_.worker->kill();
+        killed_from_outside_ = slot_.worker->killed_by() == SIGKILL;
         std::string exit = finish_worker();
         return failure(candidate, Disposition::kFaulted,
                        fmt::format("the worker died during {} ({})", phase, exit));
@@ -354,9 +378,15 @@ class Measurer {
         message = parse(reply_line);
         if (message["type"] == "verified") {
           // Timing: warm-up and timed runs, each bounded by a multiple of the verified run.
-          const double verify_seconds = message.contains("ms") && message["ms"].is_number()
-                                            ? message["ms"].get<double>() / 1e3
-                                            : 0.0;
+          // The worker's own figure, bounded by the time it really took (our clock): a broken
+          // worker saying 1e300 ms (or NaN) must not stretch the next deadline to forever.
+          const double said_seconds = message.contains("ms") && message["ms"].is_number()
+                                          ? message["ms"].get<double>() / 1e3
+                                          : 0.0;
+          const double verify_seconds =
+              std::isfinite(said_seconds)
+                  ? std::clamp(said_seconds, 0.0, seconds_since(verification_start))
+                  : 0.0;
           deadline = request_.kernel_deadline_seconds +
                      10.0 * (options.warmup_runs + options.timed_runs + 1) * verify_seconds;
           phase = "the timed runs";
@@ -379,7 +409,6 @@ class Measurer {
     return failure(candidate, Disposition::kLaunchFailed, "the worker sent no result");
   }
 
- private:
   using json_t = nlohmann::json;
 
   static json_t parse(const std::string& line) { return parse_message(line); }
@@ -419,6 +448,8 @@ class Measurer {
   const TuneRequest& request_;
   DeviceSlot& slot_;
   int restarts_ = 0;
+  bool killed_from_outside_ = false;  // the last measure_once lost its worker to SIGKILL
+  int retries_after_kill_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -518,6 +549,7 @@ class JobRunner {
       ranking = std::move(next_ranking);
     }
     report.worker_restarts = measurer_.restarts();
+    report.retried_after_kill = measurer_.retries_after_kill();
     report.wall_seconds = seconds_since(start);
     report.winner = shared_.db->winner(key());
   }

@@ -101,6 +101,7 @@ struct TuneReport {
   int space_size = 0;                         // enumerated configs plus extra candidates
   int compiled = 0, cubin_cache_hits = 0;
   int worker_restarts = 0;
+  int retried_after_kill = 0;  // candidates measured again after their worker was SIGKILLed
   bool stopped_by_budget = false;
   std::optional<FirstLaunch> first_launch;
   std::string first_launch_skipped;  // why there is no first_launch, when there is none

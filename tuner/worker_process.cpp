@@ -128,4 +128,8 @@ std::string WorkerProcess::exit_description() const {
   return "ended";
 }
 
+int WorkerProcess::killed_by() const {
+  return reaped_ && WIFSIGNALED(wait_status_) ? WTERMSIG(wait_status_) : 0;
+}
+
 }  // namespace deconvtune::tuner

@@ -30,6 +30,9 @@ class WorkerProcess {
   bool wait_exit(double timeout_seconds);
   // "exited with code 3", "killed by signal 9 (Killed)", or "running".
   std::string exit_description() const;
+  // The signal that ended it (0: it exited, or still runs). Only this class's kill() and the
+  // outside world (the OOM killer, a scheduler, a user) send a worker SIGKILL.
+  int killed_by() const;
   pid_t pid() const { return pid_; }
 
  private:
