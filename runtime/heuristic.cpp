@@ -28,6 +28,13 @@ double problem_distance(const Problem& a, const Problem& b) {
   return distance;
 }
 
+std::string UntunedChoice::source() const {
+  if (nearest_key.empty()) return "rule";
+  if (nearest_device.empty()) return "nearest:" + nearest_key;
+  return "nearest:" + nearest_key + " (tuned on " +
+         nearest_device.substr(0, nearest_device.find('|')) + ", same arch and SM count)";
+}
+
 UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& device,
                                     const db::TuningDb& db, const std::string& device_key,
                                     const std::string& generator_version,
@@ -35,10 +42,13 @@ UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& 
   const std::string own_key = problem.key();
   std::map<std::string, std::string> specs;  // problem key -> its JSON, as the DB stores it
   for (db::ProblemRecord& record : db.problems()) specs.emplace(record.key, std::move(record.spec));
+  const std::string own_class = db::device_class(device_key);
   std::optional<UntunedChoice> best;
   for (const db::WinnerRecord& winner : db.winners()) {
-    if (winner.device_key != device_key || winner.generator_version != generator_version ||
-        winner.precision != problem.precision || winner.problem_key == own_key ||
+    const bool this_gpu = winner.device_key == device_key;
+    const bool same_class = !own_class.empty() && db::device_class(winner.device_key) == own_class;
+    if (!(this_gpu || same_class) || winner.generator_version != generator_version ||
+        winner.precision != problem.precision || (this_gpu && winner.problem_key == own_key) ||
         winner.problem_key == exclude_key || !may_win(winner.config_name)) {
       continue;
     }
@@ -51,7 +61,7 @@ UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& 
     } catch (const std::exception&) {
       continue;  // a spec this build no longer accepts
     }
-    const double distance = problem_distance(problem, tuned);
+    const double distance = problem_distance(problem, tuned) + (this_gpu ? 0 : kOtherGpuStep);
     // Equal distances: the first wins, and winners() is ordered by key.
     if (best && distance >= best->distance) continue;
     Config config;
@@ -61,10 +71,11 @@ UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& 
       continue;  // a config of an older space
     }
     if (!why_illegal(problem, config, device).empty()) continue;
-    best = UntunedChoice{std::move(config), winner.problem_key, distance};
+    best = UntunedChoice{std::move(config), winner.problem_key, distance,
+                         this_gpu ? std::string() : winner.device_key};
   }
   if (best) return *best;
-  return UntunedChoice{default_config(problem, device), {}, 0};
+  return UntunedChoice{default_config(problem, device), {}, 0, {}};
 }
 
 }  // namespace deconvtune

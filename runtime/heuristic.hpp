@@ -14,11 +14,17 @@ namespace deconvtune {
 
 struct UntunedChoice {
   Config config;
-  std::string nearest_key;  // the tuned problem whose winner this is; empty: the rule's pick
-  double distance = 0;      // problem_distance to it
-  // "nearest:<key>" or "rule"
-  std::string source() const { return nearest_key.empty() ? "rule" : "nearest:" + nearest_key; }
+  std::string nearest_key;     // the tuned problem whose winner this is; empty: the rule's pick
+  double distance = 0;         // problem_distance to it, plus kOtherGpuStep for another GPU's
+  std::string nearest_device;  // the GPU it was tuned on when not this one (same device_class)
+  // "nearest:<key>", "nearest:<key> (tuned on <GPU name>, same arch and SM count)" or "rule"
+  std::string source() const;
 };
+
+// What a winner tuned on another GPU of the same class adds to the distance: less than a factor of
+// two in any size (distance 1), so the problem's own winner on an H100 is the H200's first guess,
+// and a winner of this very GPU wins at equal problem distance.
+constexpr double kOtherGpuStep = 0.5;
 
 // Whether the engine may launch `winner` as its problem's tuned kernel, without checking it first:
 // its config may win (never a test-only fault kernel) and it was measured through this DB's tuner.
@@ -34,8 +40,10 @@ bool serves_as_tuned(const db::WinnerRecord& winner);
 // bias and epilogue.
 double problem_distance(const Problem& a, const Problem& b);
 
-// Among the DB's winners of `device_key`, `generator_version` and the problem's precision, never
-// the problem itself nor `exclude_key` (a leave-one-out report), the nearest whose config is legal
+// Among the DB's winners of `generator_version` and the problem's precision, tuned on `device_key`
+// or on another GPU of its db::device_class (the problem's own winner included there), never the
+// problem itself on this GPU (the tuned path's business) nor `exclude_key` (a leave-one-out
+// report), the nearest whose config is legal
 // for the problem on `device` and may win; else default_config(). Only supported winners count
 // (TuningDb::winners()), so no config a forged or unbacked row names is served. Throws db::DbError
 // when the DB cannot be read.

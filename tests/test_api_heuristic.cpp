@@ -1,5 +1,5 @@
 // The untuned-problem heuristic (runtime/heuristic.hpp), on CPU: nearest tuned winner when legal,
-// the rule's default otherwise, and only winners of the same device, generator and precision.
+// the rule's default otherwise, and only winners of the same GPU class, generator and precision.
 #include <gtest/gtest.h>
 
 #include "codegen/generator.hpp"
@@ -120,6 +120,49 @@ TEST(ApiHeuristic, OnlySameDeviceGeneratorAndPrecisionCount) {
                                   generator_version())
                 .source(),
             "rule");
+}
+
+// Issue 17.2: an H100's tuning is the H200's best guess (same arch and SM count), stated as such;
+// this GPU's own winners come first at equal distance; another class never counts.
+TEST(ApiHeuristic, AnotherGpuOfTheSameClassIsANeighbourStatedAsSuch) {
+  db::TuningDb db(":memory:");
+  const auto [near_config, far_config] = two_other_configs(Problem::seed());
+  db::DeviceRecord sibling = test_device();
+  sibling.name = "Sibling GPU";
+  db::DeviceRecord other_class = test_device();
+  other_class.name = "Older GPU";
+  other_class.arch = "sm_80";
+  other_class.sm_count = 108;
+  const Problem problem = seed_with(128);
+  record_winner(db, problem, near_config, 1.0, other_class);
+  EXPECT_EQ(
+      choose_untuned_config(problem, DeviceLimits{}, db, test_device().key(), generator_version())
+          .source(),
+      "rule")
+      << "another arch's winner is no guess";
+  record_winner(db, problem, near_config, 1.0, sibling);
+  UntunedChoice choice =
+      choose_untuned_config(problem, DeviceLimits{}, db, test_device().key(), generator_version());
+  EXPECT_EQ(choice.config.name(), near_config);
+  EXPECT_EQ(choice.source(),
+            "nearest:" + problem.key() + " (tuned on Sibling GPU, same arch and SM count)");
+  EXPECT_DOUBLE_EQ(choice.distance, kOtherGpuStep) << "the problem's own winner, one GPU over";
+  // This GPU's winner of a problem twice the size (distance 1) loses to the sibling's own winner...
+  record_winner(db, seed_with(256), far_config, 1.0);
+  EXPECT_EQ(
+      choose_untuned_config(problem, DeviceLimits{}, db, test_device().key(), generator_version())
+          .config.name(),
+      near_config);
+  // ...and at the same problem distance this GPU's winner wins.
+  db::TuningDb tie(":memory:");
+  record_winner(tie, seed_with(256), near_config, 1.0, sibling);
+  record_winner(tie, seed_with(256), far_config, 1.0);
+  choice =
+      choose_untuned_config(problem, DeviceLimits{}, tie, test_device().key(), generator_version());
+  EXPECT_EQ(choice.config.name(), far_config);
+  EXPECT_EQ(choice.source(), "nearest:" + seed_with(256).key());
+  EXPECT_EQ(db::device_class(test_device().key()), "sm_90|132");
+  EXPECT_EQ(db::device_class("no bars"), "");
 }
 
 }  // namespace

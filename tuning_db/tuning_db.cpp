@@ -51,6 +51,15 @@ FieldError::FieldError(std::string field, const std::string& rule)
 
 std::string DeviceRecord::key() const { return fmt::format("{}|{}|{}", name, arch, sm_count); }
 
+std::string device_class(std::string_view device_key) {
+  // Names hold no '|' (validate_device), so the class is what follows the first one.
+  const size_t bar = device_key.find('|');
+  if (bar == std::string_view::npos || device_key.find('|', bar + 1) == std::string_view::npos) {
+    return {};
+  }
+  return std::string(device_key.substr(bar + 1));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation
 

@@ -91,6 +91,11 @@ struct DeviceRecord {
   std::string key() const;
 };
 
+// The "arch|sm_count" part of a device key: GPUs of one class (an H100 and an H200: sm_90, 132
+// SMs) run the same kernels with the same legality, so one's winners are the other's best guess.
+// Empty for a key not of DeviceRecord::key()'s form.
+std::string device_class(std::string_view device_key);
+
 struct ProblemRecord {
   std::string key;   // Problem::key()
   std::string spec;  // Problem::to_json(), compact

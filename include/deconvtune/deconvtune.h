@@ -109,7 +109,8 @@ DECONVTUNE_API deconvtune_status deconvtune_plan_run(const deconvtune_plan* plan
 DECONVTUNE_API deconvtune_status deconvtune_plan_output_shape(const deconvtune_plan* plan,
                                                               int64_t shape[4]);
 /* Text owned by the plan: the kernel config's name, where it came from ("tuned", "tuned-now",
- * "nearest:<problem key>", "rule"), and the problem's canonical key. NULL for a NULL plan. */
+ * "nearest:<problem key>", optionally followed by " (tuned on <GPU>, same arch and SM count)",
+ * "rule"), and the problem's canonical key. NULL for a NULL plan. */
 DECONVTUNE_API const char* deconvtune_plan_config(const deconvtune_plan* plan);
 DECONVTUNE_API const char* deconvtune_plan_source(const deconvtune_plan* plan);
 DECONVTUNE_API const char* deconvtune_plan_problem_key(const deconvtune_plan* plan);

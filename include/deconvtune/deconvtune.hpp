@@ -118,7 +118,8 @@ class DECONVTUNE_API Plan {
   void run(DevicePtr x, DevicePtr w, DevicePtr bias, DevicePtr y, void* stream = nullptr) const;
 
   const std::string& config_name() const;
-  // "tuned" (the database's winner), "tuned-now", "nearest:<problem key>" or "rule".
+  // "tuned" (the database's winner), "tuned-now", "nearest:<problem key>" (with " (tuned on
+  // <GPU>, same arch and SM count)" when another GPU of this one's class tuned it) or "rule".
   const std::string& source() const;
   const std::string& problem_key() const;
   std::array<int64_t, 4> output_shape() const;  // [N, C_out, H_out, W_out]
