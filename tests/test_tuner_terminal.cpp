@@ -12,6 +12,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +27,7 @@
 #include <vector>
 
 #include "tuner/progress.hpp"
+#include "tuner/tuner.hpp"
 #include "tuning_db/tuning_db.hpp"
 
 namespace deconvtune::tuner {
@@ -210,9 +212,6 @@ TEST(TunerProgressFormat, VerboseLinesGiveReasonsQuietPrintsNothing) {
   EXPECT_EQ(q.best_so_far(), "cfg_ok 0.5000 ms");
 }
 
-// ---------------------------------------------------------------------------------------------
-// The command under a pseudo-terminal
-
 std::string binary() {
   const char* path = std::getenv("DECONVTUNE_BINARY");
   return path ? path : DECONVTUNE_BINARY;
@@ -231,6 +230,66 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// ---------------------------------------------------------------------------------------------
+// TuneRequest::stop through the library
+
+TuneRequest stoppable_request(const std::string& db_path, std::atomic<bool>& stop) {
+  TuneRequest request;
+  request.problem = Problem::seed();
+  request.db_path = db_path;
+  request.simulate = true;
+  request.simulate_trial_ms = 20;
+  request.worker_binary = binary();
+  request.setup_deadline_seconds = 60;
+  request.stop = &stop;
+  return request;
+}
+
+TEST(TunerStop, StopAfterATrialEndsTheRunWithWhatWasRecorded) {
+  TempDir dir;
+  std::atomic<bool> stop{false};
+  TuneRequest request = stoppable_request(dir.file("t.db"), stop);
+  int calls = 0;
+  TuneReport report = autotune(request, [&](int done, int, const db::TrialRecord&) {
+    ++calls;
+    if (done == 3) stop = true;
+  });
+  EXPECT_TRUE(report.interrupted);
+  EXPECT_EQ(calls, 3) << "no candidate starts after the stop";
+  EXPECT_EQ(report.trials.size(), 3u);
+  EXPECT_FALSE(report.first_launch_skipped.empty());
+  db::TuningDb db(dir.file("t.db"), /*read_only=*/true);
+  EXPECT_EQ(db.all_trials().size(), 3u);
+}
+
+TEST(TunerStop, TheCandidateInFlightIsAbandonedNotRecorded) {
+  TempDir dir;
+  std::atomic<bool> stop{false};
+  TuneRequest request = stoppable_request(dir.file("t.db"), stop);
+  request.simulate_trial_ms = 2000;  // far longer than the ~50 ms a stop takes to be seen
+  std::vector<std::string> started;
+  request.on_candidate_start = [&](const std::string&, const std::string& config) {
+    started.push_back(config);
+    if (started.size() == 2) stop = true;  // while the second is measured
+  };
+  TuneReport report = autotune(request);
+  EXPECT_TRUE(report.interrupted);
+  ASSERT_EQ(started.size(), 2u);
+  db::TuningDb db(dir.file("t.db"), /*read_only=*/true);
+  const std::vector<db::TrialRecord> trials = db.all_trials();
+  EXPECT_EQ(trials.size(), report.trials.size());
+  bool first_recorded = false;
+  for (const db::TrialRecord& trial : trials) {
+    // (Candidates that fail to compile are recorded without starting.)
+    EXPECT_NE(trial.config_name, started[1]) << "the abandoned candidate is recorded";
+    first_recorded = first_recorded || trial.config_name == started[0];
+  }
+  EXPECT_TRUE(first_recorded);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command under a pseudo-terminal
 
 // The seed problem: 63 configs, a run of ~5 s at 50 ms a trial.
 const char* kProblem = "seed";
