@@ -217,29 +217,8 @@ nlohmann::json report_json(const tuner::TuneReport& report) {
   return line;
 }
 
-int autotune_checked(const AutotuneArgs& args) {
-  if (args.problem.empty() == args.problems.empty()) {
-    throw BadInput{"give exactly one of --problem and --problems"};
-  }
-  std::vector<Problem> problems = load_problems(args);
-  tuner::TuneRequest request;
-  if (!args.shard.empty()) {
-    tuner::Shard shard;
-    try {
-      shard = tuner::parse_shard(args.shard);
-    } catch (const std::invalid_argument& e) {
-      throw BadInput{e.what()};
-    }
-    const size_t all = problems.size();
-    problems = tuner::select_shard(problems, shard);
-    fmt::print("shard {}/{}: {} of {} problem(s)\n", shard.index, shard.count, problems.size(),
-               all);
-    if (problems.empty()) return kExitOk;
-  }
-  if (!args.simulate) {
-    std::string why;
-    if (!DriverApi::available(&why)) throw NoGpuError(why);
-  }
+void fill_request(const AutotuneArgs& args, const std::vector<Problem>& problems,
+                  tuner::TuneRequest& request) {
   request.problem = problems.front();
   request.db_path = args.db;
   try {
@@ -270,6 +249,12 @@ int autotune_checked(const AutotuneArgs& args) {
       }
     }
   }
+}
+
+// Tunes with the progress view `args` asks for, stopping on SIGINT or SIGTERM. Nullopt when
+// interrupted, after the line that says how far it got.
+std::optional<std::vector<tuner::TuneReport>> tune_with_progress(
+    const AutotuneArgs& args, const std::vector<Problem>& problems, tuner::TuneRequest& request) {
   tuner::ProgressStyle style = tuner::ProgressStyle::kQuiet;
   if (args.verbose) {
     style = tuner::ProgressStyle::kVerboseLines;
@@ -317,16 +302,46 @@ int autotune_checked(const AutotuneArgs& args) {
     fmt::print(stderr,
                "interrupted: {} measured, best so far {}, rerun the same command to resume\n",
                count, printer.best_so_far());
-    return kExitInterrupted;
+    return std::nullopt;
   }
+  return reports;
+}
+
+int autotune_checked(const AutotuneArgs& args) {
+  if (args.problem.empty() == args.problems.empty()) {
+    throw BadInput{"give exactly one of --problem and --problems"};
+  }
+  std::vector<Problem> problems = load_problems(args);
+  tuner::TuneRequest request;
+  if (!args.shard.empty()) {
+    tuner::Shard shard;
+    try {
+      shard = tuner::parse_shard(args.shard);
+    } catch (const std::invalid_argument& e) {
+      throw BadInput{e.what()};
+    }
+    const size_t all = problems.size();
+    problems = tuner::select_shard(problems, shard);
+    fmt::print("shard {}/{}: {} of {} problem(s)\n", shard.index, shard.count, problems.size(),
+               all);
+    if (problems.empty()) return kExitOk;
+  }
+  if (!args.simulate) {
+    std::string why;
+    if (!DriverApi::available(&why)) throw NoGpuError(why);
+  }
+  fill_request(args, problems, request);
+  std::optional<std::vector<tuner::TuneReport>> reports =
+      tune_with_progress(args, problems, request);
+  if (!reports) return kExitInterrupted;
   db::TuningDb db(args.db.empty() ? db::TuningDb::default_path() : args.db, /*read_only=*/true);
   int without_winner = 0;
-  for (const tuner::TuneReport& report : reports) {
+  for (const tuner::TuneReport& report : *reports) {
     print_report(report, db, args.top);
     without_winner += !report.winner;
   }
   if (args.json) {
-    for (const tuner::TuneReport& report : reports) fmt::print("{}\n", report_json(report).dump());
+    for (const tuner::TuneReport& report : *reports) fmt::print("{}\n", report_json(report).dump());
   }
   return without_winner ? kExitFailure : kExitOk;
 }

@@ -306,44 +306,7 @@ class Measurer {
     message.options = options;
     message.input_seed = request_.input_seed;
     const std::string line = to_json(message).dump();
-    // A worker that died between trials (or never started) gets one fresh start.
-    for (int attempt = 0;; ++attempt) {
-      if (stop_requested(request_)) throw Interrupted{};
-      ensure_worker();
-      if (!slot_.worker->send_line(line)) {
-        drop_worker();
-        if (attempt == 0) continue;
-        throw TuneError(
-            fmt::format("the worker for device {} does not accept requests", slot_.ordinal));
-      }
-      std::string reply_line;
-      WorkerProcess::Read read =
-          slot_.worker->read_line(reply_line, request_.setup_deadline_seconds, request_.stop);
-      abandon_if_interrupted(read);
-      if (read == WorkerProcess::Read::kLine) {
-        json_t first;
-        try {
-          first = parse(reply_line);
-        } catch (const ProtocolError& e) {
-          drop_worker();
-          throw TuneError(fmt::format("the worker for device {} answered with garbage: {}",
-                                      slot_.ordinal, e.what()));
-        }
-        if (first["type"] == "ready") break;
-        // A result before "ready": the worker could not set itself up; no candidate is to blame.
-        std::string why = first.value("reason", first.value("message", reply_line));
-        drop_worker();
-        throw ProblemSetupError(fmt::format(
-            "the worker for device {} could not set up the problem: {}", slot_.ordinal, why));
-      }
-      const bool timed_out = read == WorkerProcess::Read::kTimedOut;
-      std::string exit = finish_worker();
-      if (attempt == 0 && !timed_out) continue;
-      throw TuneError(fmt::format(
-          "the worker for device {} {} before it was ready ({})", slot_.ordinal,
-          timed_out ? fmt::format("took more than {} s", request_.setup_deadline_seconds) : "ended",
-          exit));
-    }
+    send_request(line);
     // Verification: one launch, bounded by the kernel deadline.
     std::string reply_line;
     double deadline = request_.kernel_deadline_seconds;
@@ -418,6 +381,48 @@ class Measurer {
     if (slot_.worker_started) ++restarts_;
     slot_.worker = std::make_unique<WorkerProcess>(argv);
     slot_.worker_started = true;
+  }
+
+  // Sends the request and waits for the worker's "ready" (its setup of the problem).
+  void send_request(const std::string& line) {
+    // A worker that died between trials (or never started) gets one fresh start.
+    for (int attempt = 0;; ++attempt) {
+      if (stop_requested(request_)) throw Interrupted{};
+      ensure_worker();
+      if (!slot_.worker->send_line(line)) {
+        drop_worker();
+        if (attempt == 0) continue;
+        throw TuneError(
+            fmt::format("the worker for device {} does not accept requests", slot_.ordinal));
+      }
+      std::string reply_line;
+      WorkerProcess::Read read =
+          slot_.worker->read_line(reply_line, request_.setup_deadline_seconds, request_.stop);
+      abandon_if_interrupted(read);
+      if (read == WorkerProcess::Read::kLine) {
+        json_t first;
+        try {
+          first = parse(reply_line);
+        } catch (const ProtocolError& e) {
+          drop_worker();
+          throw TuneError(fmt::format("the worker for device {} answered with garbage: {}",
+                                      slot_.ordinal, e.what()));
+        }
+        if (first["type"] == "ready") return;
+        // A result before "ready": the worker could not set itself up; no candidate is to blame.
+        std::string why = first.value("reason", first.value("message", reply_line));
+        drop_worker();
+        throw ProblemSetupError(fmt::format(
+            "the worker for device {} could not set up the problem: {}", slot_.ordinal, why));
+      }
+      const bool timed_out = read == WorkerProcess::Read::kTimedOut;
+      std::string exit = finish_worker();
+      if (attempt == 0 && !timed_out) continue;
+      throw TuneError(fmt::format(
+          "the worker for device {} {} before it was ready ({})", slot_.ordinal,
+          timed_out ? fmt::format("took more than {} s", request_.setup_deadline_seconds) : "ended",
+          exit));
+    }
   }
 
   // A stopped run (the read was cancelled) or a worker ended by SIGINT or SIGTERM: no candidate is
