@@ -43,8 +43,11 @@ constexpr int kMaxCells = 30, kMinCells = 8;
 constexpr size_t kMinCandidate = 12;  // "now " and a few characters of the name, with "..."
 
 std::string bar_cells(int done, int total, int cells) {
-  const int filled = total > 0 ? std::clamp(done * cells / total, 0, cells) : 0;
-  return "[" + std::string(filled, '#') + std::string(cells - filled, '.') + "]";
+  // 64-bit: done * cells overflows an int for a few hundred million trials.
+  const long long filled =
+      total > 0 ? std::clamp(static_cast<long long>(done) * cells / total, 0LL, 0LL + cells) : 0;
+  return "[" + std::string(static_cast<size_t>(filled), '#') +
+         std::string(static_cast<size_t>(cells - filled), '.') + "]";
 }
 
 size_t joined_length(const std::array<std::string, kFields>& text) {
@@ -66,7 +69,9 @@ std::string format_bar(const BarStatus& status, int width) {
   text[kCount] = status.total > 0 ? fmt::format("{}/{}", status.done, status.total)
                                   : fmt::format("{}/?", status.done);
   text[kPercent] = fmt::format(
-      "{}%", status.total > 0 ? std::clamp(status.done * 100 / status.total, 0, 100) : 0);
+      "{}%", status.total > 0
+                 ? std::clamp(static_cast<long long>(status.done) * 100 / status.total, 0LL, 100LL)
+                 : 0LL);
   text[kElapsed] = "elapsed " + ProgressPrinter::clock_text(status.elapsed_seconds);
   text[kRate] = rate_text(status.done, status.elapsed_seconds);
   text[kEta] = "ETA " + ProgressPrinter::clock_text(status.eta_seconds);
