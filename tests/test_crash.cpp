@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <sys/select.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>

@@ -601,7 +601,7 @@ TEST(TunerCli, WithoutAGpuAutotuneExitsThreeUnlessSimulated) {
 
 TEST(TunerProgress, PlainLinesWithoutATerminal) {
   std::string out;
-  ProgressPrinter printer([&](const std::string& text) { out += text; }, false,
+  ProgressPrinter printer([&](const std::string& text) { out += text; }, ProgressStyle::kLines,
                           ProgressPrinter::Clock::now());
   db::TrialRecord trial;
   trial.problem_key = "p";
@@ -619,7 +619,7 @@ TEST(TunerProgress, PlainLinesWithoutATerminal) {
   EXPECT_TRUE(contains(out, "eta")) << out;
   EXPECT_FALSE(contains(out, "problem 1")) << "one problem: no label";
   std::string many;
-  ProgressPrinter labelled([&](const std::string& text) { many += text; }, false,
+  ProgressPrinter labelled([&](const std::string& text) { many += text; }, ProgressStyle::kLines,
                            ProgressPrinter::Clock::now(), 0, 2);
   trial.status = Disposition::kOk;
   labelled.update(1, 2, trial);
@@ -631,7 +631,7 @@ TEST(TunerProgress, PlainLinesWithoutATerminal) {
 
 TEST(TunerProgress, BarOnATerminalAndEtaArithmetic) {
   std::string out;
-  ProgressPrinter printer([&](const std::string& text) { out += text; }, true,
+  ProgressPrinter printer([&](const std::string& text) { out += text; }, ProgressStyle::kBar,
                           ProgressPrinter::Clock::now());
   db::TrialRecord trial;
   trial.problem_key = "p";

@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstdio>
 #include <map>
@@ -26,6 +28,53 @@ namespace {
 
 struct BadInput {
   std::string message;
+};
+
+// Set by the SIGINT and SIGTERM handler, read by the tuner (TuneRequest::stop).
+std::atomic<bool> stop_requested{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "a signal handler stores to it");
+
+void on_stop_signal(int) {
+  stop_requested.store(true);
+  // A second signal while stopping ends the process at once: the default action.
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// While alive, SIGINT and SIGTERM ask the tuner to stop instead of killing the process. A signal
+// the process was started with ignored (a background job of a script) stays ignored.
+class StopOnSignals {
+ public:
+  StopOnSignals() {
+    stop_requested.store(false);
+    for (Saved& saved : saved_) {
+      sigaction(saved.signal, nullptr, &saved.old);
+      if (saved.old.sa_handler == SIG_IGN) continue;
+      struct sigaction action {};
+      action.sa_handler = on_stop_signal;
+      sigemptyset(&action.sa_mask);
+      action.sa_flags = SA_RESTART;
+      saved.installed = sigaction(saved.signal, &action, nullptr) == 0;
+    }
+  }
+  ~StopOnSignals() {
+    for (Saved& saved : saved_) {
+      if (saved.installed) sigaction(saved.signal, &saved.old, nullptr);
+    }
+  }
+  StopOnSignals(const StopOnSignals&) = delete;
+  StopOnSignals& operator=(const StopOnSignals&) = delete;
+
+ private:
+  struct Saved {
+    int signal;
+    struct sigaction old {};
+    bool installed = false;
+  };
+  Saved saved_[2] = {{SIGINT}, {SIGTERM}};
 };
 
 std::vector<int> parse_int_list(const std::string& text, const char* option) {
@@ -73,11 +122,6 @@ std::vector<Problem> load_problems(const AutotuneArgs& args) {
   }
 }
 
-std::string first_line(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
-  return line.size() > 150 ? line.substr(0, 150) + "..." : line;
-}
-
 void print_report(const tuner::TuneReport& report, db::TuningDb& db, int top) {
   fmt::print("\nproblem  {}\ndevice   {}\n", report.problem_key, report.device_key);
   std::map<Disposition, int> by_status;
@@ -119,7 +163,7 @@ void print_report(const tuner::TuneReport& report, db::TuningDb& db, int top) {
   for (const db::TrialRecord& trial : report.trials) {
     if (trial.status == Disposition::kOk) continue;
     fmt::print("  not used: {} {}: {}\n", trial.config_name, to_string(trial.status),
-               first_line(trial.reason));
+               tuner::reason_line(trial.reason));
   }
   if (!report.error.empty()) fmt::print("error    {}\n", report.error);
   if (report.winner) {
@@ -173,29 +217,8 @@ nlohmann::json report_json(const tuner::TuneReport& report) {
   return line;
 }
 
-int autotune_checked(const AutotuneArgs& args) {
-  if (args.problem.empty() == args.problems.empty()) {
-    throw BadInput{"give exactly one of --problem and --problems"};
-  }
-  std::vector<Problem> problems = load_problems(args);
-  tuner::TuneRequest request;
-  if (!args.shard.empty()) {
-    tuner::Shard shard;
-    try {
-      shard = tuner::parse_shard(args.shard);
-    } catch (const std::invalid_argument& e) {
-      throw BadInput{e.what()};
-    }
-    const size_t all = problems.size();
-    problems = tuner::select_shard(problems, shard);
-    fmt::print("shard {}/{}: {} of {} problem(s)\n", shard.index, shard.count, problems.size(),
-               all);
-    if (problems.empty()) return kExitOk;
-  }
-  if (!args.simulate) {
-    std::string why;
-    if (!DriverApi::available(&why)) throw NoGpuError(why);
-  }
+void fill_request(const AutotuneArgs& args, const std::vector<Problem>& problems,
+                  tuner::TuneRequest& request) {
   request.problem = problems.front();
   request.db_path = args.db;
   try {
@@ -226,36 +249,99 @@ int autotune_checked(const AutotuneArgs& args) {
       }
     }
   }
-  const bool terminal = isatty(STDERR_FILENO) == 1;
+}
+
+// Tunes with the progress view `args` asks for, stopping on SIGINT or SIGTERM. Nullopt when
+// interrupted, after the line that says how far it got.
+std::optional<std::vector<tuner::TuneReport>> tune_with_progress(
+    const AutotuneArgs& args, const std::vector<Problem>& problems, tuner::TuneRequest& request) {
+  tuner::ProgressStyle style = tuner::ProgressStyle::kQuiet;
+  if (args.verbose) {
+    style = tuner::ProgressStyle::kVerboseLines;
+  } else if (!args.quiet) {
+    style = isatty(STDERR_FILENO) == 1 ? tuner::ProgressStyle::kBar : tuner::ProgressStyle::kLines;
+  }
   tuner::ProgressPrinter printer(
       [](const std::string& text) {
         std::fputs(text.c_str(), stderr);
         std::fflush(stderr);
       },
-      terminal, args.start, args.budget_seconds, static_cast<int>(problems.size()));
-  fmt::print("tuning {} problem(s) on device(s) {}{}, DB {}\n", problems.size(),
-             fmt::join(request.devices, ","), args.simulate ? " (simulated)" : "",
-             args.db.empty() ? db::TuningDb::default_path() : args.db);
-  std::fflush(stdout);
+      style, args.start, args.budget_seconds, static_cast<int>(problems.size()),
+      [] { return tuner::terminal_width(STDERR_FILENO); });
+  request.on_candidate_start = [&](const std::string& problem_key, const std::string& config) {
+    printer.started(problem_key, config);
+  };
+  if (!args.quiet) {
+    fmt::print("tuning {} problem(s) on device(s) {}{}, DB {}\n", problems.size(),
+               fmt::join(request.devices, ","), args.simulate ? " (simulated)" : "",
+               args.db.empty() ? db::TuningDb::default_path() : args.db);
+    std::fflush(stdout);
+  }
   std::vector<tuner::TuneReport> reports;
+  StopOnSignals signals;
+  request.stop = &stop_requested;
   try {
     reports = tuner::autotune_batch(problems, request,
                                     [&](int done, int total, const db::TrialRecord& trial) {
                                       printer.update(done, total, trial);
                                     });
+  } catch (const std::exception& e) {
+    printer.finish();
+    if (!stop_requested) throw;
+    fmt::print(stderr, "deconvtune: error while stopping: {}\n", e.what());
   } catch (...) {
     printer.finish();
     throw;
   }
   printer.finish();
+  if (stop_requested) {
+    // Every recorded trial is in the DB already; a rerun skips them.
+    const std::string count = printer.total() > 0
+                                  ? fmt::format("{} of {}", printer.done(), printer.total())
+                                  : fmt::format("{}", printer.done());
+    fmt::print(stderr,
+               "interrupted: {} measured, best so far {}, rerun the same command to resume\n",
+               count, printer.best_so_far());
+    return std::nullopt;
+  }
+  return reports;
+}
+
+int autotune_checked(const AutotuneArgs& args) {
+  if (args.problem.empty() == args.problems.empty()) {
+    throw BadInput{"give exactly one of --problem and --problems"};
+  }
+  std::vector<Problem> problems = load_problems(args);
+  tuner::TuneRequest request;
+  if (!args.shard.empty()) {
+    tuner::Shard shard;
+    try {
+      shard = tuner::parse_shard(args.shard);
+    } catch (const std::invalid_argument& e) {
+      throw BadInput{e.what()};
+    }
+    const size_t all = problems.size();
+    problems = tuner::select_shard(problems, shard);
+    fmt::print("shard {}/{}: {} of {} problem(s)\n", shard.index, shard.count, problems.size(),
+               all);
+    if (problems.empty()) return kExitOk;
+  }
+  if (!args.simulate) {
+    std::string why;
+    if (!DriverApi::available(&why)) throw NoGpuError(why);
+  }
+  fill_request(args, problems, request);
+  std::optional<std::vector<tuner::TuneReport>> reports =
+      tune_with_progress(args, problems, request);
+  if (!reports) return kExitInterrupted;
   db::TuningDb db(args.db.empty() ? db::TuningDb::default_path() : args.db, /*read_only=*/true);
   int without_winner = 0;
-  for (const tuner::TuneReport& report : reports) {
+  for (const tuner::TuneReport& report : *reports) {
     print_report(report, db, args.top);
     without_winner += !report.winner;
   }
   if (args.json) {
-    for (const tuner::TuneReport& report : reports) fmt::print("{}\n", report_json(report).dump());
+    for (const tuner::TuneReport& report : *reports) fmt::print("{}\n", report_json(report).dump());
   }
   return without_winner ? kExitFailure : kExitOk;
 }

@@ -1,7 +1,9 @@
 #pragma once
 // `deconvtune autotune`: tune one problem (--problem) or many (--problems FILE.jsonl, optionally
 // one shard of them) on one GPU or several, into the tuning DB; report progress, the best
-// candidates, compile and measuring time, and the winner's first launch.
+// candidates, compile and measuring time, and the winner's first launch. SIGINT or SIGTERM stops
+// it: the trials recorded so far stay in the DB, a last line on stderr says how far it got and
+// that rerunning resumes, exit kExitInterrupted; a second signal ends it at once.
 #include <chrono>
 #include <string>
 
@@ -24,6 +26,8 @@ struct AutotuneArgs {
   int top = 8;
   bool json = false;
   bool no_launch = false;
+  bool quiet = false;    // -q: no progress, only the summary and errors
+  bool verbose = false;  // -v: a line per trial even on a terminal, with the failures' reasons
   // TEST ONLY (hidden): a fake measurer, its pace, a short kernel deadline, fault candidates.
   bool simulate = false;
   double simulate_trial_ms = 0;

@@ -8,9 +8,10 @@ namespace deconvtune::tools {
 
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFailure = 1,   // the work ran and failed (a kernel was wrong, a CUDA call failed)
-  kExitBadInput = 2,  // the command line, problem spec or config name is invalid
-  kExitNoGpu = 3,     // a GPU was required and there is none
+  kExitFailure = 1,        // the work ran and failed (a kernel was wrong, a CUDA call failed)
+  kExitBadInput = 2,       // the command line, problem spec or config name is invalid
+  kExitNoGpu = 3,          // a GPU was required and there is none
+  kExitInterrupted = 130,  // SIGINT or SIGTERM stopped it (128 + SIGINT, as a shell reports)
 };
 
 struct ProblemArgs {

@@ -184,6 +184,12 @@ int main(int argc, char** argv) {
   autotune_cmd->add_flag("--json", autotune.json, "end with one JSON line per problem");
   autotune_cmd->add_flag("--no-launch", autotune.no_launch,
                          "skip the winner's timed first launch at the end");
+  CLI::Option* quiet = autotune_cmd->add_flag(
+      "-q,--quiet", autotune.quiet, "no progress: only the summary at the end and errors");
+  autotune_cmd
+      ->add_flag("-v,--verbose", autotune.verbose,
+                 "a line per trial even on a terminal, with the reason of each failure")
+      ->excludes(quiet);
   // Test-only options, hidden from --help.
   autotune_cmd->add_flag("--simulate", autotune.simulate)->group("");
   autotune_cmd->add_option("--simulate-trial-ms", autotune.simulate_trial_ms)->group("");

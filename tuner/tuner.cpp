@@ -1,6 +1,7 @@
 #include "tuner/tuner.hpp"
 
 #include <fmt/format.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +42,12 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 double ms_since(Clock::time_point start) { return 1000.0 * seconds_since(start); }
+
+bool stop_requested(const TuneRequest& request) { return request.stop && request.stop->load(); }
+
+// Thrown out of measuring when the run is stopped (TuneRequest::stop): the candidate in flight is
+// abandoned, not recorded.
+struct Interrupted {};
 
 // A reason is kept whole up to this size (compile logs can be long); the DB takes 64 KiB.
 constexpr size_t kMaxReason = 16384;
@@ -151,10 +158,14 @@ class CompilePipeline {
     if (thread_.joinable()) thread_.join();
   }
 
-  // The next candidate in order; nullopt when all are done or the pipeline was stopped.
-  std::optional<Candidate> next() {
+  // The next candidate in order; nullopt when all are done or the pipeline was stopped. Throws
+  // Interrupted when `*stop` becomes true while it waits (polled: a signal handler sets it).
+  std::optional<Candidate> next(const std::atomic<bool>* stop) {
     std::unique_lock<std::mutex> lock(mutex_);
-    ready_.wait(lock, [&] { return !queue_.empty() || finished_ || error_; });
+    while (!ready_.wait_for(lock, std::chrono::milliseconds(100),
+                            [&] { return !queue_.empty() || finished_ || error_; })) {
+      if (stop && stop->load()) throw Interrupted{};
+    }
     if (error_) std::rethrow_exception(error_);
     if (queue_.empty()) return std::nullopt;
     Candidate candidate = std::move(queue_.front());
@@ -316,49 +327,15 @@ class Measurer {
     message.options = options;
     message.input_seed = request_.input_seed;
     const std::string line = to_json(message).dump();
-    // A worker that died between trials (or never started) gets one fresh start.
-    for (int attempt = 0;; ++attempt) {
-      ensure_worker();
-      if (!slot_.worker->send_line(line)) {
-        drop_worker();
-        if (attempt == 0) continue;
-        throw TuneError(
-            fmt::format("the worker for device {} does not accept requests", slot_.ordinal));
-      }
-      std::string reply_line;
-      WorkerProcess::Read read =
-          slot_.worker->read_line(reply_line, request_.setup_deadline_seconds);
-      if (read == WorkerProcess::Read::kLine) {
-        json_t first;
-        try {
-          first = parse(reply_line);
-        } catch (const ProtocolError& e) {
-          drop_worker();
-          throw TuneError(fmt::format("the worker for device {} answered with garbage: {}",
-                                      slot_.ordinal, e.what()));
-        }
-        if (first["type"] == "ready") break;
-        // A result before "ready": the worker could not set itself up; no candidate is to blame.
-        std::string why = first.value("reason", first.value("message", reply_line));
-        drop_worker();
-        throw ProblemSetupError(fmt::format(
-            "the worker for device {} could not set up the problem: {}", slot_.ordinal, why));
-      }
-      const bool timed_out = read == WorkerProcess::Read::kTimedOut;
-      std::string exit = finish_worker();
-      if (attempt == 0 && !timed_out) continue;
-      throw TuneError(fmt::format(
-          "the worker for device {} {} before it was ready ({})", slot_.ordinal,
-          timed_out ? fmt::format("took more than {} s", request_.setup_deadline_seconds) : "ended",
-          exit));
-    }
+    send_request(line);
     // Verification: one launch, bounded by the kernel deadline.
     std::string reply_line;
     double deadline = request_.kernel_deadline_seconds;
     const char* phase = "the verification launch";
     const Clock::time_point verification_start = Clock::now();
     for (int step = 0; step < 2; ++step) {
-      WorkerProcess::Read read = slot_.worker->read_line(reply_line, deadline);
+      WorkerProcess::Read read = slot_.worker->read_line(reply_line, deadline, request_.stop);
+      abandon_if_interrupted(read);
       if (read == WorkerProcess::Read::kTimedOut) {
         slot_.worker->kill();
         drop_worker();
@@ -367,8 +344,8 @@ class Measurer {
                                    phase, deadline));
       }
       if (read == WorkerProcess::Read::kClosed) {
-        if (!slot_.worker->wait_exit(5.0)) slot_.worker->kill();
-        killed_from_outside_ = slot_.worker->killed_by() == SIGKILL;
+        killed_from_outside_ =
+            slot_.worker->wait_exit(5.0) && slot_.worker->term_signal() == SIGKILL;
         std::string exit = finish_worker();
         return failure(candidate, Disposition::kFaulted,
                        fmt::format("the worker died during {} ({})", phase, exit));
@@ -433,6 +410,70 @@ class Measurer {
     if (slot_.worker_started) ++restarts_;
     slot_.worker = std::make_unique<WorkerProcess>(argv);
     slot_.worker_started = true;
+  }
+
+  // Sends the request and waits for the worker's "ready" (its setup of the problem).
+  void send_request(const std::string& line) {
+    // A worker that died between trials (or never started) gets one fresh start.
+    for (int attempt = 0;; ++attempt) {
+      if (stop_requested(request_)) throw Interrupted{};
+      ensure_worker();
+      if (!slot_.worker->send_line(line)) {
+        drop_worker();
+        if (attempt == 0) continue;
+        throw TuneError(
+            fmt::format("the worker for device {} does not accept requests", slot_.ordinal));
+      }
+      std::string reply_line;
+      WorkerProcess::Read read =
+          slot_.worker->read_line(reply_line, request_.setup_deadline_seconds, request_.stop);
+      abandon_if_interrupted(read);
+      if (read == WorkerProcess::Read::kLine) {
+        json_t first;
+        try {
+          first = parse(reply_line);
+        } catch (const ProtocolError& e) {
+          drop_worker();
+          throw TuneError(fmt::format("the worker for device {} answered with garbage: {}",
+                                      slot_.ordinal, e.what()));
+        }
+        if (first["type"] == "ready") return;
+        // A result before "ready": the worker could not set itself up; no candidate is to blame.
+        std::string why = first.value("reason", first.value("message", reply_line));
+        drop_worker();
+        throw ProblemSetupError(fmt::format(
+            "the worker for device {} could not set up the problem: {}", slot_.ordinal, why));
+      }
+      const bool timed_out = read == WorkerProcess::Read::kTimedOut;
+      std::string exit = finish_worker();
+      if (attempt == 0 && !timed_out) continue;
+      throw TuneError(fmt::format(
+          "the worker for device {} {} before it was ready ({})", slot_.ordinal,
+          timed_out ? fmt::format("took more than {} s", request_.setup_deadline_seconds) : "ended",
+          exit));
+    }
+  }
+
+  // A stopped run (the read was cancelled) or a worker ended by SIGINT or SIGTERM: no candidate is
+  // to blame. Ctrl-C on a terminal signals the workers too, and the tuner's own handler may set the
+  // stop flag a moment later: it is waited for briefly; a worker signalled alone is an error.
+  void abandon_if_interrupted(WorkerProcess::Read read) {
+    if (read == WorkerProcess::Read::kCancelled) {
+      slot_.worker->kill();
+      drop_worker();
+      throw Interrupted{};
+    }
+    if (read != WorkerProcess::Read::kClosed || !slot_.worker->wait_exit(5.0)) return;
+    const int signal = slot_.worker->term_signal();
+    if (signal != SIGINT && signal != SIGTERM) return;
+    const std::string exit = slot_.worker->exit_description();
+    drop_worker();
+    for (int i = 0; i < 200 && request_.stop && !stop_requested(request_); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (stop_requested(request_)) throw Interrupted{};
+    throw TuneError(
+        fmt::format("the worker for device {} was stopped from outside ({})", slot_.ordinal, exit));
   }
 
   // Waits for a worker that is ending on its own (a lost context), then says how it ended.
@@ -511,29 +552,45 @@ class JobRunner {
     // Round one (every strategy's only round but halving's): compile and measure in order.
     std::vector<Candidate> survivors;
     std::vector<std::pair<double, size_t>> ranking;
-    {
+    try {
       CompilePipeline pipeline(job_.problem, order, settings);
-      while (std::optional<Candidate> candidate = pipeline.next()) {
-        if (should_stop()) {
-          pipeline.stop();
-          break;
+      try {
+        while (std::optional<Candidate> candidate = pipeline.next(request_.stop)) {
+          if (should_stop()) {
+            pipeline.stop();
+            break;
+          }
+          if (!candidate->ok) {
+            record(*candidate, failure_reply(*candidate));
+            continue;
+          }
+          const TrialReply reply = measure(*candidate, first_options);
+          if (reply.status == Disposition::kOk && !rounds.empty()) {
+            ranking.emplace_back(reply.median_ms, survivors.size());
+            survivors.push_back(std::move(*candidate));
+          }
         }
-        if (!candidate->ok) {
-          record(*candidate, failure_reply(*candidate));
-          continue;
-        }
-        const TrialReply reply = measure(*candidate, first_options);
-        if (reply.status == Disposition::kOk && !rounds.empty()) {
-          ranking.emplace_back(reply.median_ms, survivors.size());
-          survivors.push_back(std::move(*candidate));
-        }
+      } catch (const Interrupted&) {
       }
       pipeline.finish();
       report.compile_seconds = pipeline.busy_seconds();
       report.compiled = pipeline.compiled();
       report.cubin_cache_hits = pipeline.cache_hits();
+      later_rounds(rounds, survivors, std::move(ranking));
+    } catch (const Interrupted&) {
     }
-    // Successive halving: the better half goes on with more timed runs, until the full count.
+    report.interrupted = stop_requested(request_);
+    report.worker_restarts = measurer_.restarts();
+    report.retried_after_kill = measurer_.retries_after_kill();
+    report.wall_seconds = seconds_since(start);
+    report.winner = shared_.db->winner(key());
+  }
+
+ private:
+  // Successive halving: the better half goes on with more timed runs, until the full count.
+  void later_rounds(const std::vector<HalvingRound>& rounds,
+                    const std::vector<Candidate>& survivors,
+                    std::vector<std::pair<double, size_t>> ranking) {
     for (size_t r = 1; r < rounds.size() && !should_stop(); ++r) {
       std::sort(ranking.begin(), ranking.end());
       const size_t keep = std::min(ranking.size(), rounds[r].candidates);
@@ -548,13 +605,8 @@ class JobRunner {
       }
       ranking = std::move(next_ranking);
     }
-    report.worker_restarts = measurer_.restarts();
-    report.retried_after_kill = measurer_.retries_after_kill();
-    report.wall_seconds = seconds_since(start);
-    report.winner = shared_.db->winner(key());
   }
 
- private:
   // What the runtime would run for this problem untuned: the rule's default, then the nearest tuned
   // neighbour's winner on this GPU model.
   std::vector<Config> untuned_choices() const {
@@ -575,7 +627,7 @@ class JobRunner {
 
   bool should_stop() {
     TuneReport& report = job_.report;
-    if (shared_.abort) return true;
+    if (shared_.abort || stop_requested(request_)) return true;
     if (request_.max_trials > 0 && static_cast<int>(report.trials.size()) >= request_.max_trials) {
       report.stopped_by_budget = true;
       return true;
@@ -596,6 +648,10 @@ class JobRunner {
   }
 
   TrialReply measure(const Candidate& candidate, const TrialOptions& options) {
+    if (request_.on_candidate_start) {
+      std::lock_guard<std::mutex> lock(shared_.progress_mutex);
+      request_.on_candidate_start(job_.problem.key(), candidate.name);
+    }
     const Clock::time_point start = Clock::now();
     TrialReply reply = measurer_.measure(job_.problem, candidate, options);
     job_.report.measure_seconds += seconds_since(start);
@@ -835,7 +891,7 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
   std::exception_ptr error;
   auto device_loop = [&](DeviceSlot& slot) {
     try {
-      while (!shared.abort) {
+      while (!shared.abort && !stop_requested(settings)) {
         Job* job = nullptr;
         {
           std::lock_guard<std::mutex> lock(queue_mutex);
@@ -873,10 +929,15 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
   if (error) std::rethrow_exception(error);
 
   std::vector<TuneReport> reports;
-  for (Job& job : jobs) reports.push_back(std::move(job.report));
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!taken[i] && stop_requested(settings)) jobs[i].report.interrupted = true;
+    reports.push_back(std::move(jobs[i].report));
+  }
   if (!reports.empty()) {
     TuneReport& first = reports.front();
-    if (settings.simulate) {
+    if (stop_requested(settings)) {
+      first.first_launch_skipped = "the run was interrupted";
+    } else if (settings.simulate) {
       first.first_launch_skipped = "simulated run: there is no GPU to launch on";
     } else if (!settings.launch_winner) {
       first.first_launch_skipped = "not asked for";

@@ -13,6 +13,7 @@
 // - The tuner process itself is the only DB writer; workers never open the DB.
 // - Many problems on many GPUs (autotune_batch): one worker per GPU, a shared queue of problems,
 //   every problem tuned once per GPU model among the devices.
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <optional>
@@ -79,6 +80,16 @@ struct TuneRequest {
   double simulate_trial_ms = 0;  // how long each simulated trial takes
   bool simulate_compiles =
       false;  // simulate measuring only: compile with NVRTC, use the cubin cache
+  // Interruption (e.g. set from a SIGINT handler: a lock-free atomic is async-signal-safe). Once it
+  // reads true, no candidate starts, the candidates in flight are abandoned within ~0.1 s (their
+  // workers killed, nothing recorded for them; a chunk being compiled is finished first), no
+  // winner is launched, and autotune_batch returns what was recorded (TuneReport::interrupted).
+  // A worker killed by SIGINT or SIGTERM (Ctrl-C reaches the whole process group) is never
+  // recorded as a faulting candidate. Null: never stopped.
+  const std::atomic<bool>* stop = nullptr;
+  // Called as a candidate starts measuring (problem key, config name), serialized with the
+  // ProgressFn, for a view of what is in flight.
+  std::function<void(const std::string&, const std::string&)> on_candidate_start;
 };
 
 // The first launch of the winner from the cubin cache, in the tuner process.
@@ -103,6 +114,7 @@ struct TuneReport {
   int worker_restarts = 0;
   int retried_after_kill = 0;  // candidates measured again after their worker was SIGKILLed
   bool stopped_by_budget = false;
+  bool interrupted = false;  // TuneRequest::stop was set before this problem was done
   std::optional<FirstLaunch> first_launch;
   std::string first_launch_skipped;  // why there is no first_launch, when there is none
   std::string error;  // when the problem could not be tuned at all (ProblemSetupError's reason)

@@ -73,9 +73,11 @@ bool WorkerProcess::send_line(const std::string& line) {
   return true;
 }
 
-WorkerProcess::Read WorkerProcess::read_line(std::string& line, double timeout_seconds) {
+WorkerProcess::Read WorkerProcess::read_line(std::string& line, double timeout_seconds,
+                                             const std::atomic<bool>* cancel) {
   const Clock::time_point start = Clock::now();
   while (true) {
+    if (cancel && cancel->load()) return Read::kCancelled;
     if (size_t newline = buffer_.find('\n'); newline != std::string::npos) {
       line = buffer_.substr(0, newline);
       buffer_.erase(0, newline + 1);
@@ -84,7 +86,9 @@ WorkerProcess::Read WorkerProcess::read_line(std::string& line, double timeout_s
     const double left = timeout_seconds - seconds_since(start);
     if (left <= 0) return Read::kTimedOut;
     pollfd fd{socket_, POLLIN, 0};
-    int ready = poll(&fd, 1, static_cast<int>(std::min(left * 1000.0 + 1, 1e9)));
+    // A cancel flag is polled: it may be set by a signal handler, which cannot wake this poll.
+    const double slice_ms = cancel ? 50.0 : 1e9;
+    int ready = poll(&fd, 1, static_cast<int>(std::min(left * 1000.0 + 1, slice_ms)));
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) return Read::kClosed;
     if (ready == 0) continue;  // the loop re-checks the deadline
@@ -118,6 +122,10 @@ bool WorkerProcess::wait_exit(double timeout_seconds) {
   }
 }
 
+int WorkerProcess::term_signal() const {
+  return reaped_ && WIFSIGNALED(wait_status_) ? WTERMSIG(wait_status_) : 0;
+}
+
 std::string WorkerProcess::exit_description() const {
   if (!reaped_) return "running";
   if (WIFEXITED(wait_status_)) return fmt::format("exited with code {}", WEXITSTATUS(wait_status_));
@@ -126,10 +134,6 @@ std::string WorkerProcess::exit_description() const {
     return fmt::format("killed by signal {} ({})", signal, strsignal(signal));
   }
   return "ended";
-}
-
-int WorkerProcess::killed_by() const {
-  return reaped_ && WIFSIGNALED(wait_status_) ? WTERMSIG(wait_status_) : 0;
 }
 
 }  // namespace deconvtune::tuner

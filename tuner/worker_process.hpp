@@ -4,6 +4,7 @@
 // that does not answer in time is the caller's to kill.
 #include <sys/types.h>
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -20,9 +21,11 @@ class WorkerProcess {
   // Writes one line (a newline is appended). False when the worker is gone.
   bool send_line(const std::string& line);
 
-  enum class Read { kLine, kTimedOut, kClosed };
-  // The next line (without its newline), waiting at most `timeout_seconds`.
-  Read read_line(std::string& line, double timeout_seconds);
+  enum class Read { kLine, kTimedOut, kClosed, kCancelled };
+  // The next line (without its newline), waiting at most `timeout_seconds`; kCancelled within
+  // ~50 ms of `*cancel` becoming true (the worker is left as it is).
+  Read read_line(std::string& line, double timeout_seconds,
+                 const std::atomic<bool>* cancel = nullptr);
 
   // SIGKILL, then reaps it. Safe to call more than once.
   void kill();
@@ -30,9 +33,9 @@ class WorkerProcess {
   bool wait_exit(double timeout_seconds);
   // "exited with code 3", "killed by signal 9 (Killed)", or "running".
   std::string exit_description() const;
-  // The signal that ended it (0: it exited, or still runs). Only this class's kill() and the
-  // outside world (the OOM killer, a scheduler, a user) send a worker SIGKILL.
-  int killed_by() const;
+  // The signal that ended it, once reaped; 0 when it exited or still runs. Only this class's kill()
+  // and the outside world (the OOM killer, a scheduler, a user) send a worker SIGKILL.
+  int term_signal() const;
   pid_t pid() const { return pid_; }
 
  private:
