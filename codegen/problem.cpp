@@ -85,11 +85,12 @@ int64_t in_range_taps(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, 
 
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
-ProblemError::ProblemError(std::string field, const std::string& rule)
-    // Both may quote the spec, which is untrusted: escaped and cut (codegen/untrusted.hpp).
+ProblemError::ProblemError(const std::string& field, const std::string& rule)
+    // Both may quote the spec, which is untrusted: escaped and cut (codegen/untrusted.hpp). The
+    // field is kept escaped too, so that field() names it exactly as what() does.
     : std::invalid_argument(
           fmt::format("problem field '{}': {}", printable(field, 80), printable(rule, 400))),
-      field_(std::move(field)) {}
+      field_(printable(field, 80)) {}
 
 std::string_view to_string(Precision precision) {
   return precision == Precision::kFp32 ? "fp32" : "tf32";
