@@ -4,7 +4,7 @@
 For the seed shape (the user's own seed_model.Model and get_inputs()) and every problem of
 bench/problems.jsonl (the same block as torch ops, bench/run_bench.py's make_model), in one process:
   - correctness: the module's output vs a float64 PyTorch run of the same weights and input, in fp32
-    and tf32, within runtime/verifier's error_bound (fp32 2e-6, tf32 1e-3 on the seed shape, widened
+    and tf32, within codegen/error_bound (fp32 2e-6, tf32 1e-3 on the seed shape, widened
     with sqrt(terms per output) and with the output's magnitude);
   - timings (CUDA events, median, L2 flushed before each run): PyTorch eager with cuDNN TF32 on and
     off, torch.compile (mode "default"), and the module called from Python (its per-call Python
@@ -32,7 +32,7 @@ import run_bench  # noqa: E402  (problem loading, the torch model of a problem, 
 
 
 def error_bound(p, precision, max_abs_reference):
-    """runtime/verifier.cpp's error_bound (and check_output's widening for large outputs)."""
+    """trial/verifier.cpp's error_bound (and check_output's widening for large outputs)."""
     base = 2e-6 if precision == "fp32" else 1e-3
     (kh, kw), (sh, sw) = run_bench.as_pair(p["kernel_size"], "k"), run_bench.as_pair(p["stride"], "s")
     taps = max(1.0, kh * kw / (sh * sw))

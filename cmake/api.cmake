@@ -1,15 +1,11 @@
-# libdeconvtune.so (the public C++ and C API of include/deconvtune/, implemented in runtime/engine.cpp
-# and runtime/c_api.cpp), its install rules, the CMake package (find_package(deconvtune) ->
+# libdeconvtune.so (the public C++ and C API of include/deconvtune/, implemented in engine/engine.cpp
+# and engine/c_api.cpp), its install rules, the CMake package (find_package(deconvtune) ->
 # deconvtune::deconvtune) and the pkg-config file. Included from the top-level CMakeLists.txt.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 enable_language(C)  # the C API is tested from C (tests/test_api_c.c)
 
-# The CLI's `default-report` (tools/default_report.cpp) is built on the heuristic.
-target_sources(deconvtune PRIVATE tools/default_report.cpp)
-target_link_libraries(deconvtune PRIVATE deconvtune_heuristic)
-
-add_library(deconvtune_shared SHARED runtime/engine.cpp runtime/c_api.cpp)
+add_library(deconvtune_shared SHARED engine/engine.cpp engine/c_api.cpp)
 add_library(deconvtune::deconvtune ALIAS deconvtune_shared)
 # 0.x releases may break the ABI at each minor version, so the SONAME carries it (libdeconvtune.so.0.1).
 if(PROJECT_VERSION_MAJOR EQUAL 0)
@@ -32,10 +28,8 @@ target_include_directories(deconvtune_shared PUBLIC
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
 target_compile_features(deconvtune_shared PUBLIC cxx_std_17)
 target_compile_definitions(deconvtune_shared PRIVATE DECONVTUNE_VERSION="${PROJECT_VERSION}")
-# The tuner serves OnMiss::kTune (its static library is built position-independent for this).
-set_target_properties(deconvtune_tuner PROPERTIES POSITION_INDEPENDENT_CODE ON)
-target_link_libraries(deconvtune_shared PRIVATE
-  deconvtune_heuristic deconvtune_tuner deconvtune_db deconvtune_core)
+# engine/ sits on the tuner (OnMiss::kTune) and its heuristic.
+target_link_libraries(deconvtune_shared PRIVATE deconvtune_tuner)
 # The static internals stay internal (no symbol clashes with a host that links its own fmt or
 # SQLite), and a missing symbol fails the link here rather than at a user's dlopen.
 target_link_options(deconvtune_shared PRIVATE LINKER:--exclude-libs,ALL)

@@ -1,7 +1,6 @@
 #include "codegen/generator.hpp"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 
 #include <memory>
 #include <regex>
@@ -9,6 +8,7 @@
 #include <stdexcept>
 
 #include "codegen/search_space.hpp"
+#include "codegen/sha256.hpp"
 #include "codegen/templates.hpp"
 
 namespace deconvtune {
@@ -109,21 +109,10 @@ std::string generate_reference_source(const Problem& problem) {
 
 std::string generator_version() {
   static const std::string version = [] {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
-                                                                    EVP_MD_CTX_free);
-    EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr);
-    EVP_DigestUpdate(context.get(), kGeneratorRevision,
-                     std::string_view(kGeneratorRevision).size());
-    for (const auto& [name, text] : templates::all()) {
-      EVP_DigestUpdate(context.get(), name.data(), name.size());
-      EVP_DigestUpdate(context.get(), text.data(), text.size());
-    }
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_DigestFinal_ex(context.get(), digest, &length);
-    std::string hex;
-    for (unsigned int i = 0; i < 6; ++i) hex += fmt::format("{:02x}", digest[i]);
-    return "gen-" + hex;
+    Sha256 sha;
+    sha.add(kGeneratorRevision);
+    for (const auto& [name, text] : templates::all()) sha.add(name).add(text);
+    return "gen-" + sha.hex().substr(0, 12);
   }();
   return version;
 }

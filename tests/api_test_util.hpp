@@ -5,7 +5,7 @@
 
 #include "codegen/generator.hpp"
 #include "codegen/problem.hpp"
-#include "runtime/nvrtc_compiler.hpp"
+#include "gpu/nvrtc_compiler.hpp"
 #include "tuning_db/tuning_db.hpp"
 
 namespace deconvtune::testing_api {

@@ -4,7 +4,7 @@
 add_executable(deconvtune_api_tests test_api.cpp test_api_heuristic.cpp)
 # The public API through libdeconvtune.so; the internals only to set up DB contents and check
 # outputs against the float64 reference (the library keeps its own copy hidden).
-target_link_libraries(deconvtune_api_tests PRIVATE deconvtune_shared deconvtune_heuristic
+target_link_libraries(deconvtune_api_tests PRIVATE deconvtune_shared deconvtune_tuner deconvtune_reference
                       GTest::gtest GTest::gtest_main)
 target_compile_definitions(deconvtune_api_tests PRIVATE
   DECONVTUNE_EXPECTED_VERSION="${PROJECT_VERSION}"

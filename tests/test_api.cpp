@@ -17,8 +17,8 @@
 // Internals, only to set up DB contents and to check outputs against the float64 reference.
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/verifier.hpp"
+#include "gpu/driver_api.hpp"
+#include "trial/verifier.hpp"
 #include "tests/api_test_util.hpp"
 #include "tests/unprivileged.hpp"
 

@@ -1,9 +1,9 @@
-// The untuned-problem heuristic (runtime/heuristic.hpp), on CPU: nearest tuned winner when legal,
+// The untuned-problem heuristic (tuner/heuristic.hpp), on CPU: nearest tuned winner when legal,
 // the rule's default otherwise, and only winners of the same GPU class, generator and precision.
 #include <gtest/gtest.h>
 
 #include "codegen/generator.hpp"
-#include "runtime/heuristic.hpp"
+#include "tuner/heuristic.hpp"
 #include "tests/api_test_util.hpp"
 
 namespace deconvtune {

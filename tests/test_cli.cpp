@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "runtime/driver_api.hpp"
+#include "gpu/driver_api.hpp"
 
 namespace {
 

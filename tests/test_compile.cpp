@@ -8,8 +8,8 @@
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
 #include "codegen/templates.hpp"
-#include "runtime/benchmark.hpp"
-#include "runtime/nvrtc_compiler.hpp"
+#include "trial/benchmark.hpp"
+#include "gpu/nvrtc_compiler.hpp"
 
 namespace deconvtune {
 namespace {

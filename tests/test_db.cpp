@@ -11,6 +11,7 @@
 #include <set>
 
 #include "codegen/generator.hpp"
+#include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
 
 namespace deconvtune::db {
@@ -126,7 +127,7 @@ TEST(tuning_db, MigratesTheCommittedVersion1FileAndKeepsItsRows) {
   EXPECT_TRUE(saw_wrong);
   for (const DeviceRecord& device : db.devices()) EXPECT_EQ(device.nvrtc_version, "");
   // Version 2's additions work on the migrated file.
-  std::string cache_key = TuningDb::cubin_cache_key("src", {}, "sm_90", "13.0");
+  std::string cache_key = cubin_cache_key("src", {}, "sm_90", "13.0");
   db.store_cubin(cache_key, {'c', 'u', 'b'});
   EXPECT_TRUE(db.cached_cubin(cache_key).has_value());
   WinnerKey key{winners[0].problem_key, winners[0].device_key, winners[0].generator_version,
@@ -227,7 +228,7 @@ TEST(tuning_db, FilesThatAreNotSoundTuningDbsGiveClearErrorsAndStayUnchanged) {
     TuningDb db(good);
     testing::fill_sample(db);
     for (int i = 0; i < 40; ++i) {
-      db.store_cubin(TuningDb::cubin_cache_key(std::to_string(i), {}, "sm_90", "13.0"),
+      db.store_cubin(cubin_cache_key(std::to_string(i), {}, "sm_90", "13.0"),
                      std::vector<char>(3000, static_cast<char>(i)));
     }
   }
@@ -264,9 +265,9 @@ TEST(tuning_db, FilesThatAreNotSoundTuningDbsGiveClearErrorsAndStayUnchanged) {
         // A read-only open skips the full check; its first read must then fail cleanly.
         db.all_trials();
         db.winners();
-        db.cached_cubin(TuningDb::cubin_cache_key("7", {}, "sm_90", "13.0"));
+        db.cached_cubin(cubin_cache_key("7", {}, "sm_90", "13.0"));
         for (int i = 0; i < 40; ++i) {
-          db.cached_cubin(TuningDb::cubin_cache_key(std::to_string(i), {}, "sm_90", "13.0"));
+          db.cached_cubin(cubin_cache_key(std::to_string(i), {}, "sm_90", "13.0"));
         }
       });
       EXPECT_TRUE(contains(message, path)) << bad.name << ": " << message;
@@ -466,29 +467,28 @@ TEST(tuning_db, DispositionTextParsesBack) {
 }
 
 TEST(tuning_db, CubinCacheStoresAndLoadsByContentKey) {
-  std::string key = TuningDb::cubin_cache_key("source", {"--std=c++17", "-arch"}, "sm_90", "13.0");
+  std::string key = cubin_cache_key("source", {"--std=c++17", "-arch"}, "sm_90", "13.0");
   EXPECT_EQ(key.size(), 64u);
-  EXPECT_EQ(key, TuningDb::cubin_cache_key("source", {"--std=c++17", "-arch"}, "sm_90", "13.0"));
+  EXPECT_EQ(key, cubin_cache_key("source", {"--std=c++17", "-arch"}, "sm_90", "13.0"));
   // Every input matters, and the parts cannot run into each other.
   std::set<std::string> keys = {
       key,
-      TuningDb::cubin_cache_key("source2", {"--std=c++17", "-arch"}, "sm_90", "13.0"),
-      TuningDb::cubin_cache_key("source", {"--std=c++17"}, "sm_90", "13.0"),
-      TuningDb::cubin_cache_key("source", {"--std=c++17", "-arch"}, "sm_80", "13.0"),
-      TuningDb::cubin_cache_key("source", {"--std=c++17", "-arch"}, "sm_90", "12.8"),
-      TuningDb::cubin_cache_key("sourc", {"e--std=c++17", "-arch"}, "sm_90", "13.0"),
-      TuningDb::cubin_cache_key("source", {"--std=c++17-arch"}, "sm_90", "13.0"),
+      cubin_cache_key("source2", {"--std=c++17", "-arch"}, "sm_90", "13.0"),
+      cubin_cache_key("source", {"--std=c++17"}, "sm_90", "13.0"),
+      cubin_cache_key("source", {"--std=c++17", "-arch"}, "sm_80", "13.0"),
+      cubin_cache_key("source", {"--std=c++17", "-arch"}, "sm_90", "12.8"),
+      cubin_cache_key("sourc", {"e--std=c++17", "-arch"}, "sm_90", "13.0"),
+      cubin_cache_key("source", {"--std=c++17-arch"}, "sm_90", "13.0"),
   };
   EXPECT_EQ(keys.size(), 7u);
   // The key of a compile is that of compile_cuda's own flags; an extra flag is another cubin.
   CompileOptions options;
   options.arch = "sm_90";
-  EXPECT_EQ(TuningDb::cubin_cache_key("source", options),
-            TuningDb::cubin_cache_key("source", nvrtc_flags(options), "sm_90", nvrtc_version()));
+  EXPECT_EQ(cubin_cache_key("source", options),
+            cubin_cache_key("source", nvrtc_flags(options), "sm_90", nvrtc_version()));
   CompileOptions fast_math = options;
   fast_math.extra = {"--use_fast_math"};
-  EXPECT_NE(TuningDb::cubin_cache_key("source", options),
-            TuningDb::cubin_cache_key("source", fast_math));
+  EXPECT_NE(cubin_cache_key("source", options), cubin_cache_key("source", fast_math));
 
   TempDir dir;
   std::string path = dir.file("cache.db");
@@ -582,7 +582,7 @@ TEST(tuning_db, PruneDropsOtherGeneratorVersionsOrOldRowsAndDryRunCountsOnly) {
   old_trial.measured_at = "2020-01-01T00:00:00.000000Z";
   db.record_trial(old_trial);
   db.record_trial(testing::failed_trial(old_key, "c_old_failed", Disposition::kTimedOut, "3 s"));
-  db.store_cubin(TuningDb::cubin_cache_key("x", {}, "sm_90", "13.0"), {'a', 'b'});
+  db.store_cubin(cubin_cache_key("x", {}, "sm_90", "13.0"), {'a', 'b'});
 
   PruneOptions dry;
   dry.dry_run = true;

@@ -15,6 +15,7 @@
 #include <functional>
 #include <optional>
 
+#include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
 #include "tests/unprivileged.hpp"
 #include "tuning_db/exchange.hpp"
@@ -42,9 +43,7 @@ std::string error_of(const std::function<void()>& action) {
   return "(no DbError)";
 }
 
-std::string cubin_key(int i) {
-  return TuningDb::cubin_cache_key(std::to_string(i), {}, "sm_90", "");
-}
+std::string cubin_key(int i) { return cubin_cache_key(std::to_string(i), {}, "sm_90", ""); }
 
 std::vector<char> cubin_bytes(int i, size_t size) {
   std::vector<char> bytes(size);

@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
 
 namespace deconvtune::db {
@@ -95,7 +96,7 @@ TEST(tuning_db_processes, ConcurrentWritersLoseNothingAndReadersNeverSeeAHalfWin
         if (i % 10 == 0) {
           // Other kinds of writes interleave too.
           db.upsert_device(fixture.device);
-          db.store_cubin(TuningDb::cubin_cache_key(trial.config_name, {}, "sm_90", "13.0"),
+          db.store_cubin(cubin_cache_key(trial.config_name, {}, "sm_90", "13.0"),
                          std::vector<char>(4096, static_cast<char>(i)));
         }
       }
@@ -165,7 +166,7 @@ TEST(tuning_db_processes, KilledWriterLeavesASoundDbWithEveryCommittedTrial) {
             testing::ok_trial(fixture.key, fmt::format("r{}_c{}", round, i), 1.0 + (i % 97));
         db.record_trial(trial);
         if (i % 7 == 0) {
-          db.store_cubin(TuningDb::cubin_cache_key(trial.config_name, {}, "sm_90", "13.0"),
+          db.store_cubin(cubin_cache_key(trial.config_name, {}, "sm_90", "13.0"),
                          std::vector<char>(16384, 'k'));
         }
         // Reported only after record_trial returned, i.e. after COMMIT.

@@ -18,10 +18,10 @@
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
 #include "deconvtune/deconvtune.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/heuristic.hpp"
-#include "runtime/nvrtc_compiler.hpp"
+#include "gpu/driver_api.hpp"
+#include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
+#include "tuner/heuristic.hpp"
 #include "tuner/tuner.hpp"
 #include "tuning_db/exchange.hpp"
 
@@ -430,7 +430,7 @@ TEST(DbTrustGpu, EnginePlansAnImportedWinnerAsUntuned) {
   options.db_path = path;
   options.on_miss = deconvtune::OnMiss::kHeuristic;
   const Problem problem = Problem::seed();
-  // The device record the engine keys winners by (runtime/engine.cpp's DeviceState).
+  // The device record the engine keys winners by (engine/engine.cpp's DeviceState).
   DeviceRecord device;
   {
     Context context(0);

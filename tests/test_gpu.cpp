@@ -12,10 +12,10 @@
 
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
-#include "runtime/benchmark.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/nvrtc_compiler.hpp"
-#include "runtime/verifier.hpp"
+#include "trial/benchmark.hpp"
+#include "gpu/driver_api.hpp"
+#include "gpu/nvrtc_compiler.hpp"
+#include "trial/verifier.hpp"
 #include "tests/golden.hpp"
 
 namespace deconvtune {

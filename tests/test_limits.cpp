@@ -13,9 +13,9 @@
 
 #include "codegen/problem.hpp"
 #include "codegen/search_space.hpp"
-#include "runtime/benchmark.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/verifier.hpp"
+#include "trial/benchmark.hpp"
+#include "gpu/driver_api.hpp"
+#include "trial/verifier.hpp"
 
 namespace deconvtune {
 namespace {

@@ -11,7 +11,7 @@
 #include <random>
 
 #include "reference/cpu_reference.hpp"
-#include "runtime/verifier.hpp"
+#include "trial/verifier.hpp"
 
 namespace deconvtune {
 namespace {

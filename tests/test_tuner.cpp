@@ -26,7 +26,7 @@
 
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
-#include "runtime/driver_api.hpp"
+#include "gpu/driver_api.hpp"
 #include "tuner/problem_set.hpp"
 #include "tuner/progress.hpp"
 #include "tuner/schedule.hpp"

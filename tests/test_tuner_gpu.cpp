@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/search_space.hpp"
-#include "runtime/benchmark.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/verifier.hpp"
+#include "trial/benchmark.hpp"
+#include "gpu/driver_api.hpp"
+#include "trial/verifier.hpp"
 #include "tuner/tuner.hpp"
 
 namespace deconvtune::tuner {

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "codegen/generator.hpp"
-#include "runtime/driver_api.hpp"
+#include "gpu/driver_api.hpp"
 #include "tools/commands.hpp"
 #include "tuner/problem_set.hpp"
 #include "tuner/progress.hpp"

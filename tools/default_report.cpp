@@ -10,9 +10,9 @@
 
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
-#include "runtime/benchmark.hpp"
-#include "runtime/heuristic.hpp"
-#include "runtime/nvrtc_compiler.hpp"
+#include "trial/benchmark.hpp"
+#include "tuner/heuristic.hpp"
+#include "gpu/nvrtc_compiler.hpp"
 #include "tools/commands.hpp"
 #include "tuner/problem_set.hpp"
 #include "tuning_db/tuning_db.hpp"

@@ -14,9 +14,9 @@
 #include <thread>
 
 #include "codegen/search_space.hpp"
-#include "runtime/benchmark.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/verifier.hpp"
+#include "trial/benchmark.hpp"
+#include "gpu/driver_api.hpp"
+#include "trial/verifier.hpp"
 #include "tools/commands.hpp"
 #include "tuner/simulate.hpp"
 #include "tuner/worker_protocol.hpp"

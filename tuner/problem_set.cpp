@@ -1,13 +1,14 @@
 #include "tuner/problem_set.hpp"
 
 #include <fmt/format.h>
-#include <openssl/sha.h>
 
 #include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <set>
 #include <stdexcept>
+
+#include "codegen/sha256.hpp"
 
 namespace deconvtune::tuner {
 namespace {
@@ -45,11 +46,7 @@ Shard parse_shard(std::string_view text) {
 
 int shard_of(const std::string& problem_key, int shard_count) {
   if (shard_count < 1) throw std::invalid_argument("shard_of: shard_count must be at least 1");
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(problem_key.data()), problem_key.size(), digest);
-  uint64_t hash = 0;
-  for (int i = 0; i < 8; ++i) hash = hash << 8 | digest[i];
-  return static_cast<int>(hash % static_cast<uint64_t>(shard_count));
+  return static_cast<int>(sha256_prefix64(problem_key) % static_cast<uint64_t>(shard_count));
 }
 
 std::vector<Problem> select_shard(const std::vector<Problem>& problems, const Shard& shard) {

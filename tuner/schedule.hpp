@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "codegen/config.hpp"
-#include "runtime/benchmark.hpp"
+#include "trial/benchmark.hpp"
 #include "tuner/tuner.hpp"
 
 namespace deconvtune::tuner {

@@ -1,7 +1,8 @@
 #include "tuner/simulate.hpp"
 
 #include <fmt/format.h>
-#include <openssl/sha.h>
+
+#include "codegen/sha256.hpp"
 
 namespace deconvtune::tuner {
 namespace {
@@ -13,12 +14,7 @@ int fault_kind(const Config& config) {
 }  // namespace
 
 uint64_t simulation_hash(const std::string& config_name, const std::string& problem_key) {
-  const std::string text = config_name + "|" + problem_key;
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  uint64_t hash = 0;
-  for (int i = 0; i < 8; ++i) hash = hash << 8 | digest[i];
-  return hash;
+  return sha256_prefix64(config_name + "|" + problem_key);
 }
 
 SimulatedCompile simulated_compile(const Config& config, const Problem& problem) {

@@ -23,11 +23,11 @@
 
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
-#include "runtime/device_buffer.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/heuristic.hpp"
-#include "runtime/nvrtc_compiler.hpp"
+#include "gpu/device_buffer.hpp"
+#include "gpu/driver_api.hpp"
+#include "gpu/nvrtc_compiler.hpp"
 #include "tuner/executable.hpp"
+#include "tuner/heuristic.hpp"
 #include "tuner/schedule.hpp"
 #include "tuner/simulate.hpp"
 #include "tuner/worker_process.hpp"
@@ -141,7 +141,7 @@ struct CompileSettings {
 std::string cache_key_of(const std::string& source, const std::string& arch) {
   CompileOptions options;
   options.arch = arch;
-  return db::TuningDb::cubin_cache_key(source, options);
+  return cubin_cache_key(source, options);
 }
 
 class CompilePipeline {

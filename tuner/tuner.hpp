@@ -23,7 +23,7 @@
 
 #include "codegen/config.hpp"
 #include "codegen/problem.hpp"
-#include "runtime/benchmark.hpp"
+#include "trial/benchmark.hpp"
 #include "tuning_db/tuning_db.hpp"
 
 namespace deconvtune::tuner {

@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "codegen/problem.hpp"
-#include "runtime/benchmark.hpp"
+#include "trial/benchmark.hpp"
 #include "tuning_db/tuning_db.hpp"
 
 namespace deconvtune::tuner {

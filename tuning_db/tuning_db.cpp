@@ -1,7 +1,6 @@
 #include "tuning_db/tuning_db.hpp"
 
 #include <fmt/format.h>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <unistd.h>
 
@@ -21,25 +20,9 @@
 
 #include "codegen/config.hpp"
 #include "codegen/generator.hpp"
+#include "codegen/sha256.hpp"
 #include "tuning_db/detail.hpp"
 #include "tuning_db/text.hpp"
-
-namespace deconvtune {
-
-Disposition parse_disposition(std::string_view text) {
-  static constexpr Disposition kAll[] = {Disposition::kOk,           Disposition::kCompileFailed,
-                                         Disposition::kLaunchFailed, Disposition::kFaulted,
-                                         Disposition::kTimedOut,     Disposition::kWrong};
-  std::string accepted;
-  for (Disposition disposition : kAll) {
-    if (to_string(disposition) == text) return disposition;
-    accepted += (accepted.empty() ? "" : ", ") + std::string(to_string(disposition));
-  }
-  throw std::invalid_argument(
-      fmt::format("'{}' is not a trial status (one of: {})", text.substr(0, 64), accepted));
-}
-
-}  // namespace deconvtune
 
 namespace deconvtune::db {
 
@@ -708,40 +691,8 @@ const char* origin_text(detail::Origin origin) {
   return origin == detail::Origin::kLocal ? "local" : "imported";
 }
 
-// One object for every SHA-256 this file takes (cubin cache keys and cubin digests).
-class Sha256 {
- public:
-  Sha256() : context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
-    if (!context_ || EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) != 1) {
-      throw DbError("OpenSSL: cannot start a sha256 digest");
-    }
-  }
-  void add(const void* data, size_t size) { EVP_DigestUpdate(context_.get(), data, size); }
-  // Preceded by its length, so that ("ab", "c") and ("a", "bc") hash differently.
-  void add_part(std::string_view part) {
-    uint64_t size = part.size();
-    unsigned char length[8];
-    for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(size >> (8 * i));
-    add(length, sizeof(length));
-    add(part.data(), part.size());
-  }
-  std::string hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
-    EVP_DigestFinal_ex(context_.get(), digest, &length);
-    std::string text;
-    for (unsigned int i = 0; i < length; ++i) text += fmt::format("{:02x}", digest[i]);
-    return text;
-  }
-
- private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context_;
-};
-
 std::string cubin_digest(const std::vector<char>& cubin) {
-  Sha256 sha;
-  sha.add(cubin.data(), cubin.size());
-  return sha.hex();
+  return Sha256().add(cubin.data(), cubin.size()).hex();
 }
 
 }  // namespace
@@ -1242,23 +1193,6 @@ CubinCacheStats TuningDb::cubin_cache_stats() const {
     stats.bytes = statement.column_int(1);
   });
   return stats;
-}
-
-std::string TuningDb::cubin_cache_key(const std::string& source, const CompileOptions& options) {
-  return cubin_cache_key(source, nvrtc_flags(options), options.arch, nvrtc_version());
-}
-
-std::string TuningDb::cubin_cache_key(const std::string& source,
-                                      const std::vector<std::string>& options,
-                                      const std::string& arch, const std::string& nvrtc_version) {
-  Sha256 sha;
-  sha.add_part("deconvtune-cubin-v1");
-  sha.add_part(source);
-  sha.add_part(std::to_string(options.size()));
-  for (const std::string& option : options) sha.add_part(option);
-  sha.add_part(arch);
-  sha.add_part(nvrtc_version);
-  return sha.hex();
 }
 
 PruneReport TuningDb::prune(const PruneOptions& options) {

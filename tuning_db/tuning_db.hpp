@@ -38,7 +38,7 @@
 //   current one was imported and the new one measured here.
 // - Origin: a winner merged in by import is marked imported (not exported: it describes this DB).
 //   The runtime treats an imported winner as a hint, never as a fact, until a trial measured here
-//   replaces it (runtime/heuristic.hpp, serves_as_tuned); measured_configs counts only trials
+//   replaces it (tuner/heuristic.hpp, serves_as_tuned); measured_configs counts only trials
 //   measured here, so a resumed autotune measures imported configs on this GPU.
 // - Every cached cubin carries the SHA-256 of its bytes; cached_cubin checks it on every load and
 //   treats a mismatch as absent (dropping the entry when writable, saying so once per process).
@@ -53,15 +53,7 @@
 #include <vector>
 
 #include "codegen/problem.hpp"
-#include "runtime/benchmark.hpp"
-
-namespace deconvtune {
-
-// Reads back to_string(Disposition) ("ok", "compile_failed", ...); throws std::invalid_argument
-// naming the accepted words.
-Disposition parse_disposition(std::string_view text);
-
-}  // namespace deconvtune
+#include "trial/disposition.hpp"
 
 namespace deconvtune::db {
 
@@ -212,18 +204,11 @@ class TuningDb {
   std::optional<WinnerRecord> winner(const WinnerKey& key) const;
   std::vector<WinnerRecord> winners() const;  // ordered by key
 
-  // The cubin cache, keyed by cubin_cache_key(). A cubin whose bytes do not match their stored
-  // SHA-256 is absent (and dropped, when writable): the caller compiles again.
+  // The cubin cache, keyed by gpu/nvrtc_compiler's cubin_cache_key(). A cubin whose bytes do not
+  // match their stored SHA-256 is absent (and dropped, when writable): the caller compiles again.
   std::optional<std::vector<char>> cached_cubin(const std::string& cache_key) const;
   void store_cubin(const std::string& cache_key, const std::vector<char>& cubin);
   CubinCacheStats cubin_cache_stats() const;
-  // The key of what compile_cuda(source, options) produces: its NVRTC flags, arch and the NVRTC
-  // version in use. The tuner stores under it and the runtime looks up under it.
-  static std::string cubin_cache_key(const std::string& source, const CompileOptions& options);
-  // sha256 over source, options, arch and NVRTC version, as 64 hex digits.
-  static std::string cubin_cache_key(const std::string& source,
-                                     const std::vector<std::string>& options,
-                                     const std::string& arch, const std::string& nvrtc_version);
 
   PruneReport prune(const PruneOptions& options);
 

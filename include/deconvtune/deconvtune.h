@@ -12,7 +12,7 @@
  *   memory and streams from those work as they are.
  * - Engines and plans may be used from several threads at once.
  *
- * Implemented in runtime/c_api.cpp over the C++ API (deconvtune.hpp); exported from
+ * Implemented in engine/c_api.cpp over the C++ API (deconvtune.hpp); exported from
  * libdeconvtune.so. */
 #ifndef DECONVTUNE_DECONVTUNE_H
 #define DECONVTUNE_DECONVTUNE_H

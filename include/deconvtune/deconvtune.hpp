@@ -14,7 +14,7 @@
 // - The engine uses the device's CUDA primary context, shared with the CUDA runtime and PyTorch.
 // - Failures throw deconvtune::Error, whose status() is the C API's status code.
 //
-// Implemented in runtime/engine.cpp; exported from libdeconvtune.so. This header includes no
+// Implemented in engine/engine.cpp; exported from libdeconvtune.so. This header includes no
 // internal header (the implementation is behind Engine::Impl and detail::PlanState).
 #include <array>
 #include <cstdint>

@@ -1,4 +1,4 @@
-#include "runtime/verifier.hpp"
+#include "trial/verifier.hpp"
 
 #include <fmt/format.h>
 
@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "codegen/generator.hpp"
-#include "runtime/nvrtc_compiler.hpp"
+#include "gpu/nvrtc_compiler.hpp"
 
 namespace deconvtune {
 namespace {

@@ -1,11 +1,11 @@
-#include "runtime/device_buffer.hpp"
+#include "gpu/device_buffer.hpp"
 
 #include <fmt/format.h>
 
 #include <stdexcept>
 #include <utility>
 
-#include "runtime/driver_api.hpp"
+#include "gpu/driver_api.hpp"
 
 namespace deconvtune {
 

@@ -56,6 +56,13 @@ std::vector<CompileResult> compile_cuda_parallel(const std::vector<std::string>&
 // "12.9" etc., NVRTC's own version.
 std::string nvrtc_version();
 
+// The key under which the tuning DB caches what compile_cuda(source, options) produces: a sha256
+// over the source, its NVRTC flags, the arch and the NVRTC version in use, as 64 hex digits. The
+// tuner stores under it and the engine looks up under it.
+std::string cubin_cache_key(const std::string& source, const CompileOptions& options);
+std::string cubin_cache_key(const std::string& source, const std::vector<std::string>& flags,
+                            const std::string& arch, const std::string& nvrtc_version);
+
 // Parses ptxas -v output for the entry `kernel`; fields not reported stay at their defaults.
 ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kernel);
 

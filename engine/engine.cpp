@@ -14,10 +14,10 @@
 #include "codegen/problem.hpp"
 #include "codegen/search_space.hpp"
 #include "deconvtune/deconvtune.hpp"
-#include "runtime/benchmark.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/heuristic.hpp"
-#include "runtime/nvrtc_compiler.hpp"
+#include "gpu/driver_api.hpp"
+#include "gpu/nvrtc_compiler.hpp"
+#include "trial/benchmark.hpp"
+#include "tuner/heuristic.hpp"
 #include "tuner/tuner.hpp"
 #include "tuning_db/tuning_db.hpp"
 
@@ -383,7 +383,7 @@ struct Engine::Impl {
   std::vector<char> cubin_for(const GeneratedKernel& kernel, const DeviceState& dev) {
     CompileOptions compile_options;
     compile_options.arch = dev.record.arch;
-    const std::string cache_key = db::TuningDb::cubin_cache_key(kernel.source, compile_options);
+    const std::string cache_key = cubin_cache_key(kernel.source, compile_options);
     {
       std::lock_guard<std::mutex> lock(db_mutex);
       try {

@@ -1,4 +1,4 @@
-#include "runtime/driver_api.hpp"
+#include "gpu/driver_api.hpp"
 
 #include <dlfcn.h>
 #include <fmt/format.h>

@@ -1,4 +1,4 @@
-#include "runtime/nvrtc_compiler.hpp"
+#include "gpu/nvrtc_compiler.hpp"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -13,6 +13,8 @@
 #include <regex>
 #include <stdexcept>
 #include <thread>
+
+#include "codegen/sha256.hpp"
 
 namespace deconvtune {
 namespace {
@@ -165,6 +167,22 @@ ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kern
     usage.spill_load_bytes = std::stoi(match[3]);
   }
   return usage;
+}
+
+std::string cubin_cache_key(const std::string& source, const CompileOptions& options) {
+  return cubin_cache_key(source, nvrtc_flags(options), options.arch, nvrtc_version());
+}
+
+std::string cubin_cache_key(const std::string& source, const std::vector<std::string>& flags,
+                            const std::string& arch, const std::string& nvrtc_version) {
+  Sha256 sha;
+  sha.add_part("deconvtune-cubin-v1");
+  sha.add_part(source);
+  sha.add_part(std::to_string(flags.size()));
+  for (const std::string& flag : flags) sha.add_part(flag);
+  sha.add_part(arch);
+  sha.add_part(nvrtc_version);
+  return sha.hex();
 }
 
 }  // namespace deconvtune

@@ -1,4 +1,4 @@
-#include "runtime/heuristic.hpp"
+#include "tuner/heuristic.hpp"
 
 #include <cmath>
 #include <map>

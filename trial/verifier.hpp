@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "codegen/problem.hpp"
-#include "runtime/device_buffer.hpp"
-#include "runtime/driver_api.hpp"
+#include "gpu/device_buffer.hpp"
+#include "gpu/driver_api.hpp"
 
 namespace deconvtune {
 

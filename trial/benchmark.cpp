@@ -1,4 +1,4 @@
-#include "runtime/benchmark.hpp"
+#include "trial/benchmark.hpp"
 
 #include <fmt/format.h>
 
@@ -7,24 +7,6 @@
 #include <vector>
 
 namespace deconvtune {
-
-std::string_view to_string(Disposition disposition) {
-  switch (disposition) {
-    case Disposition::kOk:
-      return "ok";
-    case Disposition::kCompileFailed:
-      return "compile_failed";
-    case Disposition::kLaunchFailed:
-      return "launch_failed";
-    case Disposition::kFaulted:
-      return "faulted";
-    case Disposition::kTimedOut:
-      return "timed_out";
-    case Disposition::kWrong:
-      return "wrong";
-  }
-  return "?";
-}
 
 LoadedKernel::LoadedKernel(const GeneratedKernel& kernel, const std::vector<char>& cubin)
     : module_(cubin), function_(module_.function(kernel.kernel_name)), geometry_(kernel.launch) {

@@ -8,21 +8,12 @@
 
 #include "codegen/config.hpp"
 #include "codegen/generator.hpp"
-#include "runtime/driver_api.hpp"
-#include "runtime/nvrtc_compiler.hpp"
-#include "runtime/verifier.hpp"
+#include "gpu/driver_api.hpp"
+#include "gpu/nvrtc_compiler.hpp"
+#include "trial/disposition.hpp"
+#include "trial/verifier.hpp"
 
 namespace deconvtune {
-
-enum class Disposition {
-  kOk,             // verified, then timed
-  kCompileFailed,  // NVRTC refused the source
-  kLaunchFailed,   // the module or launch was refused (resources, bad geometry)
-  kFaulted,        // the kernel faulted: the context is lost
-  kTimedOut,       // the kernel did not finish before its deadline
-  kWrong,          // it ran but the output disagrees with the reference (or wrote past y)
-};
-std::string_view to_string(Disposition disposition);
 
 struct Timing {
   double median_ms = 0;
