@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "codegen/search_space.hpp"
@@ -130,12 +131,26 @@ TEST(TunerFakeWorker, EveryMalformedReplyIsRecordedWithItsReasonAndNothingHangs)
   }
 }
 
+// True once `pid` has ended (gone, or a zombie nobody reaped yet), waiting up to 5 s.
+bool ends_soon(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string pid_field, comm, state;
+    if (!(stat >> pid_field >> comm >> state) || state == "Z") return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 // A worker that never says "ready" is the setup's fault, not a candidate's: an error that names
-// the deadline, after at most two starts.
+// the deadline, after at most two starts. What the worker started goes with it: a child left
+// behind would hold the caller's pipes open for its whole life (under CTest, ten minutes).
 TEST(TunerFakeWorker, AWorkerThatNeverGetsReadyEndsTheRunWithAClearError) {
   TempDir dir;
   const fs::path script = dir.path() / "mute.sh";
-  std::ofstream(script) << "#!/bin/sh\nsleep 600\n";
+  const fs::path children = dir.path() / "children";
+  std::ofstream(script) << "#!/bin/sh\nsleep 600 &\necho $! >> '" << children.string()
+                        << "'\nwait\n";
   fs::permissions(script, fs::perms::owner_all);
   TuneRequest request;
   request.problem = small_problem();
@@ -152,6 +167,12 @@ TEST(TunerFakeWorker, AWorkerThatNeverGetsReadyEndsTheRunWithAClearError) {
   } catch (const TuneError& e) {
     EXPECT_NE(std::string(e.what()).find("took more than 1 s"), std::string::npos) << e.what();
   }
+  std::ifstream started(children);
+  int count = 0;
+  for (pid_t child; started >> child; ++count) {
+    EXPECT_TRUE(ends_soon(child)) << "the worker's child " << child << " outlived it";
+  }
+  EXPECT_GE(count, 1) << "the fake worker never ran";
 }
 
 }  // namespace

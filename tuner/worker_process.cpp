@@ -34,7 +34,10 @@ WorkerProcess::WorkerProcess(const std::vector<std::string>& argv) {
     throw std::runtime_error(fmt::format("socketpair: {}", std::strerror(errno)));
   }
   // posix_spawn, not fork: the tuner may hold a CUDA context and run threads, and the child must
-  // do nothing but exec. The dup2 actions clear CLOEXEC on the child's stdin and stdout.
+  // do nothing but exec. The dup2 actions clear CLOEXEC on the child's stdin and stdout. The
+  // worker leads a process group of its own, so that killing it kills whatever it started too (a
+  // child left behind would hold the worker's stdout and the tuner's caller's pipes open), and a
+  // Ctrl-C at the terminal reaches the tuner, which stops its workers itself.
   std::vector<char*> args;
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
@@ -42,7 +45,12 @@ WorkerProcess::WorkerProcess(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, sockets[1], STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&actions, sockets[1], STDOUT_FILENO);
-  const int error = posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ);
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attributes, 0);
+  const int error = posix_spawn(&pid_, args[0], &actions, &attributes, args.data(), environ);
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0) {
     close(sockets[0]);
@@ -102,24 +110,33 @@ WorkerProcess::Read WorkerProcess::read_line(std::string& line, double timeout_s
 
 void WorkerProcess::kill() {
   if (pid_ <= 0 || reaped_) return;
-  ::kill(pid_, SIGKILL);
-  while (waitpid(pid_, &wait_status_, 0) < 0 && errno == EINTR) {
-  }
-  reaped_ = true;
+  reap();
 }
 
 bool WorkerProcess::wait_exit(double timeout_seconds) {
   if (pid_ <= 0 || reaped_) return true;
   const Clock::time_point start = Clock::now();
   while (true) {
-    pid_t done = waitpid(pid_, &wait_status_, WNOHANG);
-    if (done == pid_) {
-      reaped_ = true;
+    // WNOWAIT: seen, not reaped; reap() takes the worker's group down first.
+    siginfo_t info{};
+    if (waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+        info.si_pid == pid_) {
+      reap();
       return true;
     }
     if (seconds_since(start) >= timeout_seconds) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+}
+
+void WorkerProcess::reap() {
+  // The worker's process group: it and whatever it started (left behind, a child would hold the
+  // worker's stdout, and with it its caller's pipes, open). Until the worker is reaped its pid
+  // cannot be handed out again, so the group's id names only the worker's own group.
+  ::kill(-pid_, SIGKILL);
+  while (waitpid(pid_, &wait_status_, 0) < 0 && errno == EINTR) {
+  }
+  reaped_ = true;
 }
 
 int WorkerProcess::term_signal() const {

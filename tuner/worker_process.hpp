@@ -1,7 +1,8 @@
 #pragma once
 // A worker subprocess with its stdin and stdout connected to this process by a socket pair, so
 // writing to a dead worker is an error, never a SIGPIPE. Lines are read with a deadline: a worker
-// that does not answer in time is the caller's to kill.
+// that does not answer in time is the caller's to kill. The worker leads its own process group, and
+// whatever it started goes when it goes: once reaped, nothing of it is left running.
 #include <sys/types.h>
 
 #include <atomic>
@@ -27,7 +28,7 @@ class WorkerProcess {
   Read read_line(std::string& line, double timeout_seconds,
                  const std::atomic<bool>* cancel = nullptr);
 
-  // SIGKILL, then reaps it. Safe to call more than once.
+  // SIGKILL to it and what it started, then reaps it. Safe to call more than once.
   void kill();
   // Reaps it when it has exited (waiting up to `timeout_seconds`); true when it has.
   bool wait_exit(double timeout_seconds);
@@ -39,6 +40,8 @@ class WorkerProcess {
   pid_t pid() const { return pid_; }
 
  private:
+  void reap();  // kills the worker's process group, then reaps the worker
+
   pid_t pid_ = -1;
   int socket_ = -1;
   bool reaped_ = false;
