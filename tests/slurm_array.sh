@@ -7,8 +7,9 @@
 #   tests/slurm_array.sh DECONVTUNE_BINARY
 # Exit 0: passed, 1: failed, 77: skipped (CTest SKIP_RETURN_CODE), e.g. where Slurm is not installed
 # (scripts/install-deps.sh --test installs it). Every wait is bounded and the daemons are stopped on
-# every exit, so the test never hangs and leaves nothing running (unless SIGKILLed: keep CTest's
-# TIMEOUT above the sum of the deadlines here). SLURM_TEST_KEEP=1 keeps the temp dir for a look.
+# every exit, so the test never hangs and leaves nothing running (unless SIGKILLed: the deadlines
+# here add up to about 4 minutes, under CTest's TIMEOUT of 5; a pass takes about 10 s).
+# SLURM_TEST_KEEP=1 keeps the temp dir for a look.
 set -euo pipefail
 
 (($# == 1)) || { echo "usage: $0 DECONVTUNE_BINARY" >&2; exit 2; }
@@ -28,7 +29,9 @@ done
 # slurmd starts jobs as their owner, which needs root. CI and the containers it runs in are root.
 [[ $(id -u) -eq 0 ]] || skip "slurmd must run as root to start jobs; run the test as root"
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/deconvtune-slurm.XXXXXX")
+# Under /tmp whatever $TMPDIR says: munged needs every directory above its socket o+x (below), and
+# a socket path fits in 107 bytes.
+tmp=$(mktemp -d /tmp/deconvtune-slurm.XXXXXX)
 work=$tmp/work
 mkdir -p "$work" "$tmp/state" "$tmp/spool" "$tmp/node-tmp"
 munge_pid="" ctld_pid="" slurmd_pid=""
@@ -53,7 +56,8 @@ cleanup() {
   set +e
   if [[ -n $ctld_pid ]] && kill -0 "$ctld_pid" 2>/dev/null; then
     timeout 10 scancel --quiet --user="$(id -un)"
-    for _ in {1..30}; do  # the jobs' processes end before slurmd does (KillWait=5 below)
+    local deadline=$((SECONDS + 15))  # the jobs' processes end before slurmd does (KillWait=5)
+    while ((SECONDS < deadline)); do
       [[ -z $(timeout 5 squeue --noheader --format=%i 2>/dev/null) ]] && break
       sleep 0.5
     done
@@ -102,13 +106,16 @@ free_port() {
 }
 
 # munged with its own key and socket: a system munged (its key, /run/munge) is neither needed nor
-# touched.
-mkdir -m 700 "$tmp/munge"
-dd if=/dev/urandom of="$tmp/munge/munge.key" bs=1024 count=1 status=none
-chmod 400 "$tmp/munge/munge.key"
+# touched. munged refuses a socket that other users cannot reach (each directory above it must be
+# o+x); the key stays in a directory only root can read.
+chmod 755 "$tmp"
+mkdir -m 700 "$tmp/munge-key"
+mkdir -m 755 "$tmp/munge"
+dd if=/dev/urandom of="$tmp/munge-key/munge.key" bs=1024 count=1 status=none
+chmod 400 "$tmp/munge-key/munge.key"
 socket=$tmp/munge/munge.socket
-munged --foreground --force --key-file="$tmp/munge/munge.key" --socket="$socket" \
-  --pid-file="$tmp/munge/munged.pid" --seed-file="$tmp/munge/munged.seed" \
+munged --foreground --key-file="$tmp/munge-key/munge.key" --socket="$socket" \
+  --pid-file="$tmp/munge-key/munged.pid" --seed-file="$tmp/munge-key/munged.seed" \
   --log-file="$tmp/munged.log" >/dev/null 2>&1 &  # it logs to the file too
 munge_pid=$!
 credential_round_trip() { munge --socket="$socket" --no-input | unmunge --socket="$socket"; }
@@ -164,7 +171,7 @@ await 20 "slurmctld answering" timeout 5 scontrol ping
 slurmd -D -f "$SLURM_CONF" -N "$host" >"$tmp/slurmd.log" 2>&1 &
 slurmd_pid=$!
 node_idle() { [[ $(timeout 5 sinfo --noheader --nodes="$host" --format=%t) == idle ]]; }
-await 30 "node $host idle (slurmd registered)" node_idle
+await 20 "node $host idle (slurmd registered)" node_idle
 
 # Six problems (those of TunerShard.ShardDbsImportedGiveTheUnshardedWinners, tests/test_tuner.cpp).
 cd "$work"
@@ -176,13 +183,13 @@ for batch in 1 2 3; do
 done >zoo.jsonl
 problems=$(wc -l <zoo.jsonl)
 
-"$binary" autotune --problems zoo.jsonl --devices all --db whole.db --no-launch --simulate -q \
-  >whole.log 2>&1 || { cat whole.log >&2; fail "the unsharded autotune failed"; }
+timeout 60 "$binary" autotune --problems zoo.jsonl --devices all --db whole.db --no-launch \
+  --simulate -q >whole.log 2>&1 || { cat whole.log >&2; fail "the unsharded autotune failed"; }
 
 # The documented submission, as a user runs it; only what this machine needs differs: no GPU to
 # ask for, one core a task, a short time limit (a hung task is killed), the simulated measurer.
 # The jobs inherit this environment (sbatch --export=ALL): deconvtune on PATH, TMPDIR, SLURM_CONF.
-submitted=$(PATH=$(dirname "$binary"):$PATH TMPDIR=$tmp/node-tmp timeout 30 \
+submitted=$(PATH=$(dirname "$binary"):$PATH TMPDIR=$tmp/node-tmp timeout 20 \
   "$repo/docs/slurm/submit.sh" --array=0-$((shards - 1)) --cpus-per-task=1 --time=2 \
   -- --simulate -q) || fail "docs/slurm/submit.sh failed"
 echo "$submitted"
@@ -193,7 +200,7 @@ merge=$(awk '$1 == "merge" { print $2 }' <<<"$submitted")
 # The states of a job (one line per array task).
 states() { timeout 10 scontrol --oneliner show job "$1" | grep -o 'JobState=[A-Z_]*' | cut -d= -f2; }
 merge_ended() { [[ $(states "$merge") =~ ^(COMPLETED|FAILED|CANCELLED|TIMEOUT|NODE_FAIL|OUT_OF_MEMORY|BOOT_FAIL|DEADLINE|PREEMPTED)$ ]]; }
-await 90 "the merge job $merge ending" merge_ended
+await 60 "the merge job $merge ending" merge_ended
 tune_states=$(states "$tune" | sort | uniq -c | xargs)
 [[ $tune_states == "$shards COMPLETED" ]] || fail "tuning tasks: $tune_states (want $shards COMPLETED)"
 [[ $(states "$merge") == COMPLETED ]] || fail "the merge job ended $(states "$merge")"
