@@ -6,7 +6,9 @@
 #   scripts/install-deps.sh --test   and what scripts/check.sh needs: GoogleTest, Google Benchmark,
 #                                    clang-14 with its sanitizer/libFuzzer runtime, clang-format, and
 #                                    Debian's PyTorch with NumPy for the Python package's tests (by
-#                                    far the largest part: libtorch and what Debian builds it with)
+#                                    far the largest part: libtorch and what Debian builds it with),
+#                                    Slurm with munge and jq (tests/slurm_array.sh, which starts
+#                                    daemons of its own, whatever the system runs)
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config
@@ -16,7 +18,8 @@ case "${1:-}" in
   --test)
     packages+=(libgtest-dev libgmock-dev googletest libbenchmark-dev clang-format
                clang-14 libclang-rt-14-dev  # the sanitizer build and libFuzzer (scripts/check.sh)
-               python3-torch python3-numpy)  # tests/python under Debian's /usr/bin/python3
+               python3-torch python3-numpy  # tests/python under Debian's /usr/bin/python3
+               slurm-wlm munge jq)  # tests/slurm_array.sh: a one-node Slurm runs docs/slurm/
     ;;
   *)
     echo "install-deps: unknown argument '$1' (no argument: build deps; --test: and test deps)" >&2
