@@ -164,26 +164,24 @@ for _name, _handler in (("relu", lambda x: _unary("relu")), ("sigmoid", lambda x
 
 def _epilogue_ops(node, x, modules):
     """The chain ops `node` applies to `x` (its one tensor operand), or _NotEpilogue saying why not."""
+    if node.op == "call_module":
+        handler = _MODULE_OPS.get(type(modules[node.target]))
+        call = handler and (lambda: handler(modules[node.target]))
+    else:
+        make = {"call_function": _FUNCTION_OPS, "call_method": _METHOD_OPS}.get(node.op, {}).get(node.target)
+        call = make and (lambda: make(x)(*node.args, **node.kwargs))
+    if call is None:
+        raise _NotEpilogue("")
     operands = []
     pytree.tree_map(lambda a: operands.append(a) if isinstance(a, torch.fx.Node) else None,
                     (node.args, node.kwargs))
-    if any(a is not x for a in operands) or len(operands) != 1:
+    if len(operands) != 1:
         others = [a.name for a in operands if a is not x] or [x.name]
         raise _NotEpilogue(f"it takes a second tensor ({', '.join(others)}), the epilogue only constants")
-    if node.op == "call_module":
-        handler = _MODULE_OPS.get(type(modules[node.target]))
-        if handler is None or node.args != (x,) or node.kwargs:
-            raise _NotEpilogue("")
-        ops = handler(modules[node.target])
-    else:
-        table = _FUNCTION_OPS if node.op == "call_function" else _METHOD_OPS if node.op == "call_method" else {}
-        make = table.get(node.target)
-        if make is None:
-            raise _NotEpilogue("")
-        try:
-            ops = make(x)(*node.args, **node.kwargs)
-        except TypeError as e:  # arguments the handler does not take (an out=, say)
-            raise _NotEpilogue(f"its arguments ({e})") from None
+    try:
+        ops = call()
+    except TypeError as e:  # arguments the handler does not take (an out=, say)
+        raise _NotEpilogue(f"its arguments ({e})") from None
     try:
         dtorch.parse_epilogue(ops)  # the kernel's own rules for the arguments (fp32 range, lo <= hi)
     except ValueError as e:
