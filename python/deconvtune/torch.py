@@ -18,6 +18,7 @@ On PyTorch >= 2.4 the forward is the custom op torch.ops.deconvtune.conv_transpo
 an autograd formula and a fake kernel), so it works inside torch.compile; older PyTorch (Debian's
 1.13, say) runs it eagerly through a torch.autograd.Function.
 """
+import copy
 import functools
 import json
 import math
@@ -32,8 +33,9 @@ from . import _native
 
 OP_NAME = "deconvtune::conv_transpose2d_epilogue"
 PRECISIONS = ("fp32", "tf32")
-# The library's contract for a verified kernel (max |err| vs float64, relative to max(1, |y|)),
-# runtime/verifier.cpp: what convert()'s check allows a fused block on top of the original's error.
+# The base of the library's bound for a verified kernel (max |err| vs float64 relative to
+# max(1, |y|); codegen/problem.cpp's error_bound, which widens it for deep sums): what convert()'s
+# check allows the converted model beyond the original's own error.
 PRECISION_BOUNDS = {"fp32": 2e-6, "tf32": 1e-3}
 
 # The epilogue ops the kernels implement (codegen/epilogue.cpp), each with its arity and the same
@@ -105,7 +107,8 @@ def _parse_epilogue_cached(epilogue):
 def parse_epilogue(epilogue):
     """The canonical chain, a tuple of (name, *float args), of an epilogue written as the library's
     text ("mish,add:0.5,hardtanh:-1:1"), or a sequence of such op strings or (name, *args) tuples.
-    None and "" are the empty chain. Refuses what the kernels refuse, naming the op."""
+    None and "" are the empty chain. Refuses what the kernels refuse (codegen/epilogue.cpp's rules:
+    the CPU path must not compute a chain the GPU would reject), naming the op."""
     if epilogue is None:
         return ()
     if not isinstance(epilogue, str):
@@ -155,11 +158,15 @@ def output_shape(spec):
         k, s = _pair(spec["kernel_size"], "kernel_size"), _pair(spec.get("stride", 1), "stride")
         p, op = _pair(spec.get("padding", 0), "padding"), _pair(spec.get("output_padding", 0), "output_padding")
         d = _pair(spec.get("dilation", 1), "dilation")
-        size = [(spec[f] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1
-                for i, f in enumerate(("height", "width"))]
-        return [spec["batch"], spec["out_channels"]] + size
+        return [spec["batch"], spec["out_channels"]] + _output_size((spec["height"], spec["width"]), k, s, p, op, d)
     except (KeyError, TypeError, IndexError) as e:
         raise ValueError(f"deconvtune: problem {spec!r} lacks or mistypes a field ({e!r})") from None
+
+
+def _output_size(size, kernel_size, stride, padding, output_padding, dilation):
+    """[H_out, W_out] of ConvTranspose2d; plain arithmetic, so symbolic sizes (torch.compile's) pass."""
+    return [(size[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel_size[i] - 1) + output_padding[i] + 1
+            for i in range(2)]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -266,7 +273,10 @@ def _backward(grad_y, x, weight, bias, stride, padding, output_padding, groups, 
     The pre-activation conv_transpose2d(x, W) + b is recomputed from the saved x and W, not saved:
     saving it would hold a y-sized tensor per block from forward to backward (the headline block's y
     is 4x x, and x and W are saved anyway), while recomputing costs one ConvTranspose2d in backward,
-    beside the two (grad x, grad W) that backward runs anyway."""
+    beside the two (grad x, grad W) that backward runs anyway. (The chain's own intermediates live
+    only during this backward.) On CUDA the recomputation is cuDNN's, in PyTorch's precision: its
+    values may differ from the kernel's in the last bits, which moves a gradient only for an output
+    within that distance of a kink."""
     with torch.enable_grad():
         inputs = [None if t is None else t.detach().requires_grad_(bool(need))
                   for t, need in zip((x, weight, bias), needs)]
@@ -307,10 +317,8 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
     def _(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
           on_miss):
         _check_inputs(x, weight, bias, groups)
-        spec = {"batch": x.shape[0], "out_channels": weight.shape[1] * groups, "height": x.shape[2],
-                "width": x.shape[3], "kernel_size": list(weight.shape[2:]), "stride": list(stride),
-                "padding": list(padding), "output_padding": list(output_padding), "dilation": list(dilation)}
-        return x.new_empty(output_shape(spec))
+        size = _output_size(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation)
+        return x.new_empty([x.shape[0], weight.shape[1] * groups] + size)
 
     _op.register_autograd(_backward_from_context, setup_context=_setup_context)
     _apply = _op
@@ -336,20 +344,30 @@ def conv_transpose2d_epilogue(x, weight, bias=None, stride=1, padding=0, output_
     'fail'), PyTorch's ops on other devices. `epilogue`: any form parse_epilogue takes; `precision`:
     'fp32', 'tf32' or None (follow torch.backends.cudnn.allow_tf32). Differentiable in x, weight, bias.
     torch.fx records it as one call (a leaf), so traced models keep it whole."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"deconvtune: x must be a torch.Tensor, got {type(x).__name__}")
     if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"deconvtune: groups must be an int >= 1, got {groups!r}")
     if on_miss not in _native.ON_MISS:
         raise ValueError(f"deconvtune: on_miss must be one of {sorted(_native.ON_MISS)}, got {on_miss!r}")
     if precision is not None:
         _resolve_precision(precision)
-    return _apply(x, weight, bias, list(_pair(stride, "stride")), list(_pair(padding, "padding")),
+    return _fused(x, weight, bias, list(_pair(stride, "stride")), list(_pair(padding, "padding")),
                   list(_pair(output_padding, "output_padding")), groups, list(_pair(dilation, "dilation")),
                   epilogue_text(epilogue), precision, db_path or "", on_miss)
 
 
+def _fused(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
+           on_miss):
+    """The op on arguments already checked and canonical (pairs as lists, the epilogue as its text):
+    what the module's forward calls, with nothing torch.compile would have to trace through."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"deconvtune: x must be a torch.Tensor, got {type(x).__name__}")
+    return _apply(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
+                  on_miss)
+
+
+# torch.fx records calls of these as single nodes (leaves) rather than tracing into them.
 torch.fx.wrap("conv_transpose2d_epilogue")
+torch.fx.wrap("_fused")
 
 
 class ConvTranspose2dEpilogue(nn.Module):
@@ -377,7 +395,8 @@ class ConvTranspose2dEpilogue(nn.Module):
         if precision is not None:
             _resolve_precision(precision)
         if on_miss not in _native.ON_MISS:
-            raise ValueError(f"on_miss must be one of {sorted(_native.ON_MISS)}, got {on_miss!r}")
+            raise ValueError(f"ConvTranspose2dEpilogue: on_miss must be one of {sorted(_native.ON_MISS)}, got "
+                             f"{on_miss!r}")
         self.conv_transpose = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding,
                                                  output_padding, groups, bias, dilation, padding_mode, device,
                                                  dtype)
@@ -417,13 +436,7 @@ class ConvTranspose2dEpilogue(nn.Module):
             if not isinstance(getattr(model, attribute, None), (int, float)):
                 raise TypeError(f"from_model expects the seed Model; {type(model).__name__}.{attribute} "
                                 "is missing or not a number")
-        copy = nn.ConvTranspose2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                                  conv.output_padding, conv.groups, conv.bias is not None, conv.dilation,
-                                  conv.padding_mode, device="meta")
-        copy.weight = nn.Parameter(conv.weight.detach().clone(), conv.weight.requires_grad)
-        if conv.bias is not None:
-            copy.bias = nn.Parameter(conv.bias.detach().clone(), conv.bias.requires_grad)
-        module = cls.from_conv_transpose(copy, seed_epilogue(model.add_value, model.scale), **kwargs)
+        module = cls.from_conv_transpose(copy.deepcopy(conv), seed_epilogue(model.add_value, model.scale), **kwargs)
         module.train(model.training)
         return module
 
@@ -448,10 +461,10 @@ class ConvTranspose2dEpilogue(nn.Module):
                      self.on_miss)
 
     def forward(self, x):
-        conv = self.conv_transpose
-        return conv_transpose2d_epilogue(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.output_padding,
-                                         conv.groups, conv.dilation, epilogue=self.epilogue,
-                                         precision=self.precision, db_path=self.db_path, on_miss=self.on_miss)
+        conv = self.conv_transpose  # its arguments were checked when it was made, the epilogue made canonical
+        return _fused(x, conv.weight, conv.bias, list(conv.stride), list(conv.padding), list(conv.output_padding),
+                      conv.groups, list(conv.dilation), self.epilogue, self.precision, self.db_path or "",
+                      self.on_miss)
 
     def extra_repr(self):
         return f"epilogue={self.epilogue!r}, precision={self.precision or 'follows allow_tf32'}"
@@ -470,18 +483,20 @@ def fold_batchnorm(weight, bias, groups, batchnorm):
         raise ValueError(f"fold_batchnorm: the BatchNorm2d has {batchnorm.num_features} features, the "
                          f"ConvTranspose2d {c_out_per_group * groups} output channels")
     with torch.no_grad():
-        scale = torch.rsqrt(batchnorm.running_var + batchnorm.eps)
+        # In float64, then rounded once to the weight's dtype: the folded model's error is then that
+        # of one rounding of each weight, not of a chain of float32 operations.
+        scale = torch.rsqrt(batchnorm.running_var.double() + batchnorm.eps)
         if batchnorm.weight is not None:
-            scale = scale * batchnorm.weight
-        shift = -batchnorm.running_mean * scale
+            scale = scale * batchnorm.weight.double()
+        shift = -batchnorm.running_mean.double() * scale
         if batchnorm.bias is not None:
-            shift = shift + batchnorm.bias
+            shift = shift + batchnorm.bias.double()
         # weight is [C_in, C_out/groups, kH, kW]; output channel g * C_out/groups + j is group g's
         # column j, fed by that group's C_in/groups input channels.
-        per_channel = scale.to(weight.dtype).view(groups, 1, c_out_per_group, 1, 1)
-        folded = (weight.view(groups, c_in // groups, c_out_per_group, *weight.shape[2:]) * per_channel)
-        folded_bias = shift if bias is None else bias * scale + shift
-        return folded.reshape(weight.shape).clone(), folded_bias.to(weight.dtype).clone()
+        grouped = weight.double().view(groups, c_in // groups, c_out_per_group, *weight.shape[2:])
+        folded = grouped * scale.view(groups, 1, c_out_per_group, 1, 1)
+        folded_bias = shift if bias is None else bias.double() * scale + shift
+        return folded.reshape(weight.shape).to(weight.dtype), folded_bias.to(weight.dtype)
 
 
 def batchnorm_unfoldable_reason(batchnorm):

@@ -264,9 +264,24 @@ class CpuPath(unittest.TestCase):
         block = dtorch.ConvTranspose2dEpilogue(8, 4, 3, 2, 1, 1, epilogue=SEED_CHAIN)
         traced = torch.fx.symbolic_trace(block)
         calls = [n.target for n in traced.graph.nodes if n.op == "call_function"]
-        self.assertEqual(calls, [dtorch.conv_transpose2d_epilogue])
+        self.assertEqual(calls, [dtorch._fused])
         x = torch.randn(2, 8, 5, 5)
         self.assertTrue(torch.equal(traced(x), block(x)))
+
+    def test_torch_fx_keeps_the_functional_form_whole(self):
+        class User(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.w = nn.Parameter(torch.randn(8, 4, 3, 3))
+
+            def forward(self, x):
+                return dtorch.conv_transpose2d_epilogue(x, self.w, None, 2, epilogue="relu")
+
+        traced = torch.fx.symbolic_trace(User())
+        calls = [n.target for n in traced.graph.nodes if n.op == "call_function"]
+        self.assertEqual(calls, [dtorch.conv_transpose2d_epilogue])
+        x = torch.randn(2, 8, 5, 5)
+        self.assertTrue(torch.equal(traced(x), F.relu(F.conv_transpose2d(x, traced.w, None, 2))))
 
 
 class Training(unittest.TestCase):
