@@ -257,6 +257,9 @@ def _match(node, gm, modules):
             return _Match(ConversionRecord(name, False, conv), [node], None)
     else:
         return None
+    if conv.weight.device.type == "cuda" and conv.weight.dtype != torch.float32:
+        return _Match(ConversionRecord(name, False, f"its weight is {conv.weight.dtype} on CUDA, where the "
+                                                    "kernels take torch.float32"), [node], conv)
     match = _Match(ConversionRecord(name, False, ""), [node], conv)
     record, x = match.record, node
     users = list(x.users)
@@ -318,8 +321,12 @@ def _replace(gm, match, precision, conv_targets):
         if not attribute.users:
             target = attribute.target
             graph.erase_node(attribute)
-            if not any(n.op == "get_attr" and n.target == target for n in graph.nodes):
-                owner, _, leaf = target.rpartition(".")
+            owner, _, leaf = target.rpartition(".")
+            # Dropped from its owner unless the graph still reads it, or calls the owner (whose
+            # own forward may use it).
+            if not any((n.op == "get_attr" and n.target == target) or (n.op == "call_module" and owner and (
+                    f"{n.target}.".startswith(f"{owner}.") or f"{owner}.".startswith(f"{n.target}.")))
+                    for n in graph.nodes):
                 delattr(_fetch(gm, owner) if owner else gm, leaf)
 
 

@@ -207,6 +207,23 @@ class Conversion(unittest.TestCase):
         fused = [m for m in converted.modules() if isinstance(m, dtorch.ConvTranspose2dEpilogue)]
         self.assertEqual(len({m.conv_transpose.weight.data_ptr() for m in fused}), 1)  # still one weight
 
+    def test_a_functional_call_on_a_called_modules_weight_leaves_the_module_whole(self):
+        class Shared(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.up = nn.ConvTranspose2d(4, 4, 3, 1, 1)
+
+            def forward(self, x):
+                y = F.conv_transpose2d(x, self.up.weight, self.up.bias, 1, 1).relu()
+                return self.up(y) + 1
+
+        model = Shared()
+        x = torch.randn(1, 4, 5, 5)
+        converted, records = dtorch.convert(model, (x,), report=True)
+        self.assertEqual([r.fused for r in records], [True, True])
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(converted(x), model(x), atol=1e-6))
+
     def test_the_converted_model_trains_like_the_original(self):
         torch.manual_seed(0)
         model = FunctionalDecoder().eval()
