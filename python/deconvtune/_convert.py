@@ -25,7 +25,8 @@ from . import torch as dtorch
 @dataclasses.dataclass
 class ConversionRecord:
     """One ConvTranspose2d of the model. name: its module path ('decoder.0'), or for a functional
-    call its node in the traced graph with the weight attribute ('conv_transpose2d (weight w)')."""
+    call its node in the traced graph and its weight ('conv_transpose2d (F.conv_transpose2d, weight
+    w1)'). reason starts with 'fused' or 'not fused' ('kept unfused' after a failed check)."""
     name: str
     fused: bool
     reason: str  # why it was fused or not, and where the chain ends
@@ -242,24 +243,27 @@ def _functional_conv(node, gm):
     return conv
 
 
+def _unfused(name, node, why):
+    return _Match(ConversionRecord(name, False, f"not fused: {why}"), [node], None)
+
+
 def _match(node, gm, modules):
     """The _Match of a ConvTranspose2d node (fused or not: its record says), or None for other nodes."""
     if node.op == "call_module" and type(modules[node.target]) is nn.ConvTranspose2d:
         conv, name = modules[node.target], node.target
         if len(node.args) != 1 or node.kwargs:
-            return _Match(ConversionRecord(name, False, "it is called with output_size (a shape chosen per call)"),
-                          [node], conv)
+            return _unfused(name, node, "it is called with output_size (a shape chosen per call)")
     elif node.op == "call_function" and node.target is torch.conv_transpose2d:
         weight = node.kwargs.get("weight", node.args[1] if len(node.args) > 1 else None)
         name = f"{node.name} (F.conv_transpose2d, weight {getattr(weight, 'target', weight)})"
         conv = _functional_conv(node, gm)
         if isinstance(conv, str):
-            return _Match(ConversionRecord(name, False, conv), [node], None)
+            return _unfused(name, node, conv)
     else:
         return None
     if conv.weight.device.type == "cuda" and conv.weight.dtype != torch.float32:
-        return _Match(ConversionRecord(name, False, f"its weight is {conv.weight.dtype} on CUDA, where the "
-                                                    "kernels take torch.float32"), [node], conv)
+        return _unfused(name, node, f"its weight is {conv.weight.dtype} on CUDA, where the kernels take "
+                                    "torch.float32")
     match = _Match(ConversionRecord(name, False, ""), [node], conv)
     record, x = match.record, node
     users = list(x.users)
