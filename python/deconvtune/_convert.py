@@ -369,13 +369,35 @@ def _check(model, converted, example_inputs, precision):
     return ""
 
 
+def _build(model, precision, unfused=frozenset()):
+    """(the converted copy of model, its records): every fusable match fused except those whose
+    index (in graph order) is in `unfused`, whose records still say fused (convert rewrites them)."""
+    try:
+        gm = torch.fx.symbolic_trace(copy.deepcopy(model))
+    except Exception as e:  # fx raises many types (TraceError, TypeError, ...) for untraceable code
+        raise TypeError(f"convert: torch.fx cannot trace {type(model).__name__} ({type(e).__name__}: {e}); "
+                        "data-dependent control flow in forward must move into a submodule") from e
+    modules = dict(gm.named_modules())
+    matches = [m for m in (_match(node, gm, modules) for node in list(gm.graph.nodes)) if m is not None]
+    # Every call of a ConvTranspose2d module is matched: a module called more than once is here as often.
+    conv_targets = [m.nodes[0].target for m in matches if m.nodes[0].op == "call_module"]
+    for i, match in enumerate(matches):
+        if match.record.fused and i not in unfused:
+            _replace(gm, match, precision, conv_targets)
+    gm.delete_all_unused_submodules()
+    gm.graph.lint()
+    gm.recompile()
+    return gm, [m.record for m in matches]
+
+
 def convert(model, example_inputs=None, precision=None, report=False):
     """A new module computing what `model` does, each ConvTranspose2d with the BatchNorm2d and
     elementwise ops after it fused into one ConvTranspose2dEpilogue; `model` is left untouched.
 
     example_inputs (a tensor or a tuple of forward's arguments): when given, the converted model is
     checked against the original on them, within `precision`'s bound beyond the original's own
-    error vs float64; on a mismatch every block stays unfused (and the report says why).
+    error vs float64. On a mismatch each fused block is checked alone, and the ones that fail stay
+    unfused; if the rest still fails together, every block stays unfused (the report says why).
     precision: the fused modules' ('fp32', 'tf32'; None: follow torch.backends.cudnn.allow_tf32).
     report: also return a list of ConversionRecord, one per ConvTranspose2d, in graph order.
     Raises TypeError for a model torch.fx cannot trace (the message says where it stopped)."""
@@ -388,28 +410,20 @@ def convert(model, example_inputs=None, precision=None, report=False):
     elif example_inputs is not None and not isinstance(example_inputs, (tuple, list)):
         raise TypeError(f"convert: example_inputs must be a tensor or a tuple of forward's arguments, got "
                         f"{type(example_inputs).__name__}")
-    try:
-        gm = torch.fx.symbolic_trace(copy.deepcopy(model))
-    except Exception as e:  # fx raises many types (TraceError, TypeError, ...) for untraceable code
-        raise TypeError(f"convert: torch.fx cannot trace {type(model).__name__} ({type(e).__name__}: {e}); "
-                        "data-dependent control flow in forward must move into a submodule") from e
-    modules = dict(gm.named_modules())
-    matches = [m for m in (_match(node, gm, modules) for node in list(gm.graph.nodes)) if m is not None]
-    # Every call of a ConvTranspose2d module is matched: a module called more than once is here as often.
-    conv_targets = [m.nodes[0].target for m in matches if m.nodes[0].op == "call_module"]
-    for match in matches:
-        if match.record.fused:
-            _replace(gm, match, precision, conv_targets)
-    gm.delete_all_unused_submodules()
-    gm.graph.lint()
-    gm.recompile()
-    records = [m.record for m in matches]
-    converted = gm
-    if example_inputs is not None and any(r.fused for r in records):
-        mismatch = _check(model, gm, tuple(example_inputs), precision)
-        if mismatch:
-            converted = copy.deepcopy(model)
-            for record in records:
-                if record.fused:
-                    record.fused, record.reason = False, f"kept unfused: {mismatch}"
+    converted, records = _build(model, precision)
+    fused = {i for i, r in enumerate(records) if r.fused}
+    mismatch = _check(model, converted, tuple(example_inputs), precision) if example_inputs and fused else ""
+    if mismatch:
+        failing = {}
+        for i in sorted(fused):
+            alone = _check(model, _build(model, precision, fused - {i})[0], tuple(example_inputs), precision)
+            if alone:
+                failing[i] = f"kept unfused: with only this block fused, {alone}"
+        converted, records = _build(model, precision, set(failing))
+        together = _check(model, converted, tuple(example_inputs), precision) if fused - set(failing) else ""
+        if together:  # each of the rest passes alone, not all of them at once
+            failing = {i: f"kept unfused: with every block fused, {mismatch}" for i in fused}
+            converted, records = _build(model, precision, fused)
+        for i, why in failing.items():
+            records[i].fused, records[i].reason = False, why
     return (converted, records) if report else converted

@@ -237,17 +237,47 @@ class Conversion(unittest.TestCase):
         (want,) = torch.autograd.grad(model(x), [model.up3.weight], grad_y)
         self.assertTrue(torch.allclose(grads[0], want, rtol=1e-4, atol=1e-5))
 
-    def test_a_mismatch_on_example_inputs_keeps_every_block_unfused(self):
+    def test_a_block_failing_its_check_on_example_inputs_stays_unfused(self):
         torch.manual_seed(0)
         model = sequential_decoder()
         x = torch.randn(2, 16, 5, 4)
         forward = dtorch.ConvTranspose2dEpilogue.forward
-        with mock.patch.object(dtorch.ConvTranspose2dEpilogue, "forward", lambda self, x: forward(self, x) + 1e-3):
+
+        def wrong_after_leaky_relu(self, x):  # one block computes something else
+            return forward(self, x) + (1e-3 if self.epilogue.startswith("leaky_relu") else 0.0)
+
+        with mock.patch.object(dtorch.ConvTranspose2dEpilogue, "forward", wrong_after_leaky_relu):
             converted, records = dtorch.convert(model, (x,), precision="fp32", report=True)
+        self.assertEqual([r.fused for r in records], [True, False, True, True])
+        self.assertIn("kept unfused: with only this block fused, on example_inputs output 0's max |err| vs "
+                      "float64 is", records[1].reason)
+        self.assertIn("over the bound", records[1].reason)
+        self.assertIsInstance(converted.get_submodule("3"), nn.ConvTranspose2d)
+        self.assertEqual(sum(isinstance(m, dtorch.ConvTranspose2dEpilogue) for m in converted.modules()), 3)
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(converted(x), model(x), rtol=1e-5, atol=1e-5))
+
+    def test_blocks_failing_only_together_all_stay_unfused(self):
+        class Parallel(nn.Module):  # two blocks whose errors add up in the output (within (0, 0.8))
+            def __init__(self):
+                super().__init__()
+                self.a, self.b = nn.ConvTranspose2d(4, 4, 3), nn.ConvTranspose2d(4, 4, 3)
+
+            def forward(self, x):
+                return torch.sigmoid(self.a(x)) * 0.4 + torch.sigmoid(self.b(x)) * 0.4
+
+        torch.manual_seed(0)
+        model = Parallel()
+        x = torch.randn(1, 4, 6, 6)
+        forward = dtorch.ConvTranspose2dEpilogue.forward
+        error = 0.7 * dtorch.PRECISION_BOUNDS["fp32"]  # each block alone is within the bound, both are not
+        with mock.patch.object(dtorch.ConvTranspose2dEpilogue, "forward", lambda self, x: forward(self, x) + error):
+            converted, records = dtorch.convert(model, (x,), precision="fp32", report=True)
+        self.assertEqual([r.name for r in records], ["a", "b"])
         self.assertFalse(any(r.fused for r in records))
         for record in records:
-            self.assertIn("kept unfused: on example_inputs output 0's max |err| vs float64 is", record.reason)
-            self.assertIn("over the bound", record.reason)
+            self.assertIn("kept unfused: with every block fused, on example_inputs output 0's max |err|",
+                          record.reason)
         self.assertFalse(any(isinstance(m, dtorch.ConvTranspose2dEpilogue) for m in converted.modules()))
         with torch.no_grad():
             self.assertTrue(torch.equal(converted(x), model(x)))
