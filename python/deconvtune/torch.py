@@ -31,6 +31,10 @@ from torch import nn
 
 from . import _native
 
+__all__ = ["ConvTranspose2dEpilogue", "conv_transpose2d_epilogue", "convert", "ConversionRecord", "parse_epilogue",
+           "epilogue_text", "apply_epilogue", "seed_epilogue", "fold_batchnorm", "batchnorm_unfoldable_reason",
+           "output_shape", "EPILOGUE_OPS", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
+
 OP_NAME = "deconvtune::conv_transpose2d_epilogue"
 PRECISIONS = ("fp32", "tf32")
 # The base of the library's bound for a verified kernel (max |err| vs float64 relative to
