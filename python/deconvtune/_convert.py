@@ -57,98 +57,83 @@ def _number(value, what):
     return float(value)
 
 
-def _unary(name):
-    def handler(x, inplace=False):
-        return ((name,),)
-    return handler
-
-
-def _gelu(x, approximate="none"):
+def _gelu(approximate):
     if approximate != "none":
         raise _NotEpilogue(f"gelu with approximate={approximate!r} (the epilogue's gelu is the exact, erf one)")
     return (("gelu",),)
 
 
-def _softplus(x, beta=1, threshold=20):
+def _softplus(beta, threshold):
     if beta != 1 or threshold != 20:
         raise _NotEpilogue(f"softplus with beta={beta!r}, threshold={threshold!r} (the epilogue's has 1 and 20)")
     return (("softplus",),)
 
 
-def _leaky_relu(x, negative_slope=0.01, inplace=False):
-    return (("leaky_relu", _number(negative_slope, "negative_slope")),)
-
-
-def _hardtanh(x, min_val=-1.0, max_val=1.0, inplace=False):
+def _hardtanh(min_val, max_val):
     return (("hardtanh", _number(min_val, "min_val"), _number(max_val, "max_val")),)
 
 
-def _relu6(x, inplace=False):
-    return (("hardtanh", 0.0, 6.0),)
+def _leaky_relu(negative_slope):
+    return (("leaky_relu", _number(negative_slope, "negative_slope")),)
 
 
-def _clamp(x, min=None, max=None):  # noqa: A002  (torch.clamp's own names)
+def _clamp(x, input, min=None, max=None):  # noqa: A002  (torch.clamp's own names)
     if min is None or max is None:
         raise _NotEpilogue("clamp with one bound (the epilogue's clamp:lo:hi takes both)")
     return (("clamp", _number(min, "clamp's min"), _number(max, "clamp's max")),)
 
 
-def _scalar_operand(a, b, x):
-    """The constant of a binary op whose other operand is the chain's tensor x."""
-    return b if a is x else a
+def _add(x, a, b, alpha=1):
+    if alpha != 1:
+        raise _NotEpilogue(f"add with alpha={alpha!r}")
+    return (("add", _number(b if a is x else a, "the other operand")),)
 
 
-def _add(x):
-    def handler(a, b, alpha=1):
-        if alpha != 1:
-            raise _NotEpilogue(f"add with alpha={alpha!r}")
-        return (("add", _number(_scalar_operand(a, b, x), "the other operand")),)
-    return handler
+def _mul(x, a, b):
+    return (("mul", _number(b if a is x else a, "the other operand")),)
 
 
-def _mul(x):
-    def handler(a, b):
-        return (("mul", _number(_scalar_operand(a, b, x), "the other operand")),)
-    return handler
+def _sub(x, a, b, alpha=1):
+    if alpha != 1:
+        raise _NotEpilogue(f"sub with alpha={alpha!r}")
+    if a is x:  # x - c is x + (-c) exactly: negation is exact
+        return (("add", -_number(b, "the subtrahend")),)
+    return (("mul", -1.0), ("add", _number(a, "the minuend")))  # c - x, exactly c + (-x)
 
 
-def _sub(x):
-    def handler(a, b, alpha=1):
-        if alpha != 1:
-            raise _NotEpilogue(f"sub with alpha={alpha!r}")
-        if a is x:  # x - c is x + (-c) exactly: negation is exact
-            return (("add", -_number(b, "the subtrahend")),)
-        return (("mul", -1.0), ("add", _number(a, "the minuend")))  # c - x, exactly c + (-x)
-    return handler
+def _div(x, *args, **kwargs):
+    raise _NotEpilogue("division (the epilogue has mul, and x * (1/c) rounds differently from x / c)")
 
 
-def _div(x):
-    def handler(*args, **kwargs):
-        raise _NotEpilogue("division (the epilogue has mul, and x * (1/c) rounds differently from x / c)")
-    return handler
+def _unary(name):
+    return lambda x, input, inplace=False: ((name,),)
 
 
-# Handlers take the node's arguments as the function does and return the chain's ops (a tuple of
-# op tuples); the ones built per node (_add(x), ...) need to know which operand is the chain's.
+# What each form of an op contributes to the chain (a tuple of op tuples). Module handlers take the
+# module; function and method handlers take the chain's tensor (the node x, to tell which operand of
+# a binary op it is) and then the node's arguments as the function or method does.
 _MODULE_OPS = {
     nn.Mish: lambda m: (("mish",),),
     nn.ReLU: lambda m: (("relu",),),
-    nn.ReLU6: lambda m: (("hardtanh", 0.0, 6.0),),
-    nn.LeakyReLU: lambda m: _leaky_relu(None, m.negative_slope),
-    nn.GELU: lambda m: _gelu(None, getattr(m, "approximate", "none")),
+    nn.ReLU6: lambda m: _hardtanh(0.0, 6.0),
+    nn.LeakyReLU: lambda m: _leaky_relu(m.negative_slope),
+    nn.GELU: lambda m: _gelu(getattr(m, "approximate", "none")),
     nn.SiLU: lambda m: (("silu",),),
     nn.Sigmoid: lambda m: (("sigmoid",),),
     nn.Tanh: lambda m: (("tanh",),),
-    nn.Softplus: lambda m: _softplus(None, m.beta, m.threshold),
-    nn.Hardtanh: lambda m: _hardtanh(None, m.min_val, m.max_val),
+    nn.Softplus: lambda m: _softplus(m.beta, m.threshold),
+    nn.Hardtanh: lambda m: _hardtanh(m.min_val, m.max_val),
     nn.Identity: lambda m: (),
 }
 _FUNCTION_OPS = {
-    F.mish: lambda x: _unary("mish"), F.relu: lambda x: _unary("relu"), torch.relu: lambda x: _unary("relu"),
-    F.silu: lambda x: _unary("silu"), torch.sigmoid: lambda x: _unary("sigmoid"),
-    torch.tanh: lambda x: _unary("tanh"), F.gelu: lambda x: _gelu, F.softplus: lambda x: _softplus,
-    F.leaky_relu: lambda x: _leaky_relu, F.hardtanh: lambda x: _hardtanh, F.relu6: lambda x: _relu6,
-    torch.clamp: lambda x: _clamp, torch.clip: lambda x: _clamp,
+    F.mish: _unary("mish"), F.relu: _unary("relu"), torch.relu: _unary("relu"), F.silu: _unary("silu"),
+    torch.sigmoid: _unary("sigmoid"), torch.tanh: _unary("tanh"),
+    F.gelu: lambda x, input, approximate="none": _gelu(approximate),
+    F.softplus: lambda x, input, beta=1, threshold=20: _softplus(beta, threshold),
+    F.leaky_relu: lambda x, input, negative_slope=0.01, inplace=False: _leaky_relu(negative_slope),
+    F.hardtanh: lambda x, input, min_val=-1.0, max_val=1.0, inplace=False: _hardtanh(min_val, max_val),
+    F.relu6: lambda x, input, inplace=False: _hardtanh(0.0, 6.0),
+    torch.clamp: _clamp, torch.clip: _clamp,
     operator.add: _add, torch.add: _add, operator.iadd: _add,
     operator.mul: _mul, torch.mul: _mul, operator.imul: _mul,
     operator.sub: _sub, torch.sub: _sub, operator.isub: _sub,
@@ -157,9 +142,9 @@ _FUNCTION_OPS = {
 # Tensor methods; the in-place ones too: the chain only takes an intermediate's one user, so
 # nothing else sees the tensor they modify.
 _METHOD_OPS = {}
-for _name, _handler in (("relu", lambda x: _unary("relu")), ("sigmoid", lambda x: _unary("sigmoid")),
-                        ("tanh", lambda x: _unary("tanh")), ("clamp", lambda x: _clamp),
-                        ("clip", lambda x: _clamp), ("add", _add), ("mul", _mul), ("sub", _sub), ("div", _div)):
+for _name, _handler in (("relu", _unary("relu")), ("sigmoid", _unary("sigmoid")), ("tanh", _unary("tanh")),
+                        ("clamp", _clamp), ("clip", _clamp), ("add", _add), ("mul", _mul), ("sub", _sub),
+                        ("div", _div)):
     _METHOD_OPS[_name] = _METHOD_OPS[_name + "_"] = _handler
 
 
@@ -169,8 +154,8 @@ def _epilogue_ops(node, x, modules):
         handler = _MODULE_OPS.get(type(modules[node.target]))
         call = handler and (lambda: handler(modules[node.target]))
     else:
-        make = {"call_function": _FUNCTION_OPS, "call_method": _METHOD_OPS}.get(node.op, {}).get(node.target)
-        call = make and (lambda: make(x)(*node.args, **node.kwargs))
+        handler = {"call_function": _FUNCTION_OPS, "call_method": _METHOD_OPS}.get(node.op, {}).get(node.target)
+        call = handler and (lambda: handler(x, *node.args, **node.kwargs))
     if call is None:
         raise _NotEpilogue("")
     operands = []
