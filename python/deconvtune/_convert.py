@@ -377,7 +377,8 @@ def _build(model, precision, unfused=frozenset()):
 
 def convert(model, example_inputs=None, precision=None, report=False):
     """A new module computing what `model` does, each ConvTranspose2d with the BatchNorm2d and
-    elementwise ops after it fused into one ConvTranspose2dEpilogue; `model` is left untouched.
+    elementwise ops after it fused into one ConvTranspose2dEpilogue; `model` is left untouched. It
+    is a torch.fx.GraphModule: forward and the submodules it uses, not model's other methods.
 
     example_inputs (a tensor or a tuple of forward's arguments): when given, the converted model is
     checked against the original on them, within `precision`'s bound beyond the original's own
