@@ -323,20 +323,25 @@ def _as_double(value):
     return value.double() if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
-def _check(model, converted, example_inputs, precision):
-    """'' when `converted` is within the precision's bound of the exact result on example_inputs
-    (beyond the original model's own error there), else why not. Runs copies: a training-mode
-    BatchNorm updates its statistics on every call."""
-    bound = dtorch.PRECISION_BOUNDS[dtorch._resolve_precision(precision)]
+def _reference(model, example_inputs):
+    """(the exact outputs, a float64 copy's, flattened; their structure; the original's own) of
+    model on example_inputs. Runs copies: a training-mode BatchNorm updates its statistics."""
     with torch.no_grad():
-        exact = copy.deepcopy(model).double()(*pytree.tree_map(_as_double, example_inputs))
-        original = copy.deepcopy(model)(*example_inputs)
-        result = copy.deepcopy(converted)(*example_inputs)
-    exact, spec = pytree.tree_flatten(exact)
-    original, original_spec = pytree.tree_flatten(original)
-    result, result_spec = pytree.tree_flatten(result)
-    if result_spec != spec or original_spec != spec:
-        return f"the converted model's outputs are structured as {result_spec}, the original's as {original_spec}"
+        exact, spec = pytree.tree_flatten(copy.deepcopy(model).double()(*pytree.tree_map(_as_double,
+                                                                                           example_inputs)))
+        original = pytree.tree_flatten(copy.deepcopy(model)(*example_inputs))[0]
+    return exact, spec, original
+
+
+def _check(reference, converted, example_inputs, precision):
+    """'' when `converted` is within the precision's bound of the exact result (`reference`, from
+    _reference) on example_inputs, beyond the original model's own error there; else why not."""
+    bound = dtorch.PRECISION_BOUNDS[dtorch._resolve_precision(precision)]
+    exact, spec, original = reference
+    with torch.no_grad():
+        result, result_spec = pytree.tree_flatten(copy.deepcopy(converted)(*example_inputs))
+    if result_spec != spec:
+        return f"the converted model's outputs are structured as {result_spec}, the original's as {spec}"
     for i, (e, o, r) in enumerate(zip(exact, original, result)):
         if not isinstance(e, torch.Tensor):
             if e != r:
@@ -398,15 +403,19 @@ def convert(model, example_inputs=None, precision=None, report=False):
                         f"{type(example_inputs).__name__}")
     converted, records = _build(model, precision)
     fused = {i for i, r in enumerate(records) if r.fused}
-    mismatch = _check(model, converted, tuple(example_inputs), precision) if example_inputs and fused else ""
+    if not (example_inputs and fused):
+        return (converted, records) if report else converted
+    example_inputs = tuple(example_inputs)
+    reference = _reference(model, example_inputs)
+    mismatch = _check(reference, converted, example_inputs, precision)
     if mismatch:
         failing = {}
         for i in sorted(fused):
-            alone = _check(model, _build(model, precision, fused - {i})[0], tuple(example_inputs), precision)
+            alone = _check(reference, _build(model, precision, fused - {i})[0], example_inputs, precision)
             if alone:
                 failing[i] = f"kept unfused: with only this block fused, {alone}"
         converted, records = _build(model, precision, set(failing))
-        together = _check(model, converted, tuple(example_inputs), precision) if fused - set(failing) else ""
+        together = _check(reference, converted, example_inputs, precision) if fused - set(failing) else ""
         if together:  # each of the rest passes alone, not all of them at once
             failing = {i: f"kept unfused: with every block fused, {mismatch}" for i in fused}
             converted, records = _build(model, precision, fused)

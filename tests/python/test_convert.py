@@ -137,10 +137,13 @@ class Conversion(unittest.TestCase):
     def test_batchnorm_in_training_mode_is_not_folded_and_said_why(self):
         torch.manual_seed(0)
         model = sequential_decoder().train()
-        converted, records = dtorch.convert(model, report=True)
+        x = torch.randn(4, 16, 5, 4)
+        statistics = copy.deepcopy(model[1].state_dict())
+        converted, records = dtorch.convert(model, (x,), report=True)
         self.assertEqual([r.fused for r in records], [False, False, False, True])
         self.assertIn("BatchNorm2d '1' right after it cannot be folded: it is in training mode", records[0].reason)
-        x = torch.randn(4, 16, 5, 4)
+        for key, value in model[1].state_dict().items():  # the check ran copies: no statistics updated
+            self.assertTrue(torch.equal(value, statistics[key]), key)
         with torch.no_grad():  # on copies: a training-mode BatchNorm updates its statistics
             self.assertTrue(torch.allclose(copy.deepcopy(converted)(x), copy.deepcopy(model)(x), atol=1e-5))
 
