@@ -32,7 +32,7 @@ from torch import nn
 from . import _native
 
 __all__ = ["ConvTranspose2dEpilogue", "conv_transpose2d_epilogue", "convert", "ConversionRecord", "parse_epilogue",
-           "epilogue_text", "apply_epilogue", "seed_epilogue", "fold_batchnorm", "batchnorm_unfoldable_reason",
+           "epilogue_text", "apply_epilogue", "seed_epilogue", "problems", "fold_batchnorm", "batchnorm_unfoldable_reason",
            "output_shape", "EPILOGUE_OPS", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
 
 OP_NAME = "deconvtune::conv_transpose2d_epilogue"
@@ -472,6 +472,31 @@ class ConvTranspose2dEpilogue(nn.Module):
 
     def extra_repr(self):
         return f"epilogue={self.epilogue!r}, precision={self.precision or 'follows allow_tf32'}"
+
+
+def problems(model, example_inputs, precision=None):
+    """The problems (dicts with PyTorch's argument names, one per line of `deconvtune autotune
+    --problems FILE`) that the ConvTranspose2dEpilogue modules of `model` (a converted one, say) meet
+    on example_inputs (a tensor or a tuple of forward's arguments), in call order, each once.
+    precision: the problems' (None: each module's own). Runs a copy of the model, without grad."""
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if precision is not None:
+        _resolve_precision(precision)
+    found = []
+
+    def record(module, inputs):
+        spec = json.loads(module.problem(inputs[0].shape, precision or module.current_precision()))
+        if spec not in found:
+            found.append(spec)
+
+    model = copy.deepcopy(model)  # a training-mode BatchNorm would update its statistics
+    for module in model.modules():
+        if isinstance(module, ConvTranspose2dEpilogue):
+            module.register_forward_pre_hook(record)
+    with torch.no_grad():
+        model(*example_inputs)
+    return found
 
 
 def fold_batchnorm(weight, bias, groups, batchnorm):

@@ -12,7 +12,9 @@ Environment: DECONVTUNE_TEST_LIBRARY_DIR (the library's folder; empty: GPU check
 DECONVTUNE_DB (the tests' DB path).
 """
 import copy
+import json
 import os
+import subprocess
 import tempfile
 import unittest
 from unittest import mock
@@ -284,6 +286,28 @@ class Conversion(unittest.TestCase):
         self.assertFalse(any(isinstance(m, dtorch.ConvTranspose2dEpilogue) for m in converted.modules()))
         with torch.no_grad():
             self.assertTrue(torch.equal(converted(x), model(x)))
+
+    def test_the_problems_a_converted_model_meets_are_what_the_tuner_takes(self):
+        torch.manual_seed(0)
+        converted = dtorch.convert(sequential_decoder())
+        found = dtorch.problems(converted, torch.randn(2, 16, 5, 4), precision="tf32")
+        self.assertEqual([(p["batch"], p["in_channels"], p["out_channels"], p["height"], p["width"], p["groups"],
+                           p["epilogue"], p["precision"]) for p in found], [
+            (2, 16, 12, 5, 4, 1, "relu", "tf32"), (2, 12, 8, 10, 8, 1, "leaky_relu:0.2", "tf32"),
+            (2, 8, 8, 20, 16, 2, "mish,hardtanh:-2.0:2.0", "tf32"), (2, 8, 3, 20, 16, 1, "tanh", "tf32")])
+        self.assertEqual(dtorch.problems(converted, (torch.randn(2, 16, 5, 4),)), dtorch.problems(
+            converted, torch.randn(2, 16, 5, 4)))  # met twice, listed once; the input's values do not matter
+        if not LIBRARY_DIR:
+            return
+        import deconvtune.db
+        with tempfile.TemporaryDirectory() as folder:  # the tuner takes them as they are (simulated here)
+            with open(os.path.join(folder, "p.jsonl"), "w") as f:
+                f.writelines(json.dumps(p) + "\n" for p in found)
+            result = subprocess.run([deconvtune.db.cli_path(), "autotune", "--simulate", "--problems",
+                                     os.path.join(folder, "p.jsonl"), "--db", os.path.join(folder, "t.db"),
+                                     "--max-trials", "2", "-q"], capture_output=True, text=True)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertEqual(len(deconvtune.db.winners(os.path.join(folder, "t.db"))), 4)
 
     def test_clear_errors(self):
         class Branchy(nn.Module):
