@@ -56,11 +56,23 @@ endif()
 add_test(NAME Api.PythonPackageInstallsOffline
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/python/run_package_test.sh ${DECONVTUNE_TEST_PYTHON}
                  ${CMAKE_SOURCE_DIR} "${api_test_library_dir}" ${PROJECT_VERSION})
+# The torch tests: the fused module, its CPU path and training (test_torch.py), and convert() on
+# whole models (test_convert.py), on the CPU; then their GPU cases (the Gpu classes) as one more
+# test, reported skipped without a GPU.
+set(torch_test_environment
+  "PYTHONPATH=${CMAKE_SOURCE_DIR}/python;DECONVTUNE_REFERENCE_DIR=${CMAKE_SOURCE_DIR}/bench/reference;DECONVTUNE_TEST_LIBRARY_DIR=${api_test_library_dir}")
 add_test(NAME Api.PythonTorchModule
          COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/python/test_torch.py)
-set_tests_properties(Api.PythonTorchModule PROPERTIES ENVIRONMENT
-  "PYTHONPATH=${CMAKE_SOURCE_DIR}/python;DECONVTUNE_REFERENCE_DIR=${CMAKE_SOURCE_DIR}/bench/reference;DECONVTUNE_TEST_LIBRARY_DIR=${api_test_library_dir}")
-set_tests_properties(Api.PythonPackageInstallsOffline Api.PythonTorchModule PROPERTIES TIMEOUT 300)
+add_test(NAME Api.PythonTorchConvert
+         COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/python/test_convert.py)
+set_tests_properties(Api.PythonTorchModule Api.PythonTorchConvert PROPERTIES ENVIRONMENT
+  "${torch_test_environment};DECONVTUNE_TEST_GPU=0")
+add_test(NAME Api.PythonTorchGpu
+         COMMAND bash -c "set -e; for f in test_torch.py test_convert.py; do '${DECONVTUNE_TEST_PYTHON}' '${CMAKE_CURRENT_SOURCE_DIR}/python/'$f -k Gpu.; done")
+set_tests_properties(Api.PythonTorchGpu PROPERTIES ENVIRONMENT "${torch_test_environment}"
+                     SKIP_REGULAR_EXPRESSION "skipped 'needs a CUDA GPU")
+set_tests_properties(Api.PythonPackageInstallsOffline Api.PythonTorchModule Api.PythonTorchConvert
+                     Api.PythonTorchGpu PROPERTIES TIMEOUT 300)
 # The package's version is the project's.
 add_test(NAME Api.PythonVersionIsTheProjectVersion
          COMMAND ${DECONVTUNE_TEST_PYTHON} -c

@@ -2,8 +2,9 @@
 # Device run for the runtime library and the PyTorch drop-in (issue 5). About 3 minutes:
 #   1. The API's GPU tests: C++ (every plan vs the float64 reference, plan and cubin caches,
 #      threads, context kept, argument checks, tuned/nearest/rule/fail, tune-on-miss with a 10 s
-#      budget) and the C test, then the torch module's unit tests (GPU part: outputs vs the Model,
-#      allow_tf32, current stream, torch.compile, opcheck).                              (~45 s)
+#      budget) and the C test, then the torch tests (GPU part: outputs and gradients vs the Model
+#      and the unfused model, allow_tf32, current stream, torch.compile, opcheck; convert() on
+#      decoders within the precision's bound).                                         (~50 s)
 #   2. The launch-overhead Google Benchmark: host time of a cached plan's run() (target <= 5 us).
 #                                                                                        (~5 s)
 #   3. pip install ./python into a fresh venv (offline, system torch visible), then
@@ -84,13 +85,15 @@ else
   export PYTHONPATH="$root/python"
 fi
 
-t0=$(now_ms)
-(cd "$out" && DECONVTUNE_TEST_LIBRARY_DIR="$library_dir" DECONVTUNE_REFERENCE_DIR="$root/bench/reference" \
-  "$py" "$root/tests/python/test_torch.py") >"$out/test_torch.log" 2>&1
-rc=$?
-say "1c. torch module tests: exit $rc in $(( $(now_ms) - t0 )) ms; $(grep -E '^(OK|FAILED)' "$out/test_torch.log")"
-grep -E "\.\.\. (ok|FAIL|ERROR|skipped)" "$out/test_torch.log" | tee -a "$summary"
-[ $rc -eq 0 ] || failed+=("torch module tests")
+for suite in test_torch test_convert; do
+  t0=$(now_ms)
+  (cd "$out" && DECONVTUNE_TEST_LIBRARY_DIR="$library_dir" DECONVTUNE_REFERENCE_DIR="$root/bench/reference" \
+    "$py" "$root/tests/python/$suite.py") >"$out/$suite.log" 2>&1
+  rc=$?
+  say "1c. torch $suite: exit $rc in $(( $(now_ms) - t0 )) ms; $(grep -E '^(OK|FAILED)' "$out/$suite.log")"
+  grep -E "\.\.\. (ok|FAIL|ERROR|skipped)" "$out/$suite.log" | tee -a "$summary"
+  [ $rc -eq 0 ] || failed+=("torch $suite")
+done
 
 # 2. Launch overhead
 "$(pick deconvtune_launch_overhead)" --benchmark_min_time=0.5 --benchmark_repetitions=3 \

@@ -6,9 +6,10 @@
     plan = engine.plan({"batch": 8, "in_channels": 64, ...})   # PyTorch's argument names
     plan.run(x_ptr, w_ptr, bias_ptr, y_ptr, stream)            # device addresses
 
-and the PyTorch drop-in for the user's Model, `deconvtune.torch.ConvTranspose2dEpilogue` (import
-deconvtune.torch; needs PyTorch). The C library (libdeconvtune.so) is loaded on first use; see
-deconvtune._native for where it is looked for.
+deconvtune.torch (needs PyTorch): the fused module ConvTranspose2dEpilogue, its functional form,
+and convert(model), which fuses every ConvTranspose2d block of an existing model. deconvtune.db
+reads the tuning DB's winners (through the deconvtune command line). The C library
+(libdeconvtune.so) is loaded on first use; see deconvtune._native for where it is looked for.
 """
 from ._version import __version__
 from ._native import (BadProblemError, DeconvtuneError, Engine, LibraryNotFoundError, NoGpuError,

@@ -1,93 +1,232 @@
-"""The PyTorch drop-in for the user's Model (ConvTranspose2d -> Mish -> +add_value -> Hardtanh(-1, 1)
--> *scale): one fused, tuned kernel per shape.
+"""deconvtune for PyTorch: ConvTranspose2d followed by an elementwise epilogue as one fused, tuned
+kernel per shape, trainable, with a CPU path and an automatic conversion of existing models.
 
-    from deconvtune.torch import ConvTranspose2dEpilogue
-    block = ConvTranspose2dEpilogue(*get_init_inputs()).cuda()   # the Model's own arguments
-    block = ConvTranspose2dEpilogue.from_model(model)             # or an existing Model, its weights
-    y = block(x)                                                  # x: CUDA, float32, contiguous NCHW
+    import deconvtune.torch as dtorch
+    block = dtorch.ConvTranspose2dEpilogue(64, 64, 3, 2, 1, 1, epilogue="mish,add:0.5,hardtanh:-1:1,mul:2")
+    block = dtorch.ConvTranspose2dEpilogue.from_model(model)      # the seed Model, with its weights
+    fast = dtorch.convert(decoder, example_inputs=(x,))           # every ConvTranspose2d + chain in a model
+    y = dtorch.conv_transpose2d_epilogue(x, w, b, 2, 1, 1, epilogue="relu")   # the functional form
 
-The module keeps the Model's parameter layout (conv_transpose.weight, conv_transpose.bias), so
-state dicts load either way. It runs on torch's current CUDA stream of x's device, follows
-torch.backends.cudnn.allow_tf32 for its precision (as nn.ConvTranspose2d does) unless given
-precision='fp32' or 'tf32', and is the custom op torch.ops.deconvtune.conv_transpose2d_epilogue
-so it works inside torch.compile (PyTorch >= 2.4; older PyTorch runs it eagerly only).
-Inference only: no backward.
+The module's constructor is nn.ConvTranspose2d's (same arguments, same positions) plus the epilogue
+and precision as keywords; its parameters are conv_transpose.weight and conv_transpose.bias, so
+the seed Model's state dict loads either way. On CUDA tensors (float32, contiguous NCHW) it runs
+deconvtune's kernel on torch's current stream, in the precision given ('fp32' or 'tf32'; None
+follows torch.backends.cudnn.allow_tf32 as nn.ConvTranspose2d does). On CPU tensors it runs the
+same function with PyTorch's own ops. Backward, on either device, is PyTorch's (see _backward).
+
+On PyTorch >= 2.4 the forward is the custom op torch.ops.deconvtune.conv_transpose2d_epilogue (with
+an autograd formula and a fake kernel), so it works inside torch.compile; older PyTorch (Debian's
+1.13, say) runs it eagerly through a torch.autograd.Function.
 """
+import copy
 import functools
 import json
+import math
 import threading
 import typing
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from . import _native
 
+__all__ = ["ConvTranspose2dEpilogue", "conv_transpose2d_epilogue", "convert", "ConversionRecord", "parse_epilogue",
+           "epilogue_text", "apply_epilogue", "seed_epilogue", "problems", "fold_batchnorm", "batchnorm_unfoldable_reason",
+           "output_shape", "EPILOGUE_OPS", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
+
 OP_NAME = "deconvtune::conv_transpose2d_epilogue"
+PRECISIONS = ("fp32", "tf32")
+# The base of the library's bound for a verified kernel (max |err| vs float64 relative to
+# max(1, |y|); codegen/problem.cpp's error_bound, which widens it for deep sums): what convert()'s
+# check allows the converted model beyond the original's own error.
+PRECISION_BOUNDS = {"fp32": 2e-6, "tf32": 1e-3}
 
-_lock = threading.Lock()
-_engines = {}  # (device index, db_path, on_miss) -> Engine
-_plans = {}  # (device index, db_path, on_miss, problem JSON) -> Plan
+# The epilogue ops the kernels implement (codegen/epilogue.cpp), each with its arity and the same
+# function in PyTorch's ops: the CPU path, and the function whose gradient backward takes. gelu is
+# the exact (erf) one and softplus has PyTorch's default beta=1, threshold=20, as in the kernels.
+EPILOGUE_OPS = {
+    "mish": (0, F.mish),
+    "add": (1, lambda v, c: v + c),
+    "mul": (1, lambda v, c: v * c),
+    "hardtanh": (2, F.hardtanh),
+    "relu": (0, F.relu),
+    "leaky_relu": (1, F.leaky_relu),
+    "gelu": (0, F.gelu),
+    "silu": (0, F.silu),
+    "sigmoid": (0, torch.sigmoid),
+    "tanh": (0, torch.tanh),
+    "softplus": (0, F.softplus),
+    "clamp": (2, torch.clamp),
+}
+_FP32_MAX = 3.4028234663852886e38
+_FP32_MIN_NORMAL = 1.1754943508222875e-38
 
 
-@functools.lru_cache(maxsize=256)
-def _spec(problem):
+def seed_epilogue(add_value=0.5, scale=2.0):
+    """The seed Model's chain: Mish, + add_value, Hardtanh(-1, 1), * scale."""
+    return f"mish,add:{float(add_value)!r},hardtanh:-1.0:1.0,mul:{float(scale)!r}"
+
+
+def _epilogue_number(value, op_text):
+    """An op's argument as the kernel takes it: finite, representable as an fp32 normal (or 0)."""
     try:
-        spec = json.loads(problem)
-    except ValueError as e:
-        raise ValueError(f"deconvtune: the problem is not JSON: {e}") from None
-    if not isinstance(spec, dict):
-        raise ValueError(f"deconvtune: the problem must be a JSON object, got {problem!r}")
-    return spec
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or abs(number) > _FP32_MAX:
+        raise ValueError(f"epilogue op {op_text!r}: argument {value!r} is not a finite number in the fp32 range")
+    if number != 0.0 and abs(number) < _FP32_MIN_NORMAL:
+        raise ValueError(f"epilogue op {op_text!r}: argument {value!r} is nonzero but below the fp32 normal range")
+    return number
 
 
-def _pair(value):
-    return (value, value) if isinstance(value, int) else tuple(value)
+@functools.lru_cache(maxsize=1024)
+def _parse_epilogue_cached(epilogue):
+    if isinstance(epilogue, str):
+        items = [item.strip() for item in epilogue.split(",")] if epilogue.strip() else []
+    else:
+        items = list(epilogue)
+    ops = []
+    for item in items:
+        if isinstance(item, str):
+            name, *args = [field.strip() for field in item.split(":")]
+        elif isinstance(item, tuple) and item and isinstance(item[0], str):
+            name, *args = item
+        else:
+            raise ValueError(f"epilogue: each op is a string such as 'add:0.5' or a tuple such as ('add', 0.5), "
+                             f"got {item!r}")
+        if name not in EPILOGUE_OPS:
+            raise ValueError(f"epilogue op {item!r} is unknown (known ops: {', '.join(EPILOGUE_OPS)})")
+        arity = EPILOGUE_OPS[name][0]
+        if len(args) != arity:
+            raise ValueError(f"epilogue op {item!r} takes {arity} argument(s), got {len(args)}")
+        numbers = tuple(_epilogue_number(a, item) for a in args)
+        if name in ("hardtanh", "clamp") and numbers[0] > numbers[1]:
+            raise ValueError(f"epilogue op {item!r}: lower bound exceeds upper bound")
+        ops.append((name,) + numbers)
+    return tuple(ops)
+
+
+def parse_epilogue(epilogue):
+    """The canonical chain, a tuple of (name, *float args), of an epilogue written as the library's
+    text ("mish,add:0.5,hardtanh:-1:1"), or a sequence of such op strings or (name, *args) tuples.
+    None and "" are the empty chain. Refuses what the kernels refuse (codegen/epilogue.cpp's rules:
+    the CPU path must not compute a chain the GPU would reject), naming the op."""
+    if epilogue is None:
+        return ()
+    if not isinstance(epilogue, str):
+        try:
+            epilogue = tuple(tuple(op) if isinstance(op, list) else op for op in epilogue)
+        except TypeError:
+            raise ValueError(f"epilogue must be a string or a sequence of ops, got {epilogue!r}") from None
+    try:
+        return _parse_epilogue_cached(epilogue)
+    except TypeError:  # an unhashable argument inside an op tuple
+        raise ValueError(f"epilogue: op arguments must be numbers, got {epilogue!r}") from None
+
+
+def epilogue_text(epilogue):
+    """The library's text of a chain (any form parse_epilogue takes), each number as its shortest
+    round-trip decimal, so the kernel receives exactly the argument."""
+    return ",".join(":".join([op[0]] + [repr(a) for a in op[1:]]) for op in parse_epilogue(epilogue))
+
+
+def apply_epilogue(v, epilogue):
+    """The chain on tensor v with PyTorch's ops (out of place)."""
+    for name, *args in parse_epilogue(epilogue):
+        v = EPILOGUE_OPS[name][1](v, *args)
+    return v
+
+
+def _pair(value, name):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return tuple(value)
+    raise ValueError(f"deconvtune: {name} must be an int or a pair of ints, got {value!r}")
+
+
+def _resolve_precision(precision):
+    if precision is None:
+        return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"deconvtune: precision must be None, 'fp32' or 'tf32', got {precision!r}")
+    return precision
 
 
 def output_shape(spec):
-    """[N, C_out, H_out, W_out] of a problem spec, by PyTorch's ConvTranspose2d formula."""
+    """[N, C_out, H_out, W_out] of a problem spec (a dict), by PyTorch's ConvTranspose2d formula."""
     try:
-        k, s, p = _pair(spec["kernel_size"]), _pair(spec.get("stride", 1)), _pair(spec.get("padding", 0))
-        op, d = _pair(spec.get("output_padding", 0)), _pair(spec.get("dilation", 1))
-        size = [(spec[f] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1
-                for i, f in enumerate(("height", "width"))]
-        return [spec["batch"], spec["out_channels"]] + size
+        k, s = _pair(spec["kernel_size"], "kernel_size"), _pair(spec.get("stride", 1), "stride")
+        p, op = _pair(spec.get("padding", 0), "padding"), _pair(spec.get("output_padding", 0), "output_padding")
+        d = _pair(spec.get("dilation", 1), "dilation")
+        return [spec["batch"], spec["out_channels"]] + _output_size((spec["height"], spec["width"]), k, s, p, op, d)
     except (KeyError, TypeError, IndexError) as e:
         raise ValueError(f"deconvtune: problem {spec!r} lacks or mistypes a field ({e!r})") from None
 
 
-def _check_inputs(x, weight, bias, spec):
-    """Clear errors for what the kernel cannot take: device, dtype, shape, contiguity."""
+def _output_size(size, kernel_size, stride, padding, output_padding, dilation):
+    """[H_out, W_out] of ConvTranspose2d; plain arithmetic, so symbolic sizes (torch.compile's) pass."""
+    return [(size[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (kernel_size[i] - 1) + output_padding[i] + 1
+            for i in range(2)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _problem(x_shape, weight_shape, has_bias, stride, padding, output_padding, groups, dilation, epilogue,
+             precision):
+    """The problem JSON (PyTorch's argument names) for these shapes and arguments; cached, as it is
+    built on every CUDA call."""
+    n, c_in, h, w = x_shape
+    return json.dumps({
+        "batch": n, "in_channels": c_in, "out_channels": weight_shape[1] * groups, "height": h, "width": w,
+        "kernel_size": list(weight_shape[2:]), "stride": list(stride), "padding": list(padding),
+        "output_padding": list(output_padding), "dilation": list(dilation), "groups": groups,
+        "bias": has_bias, "epilogue": epilogue, "precision": precision})
+
+
+def _check_inputs(x, weight, bias, groups):
+    """Clear errors, on either device, for what ConvTranspose2d cannot take."""
+    for name, t in (("x", x), ("weight", weight), ("bias", bias)):
+        if t is None and name == "bias":
+            continue
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"deconvtune: {name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.device != x.device:
+            raise ValueError(f"deconvtune: {name} is on {t.device} but x is on {x.device}")
+        if not t.is_floating_point():
+            raise ValueError(f"deconvtune: {name} has dtype {t.dtype}; a floating-point tensor is needed")
+    if x.dim() != 4:
+        raise ValueError(f"deconvtune: x must be 4-D NCHW [N, C_in, H, W], got shape {list(x.shape)}")
+    if weight.dim() != 4:
+        raise ValueError(f"deconvtune: weight must be 4-D [C_in, C_out/groups, kH, kW], got shape "
+                         f"{list(weight.shape)}")
+    if weight.shape[0] != x.shape[1]:
+        raise ValueError(f"deconvtune: x has {x.shape[1]} channels, the weight expects {weight.shape[0]} "
+                         f"(its shape {list(weight.shape)} is [C_in, C_out/groups, kH, kW])")
+    if weight.shape[0] % groups:
+        raise ValueError(f"deconvtune: groups={groups} does not divide in_channels={weight.shape[0]}")
+    if bias is not None and list(bias.shape) != [weight.shape[1] * groups]:
+        raise ValueError(f"deconvtune: bias has shape {list(bias.shape)}, expected [{weight.shape[1] * groups}]")
+
+
+def _check_native_inputs(x, weight, bias):
+    """What the CUDA kernel needs beyond ConvTranspose2d's own rules."""
     for name, t in (("x", x), ("weight", weight), ("bias", bias)):
         if t is None:
             continue
         if t.dtype != torch.float32:
-            raise ValueError(f"deconvtune: {name} has dtype {t.dtype}; only torch.float32 is supported")
+            raise ValueError(f"deconvtune: {name} has dtype {t.dtype}; on CUDA only torch.float32 is supported "
+                             "(other dtypes run on the CPU path)")
         if not t.is_contiguous():
             raise ValueError(f"deconvtune: {name} is not contiguous (NCHW); pass {name}.contiguous()"
                              + (" (channels_last is not supported)" if t.dim() == 4 else ""))
-        if t.device.type != "cuda":
-            raise ValueError(f"deconvtune: {name} is on {t.device}; ConvTranspose2dEpilogue runs on CUDA "
-                             "tensors (move the module and the input with .cuda())")
-        if t.device != x.device:
-            raise ValueError(f"deconvtune: {name} is on {t.device} but x is on {x.device}")
-    groups = spec.get("groups", 1)
-    expected_x = [spec["batch"], spec["in_channels"], spec["height"], spec["width"]]
-    if list(x.shape) != expected_x:
-        raise ValueError(f"deconvtune: x has shape {list(x.shape)}, the problem expects {expected_x}")
-    k = _pair(spec["kernel_size"])
-    expected_w = [spec["in_channels"], spec["out_channels"] // groups, k[0], k[1]]
-    if list(weight.shape) != expected_w:
-        raise ValueError(f"deconvtune: weight has shape {list(weight.shape)}, the problem expects "
-                         f"{expected_w} ([C_in, C_out/groups, kH, kW])")
-    has_bias = spec.get("bias", True)
-    if has_bias and bias is None:
-        raise ValueError("deconvtune: the problem has a bias but bias is None")
-    if not has_bias and bias is not None:
-        raise ValueError("deconvtune: bias was given but the problem has none (\"bias\": false)")
-    if bias is not None and list(bias.shape) != [spec["out_channels"]]:
-        raise ValueError(f"deconvtune: bias has shape {list(bias.shape)}, expected [{spec['out_channels']}]")
+
+
+_lock = threading.Lock()
+_engines = {}  # (device index, db_path, on_miss) -> Engine
+_plans = {}  # (device index, db_path, on_miss, problem JSON) -> Plan
 
 
 def _plan(device_index, problem, db_path, on_miss):
@@ -107,9 +246,22 @@ def _plan(device_index, problem, db_path, on_miss):
     return plan
 
 
-def _run(x, weight, bias, problem, db_path, on_miss):
-    spec = _spec(problem)
-    _check_inputs(x, weight, bias, spec)
+def _reference(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue):
+    """The block with PyTorch's ops: the CPU path, and what backward differentiates."""
+    y = F.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation)
+    return apply_epilogue(y, epilogue)
+
+
+def _forward(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
+             on_miss):
+    """y = epilogue(conv_transpose2d(x, weight, bias, ...)): deconvtune's kernel on CUDA, PyTorch's
+    ops elsewhere. The arguments are canonical (pairs as tuples or lists, epilogue as its text)."""
+    _check_inputs(x, weight, bias, groups)
+    if x.device.type != "cuda":
+        return _reference(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue)
+    _check_native_inputs(x, weight, bias)
+    problem = _problem(tuple(x.shape), tuple(weight.shape), bias is not None, tuple(stride), tuple(padding),
+                       tuple(output_padding), groups, tuple(dilation), epilogue, _resolve_precision(precision))
     plan = _plan(x.device.index, problem, db_path, on_miss)
     y = torch.empty(plan.output_shape, dtype=x.dtype, device=x.device)
     stream = torch.cuda.current_stream(x.device).cuda_stream
@@ -117,120 +269,273 @@ def _run(x, weight, bias, problem, db_path, on_miss):
     return y
 
 
+def _backward(grad_y, x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, needs):
+    """(grad x, grad weight, grad bias), None where `needs` says not needed: the gradient of the
+    epilogue chain times ConvTranspose2d's, both PyTorch's own (autograd through _reference), so the
+    fused block trains exactly as the unfused one, kinks (hardtanh's, relu's) included.
+
+    The pre-activation conv_transpose2d(x, W) + b is recomputed from the saved x and W, not saved:
+    saving it would hold a y-sized tensor per block from forward to backward (the headline block's y
+    is 4x x, and x and W are saved anyway), while recomputing costs one ConvTranspose2d in backward,
+    beside the two (grad x, grad W) that backward runs anyway. (The chain's own intermediates live
+    only during this backward.) On CUDA the recomputation is cuDNN's, in PyTorch's precision: its
+    values may differ from the kernel's in the last bits, which moves a gradient only for an output
+    within that distance of a kink."""
+    with torch.enable_grad():
+        inputs = [None if t is None else t.detach().requires_grad_(bool(need))
+                  for t, need in zip((x, weight, bias), needs)]
+        y = _reference(*inputs, stride, padding, output_padding, groups, dilation, epilogue)
+        wanted = [t for t in inputs if t is not None and t.requires_grad]
+        grads = iter(torch.autograd.grad(y, wanted, grad_y))
+    return tuple(next(grads) if t is not None and t.requires_grad else None for t in inputs)
+
+
+_N_OP_ARGUMENTS = 12  # x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision,
+#                       db_path, on_miss
+
+
+def _setup_context(ctx, inputs, output):
+    x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue = inputs[:9]
+    ctx.save_for_backward(x, weight, bias)
+    ctx.conv_arguments = (stride, padding, output_padding, groups, dilation, epilogue)
+
+
+@torch.autograd.function.once_differentiable
+def _backward_from_context(ctx, grad_y):
+    x, weight, bias = ctx.saved_tensors
+    grads = _backward(grad_y, x, weight, bias, *ctx.conv_arguments, ctx.needs_input_grad[:3])
+    return grads + (None,) * (_N_OP_ARGUMENTS - 3)
+
+
 if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
-    # Registered for every device type, so that a CPU tensor reaches _check_inputs' clear error
-    # rather than the dispatcher's "no kernel for the CPU backend".
+    # No device types given: one implementation for every device, which dispatches itself (CPU:
+    # PyTorch's ops). The epilogue is its library text: custom-op schemas have no list of strings.
     @torch.library.custom_op(OP_NAME, mutates_args=())
-    def conv_transpose2d_epilogue(x: torch.Tensor, weight: torch.Tensor, bias: typing.Optional[torch.Tensor],
-                                  problem: str, db_path: str, on_miss: str) -> torch.Tensor:
-        return _run(x, weight, bias, problem, db_path, on_miss)
+    def _op(x: torch.Tensor, weight: torch.Tensor, bias: typing.Optional[torch.Tensor], stride: typing.List[int],
+            padding: typing.List[int], output_padding: typing.List[int], groups: int, dilation: typing.List[int],
+            epilogue: str, precision: typing.Optional[str], db_path: str, on_miss: str) -> torch.Tensor:
+        return _forward(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision,
+                        db_path, on_miss)
 
-    @conv_transpose2d_epilogue.register_fake
-    def _(x, weight, bias, problem, db_path, on_miss):
-        spec = _spec(problem)
-        _check_inputs(x, weight, bias, spec)
-        return x.new_empty(output_shape(spec))
+    @_op.register_fake
+    def _(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
+          on_miss):
+        _check_inputs(x, weight, bias, groups)
+        size = _output_size(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation)
+        return x.new_empty([x.shape[0], weight.shape[1] * groups] + size)
 
+    _op.register_autograd(_backward_from_context, setup_context=_setup_context)
+    _apply = _op
     HAS_CUSTOM_OP = True
-else:  # PyTorch < 2.4: eager only
-    def conv_transpose2d_epilogue(x, weight, bias, problem, db_path, on_miss):
-        return _run(x, weight, bias, problem, db_path, on_miss)
+else:  # PyTorch < 2.4: eager only, the same forward and backward through an autograd.Function
+    class _Function(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *inputs):
+            _setup_context(ctx, inputs, None)
+            return _forward(*inputs)
 
+        backward = staticmethod(_backward_from_context)
+
+    _apply = _Function.apply
     HAS_CUSTOM_OP = False
 
-conv_transpose2d_epilogue.__doc__ = (
-    "y = epilogue(conv_transpose2d(x, weight, bias)) for `problem` (JSON with PyTorch's argument "
-    "names, batch/height/width those of x), planned by the engine of x's device for `db_path` ('' for "
-    "the default DB) and `on_miss` ('heuristic', 'tune' or 'fail').")
+
+def conv_transpose2d_epilogue(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
+                              *, epilogue=(), precision=None, db_path=None, on_miss="heuristic"):
+    """epilogue(F.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation)),
+    fused: deconvtune's kernel for CUDA float32 contiguous tensors (planned by the engine of x's
+    device for the tuning DB `db_path`, None: the default, and `on_miss`: 'heuristic', 'tune' or
+    'fail'), PyTorch's ops on other devices. `epilogue`: any form parse_epilogue takes; `precision`:
+    'fp32', 'tf32' or None (follow torch.backends.cudnn.allow_tf32). Differentiable in x, weight, bias.
+    torch.fx records it as one call (a leaf), so traced models keep it whole."""
+    if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"deconvtune: groups must be an int >= 1, got {groups!r}")
+    if on_miss not in _native.ON_MISS:
+        raise ValueError(f"deconvtune: on_miss must be one of {sorted(_native.ON_MISS)}, got {on_miss!r}")
+    if precision is not None:
+        _resolve_precision(precision)
+    return _fused(x, weight, bias, list(_pair(stride, "stride")), list(_pair(padding, "padding")),
+                  list(_pair(output_padding, "output_padding")), groups, list(_pair(dilation, "dilation")),
+                  epilogue_text(epilogue), precision, db_path or "", on_miss)
+
+
+def _fused(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
+           on_miss):
+    """The op on arguments already checked and canonical (pairs as lists, the epilogue as its text):
+    what the module's forward calls, with nothing torch.compile would have to trace through."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"deconvtune: x must be a torch.Tensor, got {type(x).__name__}")
+    return _apply(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
+                  on_miss)
+
+
+# torch.fx records calls of these as single nodes (leaves) rather than tracing into them.
+torch.fx.wrap("conv_transpose2d_epilogue")
+torch.fx.wrap("_fused")
 
 
 class ConvTranspose2dEpilogue(nn.Module):
-    """The user's Model as one fused kernel: same constructor arguments, same parameters.
+    """nn.ConvTranspose2d followed by an elementwise epilogue, as one fused kernel.
 
-    Extra keyword arguments: groups, dilation, bias (as nn.ConvTranspose2d); epilogue (a chain such
-    as "mish,add:0.5,hardtanh:-1:1,mul:2", replacing the one add_value and scale give); precision
-    (None: follow torch.backends.cudnn.allow_tf32; or 'fp32' / 'tf32'); db_path (None: the default
-    tuning DB); on_miss ('heuristic', 'tune' or 'fail'); device and dtype (as nn.ConvTranspose2d).
+    Positional and keyword arguments as nn.ConvTranspose2d's (padding_mode: only 'zeros', the one
+    PyTorch supports for transposed convolutions). Keyword only: epilogue (the chain, any form
+    parse_epilogue takes, e.g. "mish,add:0.5,hardtanh:-1:1,mul:2"; default none), precision (None:
+    follow torch.backends.cudnn.allow_tf32; or 'fp32' / 'tf32'), db_path (None: the default tuning
+    DB), on_miss ('heuristic', 'tune' or 'fail').
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0,
-                 add_value=0.5, scale=2.0, *, groups=1, bias=True, dilation=1, epilogue=None,
-                 precision=None, db_path=None, on_miss="heuristic", device=None, dtype=None):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
+                 bias=True, dilation=1, padding_mode="zeros", device=None, dtype=None, *, epilogue=(),
+                 precision=None, db_path=None, on_miss="heuristic"):
         super().__init__()
-        if precision not in (None, "fp32", "tf32"):
-            raise ValueError(f"precision must be None, 'fp32' or 'tf32', got {precision!r}")
+        seed_hint = (" (the seed Model's add_value and scale are not constructor arguments: use "
+                     "ConvTranspose2dEpilogue.from_model(model) or epilogue=seed_epilogue(add_value, scale))")
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+            raise ValueError(f"ConvTranspose2dEpilogue: groups must be an int >= 1, got {groups!r}{seed_hint}")
+        if not isinstance(bias, bool):
+            raise ValueError(f"ConvTranspose2dEpilogue: bias must be True or False, got {bias!r}{seed_hint}")
+        if padding_mode != "zeros":
+            raise ValueError(f"ConvTranspose2dEpilogue: padding_mode must be 'zeros', got {padding_mode!r}")
+        if precision is not None:
+            _resolve_precision(precision)
         if on_miss not in _native.ON_MISS:
-            raise ValueError(f"on_miss must be one of {sorted(_native.ON_MISS)}, got {on_miss!r}")
+            raise ValueError(f"ConvTranspose2dEpilogue: on_miss must be one of {sorted(_native.ON_MISS)}, got "
+                             f"{on_miss!r}")
         self.conv_transpose = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding,
-                                                 output_padding, groups=groups, bias=bias, dilation=dilation,
-                                                 device=device, dtype=dtype)
-        self.add_value = add_value
-        self.scale = scale
-        self.epilogue = epilogue or f"mish,add:{float(add_value)!r},hardtanh:-1:1,mul:{float(scale)!r}"
+                                                 output_padding, groups, bias, dilation, padding_mode, device,
+                                                 dtype)
+        self.epilogue = epilogue_text(epilogue)
         self.precision = precision
         self.db_path = db_path
         self.on_miss = on_miss
-        # The problem JSON without the input's batch and size and the precision: forward() only
-        # appends those, with string operations that torch.compile traces without a graph break.
-        conv = self.conv_transpose
-        fixed = json.dumps({
-            "in_channels": conv.in_channels, "out_channels": conv.out_channels,
-            "kernel_size": list(conv.kernel_size), "stride": list(conv.stride), "padding": list(conv.padding),
-            "output_padding": list(conv.output_padding), "dilation": list(conv.dilation), "groups": conv.groups,
-            "bias": conv.bias is not None, "epilogue": self.epilogue})
-        self._problem_prefix = fixed[:-1] + ", "
+
+    @classmethod
+    def from_conv_transpose(cls, conv, epilogue=(), batchnorm=None, **kwargs):
+        """The fused module of `conv` (an nn.ConvTranspose2d), optionally an eval-mode BatchNorm2d
+        right after it folded into its weight and bias, then `epilogue`. Without batchnorm it shares
+        conv's parameters; kwargs: precision, db_path, on_miss."""
+        if not isinstance(conv, nn.ConvTranspose2d):
+            raise TypeError(f"from_conv_transpose: conv must be an nn.ConvTranspose2d, got {type(conv).__name__}")
+        module = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                     conv.output_padding, conv.groups, conv.bias is not None or batchnorm is not None,
+                     conv.dilation, conv.padding_mode, device="meta", epilogue=epilogue, **kwargs)
+        if batchnorm is None:
+            module.conv_transpose.weight, module.conv_transpose.bias = conv.weight, conv.bias
+        else:
+            weight, bias = fold_batchnorm(conv.weight, conv.bias, conv.groups, batchnorm)
+            module.conv_transpose.weight, module.conv_transpose.bias = nn.Parameter(weight), nn.Parameter(bias)
+        module.train(conv.training)
+        return module
 
     @classmethod
     def from_model(cls, model, **kwargs):
         """A module computing what `model` (the seed Model: conv_transpose, add_value, scale) computes,
-        with a copy of its weights, on its device. kwargs as for the constructor (precision, ...)."""
+        with a copy of its weights, on its device. kwargs: precision, db_path, on_miss."""
         conv = getattr(model, "conv_transpose", None)
         if not isinstance(conv, nn.ConvTranspose2d):
             raise TypeError(f"from_model expects the seed Model (a .conv_transpose nn.ConvTranspose2d, "
                             f".add_value and .scale); {type(model).__name__} has no ConvTranspose2d "
-                            "'conv_transpose'")
+                            "'conv_transpose' (deconvtune.torch.convert takes any model)")
         for attribute in ("add_value", "scale"):
             if not isinstance(getattr(model, attribute, None), (int, float)):
                 raise TypeError(f"from_model expects the seed Model; {type(model).__name__}.{attribute} "
                                 "is missing or not a number")
-        if conv.padding_mode != "zeros":
-            raise ValueError(f"from_model: padding_mode {conv.padding_mode!r} is not supported (only 'zeros')")
-        module = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                     conv.output_padding, model.add_value, model.scale, groups=conv.groups,
-                     bias=conv.bias is not None, dilation=conv.dilation, device=conv.weight.device,
-                     dtype=conv.weight.dtype, **kwargs)
-        loaded = module.load_state_dict(model.state_dict(), strict=False)
-        if loaded.missing_keys:
-            raise TypeError(f"from_model: {type(model).__name__}'s state dict lacks {loaded.missing_keys}")
+        module = cls.from_conv_transpose(copy.deepcopy(conv), seed_epilogue(model.add_value, model.scale), **kwargs)
         module.train(model.training)
         return module
 
     def problem(self, x_shape, precision):
-        """The problem JSON for an input of `x_shape` in `precision`."""
+        """The problem JSON the library is asked for, for an input of `x_shape` in `precision`."""
         if len(x_shape) != 4:
             raise ValueError(f"deconvtune: x must be 4-D NCHW [N, C_in, H, W], got shape {list(x_shape)}")
-        n, c, h, w = x_shape
-        if c != self.conv_transpose.in_channels:
-            raise ValueError(f"deconvtune: x has {c} channels, the module expects {self.conv_transpose.in_channels}")
-        return (self._problem_prefix + '"batch": ' + str(int(n)) + ', "height": ' + str(int(h)) + ', "width": '
-                + str(int(w)) + ', "precision": "' + precision + '"}')
+        conv = self.conv_transpose
+        if x_shape[1] != conv.in_channels:
+            raise ValueError(f"deconvtune: x has {x_shape[1]} channels, the module expects {conv.in_channels}")
+        return _problem(tuple(int(s) for s in x_shape), tuple(conv.weight.shape), conv.bias is not None,
+                        conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation, self.epilogue,
+                        _resolve_precision(precision))
 
     def current_precision(self):
-        if self.precision is not None:
-            return self.precision
-        return "tf32" if torch.backends.cudnn.allow_tf32 else "fp32"
+        """The precision forward runs in now ('fp32' or 'tf32')."""
+        return _resolve_precision(self.precision)
 
     def plan(self, x):
-        """The deconvtune Plan (config name, where it came from) that forward(x) runs."""
+        """The deconvtune Plan (config name, where it came from) that forward(x) runs on CUDA."""
         return _plan(x.device.index, self.problem(x.shape, self.current_precision()), self.db_path or "",
                      self.on_miss)
 
     def forward(self, x):
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"deconvtune: x must be a torch.Tensor, got {type(x).__name__}")
-        problem = self.problem(x.shape, self.current_precision())
-        return conv_transpose2d_epilogue(x, self.conv_transpose.weight, self.conv_transpose.bias, problem,
-                                         self.db_path or "", self.on_miss)
+        conv = self.conv_transpose  # its arguments were checked when it was made, the epilogue made canonical
+        return _fused(x, conv.weight, conv.bias, list(conv.stride), list(conv.padding), list(conv.output_padding),
+                      conv.groups, list(conv.dilation), self.epilogue, self.precision, self.db_path or "",
+                      self.on_miss)
 
     def extra_repr(self):
         return f"epilogue={self.epilogue!r}, precision={self.precision or 'follows allow_tf32'}"
+
+
+def problems(model, example_inputs, precision=None):
+    """The problems (dicts with PyTorch's argument names, one per line of `deconvtune autotune
+    --problems FILE`) that the ConvTranspose2dEpilogue modules of `model` (a converted one, say) meet
+    on example_inputs (a tensor or a tuple of forward's arguments), in call order, each once.
+    precision: the problems' (None: each module's own). Runs a copy of the model, without grad."""
+    if isinstance(example_inputs, torch.Tensor):
+        example_inputs = (example_inputs,)
+    if precision is not None:
+        _resolve_precision(precision)
+    found = []
+
+    def record(module, inputs):
+        spec = json.loads(module.problem(inputs[0].shape, precision or module.current_precision()))
+        if spec not in found:
+            found.append(spec)
+
+    model = copy.deepcopy(model)  # a training-mode BatchNorm would update its statistics
+    for module in model.modules():
+        if isinstance(module, ConvTranspose2dEpilogue):
+            module.register_forward_pre_hook(record)
+    with torch.no_grad():
+        model(*example_inputs)
+    return found
+
+
+def fold_batchnorm(weight, bias, groups, batchnorm):
+    """(weight, bias) of a ConvTranspose2d that computes batchnorm(conv_transpose2d(x, weight, bias)),
+    for an eval-mode BatchNorm2d with running statistics (refused otherwise, saying why)."""
+    if not isinstance(batchnorm, nn.BatchNorm2d):
+        raise TypeError(f"fold_batchnorm: batchnorm must be an nn.BatchNorm2d, got {type(batchnorm).__name__}")
+    reason = batchnorm_unfoldable_reason(batchnorm)
+    if reason:
+        raise ValueError(f"fold_batchnorm: {reason}")
+    c_in, c_out_per_group = weight.shape[:2]
+    if batchnorm.num_features != c_out_per_group * groups:
+        raise ValueError(f"fold_batchnorm: the BatchNorm2d has {batchnorm.num_features} features, the "
+                         f"ConvTranspose2d {c_out_per_group * groups} output channels")
+    with torch.no_grad():
+        # In float64, then rounded once to the weight's dtype: the folded model's error is then that
+        # of one rounding of each weight, not of a chain of float32 operations.
+        scale = torch.rsqrt(batchnorm.running_var.double() + batchnorm.eps)
+        if batchnorm.weight is not None:
+            scale = scale * batchnorm.weight.double()
+        shift = -batchnorm.running_mean.double() * scale
+        if batchnorm.bias is not None:
+            shift = shift + batchnorm.bias.double()
+        # weight is [C_in, C_out/groups, kH, kW]; output channel g * C_out/groups + j is group g's
+        # column j, fed by that group's C_in/groups input channels.
+        grouped = weight.double().view(groups, c_in // groups, c_out_per_group, *weight.shape[2:])
+        folded = grouped * scale.view(groups, 1, c_out_per_group, 1, 1)
+        folded_bias = shift if bias is None else bias.double() * scale + shift
+        return folded.reshape(weight.shape).to(weight.dtype), folded_bias.to(weight.dtype)
+
+
+def batchnorm_unfoldable_reason(batchnorm):
+    """Why `batchnorm` cannot be folded into the convolution before it ('' when it can)."""
+    if batchnorm.training:
+        return ("it is in training mode (it normalises by each batch's statistics and updates its running "
+                "ones; call .eval() on the model before converting)")
+    if batchnorm.running_mean is None or batchnorm.running_var is None:
+        return "it has no running statistics (track_running_stats=False: it normalises by each batch's)"
+    return ""
+
+
+from ._convert import ConversionRecord, convert  # noqa: E402  (it builds on the module above)

@@ -1,9 +1,11 @@
 """The installed deconvtune package (run with the venv's python after `pip install --no-index ./python`):
-import, version, library lookup and its error, C API errors as Python exceptions. Needs no torch.
+import, version, library lookup and its error, C API errors as Python exceptions, deconvtune.db's
+winners through the CLI beside the library (a DB tuned with --simulate). Needs no torch.
 
 Environment: DECONVTUNE_EXPECTED_VERSION (the project version), DECONVTUNE_TEST_LIBRARY_DIR (the
 build folder with libdeconvtune.so; empty: the library checks are skipped, e.g. a sanitizer build).
 """
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +19,7 @@ if LIBRARY_DIR:
     os.environ["DECONVTUNE_LIBRARY_PATH"] = LIBRARY_DIR  # for this process's own library() calls
 SMALL = {"batch": 1, "in_channels": 4, "out_channels": 4, "height": 8, "width": 8, "kernel_size": 3,
          "stride": 2, "padding": 1, "output_padding": 1}
+SMALL_JSON = json.dumps(SMALL)
 
 
 def run_python(code, **env):
@@ -107,6 +110,64 @@ class Library(unittest.TestCase):
                 plan = engine.plan(SMALL)
                 self.assertEqual(plan.output_shape, (1, 4, 16, 16))
                 self.assertEqual(plan.source, "rule")
+
+
+@unittest.skipUnless(LIBRARY_DIR, "no library to load in this build (sanitizer build)")
+class Db(unittest.TestCase):
+    """deconvtune.db through the CLI found beside the library (the build tree's layout)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import deconvtune.db
+        cls.folder = tempfile.mkdtemp(prefix="deconvtune-db-test-")
+        cls.db = os.path.join(cls.folder, "tuning.db")
+        cls.cli = deconvtune.db.cli_path()
+        for precision in ("fp32", "tf32"):  # simulated measurements, written as a real run writes them
+            subprocess.run([cls.cli, "autotune", "--simulate", "--problem", SMALL_JSON, "--db", cls.db,
+                            "--max-trials", "4", "--precision", precision, "-q"], check=True,
+                           capture_output=True, text=True)
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        shutil.rmtree(cls.folder)
+
+    def test_the_cli_is_found_beside_the_library(self):
+        self.assertTrue(os.path.samefile(self.cli, os.path.join(LIBRARY_DIR, "deconvtune")))
+
+    def test_winners(self):
+        import deconvtune.db
+        winners = deconvtune.db.winners(self.db)
+        self.assertEqual(sorted(w.precision for w in winners), ["fp32", "tf32"])
+        listed = subprocess.run([self.cli, "db", "list", "--db", self.db], capture_output=True, text=True,
+                                check=True).stdout
+        for winner in winners:
+            for field, value in SMALL.items():  # the DB keeps sizes as pairs
+                self.assertIn(winner.problem[field], (value, [value, value]), field)
+            self.assertIn(winner.config, listed)
+            self.assertGreater(winner.median_ms, 0)
+            self.assertTrue(winner.device["name"])
+            self.assertLessEqual(winner.median_ms, min(
+                t["median_ms"] for t in deconvtune.db.export(self.db, everything=True)["trials"]
+                if t["status"] == "ok" and t["precision"] == winner.precision))
+
+    def test_a_missing_db_has_no_winners_and_is_not_created(self):
+        import deconvtune.db
+        missing = os.path.join(self.folder, "missing.db")
+        self.assertEqual(deconvtune.db.winners(missing), [])
+        self.assertFalse(os.path.exists(missing))
+
+    def test_errors_name_the_file_or_the_variable(self):
+        import deconvtune.db
+        bad = os.path.join(self.folder, "bad.db")
+        with open(bad, "w") as f:
+            f.write("not a database")
+        with self.assertRaises(deconvtune.DeconvtuneError) as caught:
+            deconvtune.db.winners(bad)
+        self.assertIn("bad.db", str(caught.exception))
+        result = run_python("import deconvtune.db\ndeconvtune.db.cli_path()",
+                            DECONVTUNE_WORKER="/no/such/deconvtune", DECONVTUNE_LIBRARY_PATH=LIBRARY_DIR)
+        self.assertIn("CliNotFoundError: deconvtune: $DECONVTUNE_WORKER is '/no/such/deconvtune'", result.stderr)
 
 
 if __name__ == "__main__":
