@@ -159,8 +159,7 @@ Problem validate_key(const std::string& problem_key, const std::string& device_k
 
 double time_floor_ms(const Problem& problem) {
   constexpr double kFastestBytesPerMs = 20e12 / 1e3;  // 20 TB/s: see tuning_db.hpp
-  const double bytes = 4.0 * static_cast<double>(problem.x_elements() + problem.y_elements());
-  return bytes / kFastestBytesPerMs;
+  return static_cast<double>(problem.io_bytes()) / kFastestBytesPerMs;
 }
 
 void validate_verified(const Problem& problem, double median_ms, double min_ms, double max_error) {
