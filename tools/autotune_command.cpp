@@ -12,7 +12,6 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <vector>
 
@@ -179,8 +178,7 @@ void print_summary(const ProblemSummary& summary, const Output& out, int top) {
   }
   for (const db::TrialRecord& trial : report.trials) {
     if (trial.status == Disposition::kOk) continue;
-    out.say("  not used: {} {}: {}\n", trial.config_name, to_string(trial.status),
-            tuner::reason_line(trial.reason));
+    out.say("{}\n", failure_line(trial));
   }
   if (!report.error.empty()) out.say("error    {}\n", report.error);
   out.say("default  {}\n", rule_default_text(summary.figures));

@@ -4,8 +4,6 @@
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -245,6 +243,9 @@ int show(const DbArgs& args) {
                    : "none",
             rule_default_text(figures));
     out.print(trial_table(group, figures, TrialColumns::kEvery));
+    for (const db::TrialRecord& trial : group) {
+      if (trial.status != Disposition::kOk) out.say("{}\n", failure_line(trial));
+    }
     out.say("\n");
     nlohmann::json rows = nlohmann::json::array();
     for (const db::TrialRecord& trial : group) rows.push_back(trial_json(trial, figures));

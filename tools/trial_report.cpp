@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <algorithm>
 #include <set>
 
 #include "tuner/progress.hpp"
@@ -105,7 +104,6 @@ Table trial_table(const std::vector<db::TrialRecord>& trials, const KeyFigures& 
     columns.push_back({"smem B", Align::kRight, 10});
     columns.push_back({"compile ms", Align::kRight, 11});
     columns.push_back({"measured at", Align::kLeft, 12});
-    columns.push_back({"reason", Align::kLeft, 0, /*truncatable=*/true});
   }
   Table table(std::move(columns));
   size_t rank = 0;
@@ -127,11 +125,15 @@ Table trial_table(const std::vector<db::TrialRecord>& trials, const KeyFigures& 
       cells.push_back(cell::count(trial.shared_bytes));
       cells.push_back(cell::whole(trial.compile_ms));
       cells.push_back(trial.measured_at);
-      cells.push_back(trial.reason.empty() ? "" : tuner::reason_line(trial.reason, 200));
     }
     table.add_row(std::move(cells));
   }
   return table;
+}
+
+std::string failure_line(const db::TrialRecord& trial) {
+  return fmt::format("  not used: {} {}: {}", trial.config_name, to_string(trial.status),
+                     tuner::reason_line(trial.reason));
 }
 
 nlohmann::json trial_json(const db::TrialRecord& trial, const KeyFigures& figures) {

@@ -55,11 +55,15 @@ std::vector<db::TrialRecord> best_verified(const std::vector<db::TrialRecord>& b
 
 enum class TrialColumns {
   kSummary,  // the autotune summary: times, figures, error and resources
-  kEvery,    // db show: those and the status, shared memory, compile time, time stamp and reason
+  kEvery,    // db show: those and the status, shared memory, compile time and time stamp
 };
 // A row per trial, ranked in the order given.
 Table trial_table(const std::vector<db::TrialRecord>& trials, const KeyFigures& figures,
                   TrialColumns columns);
+
+// A failed trial's line under a table: "  not used: <config> <status>: <first line of the reason>".
+// Reasons are lines of their own, not a column: a column would be cut to nothing at 80 columns.
+std::string failure_line(const db::TrialRecord& trial);
 
 // A trial with its figures; unknown values are null.
 nlohmann::json trial_json(const db::TrialRecord& trial, const KeyFigures& figures);
