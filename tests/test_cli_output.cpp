@@ -371,6 +371,10 @@ TEST(CliOutput, InspectListConfigsJsonIsOnlyJson) {
   ASSERT_EQ(document["configs"].size(), enumerate_space(Problem::seed()).size());
   EXPECT_EQ(document["configs"][0]["name"], enumerate_space(Problem::seed())[0].name());
   EXPECT_TRUE(contains(listed.err, "family")) << "the table went to stderr";
+  const Ran misplaced = run_binary("inspect --problem seed --json");
+  EXPECT_EQ(misplaced.exit_code, 2);
+  EXPECT_TRUE(contains(misplaced.err, "--json goes with --list-configs")) << misplaced.err;
+  EXPECT_TRUE(misplaced.out.empty()) << misplaced.out;
   const Ran table = run_binary("inspect --problem seed --list-configs --wide");
   EXPECT_EQ(lines_of(table.out).size(), enumerate_space(Problem::seed()).size() + 1)
       << "a header and a row per config";

@@ -263,6 +263,11 @@ std::string disassemble(const std::vector<char>& cubin) {
 }
 
 int inspect_checked(const InspectArgs& args) {
+  if (args.json && !args.list_configs) {
+    throw BadInput{
+        "--json goes with --list-configs: the other outputs are CUDA source, PTX, SASS "
+        "or ptxas text"};
+  }
   Problem problem = load_problem(args.problem);
   if (args.list_configs) {
     const Output out(args.json, args.wide);
