@@ -72,9 +72,6 @@ struct RunRow {
   int registers = -1, shared_bytes = -1, spill_bytes = -1;
 
   nlohmann::json to_json() const {
-    auto count = [](int value) {
-      return value < 0 ? nlohmann::json(nullptr) : nlohmann::json(value);
-    };
     return {{"config", config},
             {"status", status},
             {"verified", status == to_string(Disposition::kOk)},
@@ -85,9 +82,9 @@ struct RunRow {
             {"runs", runs},
             {"max_abs_err", json_number(max_abs_err)},
             {"error_bound", json_number(error_bound)},
-            {"registers", count(registers)},
-            {"shared_bytes", count(shared_bytes)},
-            {"spill_bytes", count(spill_bytes)}};
+            {"registers", json_count(registers)},
+            {"shared_bytes", json_count(shared_bytes)},
+            {"spill_bytes", json_count(spill_bytes)}};
   }
 };
 

@@ -158,7 +158,7 @@ int list(const DbArgs& args) {
                    w.generator_version + (is_current ? "" : " (stale)")});
     rows.push_back({{"problem_key", w.problem_key},
                     {"name", name},
-                    {"label", out.problem_text(w.problem_key)},
+                    {"label", problem_text(w.problem_key, "", /*wide=*/false)},
                     {"device_key", w.device_key},
                     {"precision", to_string(w.precision)},
                     {"config", w.config_name},

@@ -147,7 +147,7 @@ std::string Output::problem_text(const Problem& problem) const {
   return tools::problem_text(problem, wide_);
 }
 
-std::string Output::problem_text(const std::string& problem_key, const std::string& name) const {
+std::string problem_text(const std::string& problem_key, const std::string& name, bool wide) {
   Problem problem;
   try {
     problem = db::parse_problem_key(problem_key);
@@ -155,9 +155,12 @@ std::string Output::problem_text(const std::string& problem_key, const std::stri
     return name.empty() ? problem_key : name + ": " + problem_key;
   }
   problem.name = name;
-  return problem_text(problem);
+  return problem_text(problem, wide);
 }
 
+std::string Output::problem_text(const std::string& problem_key, const std::string& name) const {
+  return tools::problem_text(problem_key, name, wide_);
+}
 namespace cell {
 
 std::string ms(double milliseconds) {
@@ -191,6 +194,10 @@ std::string gbps(double value) {
 
 nlohmann::json json_number(double value) {
   return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+}
+
+nlohmann::json json_count(int value) {
+  return value < 0 ? nlohmann::json(nullptr) : nlohmann::json(value);
 }
 
 }  // namespace deconvtune::tools

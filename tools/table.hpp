@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "codegen/problem.hpp"
@@ -64,6 +65,8 @@ class Table {
 std::string compact_label(const Problem& problem);
 // compact_label, or the full key when `wide`; with the problem's name first when it has one.
 std::string problem_text(const Problem& problem, bool wide);
+// The same for a stored key; a key that does not parse is shown as it is.
+std::string problem_text(const std::string& problem_key, const std::string& name, bool wide);
 
 // The command's output. Under --json stdout holds exactly one JSON document (emit) and every human
 // line goes to stderr; otherwise the human text is stdout. Tables are fitted to the width of the
@@ -86,7 +89,6 @@ class Output {
 
   // tools::problem_text under this command's --wide.
   std::string problem_text(const Problem& problem) const;
-  // The same for a stored key; a key that does not parse is shown as it is.
   std::string problem_text(const std::string& problem_key, const std::string& name = "") const;
 
  private:
@@ -107,5 +109,7 @@ std::string gbps(double value);       // 812, 81.2, 0.81: three digits where it 
 
 // NaN as JSON null, for values JSON must not carry as numbers.
 nlohmann::json json_number(double value);
+// A count, -1 meaning unknown (TrialRecord's resources), as JSON: null for unknown.
+nlohmann::json json_count(int value);
 
 }  // namespace deconvtune::tools

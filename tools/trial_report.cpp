@@ -14,10 +14,6 @@ bool verified(const db::TrialRecord& trial) { return trial.status == Disposition
 // Only a verified trial has times; a failed one's are not measurements.
 double verified_ms(const db::TrialRecord& trial, double ms) { return verified(trial) ? ms : NAN; }
 
-nlohmann::json count_json(int value) {
-  return value < 0 ? nlohmann::json(nullptr) : nlohmann::json(value);
-}
-
 }  // namespace
 
 DeviceLimits limits_of(const db::DeviceRecord& device) {
@@ -145,9 +141,9 @@ nlohmann::json trial_json(const db::TrialRecord& trial, const KeyFigures& figure
           {"min_ms", json_number(verified_ms(trial, trial.min_ms))},
           {"max_ms", json_number(verified_ms(trial, trial.max_ms))},
           {"max_error", json_number(trial.max_error)},
-          {"registers", count_json(trial.registers)},
-          {"shared_bytes", count_json(trial.shared_bytes)},
-          {"spill_bytes", count_json(trial.spill_bytes)},
+          {"registers", json_count(trial.registers)},
+          {"shared_bytes", json_count(trial.shared_bytes)},
+          {"spill_bytes", json_count(trial.spill_bytes)},
           {"compile_ms", trial.compile_ms},
           {"measured_at", trial.measured_at},
           {"percent_of_best", json_number(figures.percent_of_best(ms))},
