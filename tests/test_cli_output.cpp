@@ -237,7 +237,7 @@ TEST(CliOutput, AutotuneJsonIsOneDocumentWithFiguresAndNames) {
   EXPECT_EQ(report["figures"]["rule_default"]["config"], default_config(tuned.first).name());
   EXPECT_TRUE(report["figures"]["rule_default"]["median_ms"].is_number())
       << "the rule default is measured first";
-  EXPECT_TRUE(report["figures"]["copy_gbps"].is_null());
+  EXPECT_EQ(report["figures"]["copy_gbps"], tuner::kSimulatedCopyGbps) << "the device's, stored";
   ASSERT_FALSE(report["best"].empty());
   EXPECT_DOUBLE_EQ(report["best"][0]["percent_of_best"].get<double>(), 100.0);
   EXPECT_EQ(report["best"][0]["config"], report["winner"]);
@@ -248,7 +248,9 @@ TEST(CliOutput, AutotuneJsonIsOneDocumentWithFiguresAndNames) {
       << tuned.autotune.err;
   EXPECT_TRUE(contains(tuned.autotune.err, "default  " + default_config(tuned.first).name() + ": "))
       << tuned.autotune.err;
-  EXPECT_TRUE(contains(tuned.autotune.err, "GB/s (copy bandwidth not measured)"));
+  EXPECT_DOUBLE_EQ(report["best"][0]["fraction_of_copy"].get<double>(),
+                   report["best"][0]["gbps"].get<double>() / tuner::kSimulatedCopyGbps);
+  EXPECT_TRUE(contains(tuned.autotune.err, "% of the 10000 GB/s copy)")) << tuned.autotune.err;
 }
 
 TEST(CliOutput, AutotuneSummaryTableFitsEightyColumns) {
@@ -357,7 +359,7 @@ TEST(CliOutput, DbShowJsonCarriesEveryTrialWithFigures) {
   EXPECT_TRUE(saw_failure) << "the simulated measurer fails some configs on purpose";
   // Human text went to stderr, with the one word for unknown values and never "?" or "-1".
   EXPECT_TRUE(contains(shown.err, "headline: " + compact_label(tuned.first))) << shown.err;
-  EXPECT_TRUE(contains(shown.err, "copy bandwidth not measured"));
+  EXPECT_TRUE(contains(shown.err, "% of the 10000 GB/s copy)")) << shown.err;
   const Ran wide = run_binary("db show --wide --db '" + tuned.db + "'");
   EXPECT_TRUE(contains(wide.out, " - ")) << wide.out;
   EXPECT_FALSE(contains(wide.out, " ? ") || contains(wide.out, " -1 ")) << wide.out;

@@ -32,6 +32,7 @@ KeyFigures key_figures(const Problem& problem, const std::optional<db::DeviceRec
   figures.problem = problem;
   figures.rule_default =
       default_config(problem, device ? limits_of(*device) : DeviceLimits{}).name();
+  if (device && device->copy_gbps > 0) figures.copy_gbps = device->copy_gbps;
   bool rule_default_verified = false;
   for (const db::TrialRecord& trial : best_first) {
     const bool is_default = trial.config_name == figures.rule_default;
@@ -89,17 +90,17 @@ Table trial_table(const std::vector<db::TrialRecord>& trials, const KeyFigures& 
   // Left out first when the window is narrow: detail before the figures that answer "is it
   // faster?" (speedup over the default, then % of best, then GB/s).
   const bool every = which == TrialColumns::kEvery;
-  std::vector<Column> columns = {{"#", Align::kRight, 5},         {"config"},
-                                 {"median ms", Align::kRight},    {"speedup", Align::kRight, 1},
-                                 {"% best", Align::kRight, 2},    {"GB/s", Align::kRight, 3},
-                                 {"min ms", Align::kRight, 6},    {"max ms", Align::kRight, 7},
-                                 {"max |err|", Align::kRight, 4}, {"regs", Align::kRight, 8},
-                                 {"spill B", Align::kRight, 9}};
+  std::vector<Column> columns = {{"#", Align::kRight, 6},      {"config"},
+                                 {"median ms", Align::kRight}, {"speedup", Align::kRight, 1},
+                                 {"% best", Align::kRight, 2}, {"GB/s", Align::kRight, 3},
+                                 {"% copy", Align::kRight, 4}, {"min ms", Align::kRight, 7},
+                                 {"max ms", Align::kRight, 8}, {"max |err|", Align::kRight, 5},
+                                 {"regs", Align::kRight, 9},   {"spill B", Align::kRight, 10}};
   if (every) {
     columns.insert(columns.begin() + 2, Column{"status"});
-    columns.push_back({"smem B", Align::kRight, 10});
-    columns.push_back({"compile ms", Align::kRight, 11});
-    columns.push_back({"measured at", Align::kLeft, 12});
+    columns.push_back({"smem B", Align::kRight, 11});
+    columns.push_back({"compile ms", Align::kRight, 12});
+    columns.push_back({"measured at", Align::kLeft, 13});
   }
   Table table(std::move(columns));
   size_t rank = 0;
@@ -111,6 +112,7 @@ Table trial_table(const std::vector<db::TrialRecord>& trials, const KeyFigures& 
                                       cell::ratio(figures.speedup_over_default(ms)),
                                       cell::percent(figures.percent_of_best(ms)),
                                       cell::gbps(figures.gbps(ms)),
+                                      cell::percent(100 * figures.fraction_of_copy(ms)),
                                       cell::ms(verified_ms(trial, trial.min_ms)),
                                       cell::ms(verified_ms(trial, trial.max_ms)),
                                       cell::error(trial.max_error),

@@ -27,9 +27,7 @@ struct KeyFigures {
   std::string rule_default;          // default_config()'s name for the problem on the device
   double rule_default_ms = NAN;      // its fastest verified trial; NaN: not measured, or it failed
   std::string rule_default_failure;  // its status when every trial of it failed ("wrong")
-  // The device's measured device-to-device copy bandwidth. The worker does not measure it yet, so
-  // it is always NaN: every line that would use it says "copy bandwidth not measured".
-  double copy_gbps = NAN;
+  double copy_gbps = NAN;  // the device's (db::DeviceRecord::copy_gbps); NaN: not measured
 
   double percent_of_best(double ms) const { return 100.0 * best_ms / ms; }
   double speedup_over_default(double ms) const { return rule_default_ms / ms; }
