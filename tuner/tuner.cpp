@@ -609,7 +609,7 @@ class JobRunner {
   }
 
   // The device's copy bandwidth, once per device: from the DB when it holds a measurement, else
-  // measured now in the tuner's own context, before this device's worker starts measuring.
+  // measured now in the tuner's own context, before this job measures any candidate on the GPU.
   void know_copy_bandwidth() {
     if (slot_.record.copy_gbps > 0 || !slot_.context) return;  // known, or simulated
     const std::optional<db::DeviceRecord> stored = shared_.db->device(slot_.record.key());
