@@ -42,7 +42,7 @@ INT_FIELDS = ("batch", "in_channels", "out_channels", "height", "width", "groups
 REQUIRED_FIELDS = ("name",) + INT_FIELDS[:5] + PAIR_FIELDS + ("groups", "bias", "epilogue", "precision")
 DTYPE_BYTES = 4  # every problem is fp32 in and out; "precision" only selects the math inside the kernel
 TENSOR_BUDGET_BYTES = 3 * 2**30  # x + y + W of one problem should stay under this (keeps runs sane)
-DEFAULT_CONFIGS_CMD = "{bin} inspect --problem {problem} --list-configs --precision {precision}"
+DEFAULT_CONFIGS_CMD = "{bin} inspect --problem {problem} --list-configs --json --precision {precision}"
 
 
 def log(*a):
@@ -495,7 +495,7 @@ def tail(text, n=2000):
 
 
 def list_configs(binary, configs_cmd, pjson, precision, timeout):
-    """Config names from `configs_cmd` (one per line, name first); [] means 'run the default kernel'."""
+    """Config names from `configs_cmd` (deconvtune's JSON, else one per line, name first); [] means 'run the default kernel'."""
     info = {}
     if not configs_cmd or configs_cmd.strip().lower() == "none":
         info["skipped"] = "configs listing disabled"
@@ -515,7 +515,12 @@ def list_configs(binary, configs_cmd, pjson, precision, timeout):
         info["stderr_tail"] = tail(cp.stderr)
         return [], info
     names = []
-    for line in cp.stdout.splitlines():
+    try:  # `deconvtune inspect --list-configs --json`: {"configs": [{"name": ...}, ...]}
+        doc = json.loads(cp.stdout)
+        lines = [c["name"] for c in doc["configs"]] if isinstance(doc, dict) else []
+    except (json.JSONDecodeError, KeyError, TypeError):
+        lines = cp.stdout.splitlines()  # another tool's listing: one config name first on each line
+    for line in lines:
         s = line.strip()
         if not s or s.startswith("#"):
             continue
@@ -529,16 +534,16 @@ def list_configs(binary, configs_cmd, pjson, precision, timeout):
 
 
 def parse_tool_json(stdout):
-    """The tool prints its result as the last non-empty stdout line; returns (dict, None) or (None, why)."""
-    lines = [l for l in (stdout or "").splitlines() if l.strip()]
-    if not lines:
-        return None, "no stdout"
+    """`deconvtune run --json` prints one JSON document, {"device": ..., "results": [...]}, and nothing
+    else on stdout; returns (its first result with the device, None) or (None, why)."""
     try:
-        obj = json.loads(lines[-1])
+        doc = json.loads(stdout or "")
     except json.JSONDecodeError:
-        return None, "last stdout line is not JSON"
-    if not isinstance(obj, dict):
-        return None, "last stdout line is not a JSON object"
+        return None, "stdout is not one JSON document"
+    results = doc.get("results") if isinstance(doc, dict) else None
+    if not isinstance(results, list) or not results or not isinstance(results[0], dict):
+        return None, "the JSON document has no results"
+    obj = dict(results[0], device=doc.get("device"), problem_key=doc.get("problem_key"))
     if not isinstance(obj.get("median_ms"), (int, float)) or isinstance(obj.get("median_ms"), bool):
         return None, "JSON has no numeric median_ms"
     return obj, None

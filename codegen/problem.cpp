@@ -230,6 +230,7 @@ Problem Problem::seed() {
   p.padding = {1, 1};
   p.output_padding = {1, 1};
   p.epilogue = Epilogue::seed();
+  p.name = "seed";
   p.validate();
   return p;
 }
@@ -285,7 +286,7 @@ Problem Problem::from_json(const json& spec) {
   if (spec.contains("layout") && read_string("layout") != kLayout) {
     throw ProblemError("layout", "only NCHW is supported");
   }
-  if (spec.contains("name")) read_string("name");
+  if (spec.contains("name")) p.name = read_string("name");
   try {
     p.epilogue =
         spec.contains("epilogue") ? Epilogue::parse(read_string("epilogue")) : Epilogue::seed();

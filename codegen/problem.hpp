@@ -55,6 +55,9 @@ struct Problem {
   bool bias = true;
   Precision precision = Precision::kFp32;
   Epilogue epilogue;
+  // The user's label for it (a problems file's "name"): shown by the tools, part of neither key()
+  // nor to_json(), so two names of one shape share their tuning.
+  std::string name;
   // fp32 NCHW is the only data type and layout so far; they are part of the key all the same.
   static constexpr std::string_view kDtype = "float32";
   static constexpr std::string_view kLayout = "NCHW";
@@ -68,6 +71,9 @@ struct Problem {
   int64_t w_elements() const { return in_channels * (out_channels / groups) * kernel.h * kernel.w; }
   int64_t y_elements() const { return batch * out_channels * out_height() * out_width(); }
   int64_t multiply_adds() const;  // of the transposed convolution, zero taps excluded
+  // x read once and y written once, fp32: the traffic no kernel avoids. The DB's time floor and
+  // the GB/s the tools print both count it.
+  int64_t io_bytes() const { return 4 * (x_elements() + y_elements()); }
 
   std::string key() const;
   nlohmann::json to_json() const;

@@ -63,6 +63,7 @@ struct DriverApi {
   X(cuMemFree, "cuMemFree_v2")                                 \
   X(cuMemcpyHtoD, "cuMemcpyHtoD_v2")                           \
   X(cuMemcpyDtoH, "cuMemcpyDtoH_v2")                           \
+  X(cuMemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2")                 \
   X(cuMemsetD32, "cuMemsetD32_v2")                             \
   X(cuMemsetD8Async, "cuMemsetD8Async")                        \
   X(cuEventCreate, "cuEventCreate")                            \

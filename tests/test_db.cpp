@@ -7,12 +7,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 
 #include "codegen/generator.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
+#include "tuning_db/exchange.hpp"
 
 namespace deconvtune::db {
 namespace {
@@ -40,14 +42,14 @@ TEST(tuning_db, SchemaIsCreatedWithVersionWalAndParentFolders) {
   {
     TuningDb db(path);
     EXPECT_EQ(db.schema_version(), TuningDb::kSchemaVersion);
-    EXPECT_EQ(TuningDb::kSchemaVersion, 3);
+    EXPECT_EQ(TuningDb::kSchemaVersion, 4);
     EXPECT_EQ(db.path(), path);
     EXPECT_EQ(db.integrity_check(), "ok");
     EXPECT_EQ(db.trial_count(), 0);
     EXPECT_TRUE(db.winners().empty());
   }
   RawDb raw(path);
-  EXPECT_EQ(raw.text("PRAGMA user_version"), "3");
+  EXPECT_EQ(raw.text("PRAGMA user_version"), "4");
   EXPECT_EQ(raw.text("PRAGMA application_id"), std::to_string(TuningDb::kApplicationId));
   EXPECT_EQ(raw.text("PRAGMA journal_mode"), "wal");
   for (const char* table : {"devices", "problems", "trials", "winners", "cubin_cache"}) {
@@ -59,10 +61,10 @@ TEST(tuning_db, SchemaIsCreatedWithVersionWalAndParentFolders) {
   }
   // Reopening neither migrates again nor loses anything.
   TuningDb again(path);
-  EXPECT_EQ(again.schema_version(), 3);
+  EXPECT_EQ(again.schema_version(), 4);
   TuningDb reader(path, /*read_only=*/true);
   EXPECT_TRUE(reader.read_only());
-  EXPECT_EQ(reader.schema_version(), 3);
+  EXPECT_EQ(reader.schema_version(), 4);
 }
 
 // Issue 14.4: $DECONVTUNE_DB and the Engine's db_path reach the same constructor as --db.
@@ -99,10 +101,13 @@ TEST(tuning_db, MigratesTheCommittedVersion1FileAndKeepsItsRows) {
   EXPECT_EQ(testing::read_bytes(path), before);
 
   TuningDb db(path);
-  EXPECT_EQ(db.schema_version(), 3);
+  EXPECT_EQ(db.schema_version(), 4);
   EXPECT_EQ(db.integrity_check(), "ok");
   // tests/data/tuning_db_v1.sql: 2 devices, 2 problems, 5 trials, 2 winners.
   EXPECT_EQ(db.devices().size(), 2u);
+  for (const DeviceRecord& device : db.devices()) {
+    EXPECT_EQ(device.copy_gbps, 0) << "version 4 adds the copy bandwidth as not measured";
+  }
   EXPECT_EQ(db.problems().size(), 2u);
   ASSERT_EQ(db.trial_count(), 5);
   std::vector<WinnerRecord> winners = db.winners();
@@ -426,6 +431,46 @@ TEST(tuning_db, RecordsAreValidatedAndTheFieldIsNamed) {
   db.upsert_device(updated);
   ASSERT_EQ(db.devices().size(), 1u);
   EXPECT_EQ(db.device(device.key())->driver_version, 13010);
+}
+
+// Schema version 4: the tuner measures a GPU's copy bandwidth once; later records without a
+// measurement keep it, and export and import carry it (an older export has none: not measured).
+TEST(tuning_db, CopyBandwidthIsKeptOnceMeasuredValidatedAndExchanged) {
+  TempDir dir;
+  TuningDb db(dir.file("t.db"));
+  DeviceRecord device = testing::h100();
+  db.upsert_device(device);
+  EXPECT_EQ(db.device(device.key())->copy_gbps, 0) << "not measured";
+  device.copy_gbps = 3350.5;
+  db.upsert_device(device);
+  EXPECT_DOUBLE_EQ(db.device(device.key())->copy_gbps, 3350.5);
+  DeviceRecord unmeasured = device;
+  unmeasured.copy_gbps = 0;
+  unmeasured.driver_version += 1;
+  db.upsert_device(unmeasured);
+  EXPECT_DOUBLE_EQ(db.device(device.key())->copy_gbps, 3350.5) << "a measurement is kept";
+  EXPECT_EQ(db.device(device.key())->driver_version, unmeasured.driver_version);
+  for (double bad : {-1.0, 1e9, std::nan("")}) {
+    DeviceRecord wrong = device;
+    wrong.copy_gbps = bad;
+    try {
+      db.upsert_device(wrong);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const FieldError& e) {
+      EXPECT_EQ(e.field(), "copy_gbps") << e.what();
+    }
+  }
+
+  nlohmann::json exported = nlohmann::json::parse(export_db(db, {ExportFormat::kJson, true}));
+  ASSERT_EQ(exported["devices"].size(), 1u);
+  EXPECT_DOUBLE_EQ(exported["devices"][0]["copy_gbps"].get<double>(), 3350.5);
+  TuningDb copy(dir.file("copy.db"));
+  import_document(copy, parse_exchange_json(exported.dump()), "export");
+  EXPECT_DOUBLE_EQ(copy.device(device.key())->copy_gbps, 3350.5);
+  exported["devices"][0].erase("copy_gbps");  // as schema version 3 exported it
+  TuningDb older(dir.file("older.db"));
+  import_document(older, parse_exchange_json(exported.dump()), "old export");
+  EXPECT_EQ(older.device(device.key())->copy_gbps, 0);
 }
 
 TEST(tuning_db, ProblemKeysParseBackAndOthersAreRefused) {

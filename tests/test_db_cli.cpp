@@ -51,13 +51,13 @@ TEST(tuning_db_cli, ExportImportListShowPruneThroughTheBinary) {
   ASSERT_EQ(run_db("db import " + shell_quoted(a) + " --db " + shell_quoted(c)).exit_code, 0);
   EXPECT_EQ(run_db("db export --all --db " + shell_quoted(c), false).output, exported.output);
 
-  CliResult list = run_db("db list --db " + shell_quoted(b));
+  CliResult list = run_db("db list --wide --db " + shell_quoted(b));  // with the generator column
   EXPECT_EQ(list.exit_code, 0);
   EXPECT_TRUE(contains(list.output, "igemm_current")) << list.output;
   EXPECT_TRUE(contains(list.output, "1.2500")) << list.output;
   EXPECT_TRUE(contains(list.output, "(stale)")) << list.output;
   // The default path comes from DECONVTUNE_DB when --db is absent.
-  CliResult env_list = run_db("db list", true, "DECONVTUNE_DB=" + shell_quoted(b));
+  CliResult env_list = run_db("db list --wide", true, "DECONVTUNE_DB=" + shell_quoted(b));
   EXPECT_EQ(env_list.output, list.output);
 
   CliResult show =

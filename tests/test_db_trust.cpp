@@ -155,7 +155,7 @@ TEST(DbTrust, V2CubinsAreDroppedByTheMigration) {
             sqlite3_bind_text(s, 1, std::string(64, 'e').c_str(), -1, SQLITE_TRANSIENT);
           });
   TuningDb db(path);
-  EXPECT_EQ(db.schema_version(), 3);
+  EXPECT_EQ(db.schema_version(), 4);
   EXPECT_EQ(db.cubin_cache_stats().entries, 0);
   EXPECT_FALSE(db.cached_cubin(std::string(64, 'e')).has_value());
 }

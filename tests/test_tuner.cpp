@@ -75,17 +75,6 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-// The last line of the output that is a JSON object.
-json last_json_line(const std::string& output) {
-  json last;
-  std::string line;
-  std::istringstream stream(output);
-  while (std::getline(stream, line)) {
-    if (!line.empty() && line.front() == '{') last = json::parse(line);
-  }
-  return last;
-}
-
 class TempDir {
  public:
   TempDir() {
@@ -987,17 +976,18 @@ TEST(TunerSimulate, CliTwiceSecondRunSkipsEverything) {
       "autotune --simulate --problem seed --json --db " + dir.file("t.db");
   CliResult first = run_cli(arguments);
   ASSERT_EQ(first.exit_code, 0) << first.output;
-  json a = last_json_line(first.stdout_only);
-  ASSERT_TRUE(a.is_object()) << first.output;
+  const json first_document = json::parse(first.stdout_only);  // stdout holds only JSON
+  ASSERT_EQ(first_document["problems"].size(), 1u) << first.output;
+  json a = first_document["problems"][0];
   EXPECT_EQ(a["trials"], a["space"]);
   EXPECT_EQ(a["skipped"], 0);
-  EXPECT_TRUE(contains(first.output, "rank")) << "the table of the best candidates";
+  EXPECT_TRUE(contains(first.output, "speedup")) << "the table of the best candidates";
   // Not a terminal: plain progress lines, one per trial.
   EXPECT_TRUE(contains(first.output, "[1/")) << first.output;
   EXPECT_EQ(first.output.find('\r'), std::string::npos);
   CliResult second = run_cli(arguments);
   ASSERT_EQ(second.exit_code, 0) << second.output;
-  json b = last_json_line(second.stdout_only);
+  json b = json::parse(second.stdout_only)["problems"][0];
   EXPECT_EQ(b["trials"], 0);
   EXPECT_EQ(b["skipped"], a["space"]);
   EXPECT_EQ(b["winner"], a["winner"]);

@@ -543,8 +543,9 @@ TEST(TunerCliTerminal, SigintStopsKeepsTheTrialsAndTheSameCommandResumes) {
   PtyChild rerun(autotune_args(db), 80);
   ASSERT_TRUE(rerun.started());
   EXPECT_EQ(rerun.finish(120), 0) << rerun.output();
-  const nlohmann::json report = last_json_line(rerun.output());
-  ASSERT_TRUE(report.is_object()) << rerun.output();
+  const nlohmann::json document = last_json_line(rerun.output());
+  ASSERT_TRUE(document.is_object()) << rerun.output();
+  const nlohmann::json report = document["problems"][0];
   EXPECT_EQ(report["skipped"], measured) << rerun.output();
   EXPECT_EQ(report["trials"].get<int>() + measured, report["space"].get<int>()) << rerun.output();
   EXPECT_TRUE(contains(rerun.output(), std::to_string(measured) + " skipped as already measured"))

@@ -12,13 +12,14 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <vector>
 
 #include "codegen/generator.hpp"
 #include "gpu/driver_api.hpp"
 #include "tools/commands.hpp"
+#include "tools/table.hpp"
+#include "tools/trial_report.hpp"
 #include "tuner/problem_set.hpp"
 #include "tuner/progress.hpp"
 #include "tuner/tuner.hpp"
@@ -122,15 +123,41 @@ std::vector<Problem> load_problems(const AutotuneArgs& args) {
   }
 }
 
-void print_report(const tuner::TuneReport& report, db::TuningDb& db, int top) {
-  fmt::print("\nproblem  {}\ndevice   {}\n", report.problem_key, report.device_key);
-  std::map<Disposition, int> by_status;
-  for (const db::TrialRecord& trial : report.trials) ++by_status[trial.status];
+// The summary of one problem: how the run went, the best candidates with their figures (% of the
+// best, speedup over the rule default, GB/s), the failures and the winner.
+struct ProblemSummary {
+  const tuner::TuneReport& report;
+  const Problem& problem;
+  std::vector<db::TrialRecord> best_first;  // every trial of the key in the DB, not only this run's
+  KeyFigures figures;
+};
+
+ProblemSummary summarize(const tuner::TuneReport& report, const Problem& problem,
+                         db::TuningDb& db) {
+  db::TrialFilter filter;
+  filter.problem_key = report.problem_key;
+  filter.device_key = report.device_key;
+  filter.generator_version = generator_version();
+  filter.precision = problem.precision;
+  std::vector<db::TrialRecord> best_first = db.trials_matching(filter);
+  KeyFigures figures = key_figures(problem, db.device(report.device_key), best_first);
+  return {report, problem, std::move(best_first), std::move(figures)};
+}
+
+std::map<std::string, int> status_counts(const tuner::TuneReport& report) {
+  std::map<std::string, int> counts;
+  for (const db::TrialRecord& trial : report.trials) ++counts[std::string(to_string(trial.status))];
+  return counts;
+}
+
+void print_summary(const ProblemSummary& summary, const Output& out, int top) {
+  const tuner::TuneReport& report = summary.report;
+  out.say("\nproblem  {}\ndevice   {}\n", out.problem_text(summary.problem), report.device_key);
   std::string statuses;
-  for (const auto& [status, count] : by_status) {
-    statuses += fmt::format("{}{} {}", statuses.empty() ? "" : ", ", count, to_string(status));
+  for (const auto& [status, count] : status_counts(report)) {
+    statuses += fmt::format("{}{} {}", statuses.empty() ? "" : ", ", count, status);
   }
-  fmt::print(
+  out.say(
       "space    {} configs, strategy {}, {} measured now ({}), {} skipped as already measured"
       "{}\n",
       report.space_size, to_string(report.strategy), report.trials.size(),
@@ -138,55 +165,48 @@ void print_report(const tuner::TuneReport& report, db::TuningDb& db, int top) {
       report.stopped_by_budget ? "; stopped by the budget" : "");
   const double per_second =
       report.wall_seconds > 0 ? report.trials.size() / report.wall_seconds : 0;
-  fmt::print(
+  out.say(
       "time     compile {:.2f} s ({} compiled, {} from the cubin cache; runs ahead of the "
       "measuring), measure {:.2f} s, wall {:.2f} s, {:.2f} candidates/s, worker restarts {}\n",
       report.compile_seconds, report.compiled, report.cubin_cache_hits, report.measure_seconds,
       report.wall_seconds, per_second, report.worker_restarts);
-  db::TrialFilter filter;
-  filter.problem_key = report.problem_key;
-  filter.device_key = report.device_key;
-  filter.generator_version = generator_version();
-  std::vector<db::TrialRecord> best = db.trials_matching(filter);
-  fmt::print("{:>4}  {:<52} {:>10} {:>10} {:>10} {:>10} {:>5} {:>6}\n", "rank", "config",
-             "median ms", "min ms", "max ms", "max |err|", "regs", "spill");
-  int rank = 0;
-  std::set<std::string> shown;  // a config measured more than once (halving, --retune): its best
-  for (const db::TrialRecord& trial : best) {
-    if (trial.status != Disposition::kOk || rank >= top) break;
-    if (!shown.insert(trial.config_name).second) continue;
-    fmt::print("{:>4}  {:<52} {:>10.4f} {:>10.4f} {:>10.4f} {:>10.2e} {:>5} {:>6}\n", ++rank,
-               trial.config_name, trial.median_ms, trial.min_ms, trial.max_ms, trial.max_error,
-               trial.registers, trial.spill_bytes);
+  const std::vector<db::TrialRecord> best = best_verified(summary.best_first, top);
+  if (best.empty()) {
+    out.say("(no verified config)\n");
+  } else {
+    out.print(trial_table(best, summary.figures, TrialColumns::kSummary));
   }
-  if (rank == 0) fmt::print("      (no verified config)\n");
   for (const db::TrialRecord& trial : report.trials) {
     if (trial.status == Disposition::kOk) continue;
-    fmt::print("  not used: {} {}: {}\n", trial.config_name, to_string(trial.status),
-               tuner::reason_line(trial.reason));
+    out.say("{}\n", failure_line(trial));
   }
-  if (!report.error.empty()) fmt::print("error    {}\n", report.error);
+  if (!report.error.empty()) out.say("error    {}\n", report.error);
+  out.say("default  {}\n", rule_default_text(summary.figures));
   if (report.winner) {
-    fmt::print("winner   {} {:.4f} ms (max |err| {:.2e})\n", report.winner->config_name,
-               report.winner->median_ms, report.winner->max_error);
+    out.say("winner   {} {} ms (max |err| {}), {}\n", report.winner->config_name,
+            cell::ms(report.winner->median_ms), cell::error(report.winner->max_error),
+            bandwidth_text(summary.figures, report.winner->median_ms));
   } else {
-    fmt::print("winner   none: no config verified\n");
+    out.say("winner   none: no config verified\n");
   }
   if (report.first_launch) {
     const tuner::FirstLaunch& launch = *report.first_launch;
-    fmt::print(
+    out.say(
         "first launch of the winner: {:.1f} ms from start to completion (context {:.1f} ms, "
         "cubin {} {:.1f} ms, load + buffers {:.1f} ms, launch + sync {:.1f} ms)\n",
         launch.since_start_ms, launch.context_ms,
         launch.cubin_from_cache ? "from the cache" : "compiled", launch.cubin_ms, launch.load_ms,
         launch.launch_ms);
   } else if (!report.first_launch_skipped.empty()) {
-    fmt::print("first launch: skipped ({})\n", report.first_launch_skipped);
+    out.say("first launch: skipped ({})\n", report.first_launch_skipped);
   }
 }
 
-nlohmann::json report_json(const tuner::TuneReport& report) {
+nlohmann::json summary_json(const ProblemSummary& summary, int top) {
+  const tuner::TuneReport& report = summary.report;
   nlohmann::json line = {{"problem_key", report.problem_key},
+                         {"name", summary.problem.name},
+                         {"label", compact_label(summary.problem)},
                          {"device_key", report.device_key},
                          {"strategy", to_string(report.strategy)},
                          {"space", report.space_size},
@@ -199,16 +219,22 @@ nlohmann::json report_json(const tuner::TuneReport& report) {
                          {"wall_s", report.wall_seconds},
                          {"worker_restarts", report.worker_restarts},
                          {"stopped_by_budget", report.stopped_by_budget},
+                         {"statuses", status_counts(report)},
+                         {"figures", figures_json(summary.figures)},
                          {"winner", nullptr},
                          {"winner_ms", nullptr},
                          {"first_launch_ms", nullptr},
                          {"error", report.error}};
-  nlohmann::json statuses = nlohmann::json::object();
-  for (const db::TrialRecord& trial : report.trials) {
-    statuses[std::string(to_string(trial.status))] =
-        statuses.value(std::string(to_string(trial.status)), 0) + 1;
+  nlohmann::json best = nlohmann::json::array();
+  for (const db::TrialRecord& trial : best_verified(summary.best_first, top)) {
+    best.push_back(trial_json(trial, summary.figures));
   }
-  line["statuses"] = statuses;
+  line["best"] = best;
+  nlohmann::json failed = nlohmann::json::array();
+  for (const db::TrialRecord& trial : report.trials) {
+    if (trial.status != Disposition::kOk) failed.push_back(trial_json(trial, summary.figures));
+  }
+  line["not_used"] = failed;
   if (report.winner) {
     line["winner"] = report.winner->config_name;
     line["winner_ms"] = report.winner->median_ms;
@@ -254,7 +280,8 @@ void fill_request(const AutotuneArgs& args, const std::vector<Problem>& problems
 // Tunes with the progress view `args` asks for, stopping on SIGINT or SIGTERM. Nullopt when
 // interrupted, after the line that says how far it got.
 std::optional<std::vector<tuner::TuneReport>> tune_with_progress(
-    const AutotuneArgs& args, const std::vector<Problem>& problems, tuner::TuneRequest& request) {
+    const AutotuneArgs& args, const std::vector<Problem>& problems, tuner::TuneRequest& request,
+    const Output& out) {
   tuner::ProgressStyle style = tuner::ProgressStyle::kQuiet;
   if (args.verbose) {
     style = tuner::ProgressStyle::kVerboseLines;
@@ -272,10 +299,10 @@ std::optional<std::vector<tuner::TuneReport>> tune_with_progress(
     printer.started(problem_key, config);
   };
   if (!args.quiet) {
-    fmt::print("tuning {} problem(s) on device(s) {}{}, DB {}\n", problems.size(),
-               fmt::join(request.devices, ","), args.simulate ? " (simulated)" : "",
-               args.db.empty() ? db::TuningDb::default_path() : args.db);
-    std::fflush(stdout);
+    out.say("tuning {} problem(s) on device(s) {}{}, DB {}\n", problems.size(),
+            fmt::join(request.devices, ","), args.simulate ? " (simulated)" : "",
+            args.db.empty() ? db::TuningDb::default_path() : args.db);
+    std::fflush(out.human());
   }
   std::vector<tuner::TuneReport> reports;
   StopOnSignals signals;
@@ -311,6 +338,7 @@ int autotune_checked(const AutotuneArgs& args) {
   if (args.problem.empty() == args.problems.empty()) {
     throw BadInput{"give exactly one of --problem and --problems"};
   }
+  const Output out(args.json, args.wide);
   std::vector<Problem> problems = load_problems(args);
   tuner::TuneRequest request;
   if (!args.shard.empty()) {
@@ -322,9 +350,11 @@ int autotune_checked(const AutotuneArgs& args) {
     }
     const size_t all = problems.size();
     problems = tuner::select_shard(problems, shard);
-    fmt::print("shard {}/{}: {} of {} problem(s)\n", shard.index, shard.count, problems.size(),
-               all);
-    if (problems.empty()) return kExitOk;
+    out.say("shard {}/{}: {} of {} problem(s)\n", shard.index, shard.count, problems.size(), all);
+    if (problems.empty()) {
+      if (out.json()) out.emit({{"problems", nlohmann::json::array()}});
+      return kExitOk;
+    }
   }
   if (!args.simulate) {
     std::string why;
@@ -332,17 +362,20 @@ int autotune_checked(const AutotuneArgs& args) {
   }
   fill_request(args, problems, request);
   std::optional<std::vector<tuner::TuneReport>> reports =
-      tune_with_progress(args, problems, request);
-  if (!reports) return kExitInterrupted;
+      tune_with_progress(args, problems, request, out);
+  if (!reports) return kExitInterrupted;  // under --json too: no document, exit 130 says why
   db::TuningDb db(args.db.empty() ? db::TuningDb::default_path() : args.db, /*read_only=*/true);
+  std::map<std::string, const Problem*> by_key;  // a report names its problem by key
+  for (const Problem& problem : problems) by_key.emplace(problem.key(), &problem);
   int without_winner = 0;
+  nlohmann::json documents = nlohmann::json::array();
   for (const tuner::TuneReport& report : *reports) {
-    print_report(report, db, args.top);
+    const ProblemSummary summary = summarize(report, *by_key.at(report.problem_key), db);
+    print_summary(summary, out, args.top);
+    if (out.json()) documents.push_back(summary_json(summary, args.top));
     without_winner += !report.winner;
   }
-  if (args.json) {
-    for (const tuner::TuneReport& report : *reports) fmt::print("{}\n", report_json(report).dump());
-  }
+  if (out.json()) out.emit({{"problems", documents}});
   return without_winner ? kExitFailure : kExitOk;
 }
 

@@ -24,7 +24,8 @@ struct AutotuneArgs {
   int reps = 20;
   int warmup = 3;
   int top = 8;
-  bool json = false;
+  bool json = false;  // stdout: one JSON document; the summary goes to stderr
+  bool wide = false;  // full problem keys, every column whatever the terminal's width
   bool no_launch = false;
   bool quiet = false;    // -q: no progress, only the summary and errors
   bool verbose = false;  // -v: a line per trial even on a terminal, with the failures' reasons

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -12,9 +13,10 @@
 #include "codegen/generator.hpp"
 #include "codegen/problem.hpp"
 #include "codegen/search_space.hpp"
-#include "trial/benchmark.hpp"
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
+#include "tools/table.hpp"
+#include "trial/benchmark.hpp"
 #include "trial/verifier.hpp"
 #include "tuner/executable.hpp"
 
@@ -59,32 +61,87 @@ std::string resources_text(const ResourceUsage& r) {
                      r.spill_load_bytes);
 }
 
-// Without a GPU, `run` still proves the generator and compiler: every config for sm_90a.
+// A run's row, in the table and the JSON alike; times and the error are unknown until launched.
+struct RunRow {
+  std::string config;
+  std::string status;
+  double compile_ms = NAN;
+  double median_ms = NAN, min_ms = NAN, max_ms = NAN;
+  int runs = 0;
+  double max_abs_err = NAN, error_bound = NAN;
+  int registers = -1, shared_bytes = -1, spill_bytes = -1;
+
+  nlohmann::json to_json() const {
+    return {{"config", config},
+            {"status", status},
+            {"verified", status == to_string(Disposition::kOk)},
+            {"compile_ms", json_number(compile_ms)},
+            {"median_ms", json_number(median_ms)},
+            {"min_ms", json_number(min_ms)},
+            {"max_ms", json_number(max_ms)},
+            {"runs", runs},
+            {"max_abs_err", json_number(max_abs_err)},
+            {"error_bound", json_number(error_bound)},
+            {"registers", json_count(registers)},
+            {"shared_bytes", json_count(shared_bytes)},
+            {"spill_bytes", json_count(spill_bytes)}};
+  }
+};
+
+// The row of a compiled config: its compile time and resources; not launched yet.
+RunRow compiled_row(const Problem& problem, const Config& config, const CompileResult& compiled) {
+  RunRow row;
+  row.config = config.name();
+  row.status = compiled.ok ? "compiled" : std::string(to_string(Disposition::kCompileFailed));
+  row.compile_ms = compiled.milliseconds;
+  const ResourceUsage& r = compiled.resources;
+  row.registers = r.registers;
+  row.shared_bytes =
+      r.shared_bytes + family_spec(config.family).launch(problem, config).shared_bytes;
+  row.spill_bytes = r.spill_store_bytes + r.spill_load_bytes;
+  return row;
+}
+
+Table run_table(const std::vector<RunRow>& rows, bool launched) {
+  Table table({{"config"},
+               {"status"},
+               {"median ms", Align::kRight, launched ? 0 : 9},
+               {"min ms", Align::kRight, launched ? 5 : 9},
+               {"max |err|", Align::kRight, launched ? 4 : 9},
+               {"compile ms", Align::kRight, launched ? 6 : 3},
+               {"regs", Align::kRight, 1},
+               {"smem B", Align::kRight, 3},
+               {"spill B", Align::kRight, 2}});
+  for (const RunRow& row : rows) {
+    table.add_row({row.config, row.status, cell::ms(row.median_ms), cell::ms(row.min_ms),
+                   launched ? cell::error(row.max_abs_err) : std::string(kUnknown),
+                   cell::whole(row.compile_ms), cell::count(row.registers),
+                   cell::count(row.shared_bytes), cell::count(row.spill_bytes)});
+  }
+  return table;
+}
+
+// Without a GPU, `run` still proves the generator and compiler: the configs compile for sm_90a.
 int compile_only(const Problem& problem, const std::vector<Config>& configs,
-                 const std::string& why_no_gpu) {
-  fmt::print("No GPU: {}.\nCompiling the problem's {} variant(s) for {} instead.\n", why_no_gpu,
-             configs.size(), kDefaultArch);
-  fmt::print("{:<58} {:>8} {:>5} {:>8} {:>7}  {}\n", "config", "compile", "regs", "smem B",
-             "spill B", "status");
+                 const std::string& why_no_gpu, const Output& out, nlohmann::json& document) {
+  out.say("No GPU: {}.\nCompiling the problem's {} variant(s) for {} instead.\n", why_no_gpu,
+          configs.size(), kDefaultArch);
   int failures = 0;
+  std::vector<RunRow> rows;
   const std::vector<CompileResult> results = compile_configs(problem, configs, kDefaultArch);
   for (size_t i = 0; i < configs.size(); ++i) {
-    const Config& config = configs[i];
-    const CompileResult& compiled = results[i];
-    const LaunchGeometry launch = family_spec(config.family).launch(problem, config);
-    failures += !compiled.ok;
-    const ResourceUsage& r = compiled.resources;
-    fmt::print("{:<58} {:>6.0f}ms {:>5} {:>8} {:>7}  {}\n", config.name(), compiled.milliseconds,
-               r.registers, r.shared_bytes + launch.shared_bytes,
-               r.spill_store_bytes + r.spill_load_bytes, compiled.ok ? "compiled" : "FAILED");
-    if (!compiled.ok) fmt::print(stderr, "{}\n", compiled.log);
+    failures += !results[i].ok;
+    rows.push_back(compiled_row(problem, configs[i], results[i]));
+    if (!results[i].ok) fmt::print(stderr, "{}\n", results[i].log);
   }
-  fmt::print(
-      "Not done without a GPU: launching, verifying against the float64 reference, timing.\n");
+  out.print(run_table(rows, /*launched=*/false));
+  out.say("Not done without a GPU: launching, verifying against the float64 reference, timing.\n");
+  for (const RunRow& row : rows) document["results"].push_back(row.to_json());
   return failures ? kExitFailure : kExitOk;
 }
 
 int run_checked(const RunArgs& args) {
+  const Output out(args.json, args.wide);
   Problem problem = load_problem(args.problem);
   std::vector<Config> configs;
   if (args.all_configs) {
@@ -97,10 +154,15 @@ int run_checked(const RunArgs& args) {
   } else {
     configs.push_back(load_config(args.config, problem));
   }
-  fmt::print("problem   {}\n", problem.key());
-  fmt::print("output    [{}, {}, {}, {}] ({:.3f} GiB), {:.2f} G multiply-adds\n", problem.batch,
-             problem.out_channels, problem.out_height(), problem.out_width(),
-             problem.y_elements() * 4.0 / 1073741824.0, problem.multiply_adds() / 1e9);
+  out.say("problem   {}\n", out.problem_text(problem));
+  out.say("output    [{}, {}, {}, {}] ({:.3f} GiB), {:.2f} G multiply-adds\n", problem.batch,
+          problem.out_channels, problem.out_height(), problem.out_width(),
+          problem.y_elements() * 4.0 / 1073741824.0, problem.multiply_adds() / 1e9);
+  nlohmann::json document = {{"problem_key", problem.key()},
+                             {"name", problem.name},
+                             {"label", compact_label(problem)},
+                             {"device", nullptr},
+                             {"results", nlohmann::json::array()}};
   std::string why_no_gpu;
   if (!DriverApi::available(&why_no_gpu)) {
     if (args.require_gpu) {
@@ -108,57 +170,52 @@ int run_checked(const RunArgs& args) {
       return kExitNoGpu;
     }
     // Without a GPU the most useful thing left is to prove every variant compiles.
-    return compile_only(problem, args.config.empty() ? enumerate_space(problem) : configs,
-                        why_no_gpu);
+    document["no_gpu"] = why_no_gpu;
+    const int code = compile_only(problem, args.config.empty() ? enumerate_space(problem) : configs,
+                                  why_no_gpu, out, document);
+    if (out.json()) out.emit(document);
+    return code;
   }
   Context context(args.device);
   const uint64_t seed = args.seed ? *args.seed : std::random_device{}();
-  fmt::print("device    {} ({}, {} SMs), NVRTC {}, input seed {}\n", context.info().name,
-             context.info().arch(), context.info().sm_count, nvrtc_version(), seed);
+  out.say("device    {} ({}, {} SMs), NVRTC {}, input seed {}\n", context.info().name,
+          context.info().arch(), context.info().sm_count, nvrtc_version(), seed);
+  document["device"] = context.info().name;
+  document["input_seed"] = seed;
   Verifier verifier(context, problem);
   verifier.randomize_inputs(seed);
 
   TrialOptions options;
   options.timed_runs = args.reps;
   options.warmup_runs = args.warmup;
-  fmt::print("{:<58} {:>14} {:>9} {:>9} {:>10} {:>5} {:>6}\n", "config", "status", "median ms",
-             "min ms", "max |err|", "regs", "spill");
-  std::vector<nlohmann::json> lines;
+  std::vector<RunRow> rows;
   int failures = 0;
   const std::vector<CompileResult> compiled =
       compile_configs(problem, configs, context.info().arch());
   for (size_t i = 0; i < configs.size(); ++i) {
-    const Config& config = configs[i];
-    TrialResult trial = run_trial(context, verifier, config, options, &compiled[i]);
+    TrialResult trial = run_trial(context, verifier, configs[i], options, &compiled[i]);
     const bool ok = trial.disposition == Disposition::kOk;
     failures += !ok;
-    const ResourceUsage& r = trial.compile.resources;
-    fmt::print("{:<58} {:>14} {:>9.4f} {:>9.4f} {:>10.3e} {:>5} {:>6}\n", trial.config_name,
-               to_string(trial.disposition), trial.timing.median_ms, trial.timing.min_ms,
-               trial.verification.max_abs_error, r.registers,
-               r.spill_store_bytes + r.spill_load_bytes);
+    RunRow row = compiled_row(problem, configs[i], trial.compile);
+    row.status = to_string(trial.disposition);
+    if (ok) {
+      row.median_ms = trial.timing.median_ms;
+      row.min_ms = trial.timing.min_ms;
+      row.max_ms = trial.timing.max_ms;
+      row.runs = trial.timing.runs;
+    }
+    row.max_abs_err = trial.verification.max_abs_error;
+    row.error_bound = trial.verification.bound;
+    rows.push_back(row);
     if (!ok) fmt::print(stderr, "  {}: {}\n", trial.config_name, trial.reason);
-    lines.push_back({{"problem_key", problem.key()},
-                     {"config", trial.config_name},
-                     {"status", to_string(trial.disposition)},
-                     {"device", context.info().name},
-                     {"median_ms", trial.timing.median_ms},
-                     {"min_ms", trial.timing.min_ms},
-                     {"max_ms", trial.timing.max_ms},
-                     {"runs", trial.timing.runs},
-                     {"max_abs_err", trial.verification.max_abs_error},
-                     {"error_bound", trial.verification.bound},
-                     {"verified", ok},
-                     {"registers", r.registers},
-                     {"spill_bytes", r.spill_store_bytes + r.spill_load_bytes}});
     if (trial.disposition == Disposition::kFaulted) {
       fmt::print(stderr, "The CUDA context is lost; stopping.\n");
       break;
     }
   }
-  if (args.json) {
-    for (const nlohmann::json& line : lines) fmt::print("{}\n", line.dump());
-  }
+  out.print(run_table(rows, /*launched=*/true));
+  for (const RunRow& row : rows) document["results"].push_back(row.to_json());
+  if (out.json()) out.emit(document);
   return failures ? kExitFailure : kExitOk;
 }
 
@@ -203,11 +260,28 @@ std::string disassemble(const std::vector<char>& cubin) {
 }
 
 int inspect_checked(const InspectArgs& args) {
+  if (args.json && !args.list_configs) {
+    throw BadInput{
+        "--json goes with --list-configs: the other outputs are CUDA source, PTX, SASS "
+        "or ptxas text"};
+  }
   Problem problem = load_problem(args.problem);
   if (args.list_configs) {
+    const Output out(args.json, args.wide);
+    Table table(
+        {{"config"}, {"family"}, {"math"}, {"mish"}, {"parameters", Align::kLeft, 1, true}});
+    nlohmann::json configs = nlohmann::json::array();
     for (const Config& config : enumerate_space(problem)) {
-      fmt::print("{}  {}\n", config.name(), config.to_json().dump());
+      const nlohmann::json spec = config.to_json();
+      std::string parameters;
+      for (const auto& [name, value] : config.params) {
+        parameters += fmt::format("{}{}={}", parameters.empty() ? "" : " ", name, value);
+      }
+      table.add_row({config.name(), spec["family"], spec["math"], spec["mish"], parameters});
+      configs.push_back(spec);
     }
+    out.print(table);
+    if (out.json()) out.emit({{"problem_key", problem.key()}, {"configs", configs}});
     return kExitOk;
   }
   Config config = load_config(args.config, problem);

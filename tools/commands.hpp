@@ -27,7 +27,8 @@ struct RunArgs {
   int reps = 20;
   int warmup = 3;
   std::optional<uint64_t> seed;
-  bool json = false;
+  bool json = false;  // stdout: one JSON document ({"results": [...]}); the human text to stderr
+  bool wide = false;
   bool require_gpu = false;
   int device = 0;
 };
@@ -41,6 +42,8 @@ struct InspectArgs {
   bool resources = false;
   bool list_configs = false;
   bool log = false;
+  bool json = false;  // with list_configs: {"configs": [...]} on stdout
+  bool wide = false;
 };
 
 int run_command(const RunArgs& args);

@@ -14,6 +14,13 @@ namespace deconvtune::tools {
 struct DbArgs {
   std::string action;   // list, show, export, import, prune: set by the parser
   std::string db_path;  // empty: TuningDb::default_path()
+  // list, show, prune and import (import: --json only)
+  bool json = false;  // stdout: one JSON document; the human text to stderr
+  bool wide = false;  // full problem and device keys, every column
+  // list, show
+  std::string problems;  // a problems file: its problems' names (show: only its problems)
+  // list
+  std::string device_key;  // the GPU whose view origins are stated from; empty: GPU 0's, if any
   // show
   std::string problem;    // 'seed', JSON, a JSON file or a problem key; empty: every problem
   std::string precision;  // fp32 | tf32; empty: both

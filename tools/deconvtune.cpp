@@ -13,6 +13,7 @@
 #include "tools/commands.hpp"
 #include "tools/db_command.hpp"
 #include "tools/default_report.hpp"
+#include "tools/table.hpp"
 #include "tools/worker_command.hpp"
 
 namespace {
@@ -111,7 +112,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run_cmd->add_option("--seed", run.seed, "random seed for the inputs (default: fresh)");
   run_cmd->add_option("--device", run.device, "GPU ordinal")->capture_default_str();
-  run_cmd->add_flag("--json", run.json, "end with one JSON line per config");
+  run_cmd->add_flag("--json", run.json, kJsonHelp);
+  run_cmd->add_flag("--wide", run.wide, kWideHelp);
   run_cmd->add_flag("--require-gpu", run.require_gpu, "exit 3 when no GPU is present");
 
   InspectArgs inspect;
@@ -129,7 +131,9 @@ int main(int argc, char** argv) {
                         "print registers, shared memory and spills (ptxas's report)");
   inspect_cmd->add_flag("--log", inspect.log, "print NVRTC's options and full log (ptxas report)");
   inspect_cmd->add_flag("--list-configs", inspect.list_configs,
-                        "list the variant space, one config name first on each line");
+                        "list the variant space: a table of config names and parameters");
+  inspect_cmd->add_flag("--json", inspect.json, "with --list-configs: " + std::string(kJsonHelp));
+  inspect_cmd->add_flag("--wide", inspect.wide, kWideHelp);
 
   AutotuneArgs autotune;
   CLI::App* autotune_cmd = app.add_subcommand(
@@ -181,7 +185,8 @@ int main(int argc, char** argv) {
   autotune_cmd->add_option("--top", autotune.top, "rows of the best-candidates table")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
-  autotune_cmd->add_flag("--json", autotune.json, "end with one JSON line per problem");
+  autotune_cmd->add_flag("--json", autotune.json, kJsonHelp);
+  autotune_cmd->add_flag("--wide", autotune.wide, kWideHelp);
   autotune_cmd->add_flag("--no-launch", autotune.no_launch,
                          "skip the winner's timed first launch at the end");
   CLI::Option* quiet = autotune_cmd->add_flag(

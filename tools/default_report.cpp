@@ -14,6 +14,7 @@
 #include "tuner/heuristic.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "tools/commands.hpp"
+#include "tools/table.hpp"
 #include "tuner/problem_set.hpp"
 #include "tuning_db/tuning_db.hpp"
 
@@ -25,21 +26,15 @@ struct Measured {
   double ms = NAN;
 };
 
-std::string label(const Problem& p) {
-  return fmt::format("n{} {}->{} {}x{} k{}x{} s{}x{} g{}{}", p.batch, p.in_channels, p.out_channels,
-                     p.height, p.width, p.kernel.h, p.kernel.w, p.stride.h, p.stride.w, p.groups,
-                     p.bias ? "" : " nobias");
-}
-
 std::string ms_text(const std::optional<Measured>& m) {
-  if (!m) return "-";
+  if (!m) return std::string(kUnknown);
   if (m->status != "ok") return m->status;
   return fmt::format("{:.3f}", m->ms);
 }
 
 std::string ratio_text(const std::optional<Measured>& a, const std::optional<Measured>& b) {
-  if (!a || !b || a->status != "ok" || b->status != "ok") return "-";
-  return fmt::format("{:.2f}x", a->ms / b->ms);
+  if (!a || !b || a->status != "ok" || b->status != "ok") return std::string(kUnknown);
+  return cell::ratio(a->ms / b->ms);
 }
 
 int report(const DefaultReportArgs& args) {
@@ -77,16 +72,23 @@ int report(const DefaultReportArgs& args) {
       "# Untuned default vs tuned winner ({}, generator {})\n\n"
       "heuristic = what the runtime runs for a problem it has no winner for: the nearest tuned "
       "problem's winner (this problem's own winner left out) when legal, else the rule "
-      "(default_config). Times: {}. Ratios > 1: slower than the winner.\n\n"
-      "| problem | precision | winner ms | heuristic ms | heuristic / winner | rule ms | rule / "
-      "winner | winner | heuristic pick (source) | rule pick |\n"
-      "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |\n",
+      "(default_config). Times: {}. Ratios > 1: slower than the winner.\n\n",
       device_key, generator_version(),
       gpu ? fmt::format("measured now, median of {} runs after verification against float64",
                         args.reps)
           : fmt::format("no GPU ({}): the times the tuner recorded in the DB, where it measured "
                         "the config",
                         why_no_gpu));
+  Table table({{"problem"},
+               {"precision"},
+               {"winner ms", Align::kRight},
+               {"heuristic ms", Align::kRight},
+               {"heuristic / winner", Align::kRight},
+               {"rule ms", Align::kRight},
+               {"rule / winner", Align::kRight},
+               {"winner"},
+               {"heuristic pick (source)"},
+               {"rule pick"}});
   std::vector<double> heuristic_ratios, rule_ratios;
   int failures = 0;
   for (Problem problem : problems) {
@@ -142,11 +144,12 @@ int report(const DefaultReportArgs& args) {
       if (w && h && w->status == "ok" && h->status == "ok")
         heuristic_ratios.push_back(h->ms / w->ms);
       if (w && r && w->status == "ok" && r->status == "ok") rule_ratios.push_back(r->ms / w->ms);
-      out += fmt::format(
-          "| {} | {} | {} | {} | {} | {} | {} | {} | `{}` ({}) | `{}` |\n", label(problem),
-          to_string(precision), ms_text(w), ms_text(h), ratio_text(h, w), ms_text(r),
-          ratio_text(r, w), winner ? "`" + winner->config_name + "`" : "not tuned",
-          heuristic.config.name(), heuristic.nearest_key.empty() ? "rule" : "nearest", rule.name());
+      table.add_row({problem_text(problem, /*wide=*/false), std::string(to_string(precision)),
+                     ms_text(w), ms_text(h), ratio_text(h, w), ms_text(r), ratio_text(r, w),
+                     winner ? "`" + winner->config_name + "`" : "not tuned",
+                     fmt::format("`{}` ({})", heuristic.config.name(),
+                                 heuristic.nearest_key.empty() ? "rule" : "nearest"),
+                     "`" + rule.name() + "`"});
     }
   }
   auto geomean = [](const std::vector<double>& v) {
@@ -154,6 +157,7 @@ int report(const DefaultReportArgs& args) {
     for (double x : v) log_sum += std::log(x);
     return v.empty() ? NAN : std::exp(log_sum / static_cast<double>(v.size()));
   };
+  out += table.markdown();
   out += fmt::format(
       "\nOver the {} rows with a tuned winner: heuristic / winner geometric mean {:.2f}x (worst "
       "{:.2f}x); rule / winner {:.2f}x (worst {:.2f}x).\n",

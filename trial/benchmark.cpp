@@ -58,6 +58,20 @@ Timing time_launches(const std::function<void()>& run, const Context& context,
   return timing;
 }
 
+double measure_copy_gbps(const Context& context) {
+  const size_t bytes =
+      std::max<size_t>(size_t{256} << 20, 8 * static_cast<size_t>(context.info().l2_bytes));
+  DeviceBuffer source(bytes), target(bytes);
+  TrialOptions options;
+  options.warmup_runs = 2;
+  options.timed_runs = 10;
+  options.flush_l2 = false;  // the copy is eight times the L2: it flushes it itself
+  const Timing timing =
+      time_launches([&] { DT_CU(cuMemcpyDtoDAsync(target.get(), source.get(), bytes, nullptr)); },
+                    context, options);
+  return 2.0 * static_cast<double>(bytes) / (timing.median_ms * 1e6);
+}
+
 TrialResult run_trial(const Context& context, Verifier& verifier, const Config& config,
                       const TrialOptions& options, const CompileResult* precompiled) {
   TrialResult result;

@@ -55,6 +55,11 @@ class LoadedKernel {
 Timing time_launches(const std::function<void()>& run, const Context& context,
                      const TrialOptions& options);
 
+// The device-to-device copy bandwidth in GB/s (bytes read plus bytes written per second): the
+// median of timed copies of a buffer eight times the L2's size (at least 256 MiB), so that it
+// measures the memory, not the L2. What the tools hold a kernel's GB/s against.
+double measure_copy_gbps(const Context& context);
+
 // The whole trial of one config on the verifier's problem and inputs. Never throws for a kernel's
 // failure; a lost context (kFaulted) means the caller's process must not use the GPU again.
 // `precompiled`, when given, is this config's compile result (see compile_configs).

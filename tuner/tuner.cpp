@@ -537,6 +537,7 @@ class JobRunner {
     const Clock::time_point start = Clock::now();
     // Written only when there is something to record: a run with nothing left to measure (the
     // second run) writes nothing and gets to its first launch sooner.
+    know_copy_bandwidth();
     shared_.db->upsert_device(slot_.record);
     shared_.db->upsert_problem(job_.problem);
     CompileSettings settings{shared_.db, slot_.arch, shared_.compile_threads,
@@ -604,6 +605,23 @@ class JobRunner {
         }
       }
       ranking = std::move(next_ranking);
+    }
+  }
+
+  // The device's copy bandwidth, once per device: from the DB when it holds a measurement, else
+  // measured now in the tuner's own context, before this job measures any candidate on the GPU.
+  void know_copy_bandwidth() {
+    if (slot_.record.copy_gbps > 0 || !slot_.context) return;  // known, or simulated
+    const std::optional<db::DeviceRecord> stored = shared_.db->device(slot_.record.key());
+    if (stored && stored->copy_gbps > 0) {
+      slot_.record.copy_gbps = stored->copy_gbps;
+      return;
+    }
+    try {
+      slot_.context->make_current();
+      slot_.record.copy_gbps = measure_copy_gbps(*slot_.context);
+    } catch (const CudaError&) {
+      // Too little memory for the copy, say: the bandwidth stays unmeasured; tuning goes on.
     }
   }
 
@@ -793,6 +811,7 @@ db::DeviceRecord simulated_device() {
   record.sm_count = 132;
   record.driver_version = 0;
   record.nvrtc_version = "simulated";
+  record.copy_gbps = kSimulatedCopyGbps;
   return record;
 }
 

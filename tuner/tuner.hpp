@@ -131,7 +131,9 @@ std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
                                        const TuneRequest& settings,
                                        const ProgressFn& progress = {});
 
-// The device record a tuning run keys its results by: the GPU's, or the simulated one.
+// The device record a tuning run keys its results by: the GPU's, or the simulated one, whose copy
+// bandwidth is kSimulatedCopyGbps (as fictitious as its times).
+inline constexpr double kSimulatedCopyGbps = 10000;
 db::DeviceRecord simulated_device();
 
 }  // namespace deconvtune::tuner

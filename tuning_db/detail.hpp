@@ -27,7 +27,8 @@ inline constexpr const char* kTrialColumns =
 inline constexpr const char* kWinnerColumns =
     "problem_key, device_key, generator_version, precision, config_name, median_ms, max_error, "
     "updated_at";
-inline constexpr const char* kDeviceColumns = "name, arch, sm_count, driver_version, nvrtc_version";
+inline constexpr const char* kDeviceColumns =
+    "name, arch, sm_count, driver_version, nvrtc_version, copy_gbps";
 
 namespace detail {
 

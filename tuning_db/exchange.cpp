@@ -302,6 +302,8 @@ ExchangeDocument validate_document(const json& root) {
     device.sm_count = row.int32("sm_count");
     device.driver_version = row.int32("driver_version");
     device.nvrtc_version = row.string("nvrtc_version");
+    // Exports of schema version 3 and older have none: not measured.
+    if (row.has("copy_gbps")) device.copy_gbps = row.number("copy_gbps");
     row.finish();
     checked(where, [&] { validate_device(device); });
     if (key != device.key()) {
@@ -550,9 +552,9 @@ void insert_devices_and_problems(const Connection& connection, const ExchangeDoc
   for (const DeviceRecord& device : document.devices) {
     Statement(connection,
               "INSERT OR IGNORE INTO devices (key, name, arch, sm_count, driver_version, "
-              "nvrtc_version) VALUES (?, ?, ?, ?, ?, ?)")
+              "nvrtc_version, copy_gbps) VALUES (?, ?, ?, ?, ?, ?, ?)")
         .bind_all(device.key(), device.name, device.arch, device.sm_count, device.driver_version,
-                  device.nvrtc_version)
+                  device.nvrtc_version, device.copy_gbps)
         .run();
     report.devices_added += sqlite3_changes(connection.handle());
   }

@@ -120,6 +120,12 @@ void validate_device(const DeviceRecord& device) {
   require_int_range("sm_count", device.sm_count, 1, 100000);
   require_int_range("driver_version", device.driver_version, 0, 100000000);
   require_printable("nvrtc_version", device.nvrtc_version, 32, true);
+  // 0 (not measured) up to 100 TB/s, twenty times any GPU memory's bandwidth today.
+  if (!(device.copy_gbps >= 0 && device.copy_gbps <= 100000)) {
+    throw FieldError("copy_gbps", fmt::format("{} is not a bandwidth in GB/s from 0 (not measured) "
+                                              "to 100000",
+                                              device.copy_gbps));
+  }
 }
 
 namespace {
@@ -142,8 +148,7 @@ Problem validate_key(const std::string& problem_key, const std::string& device_k
 
 double time_floor_ms(const Problem& problem) {
   constexpr double kFastestBytesPerMs = 20e12 / 1e3;  // 20 TB/s: see tuning_db.hpp
-  const double bytes = 4.0 * static_cast<double>(problem.x_elements() + problem.y_elements());
-  return bytes / kFastestBytesPerMs;
+  return static_cast<double>(problem.io_bytes()) / kFastestBytesPerMs;
 }
 
 void validate_verified(const Problem& problem, double median_ms, double min_ms, double max_error) {
@@ -317,6 +322,8 @@ namespace {
 // Version 2 had no digest per cubin (its cubins are dropped: nothing vouches for their bytes, and
 // each is rebuilt on its next use) and no origin per row (a v2 row counts as measured here, as
 // which rows were imported was not recorded; the support rule still applies to its winners).
+// Version 3 had no copy bandwidth per device (0: not measured; the tuner measures it on its next
+// run on that GPU).
 const char* const kMigrations[] = {
     // 0 -> 1
     R"sql(
@@ -387,6 +394,10 @@ CREATE TABLE cubin_cache (
   sha256 TEXT NOT NULL,
   generator_version TEXT NOT NULL,
   created_at TEXT NOT NULL);
+)sql",
+    // 3 -> 4
+    R"sql(
+ALTER TABLE devices ADD COLUMN copy_gbps REAL NOT NULL DEFAULT 0;
 )sql",
 };
 static_assert(std::size(kMigrations) == TuningDb::kSchemaVersion);
@@ -650,6 +661,7 @@ DeviceRecord read_device(const Statement& statement) {
   device.sm_count = static_cast<int>(statement.column_int(2));
   device.driver_version = static_cast<int>(statement.column_int(3));
   device.nvrtc_version = statement.column_text(4);
+  device.copy_gbps = statement.column_double(5);
   return device;
 }
 
@@ -953,11 +965,13 @@ void TuningDb::upsert_device(const DeviceRecord& device) {
   const Connection& connection = *impl_->connection;
   connection.write([&] {
     Statement(connection,
-              "INSERT INTO devices (key, name, arch, sm_count, driver_version, nvrtc_version) "
-              "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-              "driver_version = excluded.driver_version, nvrtc_version = excluded.nvrtc_version")
+              "INSERT INTO devices (key, name, arch, sm_count, driver_version, nvrtc_version, "
+              "copy_gbps) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+              "driver_version = excluded.driver_version, nvrtc_version = excluded.nvrtc_version, "
+              "copy_gbps = CASE WHEN excluded.copy_gbps > 0 THEN excluded.copy_gbps "
+              "ELSE devices.copy_gbps END")
         .bind_all(device.key(), device.name, device.arch, device.sm_count, device.driver_version,
-                  device.nvrtc_version)
+                  device.nvrtc_version, device.copy_gbps)
         .run();
   });
 }

@@ -79,6 +79,10 @@ struct DeviceRecord {
   int sm_count = 0;
   int driver_version = 0;     // cuDriverGetVersion
   std::string nvrtc_version;  // "13.0"
+  // Device-to-device copy bandwidth (bytes read plus bytes written per second, in GB/s), measured
+  // once per device by the tuner: what a memory-bound kernel's GB/s is held against. 0: not
+  // measured (a DB of schema version 3 or older, an import of such a device).
+  double copy_gbps = 0;
   // The part of the record that winners are keyed by: "name|arch|sm_count".
   std::string key() const;
 };
@@ -161,7 +165,7 @@ struct CubinCacheStats {
 
 class TuningDb {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   // PRAGMA application_id of every deconvtune DB ("DTDB"): tells ours from other SQLite files.
   static constexpr int32_t kApplicationId = 0x44544442;
 
@@ -181,8 +185,10 @@ class TuningDb {
   int schema_version() const;
   bool read_only() const;
 
-  void upsert_device(const DeviceRecord& device);  // keyed by key(); versions are updated
-  void upsert_problem(const Problem& problem);     // keyed by problem.key(), stores to_json()
+  // Keyed by key(): the versions are updated, and copy_gbps when the record has one (a record
+  // without a measurement keeps the stored one).
+  void upsert_device(const DeviceRecord& device);
+  void upsert_problem(const Problem& problem);  // keyed by problem.key(), stores to_json()
   std::vector<DeviceRecord> devices() const;
   std::optional<DeviceRecord> device(const std::string& device_key) const;
   std::vector<ProblemRecord> problems() const;

@@ -57,7 +57,9 @@ for precision in fp32 tf32; do
   rc=$?
   wall=$(( $(now_ms) - t0 ))
   say "2. autotune seed $precision: exit $rc, process wall $wall ms"
-  grep -E "^(space|time|winner|first launch)" "$out/autotune_seed_$precision.log" | tee -a "$summary"
+  # --json: the .log holds the JSON document, the summary went to stderr with the progress.
+  grep -E "^(space|time|default|winner|first launch)" "$out/autotune_seed_$precision.progress.log" |
+    tee -a "$summary"
   [ $rc -eq 0 ] || failed+=("autotune seed $precision")
 done
 
