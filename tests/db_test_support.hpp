@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "tests/cli_runner.hpp"
 #include "tuning_db/tuning_db.hpp"
 
 namespace deconvtune::db::testing {
@@ -87,30 +88,10 @@ class RawDb {
   sqlite3* db_ = nullptr;
 };
 
-struct CliResult {
-  int exit_code = -1;  // -1: killed by a signal (a crash) or not started
-  std::string output;
-};
+using deconvtune::testing::CliResult;
+using deconvtune::testing::run_cli;
 
 inline std::string shell_quoted(const std::string& path) { return "'" + path + "'"; }
-
-// Runs the binary through the shell; `stderr_too` merges stderr into the output. `environment`
-// comes first on the command line: variables, or a wrapper such as `timeout 60`.
-inline CliResult run_db(const std::string& arguments, bool stderr_too = true,
-                        const std::string& environment = "") {
-  const char* binary = std::getenv("DECONVTUNE_BINARY");
-  std::string command = environment + " " + (binary ? binary : DECONVTUNE_BINARY) + " " +
-                        arguments + (stderr_too ? " 2>&1" : " 2>/dev/null");
-  CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
 inline DeviceRecord h100() { return {"NVIDIA H100 80GB HBM3", "sm_90", 132, 13000, "13.0"}; }
 

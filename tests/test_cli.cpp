@@ -6,35 +6,18 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
+#include "codegen/search_space.hpp"
 #include "gpu/driver_api.hpp"
+#include "tests/cli_runner.hpp"
 
 namespace {
 
-struct CliResult {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-// `environment` (e.g. "env -u X Y=1") goes before the binary on the shell's command line.
-CliResult run_cli_with(const std::string& environment, const std::string& arguments) {
-  const char* binary = std::getenv("DECONVTUNE_BINARY");
-  std::string command = environment + " " + std::string(binary ? binary : DECONVTUNE_BINARY) + " " +
-                        arguments + " 2>&1";
-  CliResult result{-1, {}};
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-CliResult run_cli(const std::string& arguments) { return run_cli_with("", arguments); }
+using deconvtune::testing::CliResult;
+using deconvtune::testing::run_cli;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -93,6 +76,21 @@ TEST(Cli, RunWithoutGpuCompilesAndSaysWhatItCouldNotDo) {
   EXPECT_TRUE(contains(result.output, "No GPU")) << result.output;
   EXPECT_TRUE(contains(result.output, "compiled")) << result.output;
   EXPECT_TRUE(contains(result.output, "Not done without a GPU")) << result.output;
+  // The default config only (seconds, not the whole space), unless --all-configs asks for more.
+  using deconvtune::Config;
+  const deconvtune::Problem seed = deconvtune::Problem::seed();
+  const std::string default_name = deconvtune::default_config(seed).name();
+  EXPECT_TRUE(contains(result.output, "Compiling the problem's 1 variant(s)")) << result.output;
+  EXPECT_TRUE(contains(result.output, default_name)) << result.output;
+  const std::string family = "direct_";  // the FFMA kernels: the quickest to compile
+  CliResult some = run_cli("run --problem seed --all-configs --only " + family + " --json");
+  EXPECT_EQ(some.exit_code, 0) << some.output;
+  size_t expected = 0;
+  for (const Config& config : deconvtune::enumerate_space(seed)) {
+    expected += config.name().find(family) != std::string::npos;
+  }
+  const nlohmann::json document = nlohmann::json::parse(some.stdout_text);
+  EXPECT_EQ(document.at("results").size(), expected) << some.output;
   CliResult strict = run_cli("run --problem seed --require-gpu");
   EXPECT_EQ(strict.exit_code, 3) << strict.output;
 }
@@ -118,8 +116,8 @@ CliResult run_sass(const std::optional<std::string>& cuda_home, const std::strin
                    const std::string& tmpdir = "/tmp") {
   std::string environment = "env -u CUDA_HOME PATH='" + path + "' TMPDIR=\"" + tmpdir + "\"";
   if (cuda_home) environment += " CUDA_HOME='" + *cuda_home + "'";
-  return run_cli_with(environment,
-                      "inspect --problem seed --config direct_ffma_t128_c1_mishexact --sass");
+  return run_cli("inspect --problem seed --config direct_ffma_t128_c1_mishexact --sass",
+                 environment);
 }
 
 }  // namespace
@@ -137,7 +135,8 @@ TEST(Cli, SassFindsTheDisassemblerInCudaHomeOrOnPathAndFailsClearlyWithoutOne) {
   };
   // Prints its arguments and the cubin's ELF magic, so the test sees what it was given.
   tool(root / "cuda" / "bin" / "cuobjdump",
-       "PATH=/usr/bin:/bin; echo \"FAKE SASS $1 $2\"; head -c 4 \"$2\" | tail -c 3; echo; echo \"$2\" > " +
+       "PATH=/usr/bin:/bin; echo \"FAKE SASS $1 $2\"; head -c 4 \"$2\" | tail -c 3; echo; echo "
+       "\"$2\" > " +
            (root / "last_file").string());
 
   CliResult missing = run_sass(std::nullopt, (root / "nothing").string());

@@ -152,28 +152,11 @@ TEST(CliFigures, PercentOfBestSpeedupOverTheRuleDefaultAndGigabytesPerSecond) {
 // ---------------------------------------------------------------------------------------------
 // Through the binary
 
-struct Ran {
-  int exit_code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
+using Ran = deconvtune::testing::CliResult;
 
+// At 80 columns unless told otherwise: the tables' fitting is part of what is checked.
 Ran run_binary(const std::string& arguments, const std::string& environment = "COLUMNS=80") {
-  TempDir scratch;
-  const std::string err_file = scratch.file("stderr");
-  const char* binary = std::getenv("DECONVTUNE_BINARY");
-  const std::string command = environment + " " + (binary ? binary : DECONVTUNE_BINARY) + " " +
-                              arguments + " 2>" + err_file;
-  Ran run;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) run.out.append(buffer, n);
-  const int status = pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  run.err = dbt::read_bytes(err_file);
-  return run;
+  return deconvtune::testing::run_cli(arguments, environment);
 }
 
 // stdout parsed as one JSON document; a test failure (and null) when it is anything else.
@@ -195,9 +178,9 @@ Problem named(Problem problem, const std::string& name, int64_t stride) {
 
 json document_of(const Ran& run) {
   try {
-    return json::parse(run.out);
+    return json::parse(run.stdout_text);
   } catch (const json::parse_error& e) {
-    ADD_FAILURE() << "stdout is not one JSON document: " << e.what() << "\n" << run.out;
+    ADD_FAILURE() << "stdout is not one JSON document: " << e.what() << "\n" << run.stdout_text;
     return nullptr;
   }
 }
@@ -227,9 +210,9 @@ struct TunedDb {
 
 TEST(CliOutput, AutotuneJsonIsOneDocumentWithFiguresAndNames) {
   TunedDb tuned;
-  ASSERT_EQ(tuned.autotune.exit_code, 0) << tuned.autotune.err;
+  ASSERT_EQ(tuned.autotune.exit_code, 0) << tuned.autotune.stderr_text;
   const json document = document_of(tuned.autotune);
-  ASSERT_EQ(document["problems"].size(), 2u) << tuned.autotune.out;
+  ASSERT_EQ(document["problems"].size(), 2u) << tuned.autotune.stdout_text;
   const json& report = document["problems"][0];
   EXPECT_EQ(report["name"], "headline");
   EXPECT_EQ(report["problem_key"], tuned.first.key());
@@ -244,46 +227,49 @@ TEST(CliOutput, AutotuneJsonIsOneDocumentWithFiguresAndNames) {
   EXPECT_GE(report["best"][0]["speedup_over_default"].get<double>(), 1.0);
   EXPECT_GT(report["best"][0]["gbps"].get<double>(), 0.0);
   // The summary went to stderr, with the name, the default and the honest bandwidth line.
-  EXPECT_TRUE(contains(tuned.autotune.err, "problem  headline: " + compact_label(tuned.first)))
-      << tuned.autotune.err;
-  EXPECT_TRUE(contains(tuned.autotune.err, "default  " + default_config(tuned.first).name() + ": "))
-      << tuned.autotune.err;
+  EXPECT_TRUE(
+      contains(tuned.autotune.stderr_text, "problem  headline: " + compact_label(tuned.first)))
+      << tuned.autotune.stderr_text;
+  EXPECT_TRUE(
+      contains(tuned.autotune.stderr_text, "default  " + default_config(tuned.first).name() + ": "))
+      << tuned.autotune.stderr_text;
   EXPECT_DOUBLE_EQ(report["best"][0]["fraction_of_copy"].get<double>(),
                    report["best"][0]["gbps"].get<double>() / tuner::kSimulatedCopyGbps);
-  EXPECT_TRUE(contains(tuned.autotune.err, "% of the 10000 GB/s copy)")) << tuned.autotune.err;
+  EXPECT_TRUE(contains(tuned.autotune.stderr_text, "% of the 10000 GB/s copy)"))
+      << tuned.autotune.stderr_text;
 }
 
 TEST(CliOutput, AutotuneSummaryTableFitsEightyColumns) {
   TunedDb tuned;
   const Ran again =
       run_binary("autotune --simulate --no-launch -q --problem seed --db '" + tuned.db + "'");
-  ASSERT_EQ(again.exit_code, 0) << again.err;
-  const std::vector<std::string> lines = lines_of(again.out);
+  ASSERT_EQ(again.exit_code, 0) << again.stderr_text;
+  const std::vector<std::string> lines = lines_of(again.stdout_text);
   auto header = std::find_if(lines.begin(), lines.end(), [](const std::string& line) {
     return contains(line, "config") && contains(line, "median ms");
   });
-  ASSERT_NE(header, lines.end()) << again.out;
+  ASSERT_NE(header, lines.end()) << again.stdout_text;
   for (auto line = header; line != lines.end() && !contains(*line, "left out"); ++line) {
     EXPECT_LE(line->size(), 80u) << *line;
   }
-  EXPECT_TRUE(contains(again.out, "columns left out to fit 80 columns; --wide shows them"))
-      << again.out;
+  EXPECT_TRUE(contains(again.stdout_text, "columns left out to fit 80 columns; --wide shows them"))
+      << again.stdout_text;
   const Ran wide = run_binary("autotune --simulate --no-launch -q --wide --problem seed --db '" +
                               tuned.db + "'");
-  EXPECT_TRUE(contains(wide.out, Problem::seed().key())) << wide.out;
-  EXPECT_TRUE(contains(wide.out, "max |err|")) << "every column under --wide";
+  EXPECT_TRUE(contains(wide.stdout_text, Problem::seed().key())) << wide.stdout_text;
+  EXPECT_TRUE(contains(wide.stdout_text, "max |err|")) << "every column under --wide";
 }
 
 TEST(CliOutput, DbListStatesOriginsAndLeavesOutDetailAtEightyColumns) {
   TunedDb tuned;
-  ASSERT_EQ(tuned.autotune.exit_code, 0) << tuned.autotune.err;
+  ASSERT_EQ(tuned.autotune.exit_code, 0) << tuned.autotune.stderr_text;
   const std::string here = tuner::simulated_device().key();
   const std::string db = " --db '" + tuned.db + "'";
   const Ran listed = run_binary("db list --json --problems '" + tuned.problems +
                                 "' --device-key '" + here + "'" + db);
-  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  ASSERT_EQ(listed.exit_code, 0) << listed.stderr_text;
   json document = document_of(listed);
-  ASSERT_EQ(document["winners"].size(), 2u) << listed.out;
+  ASSERT_EQ(document["winners"].size(), 2u) << listed.stdout_text;
   EXPECT_EQ(document["this_device"], here);
   for (const json& winner : document["winners"]) {
     EXPECT_EQ(winner["origin"], "this GPU");
@@ -301,7 +287,7 @@ TEST(CliOutput, DbListStatesOriginsAndLeavesOutDetailAtEightyColumns) {
   // Imported into another DB: a hint there.
   TempDir other;
   const std::string exported = other.file("winners.json");
-  dbt::write_bytes(exported, run_binary("db export --all" + db).out);
+  dbt::write_bytes(exported, run_binary("db export --all" + db).stdout_text);
   ASSERT_EQ(run_binary("db import '" + exported + "' --db '" + other.file("b.db") + "'").exit_code,
             0);
   const json imported = document_of(
@@ -320,27 +306,29 @@ TEST(CliOutput, DbListStatesOriginsAndLeavesOutDetailAtEightyColumns) {
   // The table: compact labels with names, and what each origin means.
   const Ran table =
       run_binary("db list --problems '" + tuned.problems + "' --device-key '" + here + "'" + db);
-  ASSERT_EQ(table.exit_code, 0) << table.err;
-  EXPECT_TRUE(contains(table.out, "headline: " + compact_label(tuned.first))) << table.out;
-  EXPECT_FALSE(contains(table.out, tuned.first.key())) << "the full key only under --wide";
-  EXPECT_TRUE(contains(table.out, "this GPU: tuned on this GPU")) << table.out;
+  ASSERT_EQ(table.exit_code, 0) << table.stderr_text;
+  EXPECT_TRUE(contains(table.stdout_text, "headline: " + compact_label(tuned.first)))
+      << table.stdout_text;
+  EXPECT_FALSE(contains(table.stdout_text, tuned.first.key())) << "the full key only under --wide";
+  EXPECT_TRUE(contains(table.stdout_text, "this GPU: tuned on this GPU")) << table.stdout_text;
   // At 80 columns the detail is left out (problem, precision, config, time and origin stay, and
   // overflow only when a config name is that long); --wide shows it.
-  const std::string header = lines_of(table.out).at(0);
+  const std::string header = lines_of(table.stdout_text).at(0);
   EXPECT_TRUE(contains(header, "origin")) << header;
   EXPECT_FALSE(contains(header, "generator") || contains(header, "device")) << header;
-  EXPECT_TRUE(contains(table.out, "columns left out to fit 80 columns")) << table.out;
-  EXPECT_TRUE(contains(run_binary("db list --wide" + db).out, tuned.first.key()));
+  EXPECT_TRUE(contains(table.stdout_text, "columns left out to fit 80 columns"))
+      << table.stdout_text;
+  EXPECT_TRUE(contains(run_binary("db list --wide" + db).stdout_text, tuned.first.key()));
 }
 
 TEST(CliOutput, DbShowJsonCarriesEveryTrialWithFigures) {
   TunedDb tuned;
-  ASSERT_EQ(tuned.autotune.exit_code, 0) << tuned.autotune.err;
+  ASSERT_EQ(tuned.autotune.exit_code, 0) << tuned.autotune.stderr_text;
   const Ran shown =
       run_binary("db show --json --problems '" + tuned.problems + "' --db '" + tuned.db + "'");
-  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  ASSERT_EQ(shown.exit_code, 0) << shown.stderr_text;
   const json document = document_of(shown);
-  ASSERT_EQ(document["problems"].size(), 2u) << shown.out;
+  ASSERT_EQ(document["problems"].size(), 2u) << shown.stdout_text;
   const json first = of_problem(document["problems"], tuned.first.key());
   EXPECT_EQ(first["name"], "headline");
   EXPECT_EQ(first["winner"]["config"], first["trials"][0]["config"]) << "best first";
@@ -358,27 +346,30 @@ TEST(CliOutput, DbShowJsonCarriesEveryTrialWithFigures) {
   }
   EXPECT_TRUE(saw_failure) << "the simulated measurer fails some configs on purpose";
   // Human text went to stderr, with the one word for unknown values and never "?" or "-1".
-  EXPECT_TRUE(contains(shown.err, "headline: " + compact_label(tuned.first))) << shown.err;
-  EXPECT_TRUE(contains(shown.err, "% of the 10000 GB/s copy)")) << shown.err;
+  EXPECT_TRUE(contains(shown.stderr_text, "headline: " + compact_label(tuned.first)))
+      << shown.stderr_text;
+  EXPECT_TRUE(contains(shown.stderr_text, "% of the 10000 GB/s copy)")) << shown.stderr_text;
   const Ran wide = run_binary("db show --wide --db '" + tuned.db + "'");
-  EXPECT_TRUE(contains(wide.out, " - ")) << wide.out;
-  EXPECT_FALSE(contains(wide.out, " ? ") || contains(wide.out, " -1 ")) << wide.out;
-  EXPECT_TRUE(contains(wide.out, "measured at")) << "every column under --wide";
+  EXPECT_TRUE(contains(wide.stdout_text, " - ")) << wide.stdout_text;
+  EXPECT_FALSE(contains(wide.stdout_text, " ? ") || contains(wide.stdout_text, " -1 "))
+      << wide.stdout_text;
+  EXPECT_TRUE(contains(wide.stdout_text, "measured at")) << "every column under --wide";
 }
 
 TEST(CliOutput, InspectListConfigsJsonIsOnlyJson) {
   const Ran listed = run_binary("inspect --problem seed --list-configs --json");
-  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  ASSERT_EQ(listed.exit_code, 0) << listed.stderr_text;
   const json document = document_of(listed);
   ASSERT_EQ(document["configs"].size(), enumerate_space(Problem::seed()).size());
   EXPECT_EQ(document["configs"][0]["name"], enumerate_space(Problem::seed())[0].name());
-  EXPECT_TRUE(contains(listed.err, "family")) << "the table went to stderr";
+  EXPECT_TRUE(contains(listed.stderr_text, "family")) << "the table went to stderr";
   const Ran misplaced = run_binary("inspect --problem seed --json");
   EXPECT_EQ(misplaced.exit_code, 2);
-  EXPECT_TRUE(contains(misplaced.err, "--json goes with --list-configs")) << misplaced.err;
-  EXPECT_TRUE(misplaced.out.empty()) << misplaced.out;
+  EXPECT_TRUE(contains(misplaced.stderr_text, "--json goes with --list-configs"))
+      << misplaced.stderr_text;
+  EXPECT_TRUE(misplaced.stdout_text.empty()) << misplaced.stdout_text;
   const Ran table = run_binary("inspect --problem seed --list-configs --wide");
-  EXPECT_EQ(lines_of(table.out).size(), enumerate_space(Problem::seed()).size() + 1)
+  EXPECT_EQ(lines_of(table.stdout_text).size(), enumerate_space(Problem::seed()).size() + 1)
       << "a header and a row per config";
 }
 
@@ -386,7 +377,7 @@ TEST(CliOutput, RunJsonWithoutAGpuHoldsTheCompileResults) {
   if (DriverApi::available()) GTEST_SKIP() << "a GPU is present: run launches";
   const std::string config = default_config(Problem::seed()).name();
   const Ran run = run_binary("run --problem seed --json --config " + config);
-  ASSERT_EQ(run.exit_code, 0) << run.err;
+  ASSERT_EQ(run.exit_code, 0) << run.stderr_text;
   const json document = document_of(run);
   EXPECT_EQ(document["problem_key"], Problem::seed().key());
   EXPECT_TRUE(document["device"].is_null());
@@ -395,7 +386,7 @@ TEST(CliOutput, RunJsonWithoutAGpuHoldsTheCompileResults) {
   EXPECT_EQ(document["results"][0]["config"], config);
   EXPECT_EQ(document["results"][0]["status"], "compiled");
   EXPECT_TRUE(document["results"][0]["median_ms"].is_null()) << "not launched";
-  EXPECT_TRUE(contains(run.err, "Not done without a GPU"));
+  EXPECT_TRUE(contains(run.stderr_text, "Not done without a GPU"));
 }
 
 }  // namespace

@@ -16,7 +16,7 @@ namespace {
 using testing::TempDir;
 
 using testing::CliResult;
-using testing::run_db;
+using testing::run_cli;
 using testing::shell_quoted;
 
 bool contains(const std::string& text, const std::string& part) {
@@ -35,33 +35,33 @@ TEST(tuning_db_cli, ExportImportListShowPruneThroughTheBinary) {
     WinnerKey current = testing::key_of(problem, device, generator_version());
     db.record_trial(testing::ok_trial(current, "igemm_current", 0.5));
   }
-  CliResult exported = run_db("db export --all --db " + shell_quoted(a), false);
+  CliResult exported = run_cli("db export --all --db " + shell_quoted(a));
   ASSERT_EQ(exported.exit_code, 0);
   std::string file = dir.file("a.json");
-  testing::write_bytes(file, exported.output);
-  CliResult imported = run_db("db import " + shell_quoted(file) + " --db " + shell_quoted(b));
+  testing::write_bytes(file, exported.stdout_text);
+  CliResult imported = run_cli("db import " + shell_quoted(file) + " --db " + shell_quoted(b));
   ASSERT_EQ(imported.exit_code, 0) << imported.output;
   EXPECT_TRUE(contains(imported.output, "7 added")) << imported.output;
-  EXPECT_EQ(run_db("db export --all --db " + shell_quoted(b), false).output, exported.output)
+  EXPECT_EQ(run_cli("db export --all --db " + shell_quoted(b)).stdout_text, exported.stdout_text)
       << "export -> import -> export is exact";
-  EXPECT_EQ(run_db("db export --format csv --db " + shell_quoted(b), false).output,
-            run_db("db export --format csv --db " + shell_quoted(a), false).output);
+  EXPECT_EQ(run_cli("db export --format csv --db " + shell_quoted(b)).stdout_text,
+            run_cli("db export --format csv --db " + shell_quoted(a)).stdout_text);
   // Importing another DB file directly.
   std::string c = dir.file("c.db");
-  ASSERT_EQ(run_db("db import " + shell_quoted(a) + " --db " + shell_quoted(c)).exit_code, 0);
-  EXPECT_EQ(run_db("db export --all --db " + shell_quoted(c), false).output, exported.output);
+  ASSERT_EQ(run_cli("db import " + shell_quoted(a) + " --db " + shell_quoted(c)).exit_code, 0);
+  EXPECT_EQ(run_cli("db export --all --db " + shell_quoted(c)).stdout_text, exported.stdout_text);
 
-  CliResult list = run_db("db list --wide --db " + shell_quoted(b));  // with the generator column
+  CliResult list = run_cli("db list --wide --db " + shell_quoted(b));  // with the generator column
   EXPECT_EQ(list.exit_code, 0);
   EXPECT_TRUE(contains(list.output, "igemm_current")) << list.output;
   EXPECT_TRUE(contains(list.output, "1.2500")) << list.output;
   EXPECT_TRUE(contains(list.output, "(stale)")) << list.output;
   // The default path comes from DECONVTUNE_DB when --db is absent.
-  CliResult env_list = run_db("db list --wide", true, "DECONVTUNE_DB=" + shell_quoted(b));
+  CliResult env_list = run_cli("db list --wide", "DECONVTUNE_DB=" + shell_quoted(b));
   EXPECT_EQ(env_list.output, list.output);
 
   CliResult show =
-      run_db("db show --problem " + shell_quoted(problem.key()) + " --db " + shell_quoted(b));
+      run_cli("db show --problem " + shell_quoted(problem.key()) + " --db " + shell_quoted(b));
   EXPECT_EQ(show.exit_code, 0) << show.output;
   size_t fast = show.output.find("igemm_tf32_bn32"), slow = show.output.find("direct_ffma_t256"),
          failed = show.output.find("CUDA_ERROR_ILLEGAL_ADDRESS");
@@ -69,15 +69,15 @@ TEST(tuning_db_cli, ExportImportListShowPruneThroughTheBinary) {
   EXPECT_LT(fast, slow) << "best first";
   EXPECT_LT(slow, failed) << "failed ones last, with their reason";
   EXPECT_TRUE(contains(show.output, "faulted"));
-  CliResult tf32 = run_db("db show --precision tf32 --db " + shell_quoted(b));
+  CliResult tf32 = run_cli("db show --precision tf32 --db " + shell_quoted(b));
   EXPECT_FALSE(contains(tf32.output, ":fp32|")) << tf32.output;
 
-  CliResult dry = run_db("db prune --dry-run --db " + shell_quoted(b));
+  CliResult dry = run_cli("db prune --dry-run --db " + shell_quoted(b));
   EXPECT_EQ(dry.exit_code, 0) << dry.output;
   EXPECT_TRUE(contains(dry.output, "would remove")) << dry.output;
   EXPECT_TRUE(contains(dry.output, "trials: 6")) << dry.output;
-  EXPECT_EQ(run_db("db export --all --db " + shell_quoted(b), false).output, exported.output);
-  CliResult pruned = run_db("db prune --db " + shell_quoted(b));
+  EXPECT_EQ(run_cli("db export --all --db " + shell_quoted(b)).stdout_text, exported.stdout_text);
+  CliResult pruned = run_cli("db prune --db " + shell_quoted(b));
   EXPECT_EQ(pruned.exit_code, 0);
   EXPECT_TRUE(contains(pruned.output, "removed")) << pruned.output;
   TuningDb after(b, true);
@@ -93,8 +93,8 @@ TEST(tuning_db_cli, BadInputExitsTwoFailuresExitOneAndFilesStayUnchanged) {
     TuningDb db(good);
     testing::fill_sample(db);
   }
-  std::string good_export = run_db("db export --all --db " + shell_quoted(good), false).output;
-  std::string before = run_db("db export --all --db " + shell_quoted(good), false).output;
+  std::string good_export = run_cli("db export --all --db " + shell_quoted(good)).stdout_text;
+  std::string before = run_cli("db export --all --db " + shell_quoted(good)).stdout_text;
   ASSERT_FALSE(before.empty());
 
   // A garbled import: refused with the field named, exit 2, nothing changed.
@@ -102,24 +102,24 @@ TEST(tuning_db_cli, BadInputExitsTwoFailuresExitOneAndFilesStayUnchanged) {
   std::string text = good_export;
   text.insert(text.find("\"median_ms\": ") + 13, "-");
   testing::write_bytes(garbled, text);
-  CliResult refused = run_db("db import " + shell_quoted(garbled) + " --db " + shell_quoted(good));
+  CliResult refused = run_cli("db import " + shell_quoted(garbled) + " --db " + shell_quoted(good));
   EXPECT_EQ(refused.exit_code, 2) << refused.output;
   EXPECT_TRUE(contains(refused.output, "median_ms")) << refused.output;
   EXPECT_TRUE(contains(refused.output, "nothing was imported")) << refused.output;
   EXPECT_FALSE(contains(refused.output, "terminate called")) << refused.output;
-  EXPECT_EQ(run_db("db export --all --db " + shell_quoted(good), false).output, before);
+  EXPECT_EQ(run_cli("db export --all --db " + shell_quoted(good)).stdout_text, before);
   // ... and does not create a DB where there was none.
   std::string fresh = dir.file("fresh/new.db");
-  EXPECT_EQ(run_db("db import " + shell_quoted(garbled) + " --db " + shell_quoted(fresh)).exit_code,
-            2);
+  EXPECT_EQ(
+      run_cli("db import " + shell_quoted(garbled) + " --db " + shell_quoted(fresh)).exit_code, 2);
   EXPECT_FALSE(std::filesystem::exists(fresh));
   testing::write_bytes(dir.file("not.json"), "{\"format\": \"deconvtune-tuning-db\", \"version\"");
   EXPECT_EQ(
-      run_db("db import " + shell_quoted(dir.file("not.json")) + " --db " + shell_quoted(good))
+      run_cli("db import " + shell_quoted(dir.file("not.json")) + " --db " + shell_quoted(good))
           .exit_code,
       2);
   EXPECT_EQ(
-      run_db("db import " + shell_quoted(dir.file("missing.json")) + " --db " + shell_quoted(good))
+      run_cli("db import " + shell_quoted(dir.file("missing.json")) + " --db " + shell_quoted(good))
           .exit_code,
       2);
 
@@ -127,36 +127,36 @@ TEST(tuning_db_cli, BadInputExitsTwoFailuresExitOneAndFilesStayUnchanged) {
   std::string text_file = dir.file("notes.txt");
   testing::write_bytes(text_file, "shopping list\n");
   for (const char* command : {"db list", "db show", "db export", "db prune"}) {
-    CliResult result = run_db(std::string(command) + " --db " + shell_quoted(text_file));
+    CliResult result = run_cli(std::string(command) + " --db " + shell_quoted(text_file));
     EXPECT_EQ(result.exit_code, 1) << command << ": " << result.output;
     EXPECT_TRUE(contains(result.output, text_file)) << result.output;
     EXPECT_TRUE(contains(result.output, "not an SQLite database")) << result.output;
   }
   CliResult into_text =
-      run_db("db import " + shell_quoted(garbled) + " --db " + shell_quoted(text_file));
+      run_cli("db import " + shell_quoted(garbled) + " --db " + shell_quoted(text_file));
   EXPECT_NE(into_text.exit_code, 0);
   CliResult valid_into_text =
-      run_db("db import " + shell_quoted(good) + " --db " + shell_quoted(text_file));
+      run_cli("db import " + shell_quoted(good) + " --db " + shell_quoted(text_file));
   EXPECT_EQ(valid_into_text.exit_code, 1) << valid_into_text.output;
   EXPECT_EQ(testing::read_bytes(text_file), "shopping list\n");
 
   // Bad arguments.
-  EXPECT_EQ(run_db("db export --format xml --db " + shell_quoted(good)).exit_code, 2);
-  EXPECT_EQ(run_db("db prune --older-than -3 --db " + shell_quoted(good)).exit_code, 2);
-  EXPECT_EQ(run_db("db").exit_code, 2);
-  EXPECT_EQ(run_db("db frobnicate").exit_code, 2);
-  CliResult bad_problem = run_db("db show --problem '{\"batch\": 0}' --db " + shell_quoted(good));
+  EXPECT_EQ(run_cli("db export --format xml --db " + shell_quoted(good)).exit_code, 2);
+  EXPECT_EQ(run_cli("db prune --older-than -3 --db " + shell_quoted(good)).exit_code, 2);
+  EXPECT_EQ(run_cli("db").exit_code, 2);
+  EXPECT_EQ(run_cli("db frobnicate").exit_code, 2);
+  CliResult bad_problem = run_cli("db show --problem '{\"batch\": 0}' --db " + shell_quoted(good));
   EXPECT_EQ(bad_problem.exit_code, 2) << bad_problem.output;
-  EXPECT_EQ(run_db("db show --problem convT2d:nonsense --db " + shell_quoted(good)).exit_code, 2);
+  EXPECT_EQ(run_cli("db show --problem convT2d:nonsense --db " + shell_quoted(good)).exit_code, 2);
 
   // No DB yet: the read commands say so and succeed; nothing is created.
   std::string missing = dir.file("nothing/here.db");
-  CliResult list = run_db("db list --db " + shell_quoted(missing));
+  CliResult list = run_cli("db list --db " + shell_quoted(missing));
   EXPECT_EQ(list.exit_code, 0) << list.output;
   EXPECT_TRUE(contains(list.output, "no tuning DB")) << list.output;
-  CliResult empty_export = run_db("db export --db " + shell_quoted(missing), false);
+  CliResult empty_export = run_cli("db export --db " + shell_quoted(missing));
   EXPECT_EQ(empty_export.exit_code, 0);
-  EXPECT_NO_THROW(parse_exchange_json(empty_export.output));
+  EXPECT_NO_THROW(parse_exchange_json(empty_export.stdout_text));
   EXPECT_FALSE(std::filesystem::exists(missing));
 }
 

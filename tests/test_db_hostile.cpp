@@ -26,7 +26,7 @@ namespace {
 
 using testing::CliResult;
 using testing::RawDb;
-using testing::run_db;
+using testing::run_cli;
 using testing::shell_quoted;
 using testing::TempDir;
 
@@ -181,7 +181,7 @@ TEST(tuning_db_hostile, DbCommandsAndAutotuneRefuseAHostileFileAndLeaveItUnchang
   const std::string sound_bytes = testing::read_bytes(sound);
   std::string export_file = dir.file("good.json");
   testing::write_bytes(export_file,
-                       run_db("db export --all --db " + shell_quoted(sound), false).output);
+                       run_cli("db export --all --db " + shell_quoted(sound)).stdout_text);
   std::string problem_file = dir.file("problem.json");
   testing::write_bytes(problem_file, testing::small_problem().to_json().dump());
   std::string fresh = dir.file("fresh/target.db");
@@ -208,7 +208,7 @@ TEST(tuning_db_hostile, DbCommandsAndAutotuneRefuseAHostileFileAndLeaveItUnchang
     };
     for (const std::string& command : commands) {
       // A hang (the cross-join view on unguarded code) fails as exit 124 instead of blocking.
-      CliResult result = run_db(command, true, "timeout 120");
+      CliResult result = run_cli(command, "timeout 120");
       EXPECT_TRUE(result.exit_code == 1 || result.exit_code == 2)
           << command << " exited " << result.exit_code << ": " << result.output;
       EXPECT_TRUE(contains(result.output, hostile.expected)) << command << ": " << result.output;
@@ -258,7 +258,7 @@ TEST(tuning_db_hostile, AQueryThatRunsTooLongIsStoppedAsADbError) {
   ASSERT_EQ(setenv("DECONVTUNE_DB_QUERY_SECONDS", "0.05", 1), 0);
   message = error_of([&] { TuningDb(big, true).trials_matching({}); });
   CliResult cli =
-      run_db("db export --all --db " + shell_quoted(big), true, "DECONVTUNE_DB_QUERY_SECONDS=0.05");
+      run_cli("db export --all --db " + shell_quoted(big), "DECONVTUNE_DB_QUERY_SECONDS=0.05");
   ASSERT_EQ(setenv("DECONVTUNE_DB_QUERY_SECONDS", "nan", 1), 0);
   std::string bad_limit = error_of([&] { TuningDb db(big, true); });
   unsetenv("DECONVTUNE_DB_QUERY_SECONDS");
@@ -431,7 +431,7 @@ TEST(tuning_db_hostile, SubtlyCorruptFilesAreReportedOrReadButNeverWrittenInto) 
           "db import " + db + " --db " + shell_quoted(dir.file("target.db")),
           "autotune --simulate --simulate-trial-ms 1 --problem " + shell_quoted(problem_file) +
               " --db " + db}) {
-      CliResult result = run_db(command, true, "timeout 120");
+      CliResult result = run_cli(command, "timeout 120");
       EXPECT_TRUE(result.exit_code >= 0 && result.exit_code <= 2)
           << command << " exited " << result.exit_code << ": " << result.output;
       EXPECT_FALSE(contains(result.output, "terminate called")) << result.output;
@@ -480,7 +480,7 @@ TEST(tuning_db_hostile, ReadOnlyFolderOrFileIsReadByEveryReaderAndWritesSayReadO
   std::string copy = dir.file("copy.db");
   std::filesystem::copy_file(path, copy);
   const std::string expected_export =
-      run_db("db export --all --db " + shell_quoted(copy), false).output;
+      run_cli("db export --all --db " + shell_quoted(copy)).stdout_text;
   ASSERT_FALSE(std::filesystem::exists(path + "-shm"));
   // The file itself writable by the reader, its folder not: SQLite cannot make the -shm.
   if (geteuid() == 0) {
@@ -533,26 +533,25 @@ TEST(tuning_db_hostile, ReadOnlyFolderOrFileIsReadByEveryReaderAndWritesSayReadO
   // The commands, as the same unprivileged user.
   const std::string as_reader = unprivileged_prefix();
   const std::string db = shell_quoted(path);
-  CliResult list = run_db("db list --db " + db, true, as_reader);
+  CliResult list = run_cli("db list --db " + db, as_reader);
   EXPECT_EQ(list.exit_code, 0) << list.output;
   EXPECT_TRUE(contains(list.output, "igemm_tf32_bn32")) << list.output;
-  CliResult show = run_db("db show --db " + db, true, as_reader);
+  CliResult show = run_cli("db show --db " + db, as_reader);
   EXPECT_EQ(show.exit_code, 0) << show.output;
   EXPECT_TRUE(contains(show.output, "CUDA_ERROR_ILLEGAL_ADDRESS")) << show.output;
-  CliResult exported = run_db("db export --all --db " + db, false, as_reader);
+  CliResult exported = run_cli("db export --all --db " + db, as_reader);
   EXPECT_EQ(exported.exit_code, 0);
-  EXPECT_EQ(exported.output, expected_export);
-  CliResult listed_file = run_db("db list --db " + shell_quoted(ro_file), true, as_reader);
+  EXPECT_EQ(exported.stdout_text, expected_export);
+  CliResult listed_file = run_cli("db list --db " + shell_quoted(ro_file), as_reader);
   EXPECT_EQ(listed_file.exit_code, 0) << listed_file.output;
   // The read-only open's reason, not the read-write retry's ("read-only here").
-  CliResult listed_wal = run_db("db list --db " + shell_quoted(wal_path), true, as_reader);
+  CliResult listed_wal = run_cli("db list --db " + shell_quoted(wal_path), as_reader);
   EXPECT_EQ(listed_wal.exit_code, 1) << listed_wal.output;
   EXPECT_TRUE(contains(listed_wal.output, "-wal holds transactions")) << listed_wal.output;
   std::string export_file = dir.file("export.json");
   testing::write_bytes(export_file, expected_export);
   std::filesystem::permissions(export_file, std::filesystem::perms(0644));
-  CliResult import =
-      run_db("db import " + shell_quoted(export_file) + " --db " + db, true, as_reader);
+  CliResult import = run_cli("db import " + shell_quoted(export_file) + " --db " + db, as_reader);
   EXPECT_EQ(import.exit_code, 1) << import.output;
   EXPECT_TRUE(contains(import.output, "read-only here")) << import.output;
   EXPECT_FALSE(contains(import.output, "corrupt")) << import.output;

@@ -29,6 +29,8 @@ namespace deconvtune::db {
 namespace {
 
 using json = nlohmann::json;
+using testing::CliResult;
+using testing::run_cli;
 using testing::TempDir;
 
 constexpr const char* kConfig = "direct_ffma_t256_c4_mishexact";
@@ -171,26 +173,6 @@ json valid_export() {
   db.upsert_problem(problem);
   db.record_trial(testing::ok_trial(testing::key_of(problem, testing::h100()), kConfig, 0.25));
   return json::parse(export_db(db, {ExportFormat::kJson, /*all=*/true}));
-}
-
-struct CliResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CliResult run_cli(const std::string& arguments) {
-  const char* binary = std::getenv("DECONVTUNE_BINARY");
-  std::string command =
-      std::string(binary ? binary : DECONVTUNE_BINARY) + " " + arguments + " 2>&1";
-  CliResult result;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.output.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
 }
 
 // Each hostile document is refused by `deconvtune db import` (exit 2) naming the field, and the

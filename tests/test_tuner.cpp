@@ -27,6 +27,7 @@
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
 #include "gpu/driver_api.hpp"
+#include "tests/cli_runner.hpp"
 #include "tuner/problem_set.hpp"
 #include "tuner/progress.hpp"
 #include "tuner/schedule.hpp"
@@ -41,35 +42,9 @@ namespace {
 
 using nlohmann::json;
 
-std::string binary() {
-  const char* path = std::getenv("DECONVTUNE_BINARY");
-  return path ? path : DECONVTUNE_BINARY;
-}
-
-struct CliResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-  std::string stdout_only;
-};
-
-CliResult run_cli(const std::string& arguments) {
-  CliResult result;
-  const std::string err =
-      std::filesystem::temp_directory_path() / ("tuner_test_err_" + std::to_string(getpid()));
-  std::string command = binary() + " " + arguments + " 2>" + err;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return result;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof(buffer), pipe)) > 0) result.stdout_only.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream stderr_file(err);
-  std::string stderr_text((std::istreambuf_iterator<char>(stderr_file)), {});
-  std::filesystem::remove(err);
-  result.output = result.stdout_only + stderr_text;
-  return result;
-}
+using deconvtune::testing::CliResult;
+using deconvtune::testing::run_cli;
+std::string binary() { return deconvtune::testing::cli_binary(); }
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -976,7 +951,7 @@ TEST(TunerSimulate, CliTwiceSecondRunSkipsEverything) {
       "autotune --simulate --problem seed --json --db " + dir.file("t.db");
   CliResult first = run_cli(arguments);
   ASSERT_EQ(first.exit_code, 0) << first.output;
-  const json first_document = json::parse(first.stdout_only);  // stdout holds only JSON
+  const json first_document = json::parse(first.stdout_text);  // stdout holds only JSON
   ASSERT_EQ(first_document["problems"].size(), 1u) << first.output;
   json a = first_document["problems"][0];
   EXPECT_EQ(a["trials"], a["space"]);
@@ -987,7 +962,7 @@ TEST(TunerSimulate, CliTwiceSecondRunSkipsEverything) {
   EXPECT_EQ(first.output.find('\r'), std::string::npos);
   CliResult second = run_cli(arguments);
   ASSERT_EQ(second.exit_code, 0) << second.output;
-  json b = json::parse(second.stdout_only)["problems"][0];
+  json b = json::parse(second.stdout_text)["problems"][0];
   EXPECT_EQ(b["trials"], 0);
   EXPECT_EQ(b["skipped"], a["space"]);
   EXPECT_EQ(b["winner"], a["winner"]);
