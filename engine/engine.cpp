@@ -13,6 +13,7 @@
 #include "codegen/generator.hpp"
 #include "codegen/problem.hpp"
 #include "codegen/search_space.hpp"
+#include "codegen/untrusted.hpp"
 #include "deconvtune/deconvtune.hpp"
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
@@ -288,15 +289,11 @@ struct Engine::Impl {
   }
 
   Problem parse_problem(std::string_view text) const {
-    if (json_nesting_depth(text) > kMaxProblemNesting) {
-      throw Error(Status::kBadProblem,
-                  fmt::format("problem: JSON nested deeper than {} levels", kMaxProblemNesting));
-    }
     nlohmann::json spec;
     try {
-      spec = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw Error(Status::kBadProblem, fmt::format("problem: malformed JSON: {}", e.what()));
+      spec = parse_untrusted_json(text, kMaxProblemNesting);
+    } catch (const UntrustedJsonError& e) {
+      throw Error(Status::kBadProblem, fmt::format("problem: {}", e.what()));
     }
     try {
       if (spec.is_object() && !spec.contains("precision")) {

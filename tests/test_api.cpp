@@ -18,9 +18,9 @@
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
 #include "gpu/driver_api.hpp"
-#include "trial/verifier.hpp"
 #include "tests/api_test_util.hpp"
 #include "tests/unprivileged.hpp"
+#include "trial/verifier.hpp"
 
 // GCC sees malloc'ed memory reach free() through inlined allocators and warns; it is the pairing
 // of this replacement itself.
@@ -200,6 +200,10 @@ TEST(Api, BadProblemsNameTheField) {
       {R"({"batch": 1, "in_channels": 4, "out_channels": 4, "height": 8, "width": 8,
            "kernel_size": 3, "epilogue": "mish,frobnicate"})",
        "epilogue"},
+      // nlohmann keeps the last of two equal keys: the spec would say two things at once.
+      {R"({"batch": 1, "in_channels": 4, "out_channels": 4, "height": 8, "width": 8,
+           "kernel_size": 3, "stride": 1, "stride": 2})",
+       "duplicate key 'stride'"},
   };
   // 120 KB of nesting overflowed the stack on the error path (a recursive dump).
   const std::string deep = std::string(60000, '[') + std::string(60000, ']');

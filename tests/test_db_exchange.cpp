@@ -242,6 +242,9 @@ TEST(tuning_db_exchange, GarbledOrHostileImportIsRefusedNamingTheFieldAndChanges
   expect_refused(target, "{\"format\": ", "malformed JSON", "truncated");
   expect_refused(target, valid.dump().substr(0, valid.dump().size() / 2), "malformed JSON", "half");
   expect_refused(target, "[1, 2, 3]", "must be an object", "array");
+  std::string twice = valid.dump();  // the same winners under one key twice: which is meant?
+  twice.insert(twice.rfind('}'), ",\"winners\":[]");
+  expect_refused(target, twice, "duplicate key 'winners'", "duplicate key");
   expect_refused(target, std::string(100000, '[') + std::string(100000, ']'), "nested deeper",
                  "deep");
   std::string nan_text = valid.dump();

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "codegen/untrusted.hpp"
+
 namespace deconvtune {
 
 bool serves_as_tuned(const db::WinnerRecord& winner) {
@@ -53,13 +55,13 @@ UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& 
       continue;
     }
     auto spec = specs.find(winner.problem_key);
-    // A DB is untrusted input: a spec nested deep enough to overflow the parser is skipped.
-    if (spec == specs.end() || json_nesting_depth(spec->second) > kMaxProblemNesting) continue;
+    if (spec == specs.end()) continue;
     Problem tuned;
     try {
-      tuned = Problem::from_json(nlohmann::json::parse(spec->second));
+      // A DB is untrusted input (codegen/untrusted.hpp).
+      tuned = Problem::from_json(parse_untrusted_json(spec->second, kMaxProblemNesting));
     } catch (const std::exception&) {
-      continue;  // a spec this build no longer accepts
+      continue;  // a damaged spec, or one this build no longer accepts
     }
     const double distance = problem_distance(problem, tuned) + (this_gpu ? 0 : kOtherGpuStep);
     // Equal distances: the first wins, and winners() is ordered by key.

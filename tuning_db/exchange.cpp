@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "codegen/problem.hpp"
+#include "codegen/untrusted.hpp"
 #include "tuning_db/detail.hpp"
 #include "tuning_db/text.hpp"
 
@@ -89,8 +90,12 @@ json export_json(const TuningDb& db, bool all) {
     for (json& problem : problems) {
       // Stored as compact JSON text; exported as the object itself.
       if (problem["spec"].is_string()) {
-        json spec = json::parse(problem["spec"].get<std::string>(), nullptr, false);
-        if (!spec.is_discarded()) problem["spec"] = std::move(spec);
+        try {
+          problem["spec"] =
+              parse_untrusted_json(problem["spec"].get<std::string>(), kMaxProblemNesting);
+        } catch (const UntrustedJsonError&) {
+          // A damaged row is exported as the text it holds; import then refuses it by name.
+        }
       }
     }
     document["problems"] = std::move(problems);
@@ -414,13 +419,6 @@ ExchangeDocument validate_document(const json& root) {
 }
 
 // nlohmann's parser recurses per level: refuse deep nesting before parsing.
-void check_nesting(std::string_view text) {
-  if (json_nesting_depth(text) > kMaxNesting) {
-    throw ImportError("(document)",
-                      fmt::format("nested deeper than {} levels: not an export", kMaxNesting));
-  }
-}
-
 // A file SQLite may use for a while, removed (with its -wal and -shm) when done.
 class TemporaryDbFile {
  public:
@@ -474,12 +472,11 @@ std::string export_db(const TuningDb& db, const ExportOptions& options) {
 }
 
 ExchangeDocument parse_exchange_json(std::string_view text) {
-  check_nesting(text);
   json root;
   try {
-    root = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {
-    throw ImportError("(document)", fmt::format("malformed JSON: {}", e.what()));
+    root = parse_untrusted_json(text, kMaxNesting);
+  } catch (const UntrustedJsonError& e) {
+    throw ImportError("(document)", fmt::format("{}: not an export", e.what()));
   }
   return validate_document(root);
 }
