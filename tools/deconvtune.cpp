@@ -14,9 +14,23 @@
 #include "tools/db_command.hpp"
 #include "tools/default_report.hpp"
 #include "tools/table.hpp"
-#include "tools/worker_command.hpp"
+#include "tuner/worker.hpp"
 
 namespace {
+
+// The exit code of `deconvtune worker` (README's table): the tuner reads it in its reports.
+int worker_exit_code(deconvtune::tuner::WorkerEnd end) {
+  using deconvtune::tuner::WorkerEnd;
+  switch (end) {
+    case WorkerEnd::kInputClosed:
+      return deconvtune::tools::kExitOk;
+    case WorkerEnd::kUnreadable:
+      return deconvtune::tools::kExitBadInput;
+    case WorkerEnd::kFailed:
+      break;
+  }
+  return deconvtune::tools::kExitFailure;
+}
 
 void add_problem_options(CLI::App& command, deconvtune::tools::ProblemArgs& args) {
   command
@@ -203,7 +217,7 @@ int main(int argc, char** argv) {
       ->group("");
   autotune_cmd->add_option("--inject-faults", autotune.inject_faults)->group("");
 
-  WorkerArgs worker;
+  deconvtune::tuner::WorkerOptions worker;
   CLI::App* worker_cmd = app.add_subcommand("worker", "");  // hidden: the tuner's subprocess
   worker_cmd->group("");
   worker_cmd->add_option("--device", worker.device);
@@ -247,7 +261,8 @@ int main(int argc, char** argv) {
     if (*inspect_cmd) return inspect_command(inspect);
     if (*db_cmd) return db_command(db);
     if (*autotune_cmd) return autotune_command(autotune);
-    if (*worker_cmd) return worker_command(worker);
+    if (*worker_cmd)
+      return worker_exit_code(deconvtune::tuner::serve_as_worker(worker, kExitFailure));
     if (*report_cmd) return default_report_command(report);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "deconvtune: error: %s\n", e.what());

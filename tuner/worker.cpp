@@ -1,4 +1,4 @@
-#include "tools/worker_command.hpp"
+#include "tuner/worker.hpp"
 
 #include <fmt/format.h>
 #include <signal.h>
@@ -14,19 +14,16 @@
 #include <thread>
 
 #include "codegen/search_space.hpp"
-#include "trial/benchmark.hpp"
 #include "gpu/driver_api.hpp"
+#include "trial/benchmark.hpp"
 #include "trial/verifier.hpp"
-#include "tools/commands.hpp"
 #include "tuner/simulate.hpp"
 #include "tuner/worker_protocol.hpp"
 
-namespace deconvtune::tools {
+namespace deconvtune::tuner {
 namespace {
 
 using nlohmann::json;
-using tuner::TrialReply;
-using tuner::TrialRequest;
 
 // The protocol owns the real stdout; fd 1 is pointed at stderr so a library that prints cannot
 // corrupt a message.
@@ -168,12 +165,12 @@ bool simulate(const TrialRequest& request, double trial_ms, Channel& channel) {
         to_json(failure(request.config_name, Disposition::kLaunchFailed, e.what(), false)));
     return true;
   }
-  tuner::SimulatedBehaviour behaviour;
-  TrialReply reply = tuner::simulated_trial(config, request.problem, &behaviour);
+  SimulatedBehaviour behaviour;
+  TrialReply reply = simulated_trial(config, request.problem, &behaviour);
   if (trial_ms > 0) {
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(trial_ms));
   }
-  if (behaviour == tuner::SimulatedBehaviour::kHang) {
+  if (behaviour == SimulatedBehaviour::kHang) {
     // As an endless kernel does: the verification launch never returns.
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
   }
@@ -182,37 +179,37 @@ bool simulate(const TrialRequest& request, double trial_ms, Channel& channel) {
     channel.send({{"type", "verified"}, {"ms", trial_ms}});
   }
   channel.send(to_json(reply));
-  return behaviour != tuner::SimulatedBehaviour::kFaultAndExit;
+  return behaviour != SimulatedBehaviour::kFaultAndExit;
 }
 
 }  // namespace
 
-int worker_command(const WorkerArgs& args) {
+WorkerEnd serve_as_worker(const WorkerOptions& options, int lost_context_exit_code) {
   // A worker never outlives its tuner: killed with it, even mid-kernel (the tuner may be kill
   // -9ed).
   const pid_t parent = getppid();
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) return kExitFailure;  // the tuner died before prctl took effect
+  if (getppid() != parent) return WorkerEnd::kFailed;  // the tuner died before prctl took effect
   Channel channel;
-  GpuMeasurer gpu(args.device);
+  GpuMeasurer gpu(options.device);
   std::string line;
   while (std::getline(std::cin, line)) {
     if (line.empty()) continue;
     TrialRequest request;
     try {
-      request = tuner::trial_request_from_json(tuner::parse_message(line));
+      request = trial_request_from_json(parse_message(line));
     } catch (const std::exception& e) {
       // The tuner sent something this worker cannot read: say so and stop, rather than guess.
       channel.send({{"type", "error"}, {"message", e.what()}});
-      return kExitBadInput;
+      return WorkerEnd::kUnreadable;
     }
-    const bool go_on = args.simulate ? simulate(request, args.simulate_trial_ms, channel)
-                                     : gpu.measure(request, channel);
+    const bool go_on = options.simulate ? simulate(request, options.simulate_trial_ms, channel)
+                                        : gpu.measure(request, channel);
     // The context is lost (or the worker could not set up): exit at once, since destructors that
     // touch the GPU could fail or block on a lost context.
-    if (!go_on) _exit(kExitFailure);
+    if (!go_on) _exit(lost_context_exit_code);
   }
-  return kExitOk;
+  return WorkerEnd::kInputClosed;
 }
 
-}  // namespace deconvtune::tools
+}  // namespace deconvtune::tuner
