@@ -7,6 +7,7 @@
 
 #include "codegen/config.hpp"
 #include "codegen/problem.hpp"
+#include "codegen/search_space.hpp"
 
 namespace deconvtune {
 
@@ -17,8 +18,10 @@ struct GeneratedKernel {
   std::string config_name;
 };
 
-// Throws std::invalid_argument when the config is illegal for the problem (saying why).
-GeneratedKernel generate_kernel(const Problem& problem, const Config& config);
+// For the device (its launch geometry, and the legality rules checked against it). Throws
+// std::invalid_argument when the config is illegal for the problem there (saying why).
+GeneratedKernel generate_kernel(const Problem& problem, const Config& config,
+                                const DeviceLimits& device = {});
 
 // The float64 reference and the fill/compare kernels for `problem`, in one source.
 std::string generate_reference_source(const Problem& problem);

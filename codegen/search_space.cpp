@@ -32,7 +32,7 @@ FamilySpec direct_family() {
     }
     return {};
   };
-  spec.launch = [](const Problem& problem, const Config& config) {
+  spec.launch = [](const Problem& problem, const Config& config, const DeviceLimits&) {
     const int threads = config.param("t");
     const int c = config.param("c");
     const int64_t co_tiles = (problem.out_channels / problem.groups + c - 1) / c;
@@ -81,8 +81,7 @@ TileGeometry tile_geometry(const Problem& p, const Config& c) {
 }
 
 // Persistent CTAs: as many per SM as shared memory allows (at most 2), spread over the CO blocks.
-LaunchGeometry persistent_launch(const TileGeometry& g, int threads) {
-  const DeviceLimits device;
+LaunchGeometry persistent_launch(const TileGeometry& g, int threads, const DeviceLimits& device) {
   const int64_t per_sm = g.shared_bytes * 2 + 2048 <= device.max_shared_per_sm ? 2 : 1;
   const int64_t per_co_block = std::max<int64_t>(1, device.sm_count * per_sm / g.co_blocks);
   LaunchGeometry geometry;
@@ -162,8 +161,8 @@ FamilySpec pgemm_family() {
     }
     return {};
   };
-  spec.launch = [](const Problem& p, const Config& c) {
-    return persistent_launch(tile_geometry(p, c), 32 * c.param("wm") * c.param("wn"));
+  spec.launch = [](const Problem& p, const Config& c, const DeviceLimits& device) {
+    return persistent_launch(tile_geometry(p, c), 32 * c.param("wm") * c.param("wn"), device);
   };
   return spec;
 }
@@ -273,9 +272,8 @@ FamilySpec wsgemm_family() {
     }
     return {};
   };
-  spec.launch = [](const Problem& p, const Config& c) {
+  spec.launch = [](const Problem& p, const Config& c, const DeviceLimits& device) {
     const WsGeometry g = ws_geometry(p, c);
-    const DeviceLimits device;
     LaunchGeometry geometry;
     // Persistent: one CTA per SM (the W slice fills shared memory), spread over the CO blocks
     // and row classes.
@@ -305,7 +303,7 @@ FamilySpec fault_family() {
   spec.why_illegal = [](const Problem&, const Config&, const DeviceLimits&) -> std::string {
     return {};
   };
-  spec.launch = [](const Problem& problem, const Config&) {
+  spec.launch = [](const Problem& problem, const Config&, const DeviceLimits&) {
     LaunchGeometry geometry;
     geometry.grid[0] = std::min<unsigned>(ceil_div(problem.y_elements(), 256), 1u << 20);
     geometry.block[0] = 256;

@@ -12,7 +12,8 @@
 
 namespace deconvtune {
 
-// What the legality rules need to know of the target GPU. Defaults describe an H100 (sm_90).
+// What the legality rules and the launch geometry need to know of the target GPU (gpu/'s
+// DeviceInfo::limits() gives the present one's). Defaults describe an H100 (sm_90).
 struct DeviceLimits {
   int sm_major = 9;
   int sm_minor = 0;
@@ -36,7 +37,8 @@ struct FamilySpec {
   std::vector<ParamSpec> params;
   // Empty when `config` is legal for the problem and device, else the rule it breaks.
   std::function<std::string(const Problem&, const Config&, const DeviceLimits&)> why_illegal;
-  std::function<LaunchGeometry(const Problem&, const Config&)> launch;
+  // The grid for the device: persistent kernels size it by its SM count and shared memory.
+  std::function<LaunchGeometry(const Problem&, const Config&, const DeviceLimits&)> launch;
 };
 
 const std::vector<FamilySpec>& families();

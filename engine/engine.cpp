@@ -65,10 +65,7 @@ struct DeviceState {
     DT_CU(cuCtxGetCurrent(&handle));
     DriverApi::get().cuCtxSetCurrent(previous);
     const DeviceInfo& info = context->info();
-    limits.sm_major = info.major;
-    limits.sm_minor = info.minor;
-    limits.max_shared_per_block = info.max_shared_per_block_optin;
-    limits.sm_count = info.sm_count;
+    limits = info.limits();
     record.name = info.name;
     record.arch = info.arch();
     record.sm_count = info.sm_count;
@@ -411,7 +408,7 @@ struct Engine::Impl {
     auto [config, source] = choose_config(problem, *dev);
     GeneratedKernel kernel;
     try {
-      kernel = generate_kernel(problem, config);
+      kernel = generate_kernel(problem, config, dev->limits);
     } catch (const std::invalid_argument& e) {
       throw Error(Status::kInternal, e.what());
     }

@@ -94,6 +94,16 @@ void check(CUresult result, const char* call) {
   if (result != CUDA_SUCCESS) throw CudaError(call, result);
 }
 
+DeviceLimits DeviceInfo::limits() const {
+  DeviceLimits limits;
+  limits.sm_major = major;
+  limits.sm_minor = minor;
+  limits.max_shared_per_block = max_shared_per_block_optin;
+  limits.max_shared_per_sm = max_shared_per_sm;
+  limits.sm_count = sm_count;
+  return limits;
+}
+
 std::string DeviceInfo::arch() const {
   // Cubins are built for the device at hand, so sm_90 devices get sm_90a's feature set (wgmma).
   return fmt::format("sm_{}{}{}", major, minor, major == 9 && minor == 0 ? "a" : "");
@@ -117,6 +127,7 @@ Context::Context(int ordinal) {
   info_.minor = attribute(CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR);
   info_.sm_count = attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT);
   info_.l2_bytes = attribute(CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE);
+  info_.max_shared_per_sm = attribute(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR);
   info_.max_shared_per_block_optin =
       attribute(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
   DT_CU(cuDriverGetVersion(&info_.driver_version));

@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "codegen/config.hpp"  // LaunchGeometry
+#include "codegen/config.hpp"        // LaunchGeometry
+#include "codegen/search_space.hpp"  // DeviceLimits
 
 namespace deconvtune {
 
@@ -93,8 +94,10 @@ struct DeviceInfo {
   int l2_bytes = 0;
   int max_shared_per_block_optin = 0;
   int driver_version = 0;
+  int max_shared_per_sm = 0;
   size_t total_memory = 0;
-  std::string arch() const;  // "sm_90a" (an H100), "sm_80" (an A100)
+  std::string arch() const;     // "sm_90a" (an H100), "sm_80" (an A100)
+  DeviceLimits limits() const;  // what code generation needs of this GPU
 };
 
 // The device's primary context, made current on the calling thread.

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
 
 namespace deconvtune {
@@ -109,6 +110,33 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
       EXPECT_NE(c.param("cp"), 8) << "cp8 only for narrow phases";
     }
   }
+}
+
+// The device is an input of code generation: persistent kernels size their grid by its SM count
+// (and how many CTAs its shared memory holds), and a config is generated only where it is legal.
+TEST(Config, LaunchGeometryAndLegalityFollowTheDevice) {
+  const Problem seed = Problem::seed();
+  DeviceLimits h100, half = h100, tiny = h100;
+  half.sm_count = h100.sm_count / 2;
+  tiny.max_shared_per_block = 48 * 1024;
+  tiny.max_shared_per_sm = 64 * 1024;
+  int persistent = 0;
+  for (const Config& config : enumerate_space(seed, h100)) {
+    const FamilySpec& spec = family_spec(config.family);
+    const LaunchGeometry full = spec.launch(seed, config, h100);
+    const LaunchGeometry halved = spec.launch(seed, config, half);
+    EXPECT_EQ(generate_kernel(seed, config, h100).launch.grid[0], full.grid[0]) << config.name();
+    EXPECT_EQ(full.shared_bytes, halved.shared_bytes) << config.name();
+    if (full.grid[0] == halved.grid[0]) continue;  // a grid of the problem's size, not the GPU's
+    ++persistent;
+    EXPECT_LT(halved.grid[0], full.grid[0]) << config.name();
+    EXPECT_EQ(generate_kernel(seed, config, half).launch.grid[0], halved.grid[0]);
+    if (full.shared_bytes > static_cast<unsigned>(tiny.max_shared_per_block)) {
+      EXPECT_FALSE(why_illegal(seed, config, tiny).empty()) << config.name();
+      EXPECT_THROW(generate_kernel(seed, config, tiny), std::invalid_argument) << config.name();
+    }
+  }
+  EXPECT_GT(persistent, 0) << "the seed's space has persistent kernels (pgemm, wsgemm)";
 }
 
 TEST(Config, DefaultServesAnyProblemAndNarrowGroups) {

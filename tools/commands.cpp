@@ -97,7 +97,8 @@ RunRow compiled_row(const Problem& problem, const Config& config, const CompileR
   const ResourceUsage& r = compiled.resources;
   row.registers = r.registers;
   row.shared_bytes =
-      r.shared_bytes + family_spec(config.family).launch(problem, config).shared_bytes;
+      r.shared_bytes +
+      family_spec(config.family).launch(problem, config, DeviceLimits{}).shared_bytes;
   row.spill_bytes = r.spill_store_bytes + r.spill_load_bytes;
   return row;
 }

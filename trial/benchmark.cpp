@@ -78,7 +78,7 @@ TrialResult run_trial(const Context& context, Verifier& verifier, const Config& 
   result.config_name = config.name();
   GeneratedKernel kernel;
   try {
-    kernel = generate_kernel(verifier.problem(), config);
+    kernel = generate_kernel(verifier.problem(), config, context.info().limits());
   } catch (const std::exception& e) {
     result.disposition = Disposition::kCompileFailed;
     result.reason = e.what();

@@ -105,10 +105,7 @@ std::vector<std::unique_ptr<DeviceSlot>> open_devices(const TuneRequest& request
       slot->record.driver_version = info.driver_version;
       slot->record.nvrtc_version = nvrtc_version();
       slot->arch = info.arch();
-      slot->limits.sm_major = info.major;
-      slot->limits.sm_minor = info.minor;
-      slot->limits.max_shared_per_block = info.max_shared_per_block_optin;
-      slot->limits.sm_count = info.sm_count;
+      slot->limits = info.limits();
     }
     slots.push_back(std::move(slot));
   }
@@ -134,6 +131,7 @@ struct Candidate {
 struct CompileSettings {
   db::TuningDb* db = nullptr;
   std::string arch;
+  DeviceLimits limits;  // the launch geometry's device
   unsigned threads = 1;
   bool simulate = false;
 };
@@ -221,7 +219,7 @@ class CompilePipeline {
       candidate.config = order_[i];
       candidate.name = order_[i].name();
       try {
-        candidate.kernel = generate_kernel(problem_, candidate.config);
+        candidate.kernel = generate_kernel(problem_, candidate.config, settings_.limits);
         candidate.shared_bytes = static_cast<int>(candidate.kernel.launch.shared_bytes);
       } catch (const std::exception& e) {
         candidate.failure = fmt::format("generation failed: {}", e.what());
@@ -540,7 +538,7 @@ class JobRunner {
     know_copy_bandwidth();
     shared_.db->upsert_device(slot_.record);
     shared_.db->upsert_problem(job_.problem);
-    CompileSettings settings{shared_.db, slot_.arch, shared_.compile_threads,
+    CompileSettings settings{shared_.db, slot_.arch, slot_.limits, shared_.compile_threads,
                              request_.simulate && !request_.simulate_compiles};
     const bool budgeted = request_.budget_seconds > 0 || request_.max_trials > 0;
     const std::vector<Config> order = measuring_order(
@@ -744,7 +742,8 @@ FirstLaunch launch_winner(DeviceSlot& slot, db::TuningDb& db, const Problem& pro
   launch.context_ms = slot.context_ms;
   slot.context->make_current();
   Clock::time_point step = Clock::now();
-  const GeneratedKernel kernel = generate_kernel(problem, Config::from_name(winner.config_name));
+  const GeneratedKernel kernel =
+      generate_kernel(problem, Config::from_name(winner.config_name), slot.limits);
   const std::string key = cache_key_of(kernel.source, slot.arch);
   std::vector<char> cubin;
   if (std::optional<std::vector<char>> cached = db.cached_cubin(key)) {
