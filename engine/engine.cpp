@@ -18,6 +18,7 @@
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "trial/benchmark.hpp"
+#include "tuner/cubin_cache.hpp"
 #include "tuner/heuristic.hpp"
 #include "tuner/tuner.hpp"
 #include "tuning_db/tuning_db.hpp"
@@ -373,34 +374,17 @@ struct Engine::Impl {
     return {Config::from_name(report.winner->config_name), "tuned-now"};
   }
 
-  // The cubin from the DB's cache, else NVRTC (and into the cache when the DB is writable).
+  // The cubin from the DB's cache, else NVRTC (and into the cache when the DB is writable). The
+  // DB serializes its own calls, and compiles of several threads run side by side.
   std::vector<char> cubin_for(const GeneratedKernel& kernel, const DeviceState& dev) {
-    CompileOptions compile_options;
-    compile_options.arch = dev.record.arch;
-    const std::string cache_key = cubin_cache_key(kernel.source, compile_options);
-    {
-      std::lock_guard<std::mutex> lock(db_mutex);
-      try {
-        if (std::optional<std::vector<char>> cached = db->cached_cubin(cache_key)) return *cached;
-      } catch (const std::exception&) {
-        // An unreadable cache entry only costs a compile.
-      }
-    }
-    CompileResult compiled = compile_cuda(kernel.source, compile_options);
-    if (!compiled.ok) {
+    tuner::CubinLookup lookup =
+        tuner::cached_or_compiled(*db, kernel.source, dev.record.arch, db_writable);
+    if (!lookup.ok) {
       throw Error(Status::kCompile,
                   fmt::format("NVRTC could not compile {} for {}: {}", kernel.config_name,
-                              compile_options.arch, tail(compiled.log)));
+                              dev.record.arch, tail(lookup.log)));
     }
-    if (db_writable) {
-      std::lock_guard<std::mutex> lock(db_mutex);
-      try {
-        db->store_cubin(cache_key, compiled.cubin);
-      } catch (const std::exception&) {
-        // A full disk or a locked file must not stop the run; the next process compiles again.
-      }
-    }
-    return std::move(compiled.cubin);
+    return std::move(lookup.cubin);
   }
 
   std::shared_ptr<const detail::PlanState> build(const Problem& problem,

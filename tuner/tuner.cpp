@@ -26,6 +26,7 @@
 #include "gpu/device_buffer.hpp"
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
+#include "tuner/cubin_cache.hpp"
 #include "tuner/executable.hpp"
 #include "tuner/heuristic.hpp"
 #include "tuner/schedule.hpp"
@@ -744,20 +745,12 @@ FirstLaunch launch_winner(DeviceSlot& slot, db::TuningDb& db, const Problem& pro
   Clock::time_point step = Clock::now();
   const GeneratedKernel kernel =
       generate_kernel(problem, Config::from_name(winner.config_name), slot.limits);
-  const std::string key = cache_key_of(kernel.source, slot.arch);
-  std::vector<char> cubin;
-  if (std::optional<std::vector<char>> cached = db.cached_cubin(key)) {
-    cubin = std::move(*cached);
-    launch.cubin_from_cache = true;
-  } else {
-    CompileOptions options;
-    options.arch = slot.arch;
-    CompileResult compiled = compile_cuda(kernel.source, options);
-    if (!compiled.ok)
-      throw TuneError(fmt::format("the winner {} no longer compiles", winner.config_name));
-    cubin = std::move(compiled.cubin);
-    db.store_cubin(key, cubin);
+  CubinLookup lookup = cached_or_compiled(db, kernel.source, slot.arch, /*store=*/true);
+  if (!lookup.ok) {
+    throw TuneError(fmt::format("the winner {} no longer compiles", winner.config_name));
   }
+  std::vector<char> cubin = std::move(lookup.cubin);
+  launch.cubin_from_cache = lookup.from_cache;
   launch.cubin_ms = ms_since(step);
   step = Clock::now();
   LoadedKernel loaded(kernel, cubin);
