@@ -53,7 +53,7 @@ int report(const DefaultReportArgs& args) {
   if (gpu) {
     context.emplace(args.device);
     const DeviceInfo& info = context->info();
-    limits = {info.major, info.minor, info.max_shared_per_block_optin, info.sm_count};
+    limits = info.limits();
     device = {info.name, info.arch(), info.sm_count, info.driver_version, nvrtc_version()};
   } else {
     // Without a GPU: the winners of the DB's only device, if it has exactly one.
