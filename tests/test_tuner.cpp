@@ -368,6 +368,20 @@ TEST(TunerProtocol, WorkerSubprocessAnswersInOrderAndExitsAfterAFault) {
   EXPECT_DOUBLE_EQ(reply.median_ms, expected.median_ms);
   EXPECT_EQ(reply.runs, 25);
 
+  // A name that is not a config is that trial's failure, and the worker goes on.
+  request.config_name = "pgemm_not_a_config";
+  ASSERT_TRUE(worker.send_line(to_json(request).dump()));
+  for (const char* type : {"ready", "result"}) {
+    std::string line;
+    ASSERT_EQ(worker.read_line(line, 10), WorkerProcess::Read::kLine);
+    result = parse_message(line);
+    EXPECT_EQ(result["type"], type) << line;
+  }
+  const TrialReply misnamed = trial_reply_from_json(result);
+  EXPECT_EQ(misnamed.status, Disposition::kLaunchFailed);
+  EXPECT_EQ(misnamed.config_name, "pgemm_not_a_config");
+  EXPECT_FALSE(misnamed.context_lost);
+
   // An out-of-bounds kernel loses the context: reply, then exit.
   request.config_name = fault(2).name();
   ASSERT_TRUE(worker.send_line(to_json(request).dump()));

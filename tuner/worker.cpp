@@ -68,6 +68,19 @@ TrialReply failure(const std::string& config, Disposition status, const std::str
   return reply;
 }
 
+// Set up: says "ready" and reads the config's name; a name that is not a config is answered as
+// its trial's failure (nullopt), and the worker goes on.
+std::optional<Config> ready_for(const TrialRequest& request, Channel& channel) {
+  channel.send({{"type", "ready"}});
+  try {
+    return Config::from_name(request.config_name);
+  } catch (const std::invalid_argument& e) {
+    channel.send(
+        to_json(failure(request.config_name, Disposition::kLaunchFailed, e.what(), false)));
+    return std::nullopt;
+  }
+}
+
 // The GPU side: one context for the process, one verifier per problem (rebuilt when it changes).
 class GpuMeasurer {
  public:
@@ -91,34 +104,27 @@ class GpuMeasurer {
                                    fmt::format("worker setup: {}", e.what()), true)));
       return false;
     }
-    channel.send({{"type", "ready"}});
-    Config config;
-    try {
-      config = Config::from_name(request.config_name);
-    } catch (const std::invalid_argument& e) {
-      channel.send(
-          to_json(failure(request.config_name, Disposition::kLaunchFailed, e.what(), false)));
-      return true;
-    }
+    const std::optional<Config> config = ready_for(request, channel);
+    if (!config) return true;
     CompileResult compiled;
     compiled.ok = true;
     compiled.cubin = request.cubin;
     TrialOptions verify_only = request.options;
     verify_only.time_it = false;
     const auto start = std::chrono::steady_clock::now();
-    TrialResult verified = run_trial(*context_, *verifier_, config, verify_only, &compiled);
+    TrialResult verified = run_trial(*context_, *verifier_, *config, verify_only, &compiled);
     const double verify_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (verified.disposition != Disposition::kOk || !request.options.time_it) {
       TrialReply reply = reply_from(verified);
-      if (!reply.context_lost) reply.registers = registers(config, request);
+      if (!reply.context_lost) reply.registers = registers(*config, request);
       channel.send(to_json(reply));
       return !reply.context_lost;
     }
     channel.send({{"type", "verified"}, {"ms", verify_ms}});
     TrialReply reply =
-        reply_from(run_trial(*context_, *verifier_, config, request.options, &compiled));
-    if (!reply.context_lost) reply.registers = registers(config, request);
+        reply_from(run_trial(*context_, *verifier_, *config, request.options, &compiled));
+    if (!reply.context_lost) reply.registers = registers(*config, request);
     channel.send(to_json(reply));
     return !reply.context_lost;
   }
@@ -156,17 +162,10 @@ bool simulate(const TrialRequest& request, double trial_ms, Channel& channel) {
         true)));
     return false;
   }
-  channel.send({{"type", "ready"}});
-  Config config;
-  try {
-    config = Config::from_name(request.config_name);
-  } catch (const std::invalid_argument& e) {
-    channel.send(
-        to_json(failure(request.config_name, Disposition::kLaunchFailed, e.what(), false)));
-    return true;
-  }
+  const std::optional<Config> config = ready_for(request, channel);
+  if (!config) return true;
   SimulatedBehaviour behaviour;
-  TrialReply reply = simulated_trial(config, request.problem, &behaviour);
+  TrialReply reply = simulated_trial(*config, request.problem, &behaviour);
   if (trial_ms > 0) {
     std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(trial_ms));
   }
