@@ -184,7 +184,9 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
   WsGeometry g;
   const int64_t cp = c.param("cp"), rp = c.param("rp"), stages = c.param("st");
   const bool row_classes = c.param("rs") == 1;
-  const int64_t kp = (p.in_channels / p.groups + 7) / 8 * 8;
+  // Channels per slot: all of them with W resident (kc0), else a streamed chunk of W and x.
+  const int64_t kc = c.param("kc") > 0 ? c.param("kc") : (p.in_channels / p.groups + 7) / 8 * 8;
+  const int64_t w_images = c.param("kc") > 0 ? stages : 1;
   const auto [w_lo, w_hi] = shift_range(p.stride.w, p.padding.w, p.kernel.w, p.dilation.w);
   const int64_t window_columns = cp + w_hi - w_lo;
   const int64_t qh = (p.out_height() + p.stride.h - 1) / p.stride.h;
@@ -215,10 +217,10 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
     g.classes = p.stride.h;
   }
   for (const auto& [kernel_rows, window_rows] : classes) {
-    const int64_t w_bytes = kernel_rows * p.kernel.w * kp * 64 * 4;
+    const int64_t w_bytes = w_images * kernel_rows * p.kernel.w * kc * 64 * 4;
     // 3xtf32 keeps a small-part plane beside each window's big one.
     const int64_t parts = c.math == MathMode::k3xTf32 ? 2 : 1;
-    const int64_t slot_bytes = parts * kp * window_rows * window_columns * 4;
+    const int64_t slot_bytes = parts * kc * window_rows * window_columns * 4;
     const int64_t bytes = (128 + w_bytes + stages * slot_bytes + 127) / 128 * 128;
     g.shared_bytes = std::max(g.shared_bytes, bytes);
   }
@@ -236,6 +238,7 @@ FamilySpec wsgemm_family() {
       {"rp", "DT_RP", {1, 2}, "consecutive phase rows per unit (sharing their input rows)"},
       {"st", "DT_STAGES", {2, 3, 4}, "slots of the input ring"},
       {"rs", "DT_RS", {0, 1}, "1: one row phase per CTA, holding only its taps"},
+      {"kc", "DT_KC", {0, 16, 32}, "input channels per slot with W streamed; 0: W resident"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
@@ -266,9 +269,24 @@ FamilySpec wsgemm_family() {
       return fmt::format("{} accumulator registers per thread would spill", accumulators);
     const WsGeometry g = ws_geometry(p, c);
     if (!g.why_not.empty()) return g.why_not;
+    const int64_t kc = c.param("kc");
+    if (kc > 0) {
+      if (c.math != MathMode::kTf32) return "W streams under tf32 only";
+      if (kc >= p.in_channels / p.groups) return fmt::format("kc{} holds every channel", kc);
+      // Streaming re-reads W for every unit: only where the slice cannot stay resident even
+      // beside the smallest ring (two slots of cp16 rp1 windows).
+      Config resident = c;
+      for (auto& [name, value] : resident.params) {
+        if (name == "kc" || name == "st" || name == "cp" || name == "rp") {
+          value = name == "kc" ? 0 : name == "st" ? 2 : name == "cp" ? 16 : 1;
+        }
+      }
+      if (ws_geometry(p, resident).shared_bytes <= device.max_shared_per_block)
+        return "W fits resident (kc0)";
+    }
     if (g.shared_bytes > device.max_shared_per_block) {
-      return fmt::format("needs {} B of shared memory (W resident), the device has {}",
-                         g.shared_bytes, device.max_shared_per_block);
+      return fmt::format("needs {} B of shared memory ({}), the device has {}", g.shared_bytes,
+                         kc > 0 ? "W streamed" : "W resident", device.max_shared_per_block);
     }
     return {};
   };
@@ -380,16 +398,24 @@ std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& 
 Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
   // The Hopper family where it serves the problem, by the H200 runs of the benchmark set
-  // (bench/results/2026-12-01-h200-wsgemm): every row phase per CTA before row classes, units of
-  // 64 phase columns before 32 (wider units re-read less of x and W per output), two phase rows
-  // per unit under stride 1 (where three input rows serve one output row), then 3 slots, then 2,
-  // then deeper rings; the fast mish where the chain has one.
+  // (bench/results/2026-12-01-h200-wsgemm, -stream): every row phase per CTA before row classes,
+  // units of 64 phase columns before 32 (wider units re-read less of x and W per output), two phase
+  // rows per unit under stride 1 (where three input rows serve one output row), then 3 slots, then
+  // 2, then deeper rings; the fast mish where the chain has one. W resident before W streamed;
+  // streamed (k4s2_wide, k5s2_wide): 16-channel chunks, units of 32 phase columns and two phase
+  // rows.
   auto rank = [&problem](const Config& c) {
-    const int cp = c.param("cp"), st = c.param("st");
-    const int cp_order = cp == 64 ? 0 : cp == 32 ? 1 : cp == 16 ? 2 : 3;
-    const int rp_order = c.param("rp") == (problem.stride.h == 1 ? 2 : 1) ? 0 : 1;
+    const int cp = c.param("cp"), st = c.param("st"), kc = c.param("kc");
+    const int cp_order = kc > 0 ? (cp == 32   ? 0
+                                   : cp == 64 ? 1
+                                              : 2)
+                                : (cp == 64   ? 0
+                                   : cp == 32 ? 1
+                                   : cp == 16 ? 2
+                                              : 3);
+    const int rp_order = c.param("rp") == (problem.stride.h == 1 || kc > 0 ? 2 : 1) ? 0 : 1;
     const int st_order = st == 3 ? 0 : st == 2 ? 1 : st;
-    return std::make_tuple(c.param("rs"), cp_order, rp_order, st_order,
+    return std::make_tuple(kc > 0, c.param("rs"), kc == 16 ? 0 : 1, cp_order, rp_order, st_order,
                            c.mish == MishVariant::kFast ? 0 : 1);
   };
   const Config* hopper = nullptr;

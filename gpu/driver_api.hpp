@@ -73,6 +73,7 @@ struct DriverApi {
   X(cuEventSynchronize, "cuEventSynchronize")                  \
   X(cuEventElapsedTime, "cuEventElapsedTime")                  \
   X(cuStreamSynchronize, "cuStreamSynchronize")                \
+  X(cuStreamWaitEvent, "cuStreamWaitEvent")                    \
   X(cuGetErrorName, "cuGetErrorName")                          \
   X(cuGetErrorString, "cuGetErrorString")
 

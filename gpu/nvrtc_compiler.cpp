@@ -143,15 +143,10 @@ std::vector<CompileResult> compile_cuda_parallel(const std::vector<std::string>&
   return results;
 }
 
-ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kernel) {
+namespace {
+// One entry's report: from its "Compiling entry function" line to the next.
+ResourceUsage parse_entry_report(const std::string& section) {
   ResourceUsage usage;
-  // The report for one entry starts at "Compiling entry function '<name>'"; take the named one,
-  // or the first when no name is given.
-  size_t begin = log.find(kernel.empty() ? std::string("Compiling entry function")
-                                         : fmt::format("Compiling entry function '{}'", kernel));
-  if (begin == std::string::npos) return usage;
-  size_t end = log.find("Compiling entry function", begin + 1);
-  std::string section = log.substr(begin, end == std::string::npos ? end : end - begin);
   std::smatch match;
   if (std::regex_search(section, match, std::regex(R"(Used (\d+) registers)"))) {
     usage.registers = std::stoi(match[1]);
@@ -165,6 +160,26 @@ ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kern
     usage.stack_bytes = std::stoi(match[1]);
     usage.spill_store_bytes = std::stoi(match[2]);
     usage.spill_load_bytes = std::stoi(match[3]);
+  }
+  return usage;
+}
+}  // namespace
+
+ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kernel) {
+  static const std::string kEntry = "Compiling entry function";
+  const std::string wanted = kernel.empty() ? kEntry : fmt::format("{} '{}'", kEntry, kernel);
+  ResourceUsage usage;
+  for (size_t begin = log.find(wanted); begin != std::string::npos;) {
+    const size_t end = log.find(kEntry, begin + 1);
+    const ResourceUsage entry = parse_entry_report(
+        log.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+    if (!kernel.empty()) return entry;
+    usage.registers = std::max(usage.registers, entry.registers);
+    usage.shared_bytes = std::max(usage.shared_bytes, entry.shared_bytes);
+    usage.stack_bytes = std::max(usage.stack_bytes, entry.stack_bytes);
+    usage.spill_store_bytes = std::max(usage.spill_store_bytes, entry.spill_store_bytes);
+    usage.spill_load_bytes = std::max(usage.spill_load_bytes, entry.spill_load_bytes);
+    begin = end;
   }
   return usage;
 }

@@ -33,7 +33,7 @@ struct CompileResult {
   std::vector<std::string> options;  // exactly what NVRTC was given
   std::vector<char> cubin;           // empty unless ok and arch is sm_XX
   std::string ptx;                   // when want_ptx
-  ResourceUsage resources;           // of the first kernel in the log
+  ResourceUsage resources;           // the most any of the module's kernels uses, per field
   double milliseconds = 0;
 };
 
@@ -63,7 +63,9 @@ std::string cubin_cache_key(const std::string& source, const CompileOptions& opt
 std::string cubin_cache_key(const std::string& source, const std::vector<std::string>& flags,
                             const std::string& arch, const std::string& nvrtc_version);
 
-// Parses ptxas -v output for the entry `kernel`; fields not reported stay at their defaults.
+// Parses ptxas -v output for the entry `kernel` or, when `kernel` is empty, the most any entry
+// uses, per field (a module may hold a helper kernel beside the main one); fields not reported stay
+// at their defaults.
 ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kernel);
 
 }  // namespace deconvtune

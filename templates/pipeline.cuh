@@ -28,6 +28,27 @@ __device__ __forceinline__ void mbarrier_arrive(unsigned long long* barrier) {
       : "memory");
 }
 
+// Adds `bytes` to the transactions the current phase waits for (bulk copies that complete on it),
+// without arriving: the phase ends once every arrival is in and every such byte has landed.
+__device__ __forceinline__ void mbarrier_expect_bytes(unsigned long long* barrier, unsigned bytes) {
+  asm volatile(
+      "mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;" ::"r"(shared_address(barrier)),
+      "r"(bytes)
+      : "memory");
+}
+
+// One bulk copy (the TMA engine, no registers, no thread per element) of `bytes` (a multiple of
+// 16, both addresses 16-byte aligned) from global to this CTA's shared memory; its bytes count
+// towards `barrier`'s current phase (see mbarrier_expect_bytes).
+__device__ __forceinline__ void bulk_copy_to_shared(void* smem, const void* gmem, unsigned bytes,
+                                                    unsigned long long* barrier) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::
+          "r"(shared_address(smem)),
+      "l"(gmem), "r"(bytes), "r"(shared_address(barrier))
+      : "memory");
+}
+
 // Acquire semantics: returns once the phase of the given parity has completed.
 __device__ __forceinline__ void mbarrier_wait(unsigned long long* barrier, unsigned parity) {
   unsigned done;
@@ -39,6 +60,17 @@ __device__ __forceinline__ void mbarrier_wait(unsigned long long* barrier, unsig
         : "r"(shared_address(barrier)), "r"(parity)
         : "memory");
   } while (!done);
+}
+
+// Named barrier ID (1-15; 0 is __syncthreads's) across THREADS threads, a multiple of 32: some
+// warps arrive and go on, the others wait until every arrival is in.
+template <int ID, int THREADS>
+__device__ __forceinline__ void named_barrier_arrive() {
+  asm volatile("bar.arrive %0, %1;" ::"n"(ID), "n"(THREADS) : "memory");
+}
+template <int ID, int THREADS>
+__device__ __forceinline__ void named_barrier_wait() {
+  asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(THREADS) : "memory");
 }
 
 // The warpgroup's registers per thread become REGS (a multiple of 8 in 24..256). Every warp of the

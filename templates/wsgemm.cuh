@@ -20,6 +20,13 @@
 // Row classes (RS): with RS = 0 a CTA computes every row phase and holds every tap; with RS = 1
 // each CTA serves one row phase (grid.z) and holds only the kernel rows that reach it, which cuts
 // the resident W by SH (stride 2, k4: 128 KB instead of 256).
+//
+// W streamed (KC > 0), where the slice cannot stay resident (C_in 256 and more): the K loop of a
+// unit runs over chunks of KC input channels, and each ring slot holds one chunk of both operands:
+// the window's KC channels (copied and rounded by the producer as above) and the W chunk, which
+// one thread brings in with a single bulk copy from a packed image (deconv_wsgemm_pack writes it
+// before every launch: TF32-rounded, in the slot's layout, padding zero). The consumer keeps one
+// chunk's wgmmas in flight while it queues the next, and frees a slot once its wgmmas are done.
 #pragma once
 #include "epilogue.cuh"
 #include "output.cuh"
@@ -40,6 +47,9 @@
 #ifndef DT_RP
 #define DT_RP 1  // consecutive phase rows per unit: their windows overlap, so x is read less often
 #endif
+#ifndef DT_KC
+#define DT_KC 0  // input channels per slot with W streamed through the ring; 0: W resident
+#endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
 #endif
@@ -56,15 +66,21 @@ static_assert(WG_THREADS * PRODUCER_REGS + 2 * WG_THREADS * CONSUMER_REGS <= 655
 static_assert(CP == 8 || CP == 16 || CP == 32 || CP == 64 || CP == 128, "wgmma N");
 static_assert(STAGES >= 2, "one slot per consumer at least");
 static_assert(2 * STAGES * 8 <= 128, "the barriers fit before W's 128-byte alignment");
+static_assert(DT_KC % 8 == 0, "W streams in whole k8 steps");
 
 // tf32: one TF32 product per multiply-add, both operands rounded to nearest (SS). 3xtf32 (fp32
 // accuracy): x is split into big and small TF32 planes in the slot, W stays fp32 and is split in
 // registers (RS), and each multiply-add costs three products.
 constexpr bool SPLIT = DT_MATH_3XTF32 != 0;
 constexpr int X_PARTS = SPLIT ? 2 : 1;
+constexpr bool STREAM_W = DT_KC > 0;
+static_assert(!(STREAM_W && SPLIT), "W streams under tf32 only (3xtf32 splits a resident W)");
 constexpr int KP = (CI_PER_GROUP + 7) / 8 * 8;  // channels per tap, padded to k8 steps
-constexpr int KSTEPS = KP / 8;
-constexpr int PLANES = KP / 4;  // 4-channel planes: 16 bytes per pixel (x) or output channel (W)
+constexpr int KC = STREAM_W ? DT_KC : KP;       // channels per slot: the K of one chunk
+constexpr int CHUNKS = (KP + KC - 1) / KC;      // the chunks of a unit's K loop (resident: 1)
+constexpr int KSTEPS = KC / 8;                  // per chunk
+constexpr int PLANES =
+    KC / 4;  // 4-channel planes of a chunk: 16 bytes per pixel (x) or channel (W)
 constexpr int QH = (OH + SH - 1) / SH, QW = (OW + SW - 1) / SW;  // phase rows and columns
 constexpr int QWB = (QW + CP - 1) / CP;
 constexpr int QHB = (QH + RP - 1) / RP;
@@ -87,6 +103,12 @@ __host__ __device__ constexpr int class_row_rank(int r0, int kh) {
   return rank;
 }
 __host__ __device__ constexpr int class_rows(int r0) { return class_row_rank(r0, KH); }
+__host__ __device__ constexpr int class_kernel_row(int r0, int rank) {
+  int row = 0;
+  for (int kh = 0; kh < KH; ++kh)
+    if (class_has_row(r0, kh) && class_row_rank(r0, kh) == rank) row = kh;
+  return row;
+}
 __host__ __device__ constexpr int class_shift(int r0, bool largest) {
   if (CLASS_ROWS == SH) return shift_bound(SH, PH, DH, KH, largest);
   int lo = 1 << 30, hi = -(1 << 30);
@@ -98,22 +120,53 @@ __host__ __device__ constexpr int class_shift(int r0, bool largest) {
   return largest ? hi : lo;
 }
 
-// Shared memory of a CTA of class r0, declared once. W is the A operand, [tap][plane][co][4]:
-// core matrices of 8 channels x 16 bytes, LBO the next plane (BM * 16 B), SBO 128 B. A slot is
-// the B operand, [plane][window row][window column][4]: LBO the next plane, SBO 128 B, and a
-// window may start at any pixel (no swizzle: bench/probes/).
+// The W image of one chunk of a class, [tap][plane][co][4] (the A operand: core matrices of 8
+// output channels x 16 bytes, LBO the next plane, BM * 16 B, SBO 128 B): the whole slice when W
+// is resident. The packed image the streamed kernels copy from holds, for each CTA's W block
+// (blockIdx.y: group, block of BM output channels), each class's chunks in order.
+__host__ __device__ constexpr int class_taps(int r0) { return class_rows(r0) * KW; }
+__host__ __device__ constexpr int chunk_floats(int r0) { return class_taps(r0) * PLANES * BM * 4; }
+__host__ __device__ constexpr i64 class_offset(int r0) {  // floats before class r0 in a W block
+  i64 floats = 0;
+  for (int r = 0; r < r0; ++r) floats += (i64)CHUNKS * chunk_floats(r);
+  return floats;
+}
+constexpr i64 BLOCK_FLOATS = class_offset(CLASSES);
+constexpr i64 WORKSPACE_FLOATS = STREAM_W ? (i64)GROUPS * CO_BLOCKS * BLOCK_FLOATS : 0;
+static_assert(WORKSPACE_FLOATS * 4 < (1ll << 31), "the packed W's size is an int");
+
+// Element f of the W image of class r0's chunk `chunk` for the CTA's (group, co_base): W rounded
+// to TF32 (split per use instead under SPLIT), zero past the group's channels.
+__device__ __forceinline__ float w_operand(const float* __restrict__ w, int r0, int chunk, int f,
+                                           int group, int co_base) {
+  const int q = f % 4, co = (f / 4) % BM, plane = (f / (4 * BM)) % PLANES;
+  const int tap = f / (4 * BM * PLANES), kw = tap % KW, kh = class_kernel_row(r0, tap / KW);
+  const int ci = chunk * KC + plane * 4 + q, co_g = co_base + co;
+  float v = 0.0f;
+  if (ci < CI_PER_GROUP && co_g < CO_PER_GROUP)
+    v = __ldg(&w[w_index(group * CI_PER_GROUP + ci, co_g, kh, kw)]);
+  return SPLIT ? v : __uint_as_float(to_tf32(v));
+}
+
+// Shared memory of a CTA of class r0, declared once: W (one image, or one chunk per slot when
+// streamed) and the ring of windows. A window is the B operand, [plane][window row][window
+// column][4]: LBO the next plane, SBO 128 B, and it may start at any pixel (no swizzle:
+// bench/probes/).
 template <int R0>
 struct Storage {
   static constexpr int XR = class_shift(R0, true) - class_shift(R0, false) + RP;
   static constexpr int XPIX = XR * XC;
   static constexpr int PLANE_FLOATS = PLANES * XPIX * 4;  // one part (big or small) of a window
   static constexpr int SLOT = X_PARTS * PLANE_FLOATS;     // floats
-  static constexpr int TAPS = class_rows(R0) * KW;
+  static constexpr int TAPS = class_taps(R0);
+  static constexpr int W_FLOATS = chunk_floats(R0);
+  static constexpr int W_SLOTS = STREAM_W ? STAGES : 1;
   unsigned long long full[STAGES];
   unsigned long long empty[STAGES];
-  alignas(128) float w[TAPS * PLANES * BM * 4];
+  alignas(128) float w[W_SLOTS][W_FLOATS];
   alignas(128) float x[STAGES][SLOT];
 };
+static_assert(chunk_floats(0) * 4 % 128 == 0, "each W image keeps the windows 128-byte aligned");
 static_assert(sizeof(Storage<0>) % 16 == 0, "slots stay 16-byte aligned");
 
 template <int R = 0>
@@ -156,18 +209,19 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 // thread rounds its own items to TF32 in place, so no barrier is needed between the two steps.
 template <int R0>
 __device__ __forceinline__ void issue_window(float* slot, const float* __restrict__ x,
-                                             const Unit& u, int group, int tid) {
+                                             const Unit& u, int chunk, int group, int tid) {
   using S = Storage<R0>;
   const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
   for (int item = tid; item < PLANES * S::XPIX; item += WG_THREADS) {
-    const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
+    const int xc = item % XC, xr = (item / XC) % S::XR;
+    const int ci = chunk * KC + item / S::XPIX * 4;  // the item's first channel in the group
     const int ih = ih0 + xr, iw = iw0 + xc;
     const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-    const float* src =
-        x + x_index(u.n, group * CI_PER_GROUP + plane * 4, inside ? ih : 0, inside ? iw : 0);
+    const float* src = x + x_index(u.n, group * CI_PER_GROUP + min(ci, CI_PER_GROUP - 1),
+                                   inside ? ih : 0, inside ? iw : 0);
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const bool copy = inside && plane * 4 + e < CI_PER_GROUP;
+      const bool copy = inside && ci + e < CI_PER_GROUP;
       cp_async4_zero_fill(slot + item * 4 + e, copy ? src + (i64)e * H * W : x, copy);
     }
   }
@@ -202,17 +256,18 @@ __device__ __forceinline__ unsigned long long window_at(unsigned long long x_des
          (row + shift_h(rh, kh) - class_shift(R0, false)) * XC + shift_w(rw, kw) - SHIFT_W0;
 }
 
-// tf32: every wgmma of the unit queued at once, both operands from shared memory (SS).
+// tf32: every wgmma of the chunk (of the unit, with W resident) queued at once, both operands
+// from shared memory (SS); the first chunk starts each tile's sum.
 template <int R0>
 __device__ __forceinline__ void mainloop_tf32(float (&acc)[TILES][CP / 2],
-                                              unsigned long long w_desc,
-                                              unsigned long long x_desc) {
+                                              unsigned long long w_desc, unsigned long long x_desc,
+                                              bool first_chunk) {
   wgmma_fence();
 #pragma unroll
   for (int tile = 0; tile < TILES; ++tile) {
     const int row = tile / PHASES, r = tile % PHASES / SW, rw = tile % SW;
     {
-      bool accumulate = false;
+      bool accumulate = !first_chunk;
 #pragma unroll
       for (int kh = 0; kh < KH; ++kh) {
         if (!tap_h(R0 + r, kh)) continue;
@@ -317,7 +372,8 @@ __device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2], con
 template <int R0>
 __device__ __forceinline__ void run_class(unsigned char* smem, const float* __restrict__ x,
                                           const float* __restrict__ w,
-                                          const float* __restrict__ bias, float* __restrict__ y) {
+                                          const float* __restrict__ bias, float* __restrict__ y,
+                                          const float* __restrict__ w_packed) {
   using S = Storage<R0>;
   static_assert(sizeof(S) <= SMEM_BYTES, "storage");
   S& s = *reinterpret_cast<S*>(smem);
@@ -328,20 +384,12 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
   const int group = blockIdx.y / CO_BLOCKS;
   const int co_base = (blockIdx.y % CO_BLOCKS) * BM;  // within the group
 
-  // The W slice of the class, TF32-rounded, padding channels zero.
-  for (int e = threadIdx.x; e < S::TAPS * PLANES * BM * 4; e += THREADS) {
-    const int q = e % 4, co = (e / 4) % BM, plane = (e / (4 * BM)) % PLANES;
-    const int tap = e / (4 * BM * PLANES), rank = tap / KW, kw = tap % KW;
-    int kh = 0;
-#pragma unroll 1
-    for (int k = 0; k < KH; ++k)
-      if (class_has_row(R0, k) && class_row_rank(R0, k) == rank) kh = k;
-    const int ci = plane * 4 + q, co_g = co_base + co;
-    float v = 0.0f;
-    if (ci < CI_PER_GROUP && co_g < CO_PER_GROUP)
-      v = __ldg(&w[w_index(group * CI_PER_GROUP + ci, co_g, kh, kw)]);
-    s.w[e] = SPLIT ? v : __uint_as_float(to_tf32(v));  // SPLIT: split in registers per use
+  if constexpr (!STREAM_W) {
+    for (int f = threadIdx.x; f < S::W_FLOATS; f += THREADS)
+      s.w[0][f] = w_operand(w, R0, 0, f, group, co_base);
   }
+  // With W streamed, this CTA's chunks in the packed image: chunk c at w_block + c * W_FLOATS.
+  const float* w_block = STREAM_W ? w_packed + blockIdx.y * BLOCK_FLOATS + class_offset(R0) : w;
   if (threadIdx.x == 0) {
     for (int i = 0; i < STAGES; ++i) {
       mbarrier_init(&s.full[i], WG_THREADS);
@@ -359,25 +407,37 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
 
   if (warpgroup == 0) {
     registers_decrease<PRODUCER_REGS>();
+    // The ring's items are (unit, chunk) in order. Item i's slot gets its window's copies and,
+    // with W streamed, one bulk copy of its W chunk, which completes on the slot's `full` barrier
+    // beside the producer threads' arrivals.
+    auto issue = [&](i64 i, int slot) {
+      issue_window<R0>(s.x[slot], x, unit_of(first + i / CHUNKS), (int)(i % CHUNKS), group, tid);
+      if (STREAM_W && tid == 0) {
+        constexpr unsigned BYTES = S::W_FLOATS * 4;
+        mbarrier_expect_bytes(&s.full[slot], BYTES);
+        bulk_copy_to_shared(s.w[slot], w_block + (i % CHUNKS) * S::W_FLOATS, BYTES, &s.full[slot]);
+      }
+    };
     // LOOKAHEAD windows are in flight while the oldest is rounded and published; a slot is
     // refilled only after the window before it is published, so a consumer never waits for the
     // producer to wait for the other consumer.
     constexpr int LOOKAHEAD = STAGES - 1;
-    for (i64 k = 0; k < LOOKAHEAD; ++k) {
-      if (k < count) issue_window<R0>(s.x[k], x, unit_of(first + k), group, tid);
+    const i64 items = count * CHUNKS;
+    for (i64 i = 0; i < LOOKAHEAD; ++i) {
+      if (i < items) issue(i, (int)i);
       cp_async_commit();
     }
-    for (i64 k = 0; k < count; ++k) {
-      const int slot = (int)(k % STAGES);
+    for (i64 i = 0; i < items; ++i) {
+      const int slot = (int)(i % STAGES);
       cp_async_wait<LOOKAHEAD - 1>();
       prepare_window<R0>(s.x[slot], tid);
       fence_proxy_async();
       mbarrier_arrive(&s.full[slot]);
-      const i64 next = k + LOOKAHEAD;
-      if (next < count) {
+      const i64 next = i + LOOKAHEAD;
+      if (next < items) {
         const int next_slot = (int)(next % STAGES);
         mbarrier_wait(&s.empty[next_slot], (unsigned)((next / STAGES) & 1) ^ 1u);
-        issue_window<R0>(s.x[next_slot], x, unit_of(first + next), group, tid);
+        issue(next, next_slot);
       }
       cp_async_commit();
     }
@@ -392,23 +452,40 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     const int co = min(co_base + 16 * warp + g + 8 * half, CO_PER_GROUP - 1);
     bias_v[half] = HAS_BIAS ? __ldg(&bias[group * CO_PER_GROUP + co]) : 0.0f;
   }
-  const unsigned long long w_desc = wgmma_desc(s.w, BM * 16, 128);
+  // A barrier wait names its phase by parity alone, so a consumer may wait for a slot only once
+  // the slot's earlier rounds are over. Units alternate, and with W streamed a unit spans more
+  // items than the ring has slots: a consumer starts a unit once the other has waited for the
+  // last item of the unit before (which makes every earlier item published).
+  constexpr int UNIT_ORDER = 1;  // named barrier: the other consumer reached its last item
   for (i64 k = warpgroup - 1; k < count; k += 2) {
-    const int slot = (int)(k % STAGES);
     const Unit u = unit_of(first + k);
+    if (k > 0) named_barrier_wait<UNIT_ORDER, 2 * WG_THREADS>();
     // Not zeroed: each phase's first wgmma overwrites its tile (a phase no tap reaches is zero,
     // below), and writes to the accumulators between wgmmas would serialise them.
     float acc[TILES][CP / 2];
-    mbarrier_wait(&s.full[slot], (unsigned)((k / STAGES) & 1));
-    const unsigned long long x_desc = wgmma_desc(s.x[slot], S::XPIX * 16, 128);
-    if constexpr (SPLIT) {
-      mainloop_3xtf32<R0>(acc, s.w, x_desc, warp, lane);
-    } else {
-      mainloop_tf32<R0>(acc, w_desc, x_desc);
+#pragma unroll
+    for (int chunk = 0; chunk < CHUNKS; ++chunk) {
+      const i64 item = k * CHUNKS + chunk;
+      const int slot = (int)(item % STAGES);
+      mbarrier_wait(&s.full[slot], (unsigned)((item / STAGES) & 1));
+      if (chunk == CHUNKS - 1) named_barrier_arrive<UNIT_ORDER, 2 * WG_THREADS>();
+      const unsigned long long x_desc = wgmma_desc(s.x[slot], S::XPIX * 16, 128);
+      if constexpr (SPLIT) {
+        mainloop_3xtf32<R0>(acc, s.w[0], x_desc, warp, lane);
+      } else {
+        mainloop_tf32<R0>(acc, wgmma_desc(s.w[STREAM_W ? slot : 0], BM * 16, 128), x_desc,
+                          chunk == 0);
+      }
+      wgmma_commit();
+      // The previous chunk's wgmmas are done once at most this chunk's are pending: its slot
+      // is free while this one's run.
+      if (chunk > 0) {
+        wgmma_wait<1>();
+        mbarrier_arrive(&s.empty[(item - 1) % STAGES]);
+      }
     }
-    wgmma_commit();
     wgmma_wait<0>();
-    mbarrier_arrive(&s.empty[slot]);
+    mbarrier_arrive(&s.empty[(k * CHUNKS + CHUNKS - 1) % STAGES]);
 
     // Thread (g, t) of warp w holds channels 16w + g (+ 8) and phase pixels 8j + 2t (+ 1) of
     // every phase: for each row phase, 2 * SW consecutive outputs of a row per (channel, j).
@@ -447,20 +524,44 @@ template <int R = 0>
 __device__ __forceinline__ void dispatch_class(unsigned char* smem, const float* __restrict__ x,
                                                const float* __restrict__ w,
                                                const float* __restrict__ bias,
-                                               float* __restrict__ y) {
+                                               float* __restrict__ y,
+                                               const float* __restrict__ w_packed) {
   if constexpr (R + 1 < CLASSES) {
-    if ((int)blockIdx.z != R) return dispatch_class<R + 1>(smem, x, w, bias, y);
+    if ((int)blockIdx.z != R) return dispatch_class<R + 1>(smem, x, w, bias, y, w_packed);
   }
-  run_class<R>(smem, x, w, bias, y);
+  run_class<R>(smem, x, w, bias, y, w_packed);
 }
 }  // namespace dt
 
 // The dynamic shared memory the kernel expects; the loader checks the host's figure against it.
 extern "C" __device__ const int dt_shared_bytes = dt::SMEM_BYTES;
+// The workspace the loader gives the kernel (its fifth argument, the packed W) and fills with
+// deconv_wsgemm_pack before each launch; 0: W resident, no workspace.
+extern "C" __device__ const int dt_workspace_bytes = (int)(dt::WORKSPACE_FLOATS * 4);
 
 extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
     deconv_wsgemm(const float* __restrict__ x, const float* __restrict__ w,
-                  const float* __restrict__ bias, float* __restrict__ y) {
+                  const float* __restrict__ bias, float* __restrict__ y,
+                  const float* __restrict__ w_packed) {
   extern __shared__ __align__(128) unsigned char smem[];
-  dt::dispatch_class(smem, x, w, bias, y);
+  dt::dispatch_class(smem, x, w, bias, y, w_packed);
 }
+
+#if DT_KC > 0
+// W -> the packed image of every W block, class and chunk (see w_operand), grid-stride.
+extern "C" __global__ void deconv_wsgemm_pack(const float* __restrict__ w,
+                                              float* __restrict__ w_packed) {
+  using dt::i64;
+  for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < dt::WORKSPACE_FLOATS;
+       e += (i64)gridDim.x * blockDim.x) {
+    const int block = (int)(e / dt::BLOCK_FLOATS);
+    i64 rest = e % dt::BLOCK_FLOATS;
+    int r0 = 0;
+    while (rest >= (i64)dt::CHUNKS * dt::chunk_floats(r0))
+      rest -= (i64)dt::CHUNKS * dt::chunk_floats(r0++);
+    w_packed[e] =
+        dt::w_operand(w, r0, (int)(rest / dt::chunk_floats(r0)), (int)(rest % dt::chunk_floats(r0)),
+                      block / dt::CO_BLOCKS, block % dt::CO_BLOCKS * dt::BM);
+  }
+}
+#endif

@@ -201,6 +201,15 @@ TEST(Compile, PtxasReportParsing) {
   EXPECT_TRUE(a.spills());
   EXPECT_EQ(parse_ptxas_report(log, "b").registers, 32);
   EXPECT_EQ(parse_ptxas_report(log, "missing").registers, -1);
+  // Unnamed: the most any entry uses, whichever ptxas reports first.
+  const std::string reversed =
+      log.substr(log.find("ptxas info    : Compiling entry function 'b'")) +
+      log.substr(0, log.find("ptxas info    : Compiling entry function 'b'"));
+  for (const std::string& text : {log, reversed}) {
+    const ResourceUsage worst = parse_ptxas_report(text, "");
+    EXPECT_EQ(worst.registers, 96);
+    EXPECT_EQ(worst.spill_load_bytes, 12);
+  }
 }
 
 TEST(Compile, GeneratorVersionHashesTheTemplates) {

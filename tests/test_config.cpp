@@ -93,21 +93,36 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
   const std::vector<Config> holes_space = enumerate_space(holes);
   EXPECT_GT(count(holes_space, "wsgemm"), 0);
   EXPECT_EQ(count(holes_space, "_rs1_"), 0);
-  // Stride 1 has one row phase: no row classes either; a W slice too large for shared memory
-  // (256 input channels, k4) leaves no wsgemm config at all.
+  // Stride 1 has one row phase: no row classes either.
   Problem stride1 = tf32;
   stride1.stride = {1, 1};
   stride1.output_padding = {0, 0};
   EXPECT_EQ(count(enumerate_space(stride1), "_rs1_"), 0);
+  // W streams only where it cannot stay resident: never for the seed's 144 KB slice, always for
+  // 256 input channels with k4 (1 MB per 64 output channels), and under tf32 alone.
+  for (const Config& c : tf32_space) {
+    if (c.family != Family::kWsgemm) continue;
+    EXPECT_NE(c.param("cp"), 8) << "cp8 only for narrow phases";
+    EXPECT_EQ(c.param("kc"), 0) << c.name();
+  }
   Problem wide = Problem::from_json(nlohmann::json::parse(
       R"({"batch": 1, "in_channels": 256, "out_channels": 64, "height": 8, "width": 8,
           "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
+  EXPECT_GT(count(enumerate_space(wide), "wsgemm_tf32"), 0);
   for (const Config& c : enumerate_space(wide)) {
-    EXPECT_NE(c.family, Family::kWsgemm) << c.name();
-  }
-  for (const Config& c : tf32_space) {
     if (c.family == Family::kWsgemm) {
-      EXPECT_NE(c.param("cp"), 8) << "cp8 only for narrow phases";
+      EXPECT_GT(c.param("kc"), 0) << c.name();
+    }
+  }
+  Problem wide_fp32 = wide;
+  wide_fp32.precision = Precision::kFp32;
+  EXPECT_EQ(count(enumerate_space(wide_fp32), "wsgemm"), 0) << "W streams under tf32 only";
+  Problem narrow_groups = wide;  // 32 channels per group: a kc32 chunk would hold all of them
+  narrow_groups.groups = 8;
+  narrow_groups.out_channels = 512;
+  for (const Config& c : enumerate_space(narrow_groups)) {
+    if (c.family == Family::kWsgemm) {
+      EXPECT_EQ(c.param("kc"), 0) << c.name();
     }
   }
 }

@@ -12,11 +12,11 @@
 
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
-#include "trial/benchmark.hpp"
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
-#include "trial/verifier.hpp"
 #include "tests/golden.hpp"
+#include "trial/benchmark.hpp"
+#include "trial/verifier.hpp"
 
 namespace deconvtune {
 namespace {
@@ -139,6 +139,12 @@ INSTANTIATE_TEST_SUITE_P(
         NamedShape{"wide_in_k5s2",
                    R"({"batch": 1, "in_channels": 512, "out_channels": 64, "height": 7, "width": 13,
             "kernel_size": 5, "stride": 2, "padding": 2, "output_padding": 1})"},
+        // Groups of 250 channels (the last streamed chunk part padding) and 65 output channels
+        // (a W block of one channel): the packed W's group and block offsets.
+        NamedShape{
+            "wide_groups2_k3s2",
+            R"({"batch": 2, "in_channels": 500, "out_channels": 130, "height": 11, "width": 19,
+            "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1, "groups": 2})"},
         NamedShape{"single_row_k2s2",
                    R"({"batch": 1, "in_channels": 7, "out_channels": 3, "height": 1, "width": 129,
             "kernel_size": 2, "stride": 2})"}),

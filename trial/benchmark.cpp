@@ -23,12 +23,37 @@ LoadedKernel::LoadedKernel(const GeneratedKernel& kernel, const std::vector<char
     DT_CU(cuFuncSetAttribute(function_, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                              static_cast<int>(geometry_.shared_bytes)));
   }
+  const int workspace_bytes = module_.int_global("dt_workspace_bytes", 0);
+  if (workspace_bytes < 0 || workspace_bytes % 16 != 0) {
+    throw std::logic_error(fmt::format("{}: the kernel states a workspace of {} B",
+                                       kernel.config_name, workspace_bytes));
+  }
+  if (workspace_bytes > 0) {
+    pack_ = module_.function(kernel.kernel_name + "_pack");
+    workspace_ = DeviceBuffer(static_cast<size_t>(workspace_bytes));
+    workspace_released_ = std::make_unique<Event>();
+    constexpr unsigned kPackThreads = 256;  // grid-stride: any grid covers the image
+    pack_geometry_.block[0] = kPackThreads;
+    pack_geometry_.grid[0] = std::min<unsigned>(
+        (static_cast<unsigned>(workspace_bytes) / 4 + kPackThreads - 1) / kPackThreads, 4096);
+  }
 }
 
 void LoadedKernel::launch(CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr y,
                           CUstream stream) const {
-  void* args[] = {&x, &w, &bias, &y};
+  CUdeviceptr workspace = workspace_.get();
+  // Kernels without a workspace have four parameters: the driver reads only those.
+  void* args[] = {&x, &w, &bias, &y, &workspace};
+  if (pack_ == nullptr) {
+    deconvtune::launch(function_, geometry_, args, stream);
+    return;
+  }
+  std::lock_guard<std::mutex> turn(workspace_turn_);
+  DT_CU(cuStreamWaitEvent(stream, workspace_released_->get(), 0));
+  void* pack_args[] = {&w, &workspace};
+  deconvtune::launch(pack_, pack_geometry_, pack_args, stream);
   deconvtune::launch(function_, geometry_, args, stream);
+  workspace_released_->record(stream);
 }
 
 Timing time_launches(const std::function<void()>& run, const Context& context,

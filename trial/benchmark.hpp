@@ -3,11 +3,14 @@
 // only then time it. One Disposition says how each trial ended, with the reason in words.
 #include <cstdint>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "codegen/config.hpp"
 #include "codegen/generator.hpp"
+#include "gpu/device_buffer.hpp"
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "trial/disposition.hpp"
@@ -39,16 +42,28 @@ struct TrialResult {
 };
 
 // A kernel compiled and loaded, ready to launch on (x, w, bias, y).
+//
+// A kernel whose module states a workspace (`dt_workspace_bytes` > 0: wsgemm with W streamed)
+// takes it as a fifth argument, and the module's `<kernel>_pack(w, workspace)` refills it from w
+// before every launch, so a launch never depends on an earlier one's w. The workspace belongs to
+// this object: launches take turns at it (each waits on the stream for the previous one's end),
+// so one LoadedKernel stays safe to launch from several threads and streams.
 class LoadedKernel {
  public:
   LoadedKernel(const GeneratedKernel& kernel, const std::vector<char>& cubin);
   void launch(CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr y,
               CUstream stream = nullptr) const;
+  size_t workspace_bytes() const { return workspace_.bytes(); }
 
  private:
   Module module_;
   CUfunction function_;
   LaunchGeometry geometry_;
+  CUfunction pack_ = nullptr;
+  LaunchGeometry pack_geometry_;
+  DeviceBuffer workspace_;
+  std::unique_ptr<Event> workspace_released_;  // recorded after each launch that used it
+  mutable std::mutex workspace_turn_;
 };
 
 // Times `run` with CUDA events: warm-up, then the median of `timed_runs`, the L2 flushed first.
