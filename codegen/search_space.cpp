@@ -182,7 +182,8 @@ constexpr int64_t kWsMaxKernel = 16;  // the template unrolls over every kernel 
 
 WsGeometry ws_geometry(const Problem& p, const Config& c) {
   WsGeometry g;
-  const int64_t cp = c.param("cp"), rp = c.param("rp"), stages = c.param("st");
+  const int64_t cp = c.param("cp"), stages = c.param("st");
+  const int64_t rp = c.param("rp") * (c.param("coop") == 1 ? 2 : 1);  // phase rows per unit
   const bool row_classes = c.param("rs") == 1;
   // Channels per slot: all of them with W resident (kc0), else a streamed chunk of W and x.
   const int64_t kc = c.param("kc") > 0 ? c.param("kc") : (p.in_channels / p.groups + 7) / 8 * 8;
@@ -239,6 +240,7 @@ FamilySpec wsgemm_family() {
       {"st", "DT_STAGES", {2, 3, 4}, "slots of the input ring"},
       {"rs", "DT_RS", {0, 1}, "1: one row phase per CTA, holding only its taps"},
       {"kc", "DT_KC", {0, 16, 32}, "input channels per slot with W streamed; 0: W resident"},
+      {"coop", "DT_COOP", {0, 1}, "1: both consumers share each unit's slots (rp rows each)"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
@@ -270,6 +272,7 @@ FamilySpec wsgemm_family() {
     const WsGeometry g = ws_geometry(p, c);
     if (!g.why_not.empty()) return g.why_not;
     const int64_t kc = c.param("kc");
+    if (c.param("coop") == 1 && kc == 0) return "coop1 only with W streamed";
     if (kc > 0) {
       if (c.math != MathMode::kTf32) return "W streams under tf32 only";
       if (kc >= p.in_channels / p.groups) return fmt::format("kc{} holds every channel", kc);
@@ -277,8 +280,8 @@ FamilySpec wsgemm_family() {
       // beside the smallest ring (two slots of cp16 rp1 windows).
       Config resident = c;
       for (auto& [name, value] : resident.params) {
-        if (name == "kc" || name == "st" || name == "cp" || name == "rp") {
-          value = name == "kc" ? 0 : name == "st" ? 2 : name == "cp" ? 16 : 1;
+        if (name == "kc" || name == "st" || name == "cp" || name == "rp" || name == "coop") {
+          value = name == "st" ? 2 : name == "cp" ? 16 : name == "rp" ? 1 : 0;
         }
       }
       if (ws_geometry(p, resident).shared_bytes <= device.max_shared_per_block)
@@ -402,22 +405,19 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   // units of 64 phase columns before 32 (wider units re-read less of x and W per output), two phase
   // rows per unit under stride 1 (where three input rows serve one output row), then 3 slots, then
   // 2, then deeper rings; the fast mish where the chain has one. W resident before W streamed;
-  // streamed (k4s2_wide, k5s2_wide): 16-channel chunks, units of 32 phase columns and two phase
-  // rows.
+  // streamed (wide_in, wide_512, k4s2_wide, k5s2_wide): consumers sharing each unit, 16-channel
+  // chunks, units of 32 phase columns and two phase rows per consumer.
   auto rank = [&problem](const Config& c) {
     const int cp = c.param("cp"), st = c.param("st"), kc = c.param("kc");
-    const int cp_order = kc > 0 ? (cp == 32   ? 0
-                                   : cp == 64 ? 1
-                                              : 2)
-                                : (cp == 64   ? 0
-                                   : cp == 32 ? 1
-                                   : cp == 16 ? 2
-                                              : 3);
+    const int streamed_cp_order = cp == 32 ? 0 : cp == 64 ? 1 : 2;
+    const int resident_cp_order = cp == 64 ? 0 : cp == 32 ? 1 : cp == 16 ? 2 : 3;
     const int rp_order = c.param("rp") == (problem.stride.h == 1 || kc > 0 ? 2 : 1) ? 0 : 1;
     const int st_order = st == 3 ? 0 : st == 2 ? 1 : st;
-    return std::make_tuple(kc > 0, c.param("rs"), kc == 16 ? 0 : 1, cp_order, rp_order, st_order,
+    return std::make_tuple(kc > 0, 1 - c.param("coop"), c.param("rs"), kc == 16 ? 0 : 1,
+                           kc > 0 ? streamed_cp_order : resident_cp_order, rp_order, st_order,
                            c.mish == MishVariant::kFast ? 0 : 1);
   };
+
   const Config* hopper = nullptr;
   for (const Config& config : space) {
     // Under fp32, wsgemm's 3xtf32 measured slower than pgemm's (4.4 vs 3.9 ms on the seed).

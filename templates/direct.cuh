@@ -1,11 +1,12 @@
-// The general kernel: a direct, gather-form transposed convolution with the epilogue fused. It serves
-// every valid problem (any stride, padding, dilation, groups), so the runtime always has something
-// correct to run. Each thread owns one output pixel and DT_CO_PER_THREAD output channels of one
-// group, so every x value it loads feeds that many FFMAs; consecutive threads take consecutive
-// output columns, so loads of x and stores of y coalesce. FFMA in fp32: exact to fp32 rounding.
+// The general kernel: a direct, gather-form transposed convolution with the epilogue fused. It
+// serves every valid problem (any stride, padding, dilation, groups), so the runtime always has
+// something correct to run. Each thread owns one output pixel and DT_CO_PER_THREAD output channels
+// of one group, so every x value it loads feeds that many FFMAs; consecutive threads take
+// consecutive output columns, so loads of x and stores of y coalesce. FFMA in fp32: exact to fp32
+// rounding.
 #pragma once
-#include "problem.cuh"
 #include "epilogue.cuh"
+#include "problem.cuh"
 
 #ifndef DT_THREADS
 #define DT_THREADS 256
@@ -16,6 +17,7 @@
 
 namespace dt {
 constexpr int CO_PER_THREAD = DT_CO_PER_THREAD;
+constexpr int SUM_BLOCK = 64;  // input channels per partial sum
 constexpr int CO_TILES = (CO_PER_GROUP + CO_PER_THREAD - 1) / CO_PER_THREAD;  // per group
 constexpr i64 DIRECT_WORK_ITEMS = (i64)N * GROUPS * CO_TILES * OH * OW;
 }  // namespace dt
@@ -51,15 +53,26 @@ extern "C" __global__ void __launch_bounds__(DT_THREADS)
         const int iw_scaled = ow + PW - kw * DW;
         if (iw_scaled < 0 || iw_scaled % SW != 0 || iw_scaled / SW >= W) continue;
         const int iw = iw_scaled / SW;
-        for (int ci_in_group = 0; ci_in_group < CI_PER_GROUP; ++ci_in_group) {
-          const int ci = group * CI_PER_GROUP + ci_in_group;
-          const float xv = __ldg(&x[x_index(n, ci, ih, iw)]);
+        // Blocks of SUM_BLOCK channels summed apart: a sequential fp32 sum's rounding error grows
+        // with its length, and 512 channels x 6 taps in one sum drew 6.0e-6 against the fp32
+        // bound's 5.7e-6 (H200, bench/results/2026-12-01-h200-stream/coop/gpu_tests.txt).
+        for (int c0 = 0; c0 < CI_PER_GROUP; c0 += SUM_BLOCK) {
+          float part[CO_PER_THREAD];
 #pragma unroll
-          for (int c = 0; c < CO_PER_THREAD; ++c) {
-            // Past the group's last channel, read a valid weight and discard the result.
-            const int co = min(co_first + c, CO_PER_GROUP - 1);
-            acc[c] = fmaf(xv, __ldg(&w[w_index(ci, co, kh, kw)]), acc[c]);
+          for (int c = 0; c < CO_PER_THREAD; ++c) part[c] = 0.0f;
+          const int c1 = min(c0 + SUM_BLOCK, CI_PER_GROUP);
+          for (int ci_in_group = c0; ci_in_group < c1; ++ci_in_group) {
+            const int ci = group * CI_PER_GROUP + ci_in_group;
+            const float xv = __ldg(&x[x_index(n, ci, ih, iw)]);
+#pragma unroll
+            for (int c = 0; c < CO_PER_THREAD; ++c) {
+              // Past the group's last channel, read a valid weight and discard the result.
+              const int co = min(co_first + c, CO_PER_GROUP - 1);
+              part[c] = fmaf(xv, __ldg(&w[w_index(ci, co, kh, kw)]), part[c]);
+            }
           }
+#pragma unroll
+          for (int c = 0; c < CO_PER_THREAD; ++c) acc[c] += part[c];
         }
       }
     }

@@ -50,6 +50,9 @@
 #ifndef DT_KC
 #define DT_KC 0  // input channels per slot with W streamed through the ring; 0: W resident
 #endif
+#ifndef DT_COOP
+#define DT_COOP 0  // 1: both consumers take every unit, RP phase rows each, and share its slots
+#endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
 #endif
@@ -82,8 +85,13 @@ constexpr int KSTEPS = KC / 8;                  // per chunk
 constexpr int PLANES =
     KC / 4;  // 4-channel planes of a chunk: 16 bytes per pixel (x) or channel (W)
 constexpr int QH = (OH + SH - 1) / SH, QW = (OW + SW - 1) / SW;  // phase rows and columns
+// Cooperative (COOP): a unit has RP phase rows per consumer and each slot, W chunk included,
+// serves both, so W crosses from L2 once per 2 * RP rows; the consumers' epilogues no longer
+// overlap each other's wgmmas. Otherwise the consumers alternate units (ping-pong).
+constexpr bool COOP = DT_COOP != 0;
+constexpr int UNIT_ROWS = COOP ? 2 * RP : RP;  // phase rows per unit
 constexpr int QWB = (QW + CP - 1) / CP;
-constexpr int QHB = (QH + RP - 1) / RP;
+constexpr int QHB = (QH + UNIT_ROWS - 1) / UNIT_ROWS;
 constexpr i64 UNITS = (i64)N * QWB * QHB;
 constexpr int CO_BLOCKS = (CO_PER_GROUP + BM - 1) / BM;
 constexpr int CLASSES = DT_RS ? SH : 1;
@@ -154,7 +162,7 @@ __device__ __forceinline__ float w_operand(const float* __restrict__ w, int r0, 
 // bench/probes/).
 template <int R0>
 struct Storage {
-  static constexpr int XR = class_shift(R0, true) - class_shift(R0, false) + RP;
+  static constexpr int XR = class_shift(R0, true) - class_shift(R0, false) + UNIT_ROWS;
   static constexpr int XPIX = XR * XC;
   static constexpr int PLANE_FLOATS = PLANES * XPIX * 4;  // one part (big or small) of a window
   static constexpr int SLOT = X_PARTS * PLANE_FLOATS;     // floats
@@ -193,7 +201,7 @@ struct Unit {
 };
 __device__ __forceinline__ Unit unit_of(i64 u) {
   Unit out;
-  out.q = (int)(u % QHB) * RP;
+  out.q = (int)(u % QHB) * UNIT_ROWS;
   u /= QHB;
   out.p0 = (int)(u % QWB) * CP;
   out.n = u / QWB;
@@ -261,7 +269,7 @@ __device__ __forceinline__ unsigned long long window_at(unsigned long long x_des
 template <int R0>
 __device__ __forceinline__ void mainloop_tf32(float (&acc)[TILES][CP / 2],
                                               unsigned long long w_desc, unsigned long long x_desc,
-                                              bool first_chunk) {
+                                              bool first_chunk, int row0) {
   wgmma_fence();
 #pragma unroll
   for (int tile = 0; tile < TILES; ++tile) {
@@ -278,7 +286,7 @@ __device__ __forceinline__ void mainloop_tf32(float (&acc)[TILES][CP / 2],
 #pragma unroll
           for (int j = 0; j < KSTEPS; ++j) {
             wgmma_ss_tf32<CP>(acc[tile], w_desc + (tap * PLANES + 2 * j) * BM,
-                              window_at<R0>(x_desc, row, R0 + r, kh, rw, kw, j), accumulate);
+                              window_at<R0>(x_desc, row0 + row, R0 + r, kh, rw, kw, j), accumulate);
             accumulate = true;
           }
         }
@@ -296,7 +304,8 @@ __device__ __forceinline__ void mainloop_tf32(float (&acc)[TILES][CP / 2],
 // turn PyTorch's Inf into NaN.
 template <int R0>
 __device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2], const float* w_smem,
-                                                unsigned long long x_desc, int warp, int lane) {
+                                                unsigned long long x_desc, int row0, int warp,
+                                                int lane) {
   constexpr int SMALL = PLANES * Storage<R0>::XPIX;  // the small plane, in descriptor units
   // The A fragment of lane (g, t): rows g and g + 8 of the warp's 16, K columns t and t + 4.
   const float* a_lane = w_smem + (16 * warp + lane / 4) * 4 + lane % 4;
@@ -339,7 +348,7 @@ __device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2], con
               keep_register(a_big[set][q]);
               keep_register(a_small[set][q]);
             }
-            const unsigned long long xb = window_at<R0>(x_desc, row, R0 + r, kh, rw, kw, j);
+            const unsigned long long xb = window_at<R0>(x_desc, row0 + row, R0 + r, kh, rw, kw, j);
             wgmma_fence();
             wgmma_rs_tf32<CP>(part, a_big[set], xb, j > 0);
             wgmma_rs_tf32<CP>(correction, a_big[set], xb + SMALL, correcting);
@@ -393,7 +402,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
   if (threadIdx.x == 0) {
     for (int i = 0; i < STAGES; ++i) {
       mbarrier_init(&s.full[i], WG_THREADS);
-      mbarrier_init(&s.empty[i], WG_THREADS);
+      mbarrier_init(&s.empty[i], COOP ? 2 * WG_THREADS : WG_THREADS);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
@@ -456,10 +465,13 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
   // the slot's earlier rounds are over. Units alternate, and with W streamed a unit spans more
   // items than the ring has slots: a consumer starts a unit once the other has waited for the
   // last item of the unit before (which makes every earlier item published).
+  // (Cooperative consumers both take every item in order.)
   constexpr int UNIT_ORDER = 1;  // named barrier: the other consumer reached its last item
-  for (i64 k = warpgroup - 1; k < count; k += 2) {
+  const int consumer = warpgroup - 1;
+  const int row0 = COOP ? consumer * RP : 0;  // the consumer's first phase row in a unit
+  for (i64 k = COOP ? 0 : consumer; k < count; k += COOP ? 1 : 2) {
     const Unit u = unit_of(first + k);
-    if (k > 0) named_barrier_wait<UNIT_ORDER, 2 * WG_THREADS>();
+    if (!COOP && k > 0) named_barrier_wait<UNIT_ORDER, 2 * WG_THREADS>();
     // Not zeroed: each phase's first wgmma overwrites its tile (a phase no tap reaches is zero,
     // below), and writes to the accumulators between wgmmas would serialise them.
     float acc[TILES][CP / 2];
@@ -468,13 +480,13 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
       const i64 item = k * CHUNKS + chunk;
       const int slot = (int)(item % STAGES);
       mbarrier_wait(&s.full[slot], (unsigned)((item / STAGES) & 1));
-      if (chunk == CHUNKS - 1) named_barrier_arrive<UNIT_ORDER, 2 * WG_THREADS>();
+      if (!COOP && chunk == CHUNKS - 1) named_barrier_arrive<UNIT_ORDER, 2 * WG_THREADS>();
       const unsigned long long x_desc = wgmma_desc(s.x[slot], S::XPIX * 16, 128);
       if constexpr (SPLIT) {
-        mainloop_3xtf32<R0>(acc, s.w[0], x_desc, warp, lane);
+        mainloop_3xtf32<R0>(acc, s.w[0], x_desc, row0, warp, lane);
       } else {
         mainloop_tf32<R0>(acc, wgmma_desc(s.w[STREAM_W ? slot : 0], BM * 16, 128), x_desc,
-                          chunk == 0);
+                          chunk == 0, row0);
       }
       wgmma_commit();
       // The previous chunk's wgmmas are done once at most this chunk's are pending: its slot
@@ -492,7 +504,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
 #pragma unroll
     for (int tile_row = 0; tile_row < RP * CLASS_ROWS; ++tile_row) {
       const int row = tile_row / CLASS_ROWS, r = tile_row % CLASS_ROWS;
-      const int oh = SH * (u.q + row) + R0 + r;
+      const int oh = SH * (u.q + row0 + row) + R0 + r;
       if (oh >= OH) continue;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {

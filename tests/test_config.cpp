@@ -104,11 +104,14 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
     if (c.family != Family::kWsgemm) continue;
     EXPECT_NE(c.param("cp"), 8) << "cp8 only for narrow phases";
     EXPECT_EQ(c.param("kc"), 0) << c.name();
+    EXPECT_EQ(c.param("coop"), 0) << "consumers share units only with W streamed";
   }
   Problem wide = Problem::from_json(nlohmann::json::parse(
       R"({"batch": 1, "in_channels": 256, "out_channels": 64, "height": 8, "width": 8,
           "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
   EXPECT_GT(count(enumerate_space(wide), "wsgemm_tf32"), 0);
+  EXPECT_GT(count(enumerate_space(wide), "_coop1_"), 0);
+  EXPECT_EQ(default_config(wide).param("coop"), 1) << "the H200's streamed winners share units";
   for (const Config& c : enumerate_space(wide)) {
     if (c.family == Family::kWsgemm) {
       EXPECT_GT(c.param("kc"), 0) << c.name();

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # For run_bench.py --configs-cmd "bench/device/stream_candidates.sh {bin} {problem} {precision}":
-# the problem's default config, then (tf32) the W-streamed wsgemm geometries that measured fastest
-# in the H200 sweep (bench/results/2026-12-01-h200-stream/), where the problem's space has them.
+# the problem's default config, then (tf32) the W-streamed wsgemm geometries of STREAM_CANDIDATES (an
+# extended regex of name parts; default: the cooperative ones, see bench/results/2026-12-01-h200-stream/),
+# where the problem's space has them.
 set -euo pipefail
 bin=$1 problem=$2 precision=$3
 default=$("$bin" inspect --problem "$problem" --precision "$precision" | awk 'NR == 1 { sub(/.*config /, ""); print }')
 echo "$default"
 if [ "$precision" = tf32 ]; then
   "$bin" inspect --problem "$problem" --precision "$precision" --list-configs | awk '{ print $1 }' | sort -r |
-    grep -E '^wsgemm_tf32_(cp32_rp2_st3_rs0_kc16|cp32_rp1_st2_rs0_kc16|cp64_rp1_st2_rs0_kc16|cp64_rp1_st2_rs1_kc32|cp32_rp2_st2_rs0_kc16)_mish' |
+    grep -E "^wsgemm_tf32_(${STREAM_CANDIDATES:-cp64_rp2_st3_rs1_kc16_coop1|cp64_rp2_st4_rs1_kc16_coop1|cp32_rp2_st3_rs1_kc16_coop1|cp32_rp2_st4_rs1_kc16_coop1|cp32_rp2_st3_rs0_kc16_coop1|cp32_rp2_st2_rs0_kc16_coop1|cp64_rp1_st2_rs0_kc16_coop1|cp32_rp2_st2_rs1_kc16_coop1})_mish" |
     awk '{ geometry = $0; sub(/_mish.*/, "", geometry) } !seen[geometry]++' |  # mishfast sorts last: keep the first
-    grep -v -x -F "$default" | head -4 || true
+    grep -v -x -F "$default" | head -"${STREAM_TOP:-6}" || true
 fi
