@@ -99,6 +99,9 @@ TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
                "kernel_size": [4, 2], "stride": [4, 3], "padding": [5, 0], "dilation": [1, 3]})",
            R"({"batch": 1, "in_channels": 16, "out_channels": 40, "height": 7, "width": 5,
                "kernel_size": [1, 6], "stride": [2, 5], "padding": [0, 7], "dilation": [2, 1]})",
+           // W streamed (kc, coop): 264 channels of k4 do not stay resident.
+           R"({"batch": 1, "in_channels": 264, "out_channels": 72, "height": 6, "width": 10,
+               "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})",
        }) {
     problems.push_back(Problem::from_json(nlohmann::json::parse(spec)));
   }
@@ -119,6 +122,26 @@ TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
     }
   }
   EXPECT_GT(checked, 20);
+}
+
+// A streamed kernel carries a second entry (the W packer) and states its workspace; ptxas's report
+// of the module is the main kernel's, the larger one.
+TEST(Compile, StreamedDefaultCompilesWithItsPackerAndNoSpills) {
+  const Problem wide = Problem::from_json(nlohmann::json::parse(
+      R"({"batch": 2, "in_channels": 256, "out_channels": 128, "height": 16, "width": 16,
+          "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1, "precision": "tf32"})"));
+  const Config config = default_config(wide);
+  ASSERT_GT(config.param("kc"), 0) << config.name();
+  const GeneratedKernel kernel = generate_kernel(wide, config);
+  CompileOptions options;
+  options.want_ptx = true;
+  const CompileResult compiled = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(compiled.ok) << compiled.log;
+  EXPECT_NE(compiled.ptx.find(".entry deconv_wsgemm_pack"), std::string::npos);
+  EXPECT_NE(compiled.ptx.find("dt_workspace_bytes = "), std::string::npos);
+  EXPECT_EQ(compiled.resources.registers,
+            parse_ptxas_report(compiled.log, "deconv_wsgemm").registers);
+  EXPECT_FALSE(compiled.resources.spills()) << compiled.log;
 }
 
 TEST(Compile, WgmmaConfigForPlainSm90SaysItNeedsSm90a) {

@@ -284,6 +284,36 @@ TEST(Gpu, TrialTimesAVerifiedKernel) {
   EXPECT_LE(trial.timing.min_ms, trial.timing.median_ms);
 }
 
+// A W-streamed kernel packs W into its workspace before every launch: launches alternating
+// between two weight sets must each compute with their own (nothing kept from the launch before).
+TEST(Gpu, StreamedKernelRepacksItsWeightsOnEveryLaunch) {
+  REQUIRE_GPU();
+  const Problem wide = Problem::from_json(nlohmann::json::parse(
+      R"({"batch": 2, "in_channels": 256, "out_channels": 72, "height": 11, "width": 13,
+          "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1, "precision": "tf32"})"));
+  const Config config = default_config(wide, gpu()->info().limits());
+  ASSERT_GT(config.param("kc"), 0) << config.name();
+  const GeneratedKernel kernel = generate_kernel(wide, config, gpu()->info().limits());
+  CompileOptions options;
+  options.arch = gpu()->info().arch();
+  const CompileResult compiled = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(compiled.ok) << compiled.log;
+  LoadedKernel loaded(kernel, compiled.cubin);
+  EXPECT_GT(loaded.workspace_bytes(), 0u);
+  Verifier first(*gpu(), wide), second(*gpu(), wide);
+  first.randomize_inputs(1);
+  second.randomize_inputs(2);
+  for (int round = 0; round < 2; ++round) {
+    for (Verifier* verifier : {&first, &second}) {
+      verifier->poison_output();
+      loaded.launch(verifier->x(), verifier->w(), verifier->bias(), verifier->y());
+      gpu()->synchronize();
+      const Verification check = verifier->check_output();
+      EXPECT_TRUE(check.passed()) << config.name() << " round " << round << ": " << check.summary();
+    }
+  }
+}
+
 TEST(Gpu, LoadRefusesALaunchWhoseSharedMemoryDisagreesWithTheKernel) {
   REQUIRE_GPU();
   const Problem problem = testing::load_golden("seed_small").problem;
