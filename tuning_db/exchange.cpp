@@ -499,6 +499,13 @@ ExchangeDocument read_db_file(const std::string& path) {
     int code = sqlite3_backup_step(backup.get(), -1);
     if (code == SQLITE_DONE) code = sqlite3_backup_finish(backup.release());
     if (code != SQLITE_OK) {
+      const int primary = code & 0xff;
+      if (primary == SQLITE_IOERR || primary == SQLITE_FULL) {
+        throw ImportError(
+            path, fmt::format("could not be copied for the import: the disk failed while reading "
+                              "it or writing the copy {} ({}); nothing was imported",
+                              copy.path(), sqlite3_errstr(code)));
+      }
       throw ImportError(path, fmt::format("corrupt, or not a readable SQLite database ({})",
                                           sqlite3_errstr(code)));
     }

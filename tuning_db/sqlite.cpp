@@ -163,6 +163,21 @@ void Connection::fail(int code, std::string_view what) const {
     throw DbError(fmt::format("{}: the tuning DB is corrupt ({}, while {}); it was left as it is",
                               path_, detail, what));
   }
+  if (code == SQLITE_READONLY_ROLLBACK || code == SQLITE_READONLY_RECOVERY) {
+    throw NeedsWriterError(fmt::format(
+        "{}: the tuning DB cannot be read as it is: a transaction was cut short (a crash or a "
+        "power loss) and only a process that may write the DB can {}; open it read-write "
+        "once where it can be written (any `deconvtune db` command does); nothing was changed",
+        path_, code == SQLITE_READONLY_ROLLBACK ? "roll it back" : "recover it"));
+  }
+  if (primary == SQLITE_IOERR || primary == SQLITE_FULL) {
+    // SQLite keeps a transaction whole or not at all whatever the disk does (tests/
+    // test_db_faults.cpp fails every write, sync, truncate and delete of one in turn).
+    throw DbError(fmt::format(
+        "{}: the disk failed while {} ({}); the DB stays consistent (a transaction is kept "
+        "whole or not at all): fix the disk or free space, then run again",
+        path_, what, detail));
+  }
   std::string message = fmt::format("{}: {}: {}", path_, what, detail);
   if (is_busy(code)) throw BusyError(message);
   throw DbError(message);

@@ -28,6 +28,14 @@ class BusyError : public DbError {
   using DbError::DbError;
 };
 
+// A read-only connection met a DB that a crash or a power loss left in the middle of a transaction
+// (a hot -journal to roll back, a -wal index to rebuild): only a connection that may write can
+// repair it. Not a sign of damage.
+class NeedsWriterError : public DbError {
+ public:
+  using DbError::DbError;
+};
+
 // How long one statement may run, from its first step to its last, before it is stopped: 60 s,
 // or $DECONVTUNE_DB_QUERY_SECONDS (for tests; a value that is not a number of seconds in
 // (0, 604800] raises DbError naming the variable). Generous for any real DB: a full

@@ -923,6 +923,8 @@ TuningDb::TuningDb(const std::string& path, bool read_only) : impl_(std::make_un
   Inspection inspection;
   try {
     connection.read([&] { inspection = inspect(connection); });
+  } catch (const sqlite::NeedsWriterError&) {
+    throw;  // sound, but cut short: says so itself
   } catch (const DbError& e) {
     throw DbError(fmt::format("{}: corrupt, or not a tuning DB: {}; it was left as it is", path,
                               without_path(e.what(), path)));
