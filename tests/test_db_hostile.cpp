@@ -556,6 +556,26 @@ TEST(tuning_db_hostile, ReadOnlyFolderOrFileIsReadByEveryReaderAndWritesSayReadO
   EXPECT_TRUE(contains(import.output, "read-only here")) << import.output;
   EXPECT_FALSE(contains(import.output, "corrupt")) << import.output;
   EXPECT_EQ(testing::read_bytes(path), before);
+  // The other readers of a DB: `db show --json`, `db import` from it into a DB of the reader's,
+  // and `default-report`, which without a GPU reports the times the DB holds.
+  CliResult show_json = run_cli("db show --json --db " + db, as_reader);
+  EXPECT_EQ(show_json.exit_code, 0) << show_json.output;
+  EXPECT_TRUE(contains(show_json.stdout_text, "igemm_extra_2")) << show_json.output;
+  const std::string fresh = dir.file("rw/fresh.db");
+  CliResult import_from = run_cli("db import " + db + " --db " + shell_quoted(fresh), as_reader);
+  EXPECT_EQ(import_from.exit_code, 0) << import_from.output;
+  EXPECT_EQ(run_cli("db list --db " + shell_quoted(fresh)).exit_code, 0);
+  const std::string problems = dir.file("rw/problems.jsonl");
+  testing::write_bytes(problems, testing::small_problem().to_json().dump() + "\n");
+  std::filesystem::permissions(problems, std::filesystem::perms(0644));
+  CliResult report_cmd = run_cli(
+      "default-report --precisions fp32 --problems " + shell_quoted(problems) + " --db " + db,
+      as_reader);
+  EXPECT_EQ(report_cmd.exit_code, 0) << report_cmd.output;
+  EXPECT_FALSE(contains(report_cmd.output, "corrupt")) << report_cmd.output;
+  EXPECT_FALSE(contains(report_cmd.output, "read-only")) << report_cmd.output;
+  EXPECT_EQ(testing::read_bytes(path), before);
+  EXPECT_FALSE(std::filesystem::exists(path + "-shm"));
 
   for (const std::string& sub : {folder, wal_folder, rw_folder}) {
     std::filesystem::permissions(sub, std::filesystem::perms(0755));  // so TempDir can clean up
