@@ -8,7 +8,10 @@
 #
 # Settings (environment): CHECK_JOBS (build and test parallelism, default 2), CHECK_BUILD_DIR
 # (default build), CHECK_SANITIZE_BUILD_DIR (default build-asan), FUZZ_SECONDS (per target, default
-# 60; 0 skips fuzzing), CHECK_SANITIZE_EXCLUDE (CTest -E regex for the sanitizer run; default: the
+# 60; 0 skips fuzzing), FUZZ_MAX_LEN (the longest input a fuzzer makes, default 1200000 bytes: past
+# the 1 MiB problem-file limit and the ~120 KB JSON nesting that once overflowed the stack, which a
+# 64 KiB cap could never reach; fuzz/*.dict hold depth and size tokens, fuzz/corpus/ deep and large
+# seeds), CHECK_SANITIZE_EXCLUDE (CTest -E regex for the sanitizer run; default: the
 # NVRTC compile tests, which take minutes and exercise NVRTC rather than our code; they run in
 # step 1).
 set -euo pipefail
@@ -18,6 +21,7 @@ jobs=${CHECK_JOBS:-2}
 build=${CHECK_BUILD_DIR:-build}
 asan_build=${CHECK_SANITIZE_BUILD_DIR:-build-asan}
 fuzz_seconds=${FUZZ_SECONDS:-60}
+fuzz_max_len=${FUZZ_MAX_LEN:-1200000}
 asan_exclude=${CHECK_SANITIZE_EXCLUDE:-^Compile\.}
 fuzz_targets=(problem epilogue db_import)
 
@@ -51,7 +55,7 @@ if ((fuzz_seconds > 0)); then
     dict=()
     [[ -f fuzz/$target.dict ]] && dict=(-dict="fuzz/$target.dict")
     if ! "$asan_build/fuzz/fuzz_$target" "${dict[@]}" -max_total_time="$fuzz_seconds" \
-      -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -print_funcs=0 \
+      -timeout=10 -rss_limit_mb=2048 -max_len="$fuzz_max_len" -print_final_stats=1 -print_funcs=0 \
       -artifact_prefix="$findings/$target-" "$scratch" "fuzz/corpus/$target" 2>"$findings/$target.log"; then
       tail -n 60 "$findings/$target.log" >&2
       echo "check: fuzz_$target found a failing input (in $findings/); keep it under" \
