@@ -245,6 +245,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
   report_cmd->add_option("--device", report.device, "GPU ordinal")->capture_default_str();
+  report_cmd->add_flag("--json", report.json, kJsonHelp);
 
   if (std::string unknown = unknown_subcommand_message(app, argc, argv); !unknown.empty()) {
     std::fprintf(stderr, "deconvtune: error: %s\n", unknown.c_str());
