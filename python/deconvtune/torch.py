@@ -7,6 +7,7 @@ kernel per shape, trainable, with a CPU path and an automatic conversion of exis
     fast = dtorch.convert(decoder, example_inputs=(x,))           # every ConvTranspose2d + chain in a model
     y = dtorch.conv_transpose2d_epilogue(x, w, b, 2, 1, 1, epilogue="relu")   # the functional form
     fast = torch.compile(decoder, backend="deconvtune")           # after dtorch.enable(); torch >= 2
+    results = dtorch.autotune(decoder, (x,), budget_s=600)        # its problems, tuned into the DB
 
 The module's constructor is nn.ConvTranspose2d's (same arguments, same positions) plus the epilogue
 and precision as keywords; its parameters are conv_transpose.weight and conv_transpose.bias, so
@@ -34,7 +35,8 @@ from . import _native
 
 __all__ = ["ConvTranspose2dEpilogue", "conv_transpose2d_epilogue", "convert", "ConversionRecord", "parse_epilogue",
            "epilogue_text", "apply_epilogue", "seed_epilogue", "problems", "fold_batchnorm", "batchnorm_unfoldable_reason",
-           "output_shape", "rewrite", "backend", "enable", "compile_reports", "EPILOGUE_OPS", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
+           "output_shape", "rewrite", "backend", "enable", "compile_reports", "autotune", "ProblemResult",
+           "AutotuneError", "EPILOGUE_OPS", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
 
 OP_NAME = "deconvtune::conv_transpose2d_epilogue"
 PRECISIONS = ("fp32", "tf32")
@@ -563,3 +565,4 @@ def batchnorm_unfoldable_reason(batchnorm):
 
 from ._convert import ConversionRecord, convert, rewrite  # noqa: E402  (they build on the module above)
 from ._compile import backend, compile_reports, enable  # noqa: E402
+from ._autotune import AutotuneError, ProblemResult, autotune  # noqa: E402
