@@ -19,7 +19,7 @@ build=${CHECK_BUILD_DIR:-build}
 asan_build=${CHECK_SANITIZE_BUILD_DIR:-build-asan}
 fuzz_seconds=${FUZZ_SECONDS:-60}
 asan_exclude=${CHECK_SANITIZE_EXCLUDE:-^Compile\.}
-fuzz_targets=(problem epilogue db_import)
+fuzz_targets=(problem epilogue db_import cubin)
 
 step() { printf '\n==== check: %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 started=$(date +%s)

@@ -141,8 +141,9 @@ int main(int argc, char** argv) {
                           "target, e.g. sm_90a (default: the GPU's, else sm_90a)");
   inspect_cmd->add_flag("--ptx", inspect.ptx, "print the PTX instead of the source");
   inspect_cmd->add_flag("--sass", inspect.sass, "print the SASS (needs cuobjdump)");
-  inspect_cmd->add_flag("--resources", inspect.resources,
-                        "print registers, shared memory and spills (ptxas's report)");
+  inspect_cmd->add_flag(
+      "--resources", inspect.resources,
+      "print registers, shared memory and spills (ptxas's report, else the cubin's)");
   inspect_cmd->add_flag("--log", inspect.log, "print NVRTC's options and full log (ptxas report)");
   inspect_cmd->add_flag("--list-configs", inspect.list_configs,
                         "list the variant space: a table of config names and parameters");
