@@ -151,7 +151,7 @@ TEST(Compile, StreamedDefaultCompilesWithItsPackerAndNoSpills) {
   EXPECT_NE(compiled.ptx.find(".entry deconv_wsgemm_pack"), std::string::npos);
   EXPECT_NE(compiled.ptx.find("dt_workspace_bytes = "), std::string::npos);
   EXPECT_EQ(compiled.resources.registers,
-            parse_ptxas_report(compiled.log, "deconv_wsgemm").registers);
+            cubin_resources(compiled.cubin, "deconv_wsgemm").registers);
   EXPECT_FALSE(compiled.resources.spills()) << compiled.log;
 }
 
