@@ -241,6 +241,7 @@ FamilySpec wsgemm_family() {
       {"rs", "DT_RS", {0, 1}, "1: one row phase per CTA, holding only its taps"},
       {"kc", "DT_KC", {0, 16, 32}, "input channels per slot with W streamed; 0: W resident"},
       {"coop", "DT_COOP", {0, 1}, "1: both consumers share each unit's slots (rp rows each)"},
+      {"mc", "DT_MC", {1, 2}, "CTAs per cluster sharing each streamed W chunk (multicast)"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
@@ -273,6 +274,8 @@ FamilySpec wsgemm_family() {
     if (!g.why_not.empty()) return g.why_not;
     const int64_t kc = c.param("kc");
     if (c.param("coop") == 1 && kc == 0) return "coop1 only with W streamed";
+    if (c.param("mc") > 1 && (kc == 0 || c.param("coop") == 0))
+      return "clusters share streamed W chunks of cooperative units only (kc > 0, coop1)";
     if (kc > 0) {
       if (c.math != MathMode::kTf32) return "W streams under tf32 only";
       if (kc >= p.in_channels / p.groups) return fmt::format("kc{} holds every channel", kc);
@@ -280,8 +283,9 @@ FamilySpec wsgemm_family() {
       // beside the smallest ring (two slots of cp16 rp1 windows).
       Config resident = c;
       for (auto& [name, value] : resident.params) {
-        if (name == "kc" || name == "st" || name == "cp" || name == "rp" || name == "coop") {
-          value = name == "st" ? 2 : name == "cp" ? 16 : name == "rp" ? 1 : 0;
+        if (name == "kc" || name == "st" || name == "cp" || name == "rp" || name == "coop" ||
+            name == "mc") {
+          value = name == "st" ? 2 : name == "cp" ? 16 : name == "rp" || name == "mc" ? 1 : 0;
         }
       }
       if (ws_geometry(p, resident).shared_bytes <= device.max_shared_per_block)
@@ -298,8 +302,10 @@ FamilySpec wsgemm_family() {
     LaunchGeometry geometry;
     // Persistent: one CTA per SM (the W slice fills shared memory), spread over the CO blocks
     // and row classes.
-    geometry.grid[0] = static_cast<unsigned>(
-        std::min(g.units, std::max<int64_t>(1, device.sm_count / (g.co_blocks * g.classes))));
+    // Clusters (mc2) take whole pairs of CTAs.
+    const int64_t cluster = c.param("mc");
+    const int64_t ctas = std::min(g.units, device.sm_count / (g.co_blocks * g.classes));
+    geometry.grid[0] = static_cast<unsigned>(std::max(cluster, ctas / cluster * cluster));
     geometry.grid[1] = static_cast<unsigned>(g.co_blocks);
     geometry.grid[2] = static_cast<unsigned>(g.classes);
     geometry.block[0] = 384;
@@ -413,9 +419,10 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     const int resident_cp_order = cp == 64 ? 0 : cp == 32 ? 1 : cp == 16 ? 2 : 3;
     const int rp_order = c.param("rp") == (problem.stride.h == 1 || kc > 0 ? 2 : 1) ? 0 : 1;
     const int st_order = st == 3 ? 0 : st == 2 ? 1 : st;
-    return std::make_tuple(kc > 0, 1 - c.param("coop"), c.param("rs"), kc == 16 ? 0 : 1,
-                           kc > 0 ? streamed_cp_order : resident_cp_order, rp_order, st_order,
-                           c.mish == MishVariant::kFast ? 0 : 1);
+    // mc2 (clusters) has not run on a GPU yet: last.
+    return std::make_tuple(kc > 0, c.param("mc"), 1 - c.param("coop"), c.param("rs"),
+                           kc == 16 ? 0 : 1, kc > 0 ? streamed_cp_order : resident_cp_order,
+                           rp_order, st_order, c.mish == MishVariant::kFast ? 0 : 1);
   };
 
   const Config* hopper = nullptr;

@@ -10,6 +10,7 @@ constexpr Target kTargets[] = {
     {"problem", problem_target},
     {"epilogue", epilogue_target},
     {"db_import", db_import_target},
+    {"cubin", cubin_target},
 };
 
 }  // namespace

@@ -33,6 +33,11 @@ void epilogue_target(std::string_view data);
 // second time adding nothing, and round-trip export -> import -> export byte for byte.
 void db_import_target(std::string_view data);
 
+// cubin_resources (what a cubin from NVRTC's cache or a tuning DB file says of its kernels):
+// never throws; every figure is unknown (-1) or in range, and spills are 0 exactly where the stack
+// frame is 0, else unknown; a kernel uses no more registers than its module's most.
+void cubin_target(std::string_view data);
+
 // A target: its name (the corpus folder) and its function.
 struct Target {
   const char* name;

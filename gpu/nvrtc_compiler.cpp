@@ -111,7 +111,8 @@ CompileResult compile_cuda(const std::string& source, const CompileOptions& opti
       check_nvrtc(nvrtcGetPTX(*program, result.ptx.data()), "nvrtcGetPTX");
       if (!result.ptx.empty() && result.ptx.back() == '\0') result.ptx.pop_back();
     }
-    result.resources = parse_ptxas_report(result.log, "");
+    result.resources = real_arch ? compiled_resources(result.log, result.cubin)
+                                 : parse_ptxas_report(result.log, "");
   }
   result.milliseconds =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -182,6 +183,15 @@ ResourceUsage parse_ptxas_report(const std::string& log, const std::string& kern
     begin = end;
   }
   return usage;
+}
+
+ResourceUsage compiled_resources(const std::string& log, const std::vector<char>& cubin) {
+  // No report: NVRTC took the cubin from its cache and ptxas did not run. The cubin still says
+  // what its kernels use (all but spills beside a stack frame).
+  if (log.find("Compiling entry function") != std::string::npos) {
+    return parse_ptxas_report(log, "");
+  }
+  return cubin_resources(cubin, "");
 }
 
 std::string cubin_cache_key(const std::string& source, const CompileOptions& options) {

@@ -35,6 +35,11 @@ def _metadata():
             "Requires-Dist: torch>=2.4; extra == \"torch\"\n")
 
 
+# torch.compile(model, backend="deconvtune") finds the backend through this entry point (PyTorch
+# reads the group when a backend name is not registered), without an import or enable() first.
+ENTRY_POINTS = "[torch_dynamo_backends]\ndeconvtune = deconvtune.torch:backend\n"
+
+
 def _wheel_file():
     return "Wheel-Version: 1.0\nGenerator: deconvtune build_backend\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
 
@@ -73,6 +78,8 @@ def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
         f.write(_metadata())
     with open(os.path.join(target, "WHEEL"), "w", encoding="utf-8") as f:
         f.write(_wheel_file())
+    with open(os.path.join(target, "entry_points.txt"), "w", encoding="utf-8") as f:
+        f.write(ENTRY_POINTS)
     return _dist_info()
 
 
@@ -81,7 +88,7 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     entries = _package_files()
     info = _dist_info()
     entries += [(f"{info}/METADATA", _metadata().encode()), (f"{info}/WHEEL", _wheel_file().encode()),
-                (f"{info}/top_level.txt", f"{NAME}\n".encode())]
+                (f"{info}/top_level.txt", f"{NAME}\n".encode()), (f"{info}/entry_points.txt", ENTRY_POINTS.encode())]
     record = "\n".join(_record_line(p, d) for p, d in entries) + f"\n{info}/RECORD,,\n"
     entries.append((f"{info}/RECORD", record.encode()))
     os.makedirs(wheel_directory, exist_ok=True)

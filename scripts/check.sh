@@ -23,7 +23,7 @@ asan_build=${CHECK_SANITIZE_BUILD_DIR:-build-asan}
 fuzz_seconds=${FUZZ_SECONDS:-60}
 fuzz_max_len=${FUZZ_MAX_LEN:-1200000}
 asan_exclude=${CHECK_SANITIZE_EXCLUDE:-^Compile\.}
-fuzz_targets=(problem epilogue db_import)
+fuzz_targets=(problem epilogue db_import cubin)
 
 step() { printf '\n==== check: %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 started=$(date +%s)

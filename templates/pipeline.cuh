@@ -48,18 +48,60 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* smem, const void* gmem
       "l"(gmem), "r"(bytes), "r"(shared_address(barrier))
       : "memory");
 }
+// The same bytes written to the same place in the shared memory of every CTA of the cluster in
+// `cta_mask`, each completing on its own barrier at `barrier`'s place.
+__device__ __forceinline__ void bulk_copy_to_cluster(void* smem, const void* gmem, unsigned bytes,
+                                                     unsigned long long* barrier,
+                                                     unsigned short cta_mask) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster "
+      "[%0], [%1], %2, [%3], %4;" ::"r"(shared_address(smem)),
+      "l"(gmem), "r"(bytes), "r"(shared_address(barrier)), "h"(cta_mask)
+      : "memory");
+}
 
-// Acquire semantics: returns once the phase of the given parity has completed.
+// Acquire semantics: returns once the phase of the given parity has completed. CLUSTER_SCOPE:
+// acquire what the arrivals of other CTAs of the cluster released.
+template <bool CLUSTER_SCOPE = false>
 __device__ __forceinline__ void mbarrier_wait(unsigned long long* barrier, unsigned parity) {
   unsigned done;
   do {
-    asm volatile(
-        "{ .reg .pred p; mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 p, [%1], %2; "
-        "selp.u32 %0, 1, 0, p; }"
-        : "=r"(done)
-        : "r"(shared_address(barrier)), "r"(parity)
-        : "memory");
+    if constexpr (CLUSTER_SCOPE) {
+      asm volatile(
+          "{ .reg .pred p; mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%1], %2; "
+          "selp.u32 %0, 1, 0, p; }"
+          : "=r"(done)
+          : "r"(shared_address(barrier)), "r"(parity)
+          : "memory");
+    } else {
+      asm volatile(
+          "{ .reg .pred p; mbarrier.try_wait.parity.acquire.cta.shared::cta.b64 p, [%1], %2; "
+          "selp.u32 %0, 1, 0, p; }"
+          : "=r"(done)
+          : "r"(shared_address(barrier)), "r"(parity)
+          : "memory");
+    }
   } while (!done);
+}
+
+// Clusters (sm_90): CTAs of one cluster see each other's shared memory. This CTA's rank in its
+// cluster; an arrival on the barrier at the same place in CTA `cta`'s shared memory (release at
+// cluster scope); a cluster-wide barrier of every thread of every CTA.
+__device__ __forceinline__ unsigned cluster_rank() {
+  unsigned rank;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;" : "=r"(rank));
+  return rank;
+}
+__device__ __forceinline__ void mbarrier_arrive_in(unsigned long long* barrier, unsigned cta) {
+  unsigned remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;"
+               : "=r"(remote)
+               : "r"(shared_address(barrier)), "r"(cta));
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];" ::"r"(remote)
+               : "memory");
+}
+__device__ __forceinline__ void cluster_sync() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
 }
 
 // Named barrier ID (1-15; 0 is __syncthreads's) across THREADS threads, a multiple of 32: some

@@ -53,6 +53,9 @@
 #ifndef DT_COOP
 #define DT_COOP 0  // 1: both consumers take every unit, RP phase rows each, and share its slots
 #endif
+#ifndef DT_MC
+#define DT_MC 1  // CTAs of a cluster sharing each streamed W chunk (one multicast copy per CTA)
+#endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
 #endif
@@ -89,6 +92,12 @@ constexpr int QH = (OH + SH - 1) / SH, QW = (OW + SW - 1) / SW;  // phase rows a
 // serves both, so W crosses from L2 once per 2 * RP rows; the consumers' epilogues no longer
 // overlap each other's wgmmas. Otherwise the consumers alternate units (ping-pong).
 constexpr bool COOP = DT_COOP != 0;
+// Clusters (MC = 2): the CTAs of a pair stream the same W chunks in the same order, so each loads
+// half of every chunk and multicasts it to both; a slot is refilled once both CTAs' consumers are
+// done with it. L2 -> shared traffic for W halves again.
+constexpr int CLUSTER = DT_MC;
+static_assert(CLUSTER == 1 || CLUSTER == 2, "clusters of 1 or 2 CTAs");
+static_assert(CLUSTER == 1 || DT_KC > 0, "clusters share streamed W chunks");
 constexpr int UNIT_ROWS = COOP ? 2 * RP : RP;  // phase rows per unit
 constexpr int QWB = (QW + CP - 1) / CP;
 constexpr int QHB = (QH + UNIT_ROWS - 1) / UNIT_ROWS;
@@ -199,6 +208,29 @@ struct Unit {
   i64 n;
   int q, p0;  // first phase row, first phase column
 };
+
+// This CTA's units. Alone, a contiguous strip: consecutive units share input rows in L2. In a
+// cluster, the CTAs share a strip and take its units in turn, so both run the same items (each W
+// chunk is multicast to both); an odd strip's last turn goes to a unit past the strip that the
+// second CTA computes on no input and does not store.
+struct Strip {
+  i64 first;  // unit k of this CTA is first + CLUSTER * k + rank
+  i64 count;  // units per CTA
+  i64 span;   // units the strip holds
+  int rank;
+  __device__ i64 unit(i64 k) const { return first + CLUSTER * k + rank; }
+  __device__ bool live(i64 k) const { return CLUSTER * k + rank < span; }
+};
+__device__ __forceinline__ Strip strip_of_cta() {
+  const i64 strips = gridDim.x / CLUSTER, strip = blockIdx.x / CLUSTER;
+  const i64 per_strip = UNITS / strips, extra = UNITS % strips;
+  Strip out;
+  out.first = strip * per_strip + min(strip, extra);
+  out.span = per_strip + (strip < extra ? 1 : 0);
+  out.count = (out.span + CLUSTER - 1) / CLUSTER;
+  out.rank = CLUSTER > 1 ? (int)cluster_rank() : 0;
+  return out;
+}
 __device__ __forceinline__ Unit unit_of(i64 u) {
   Unit out;
   out.q = (int)(u % QHB) * UNIT_ROWS;
@@ -217,14 +249,15 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 // thread rounds its own items to TF32 in place, so no barrier is needed between the two steps.
 template <int R0>
 __device__ __forceinline__ void issue_window(float* slot, const float* __restrict__ x,
-                                             const Unit& u, int chunk, int group, int tid) {
+                                             const Unit& u, bool live, int chunk, int group,
+                                             int tid) {
   using S = Storage<R0>;
   const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
   for (int item = tid; item < PLANES * S::XPIX; item += WG_THREADS) {
     const int xc = item % XC, xr = (item / XC) % S::XR;
     const int ci = chunk * KC + item / S::XPIX * 4;  // the item's first channel in the group
     const int ih = ih0 + xr, iw = iw0 + xc;
-    const bool inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+    const bool inside = live && ih >= 0 && ih < H && iw >= 0 && iw < W;
     const float* src = x + x_index(u.n, group * CI_PER_GROUP + min(ci, CI_PER_GROUP - 1),
                                    inside ? ih : 0, inside ? iw : 0);
 #pragma unroll
@@ -402,17 +435,26 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
   if (threadIdx.x == 0) {
     for (int i = 0; i < STAGES; ++i) {
       mbarrier_init(&s.full[i], WG_THREADS);
-      mbarrier_init(&s.empty[i], COOP ? 2 * WG_THREADS : WG_THREADS);
+      // Every consumer thread of every CTA of the cluster frees each slot.
+      mbarrier_init(&s.empty[i], (COOP ? 2 : 1) * WG_THREADS * CLUSTER);
     }
     asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
   }
   fence_proxy_async();  // W, written by threads, is read by the tensor cores
   __syncthreads();
-
-  // This CTA's strip of units: contiguous, so consecutive units share input rows in L2.
-  const i64 per_cta = UNITS / gridDim.x, extra = UNITS % gridDim.x;
-  const i64 first = blockIdx.x * per_cta + min((i64)blockIdx.x, extra);
-  const i64 count = per_cta + (blockIdx.x < extra ? 1 : 0);
+  // In a cluster, the peer's barriers must exist before anything lands on them, and this CTA's
+  // shared memory must outlive the peer's last multicast into it and last arrival on its barriers:
+  // every thread, whichever role, meets the peer's at the start and again on the way out.
+  struct ClusterMeeting {
+    __device__ ClusterMeeting() {
+      if constexpr (CLUSTER > 1) cluster_sync();
+    }
+    __device__ ~ClusterMeeting() {
+      if constexpr (CLUSTER > 1) cluster_sync();
+    }
+  } meeting;
+  const Strip strip = strip_of_cta();
+  const i64 count = strip.count;
 
   if (warpgroup == 0) {
     registers_decrease<PRODUCER_REGS>();
@@ -420,11 +462,22 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     // with W streamed, one bulk copy of its W chunk, which completes on the slot's `full` barrier
     // beside the producer threads' arrivals.
     auto issue = [&](i64 i, int slot) {
-      issue_window<R0>(s.x[slot], x, unit_of(first + i / CHUNKS), (int)(i % CHUNKS), group, tid);
+      const i64 k = i / CHUNKS;
+      issue_window<R0>(s.x[slot], x, unit_of(strip.unit(k)), strip.live(k), (int)(i % CHUNKS),
+                       group, tid);
       if (STREAM_W && tid == 0) {
-        constexpr unsigned BYTES = S::W_FLOATS * 4;
+        // The slot waits for the whole chunk, this CTA's share and the peer's.
+        constexpr unsigned BYTES = S::W_FLOATS * 4, SHARE = BYTES / CLUSTER;
+        static_assert(SHARE % 16 == 0, "bulk copies move 16-byte units");
         mbarrier_expect_bytes(&s.full[slot], BYTES);
-        bulk_copy_to_shared(s.w[slot], w_block + (i % CHUNKS) * S::W_FLOATS, BYTES, &s.full[slot]);
+        const float* chunk = w_block + (i % CHUNKS) * S::W_FLOATS;
+        if constexpr (CLUSTER > 1) {
+          const int offset = strip.rank * (S::W_FLOATS / CLUSTER);
+          bulk_copy_to_cluster(s.w[slot] + offset, chunk + offset, SHARE, &s.full[slot],
+                               (1u << CLUSTER) - 1);
+        } else {
+          bulk_copy_to_shared(s.w[slot], chunk, BYTES, &s.full[slot]);
+        }
       }
     };
     // LOOKAHEAD windows are in flight while the oldest is rounded and published; a slot is
@@ -445,13 +498,13 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
       const i64 next = i + LOOKAHEAD;
       if (next < items) {
         const int next_slot = (int)(next % STAGES);
-        mbarrier_wait(&s.empty[next_slot], (unsigned)((next / STAGES) & 1) ^ 1u);
+        mbarrier_wait<(CLUSTER > 1)>(&s.empty[next_slot], (unsigned)((next / STAGES) & 1) ^ 1u);
         issue(next, next_slot);
       }
       cp_async_commit();
     }
     cp_async_wait<0>();
-    return;
+    return;  // (past the cluster meeting)
   }
   registers_increase<CONSUMER_REGS>();
   const int warp = tid / 32, lane = tid % 32, g = lane / 4, t = lane % 4;
@@ -469,8 +522,17 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
   constexpr int UNIT_ORDER = 1;  // named barrier: the other consumer reached its last item
   const int consumer = warpgroup - 1;
   const int row0 = COOP ? consumer * RP : 0;  // the consumer's first phase row in a unit
+  auto release = [&](i64 item) {
+    for (int cta = 0; cta < CLUSTER; ++cta) {
+      if constexpr (CLUSTER > 1) {
+        mbarrier_arrive_in(&s.empty[item % STAGES], cta);
+      } else {
+        mbarrier_arrive(&s.empty[item % STAGES]);
+      }
+    }
+  };
   for (i64 k = COOP ? 0 : consumer; k < count; k += COOP ? 1 : 2) {
-    const Unit u = unit_of(first + k);
+    const Unit u = unit_of(strip.unit(k));
     if (!COOP && k > 0) named_barrier_wait<UNIT_ORDER, 2 * WG_THREADS>();
     // Not zeroed: each phase's first wgmma overwrites its tile (a phase no tap reaches is zero,
     // below), and writes to the accumulators between wgmmas would serialise them.
@@ -493,14 +555,15 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
       // is free while this one's run.
       if (chunk > 0) {
         wgmma_wait<1>();
-        mbarrier_arrive(&s.empty[(item - 1) % STAGES]);
+        release(item - 1);
       }
     }
     wgmma_wait<0>();
-    mbarrier_arrive(&s.empty[(k * CHUNKS + CHUNKS - 1) % STAGES]);
+    release(k * CHUNKS + CHUNKS - 1);
+    if (!strip.live(k)) continue;
 
-    // Thread (g, t) of warp w holds channels 16w + g (+ 8) and phase pixels 8j + 2t (+ 1) of
-    // every phase: for each row phase, 2 * SW consecutive outputs of a row per (channel, j).
+      // Thread (g, t) of warp w holds channels 16w + g (+ 8) and phase pixels 8j + 2t (+ 1) of
+      // every phase: for each row phase, 2 * SW consecutive outputs of a row per (channel, j).
 #pragma unroll
     for (int tile_row = 0; tile_row < RP * CLASS_ROWS; ++tile_row) {
       const int row = tile_row / CLASS_ROWS, r = tile_row % CLASS_ROWS;
@@ -552,9 +615,12 @@ extern "C" __device__ const int dt_shared_bytes = dt::SMEM_BYTES;
 extern "C" __device__ const int dt_workspace_bytes = (int)(dt::WORKSPACE_FLOATS * 4);
 
 extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
-    deconv_wsgemm(const float* __restrict__ x, const float* __restrict__ w,
-                  const float* __restrict__ bias, float* __restrict__ y,
-                  const float* __restrict__ w_packed) {
+#if DT_MC > 1
+    __cluster_dims__(DT_MC, 1, 1)
+#endif
+        deconv_wsgemm(const float* __restrict__ x, const float* __restrict__ w,
+                      const float* __restrict__ bias, float* __restrict__ y,
+                      const float* __restrict__ w_packed) {
   extern __shared__ __align__(128) unsigned char smem[];
   dt::dispatch_class(smem, x, w, bias, y, w_packed);
 }

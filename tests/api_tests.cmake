@@ -65,14 +65,18 @@ add_test(NAME Api.PythonTorchModule
          COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/python/test_torch.py)
 add_test(NAME Api.PythonTorchConvert
          COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/python/test_convert.py)
-set_tests_properties(Api.PythonTorchModule Api.PythonTorchConvert PROPERTIES ENVIRONMENT
-  "${torch_test_environment};DECONVTUNE_TEST_GPU=0")
+# The torch.compile backend's graph pass and autotune() (test_compile.py); its torch.compile cases
+# need PyTorch >= 2 and say so where it is older.
+add_test(NAME Api.PythonTorchCompileAndAutotune
+         COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/python/test_compile.py)
+set_tests_properties(Api.PythonTorchModule Api.PythonTorchConvert Api.PythonTorchCompileAndAutotune PROPERTIES
+  ENVIRONMENT "${torch_test_environment};DECONVTUNE_TEST_GPU=0")
 add_test(NAME Api.PythonTorchGpu
-         COMMAND bash -c "set -e; for f in test_torch.py test_convert.py; do '${DECONVTUNE_TEST_PYTHON}' '${CMAKE_CURRENT_SOURCE_DIR}/python/'$f -k Gpu.; done")
+         COMMAND bash -c "set -e; for f in test_torch.py test_convert.py test_compile.py; do '${DECONVTUNE_TEST_PYTHON}' '${CMAKE_CURRENT_SOURCE_DIR}/python/'$f -k Gpu.; done")
 set_tests_properties(Api.PythonTorchGpu PROPERTIES ENVIRONMENT "${torch_test_environment}"
                      SKIP_REGULAR_EXPRESSION "skipped 'needs a CUDA GPU")
 set_tests_properties(Api.PythonPackageInstallsOffline Api.PythonTorchModule Api.PythonTorchConvert
-                     Api.PythonTorchGpu PROPERTIES TIMEOUT 300)
+                     Api.PythonTorchCompileAndAutotune Api.PythonTorchGpu PROPERTIES TIMEOUT 300)
 # The package's version is the project's.
 add_test(NAME Api.PythonVersionIsTheProjectVersion
          COMMAND ${DECONVTUNE_TEST_PYTHON} -c

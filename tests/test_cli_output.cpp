@@ -239,6 +239,34 @@ TEST(CliOutput, AutotuneJsonIsOneDocumentWithFiguresAndNames) {
       << tuned.autotune.stderr_text;
 }
 
+// default-report under --json: one document on stdout with a row per problem and precision (the
+// markdown to stderr); without a GPU the times are the ones the tuner recorded.
+TEST(CliOutput, DefaultReportJsonHoldsARowPerProblem) {
+  TunedDb tuned;
+  ASSERT_EQ(tuned.autotune.exit_code, 0) << tuned.autotune.stderr_text;
+  const Ran report = run_binary("default-report --json --precisions fp32 --reps 3 --problems '" +
+                                tuned.problems + "' --db '" + tuned.db + "'");
+  const json document = document_of(report);
+  ASSERT_EQ(document["rows"].size(), 2u) << report.stdout_text << report.stderr_text;
+  EXPECT_TRUE(contains(report.stderr_text, "| problem |")) << "the markdown goes to stderr";
+  EXPECT_FALSE(contains(report.stdout_text, "| problem |"));
+  for (const json& row : document["rows"]) {
+    const Problem& problem = row["name"] == "headline" ? tuned.first : tuned.second;
+    EXPECT_EQ(row["problem_key"], problem.key());
+    EXPECT_EQ(row["precision"], "fp32");
+    EXPECT_EQ(row["rule"]["config"], default_config(problem).name());
+    EXPECT_TRUE(row["heuristic"]["source"] == "nearest" || row["heuristic"]["source"] == "rule");
+  }
+  if (document["times"] == "recorded") {  // no GPU: the simulated device's winners, as stored
+    EXPECT_EQ(document["device_key"], tuner::simulated_device().key());
+    EXPECT_EQ(document["summary"]["rows_with_winner"], 2);
+    for (const json& row : document["rows"]) {
+      EXPECT_TRUE(row["winner"]["config"].is_string()) << row.dump();
+      EXPECT_TRUE(row["winner"]["median_ms"].is_number()) << row.dump();
+    }
+  }
+}
+
 TEST(CliOutput, AutotuneSummaryTableFitsEightyColumns) {
   TunedDb tuned;
   const Ran again =

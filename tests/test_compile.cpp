@@ -1,8 +1,10 @@
 // NVRTC needs no GPU: generation and compilation of every variant are CPU tests.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <string_view>
 #include <tuple>
@@ -47,12 +49,18 @@ std::vector<Config> covering_subset(const std::vector<Config>& space,
   return subset;
 }
 
-TEST(Compile, EveryConfigOfTheSpaceCompilesForSm90aAndACoveringSetForSm80) {
-  DeviceLimits a100;  // sm_80's space has no wgmma configs
+// sm_80's space has no wgmma configs.
+DeviceLimits a100_limits() {
+  DeviceLimits a100;
   a100.sm_major = 8;
   a100.sm_count = 108;
   a100.max_shared_per_block = 163 * 1024;
   a100.max_shared_per_sm = 164 * 1024;
+  return a100;
+}
+
+TEST(Compile, EveryConfigOfTheSpaceCompilesForSm90aAndACoveringSetForSm80) {
+  const DeviceLimits a100 = a100_limits();
   for (const Problem& problem : compile_problems()) {
     for (const char* arch : {"sm_80", "sm_90a"}) {
       const bool sm80 = std::string_view(arch) == "sm_80";
@@ -65,13 +73,16 @@ TEST(Compile, EveryConfigOfTheSpaceCompilesForSm90aAndACoveringSetForSm80) {
         const CompileResult& result = results[i];
         ASSERT_TRUE(result.ok) << config.name() << " for " << arch << ":\n" << result.log;
         EXPECT_FALSE(result.cubin.empty());
+        // From ptxas's report, or from the cubin where NVRTC's cache (with a driver) ran no ptxas.
         EXPECT_GT(result.resources.registers, 0) << result.log;
         // Spills are reported for every config; the configs expected to win (each problem's
         // default, chosen from H100 measurements) must have none on sm_90. (sm_80's ptxas spills
-        // 16 B of the fp32 seed default; that is reported, not failed.)
+        // 16 B of the fp32 seed default; that is reported, not failed.) From the cubin alone
+        // they are known only where the stack frame is 0, and unknown counts as may-spill.
         if (result.resources.spills()) {
-          std::printf("spills: %s %s %d B stored / %d B loaded\n", config.name().c_str(), arch,
-                      result.resources.spill_store_bytes, result.resources.spill_load_bytes);
+          std::printf("spills: %s %s %d B stored / %d B loaded (-1: unknown, %d B stack frame)\n",
+                      config.name().c_str(), arch, result.resources.spill_store_bytes,
+                      result.resources.spill_load_bytes, result.resources.stack_bytes);
         }
         if (config == default_config(problem) && !sm80) {
           EXPECT_FALSE(result.resources.spills()) << config.name() << "\n" << result.log;
@@ -140,7 +151,7 @@ TEST(Compile, StreamedDefaultCompilesWithItsPackerAndNoSpills) {
   EXPECT_NE(compiled.ptx.find(".entry deconv_wsgemm_pack"), std::string::npos);
   EXPECT_NE(compiled.ptx.find("dt_workspace_bytes = "), std::string::npos);
   EXPECT_EQ(compiled.resources.registers,
-            parse_ptxas_report(compiled.log, "deconv_wsgemm").registers);
+            cubin_resources(compiled.cubin, "deconv_wsgemm").registers);
   EXPECT_FALSE(compiled.resources.spills()) << compiled.log;
 }
 
@@ -233,6 +244,307 @@ TEST(Compile, PtxasReportParsing) {
     EXPECT_EQ(worst.registers, 96);
     EXPECT_EQ(worst.spill_load_bytes, 12);
   }
+}
+
+// The cubin's own account of its kernels (what compile_cuda reports when NVRTC's cache served the
+// cubin and ptxas's report is missing) against ptxas's report of the same compile.
+
+// The entries ptxas's -v report names, in its order.
+std::vector<std::string> reported_entries(const std::string& log) {
+  static const std::regex kEntry("Compiling entry function '([^']+)'");
+  std::vector<std::string> names;
+  for (std::sregex_iterator it(log.begin(), log.end(), kEntry), end; it != end; ++it) {
+    names.push_back((*it)[1]);
+  }
+  return names;
+}
+
+// Every field of the cubin's figures for `kernel` equals ptxas's, except spills, which the cubin
+// knows only where the stack frame is 0 (a spill needs the frame).
+void expect_cubin_agrees(const ResourceUsage& cubin, const ResourceUsage& ptxas,
+                         const std::string& what) {
+  EXPECT_GT(ptxas.registers, 0) << what;
+  EXPECT_EQ(cubin.registers, ptxas.registers) << what;
+  EXPECT_EQ(cubin.stack_bytes, ptxas.stack_bytes) << what;
+  EXPECT_EQ(cubin.shared_bytes, ptxas.shared_bytes) << what;
+  if (ptxas.stack_bytes == 0) {
+    EXPECT_EQ(ptxas.spill_bytes(), 0) << what << ": ptxas spilled without a stack frame";
+    EXPECT_EQ(cubin.spill_bytes(), 0) << what;
+    EXPECT_FALSE(cubin.spills()) << what;
+  } else {
+    EXPECT_EQ(cubin.spill_store_bytes, -1) << what;
+    EXPECT_EQ(cubin.spill_load_bytes, -1) << what;
+    EXPECT_EQ(cubin.spill_bytes(), -1) << what;
+    EXPECT_TRUE(cubin.spills()) << what << ": unknown spills are not no spills";
+  }
+}
+
+// A handwritten module: a kernel with a stack frame (a dynamically indexed local array), static
+// shared memory and an out-of-line device function; one with dynamic shared memory only; one
+// with none; one whose frame holds spills.
+constexpr char kHandwritten[] = R"(
+__device__ __noinline__ float gather(const float* x, int n, int m) {
+  float a[24];
+  for (int i = 0; i < 24; ++i) a[i] = x[i * n];
+  return a[m % 24] + a[(m * 7) % 24];
+}
+extern "C" __global__ void framed(float* x, int n, int m) {
+  __shared__ float tile[300];
+  tile[threadIdx.x % 300] = gather(x + threadIdx.x, n, m);
+  __syncthreads();
+  x[threadIdx.x] = tile[(threadIdx.x * 13) % 300];
+}
+extern "C" __global__ void dynamic_only(float* x) {
+  extern __shared__ float buffer[];
+  buffer[threadIdx.x] = x[threadIdx.x];
+  __syncthreads();
+  x[threadIdx.x] = buffer[threadIdx.x ^ 1];
+}
+extern "C" __global__ void plain(float* x) { x[threadIdx.x] *= 2.0f; }
+extern "C" __global__ void __launch_bounds__(1024, 2) spilling(float* x, int n, int m) {
+  float a[48];  // 32 registers a thread at 2 x 1024 threads: ptxas spills
+  #pragma unroll
+  for (int i = 0; i < 48; ++i) a[i] = x[i * n + threadIdx.x];
+  for (int j = 0; j < m; ++j) {
+    #pragma unroll
+    for (int i = 0; i < 48; ++i) a[i] = a[i] * a[(i + 5) % 48] + 1.0f;
+  }
+  float sum = 0.0f;
+  #pragma unroll
+  for (int i = 0; i < 48; ++i) sum += a[i];
+  x[threadIdx.x] = sum;
+}
+)";
+
+struct Module {
+  std::string what;
+  std::string source;
+  std::vector<std::string> entries;  // that ptxas must report (at least one in any case)
+};
+
+std::vector<Module> cubin_test_modules(const std::string& arch) {
+  std::vector<Module> modules;
+  const Problem seed = Problem::seed();
+  Problem seed_tf32 = seed;
+  seed_tf32.precision = Precision::kTf32;
+  for (const Problem& problem : {seed, seed_tf32}) {
+    const Config config =
+        arch == "sm_80" ? default_config(problem, a100_limits()) : default_config(problem);
+    const GeneratedKernel kernel = generate_kernel(problem, config);
+    modules.push_back({kernel.config_name, kernel.source, {}});
+  }
+  modules.push_back(
+      {"direct",
+       generate_kernel(seed, Config::from_name("direct_ffma_t128_c1_mishexact")).source,
+       {}});
+  modules.push_back({"reference",
+                     generate_reference_source(seed),
+                     {"reference_f64", "fill_uniform", "max_abs_error"}});
+  modules.push_back({"handwritten", kHandwritten, {"framed", "dynamic_only", "plain", "spilling"}});
+  if (arch == "sm_90a") {
+    // W streamed (kc > 0): deconv_wsgemm and its helper deconv_wsgemm_pack in one module.
+    const Problem wide = Problem::from_json(nlohmann::json::parse(
+        R"({"batch": 1, "in_channels": 256, "out_channels": 64, "height": 8, "width": 8,
+            "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
+    for (const Config& config : enumerate_space(wide)) {
+      if (config.family == Family::kWsgemm && config.param("kc") > 0) {
+        modules.push_back({config.name(),
+                           generate_kernel(wide, config).source,
+                           {"deconv_wsgemm", "deconv_wsgemm_pack"}});
+        break;
+      }
+    }
+    EXPECT_EQ(modules.back().entries.size(), 2u) << "no wsgemm config with W streamed";
+  }
+  return modules;
+}
+
+TEST(Compile, CubinResourcesEqualPtxasReportForEveryEntry) {
+  for (const std::string arch : {"sm_80", "sm_90a"}) {
+    const std::vector<Module> modules = cubin_test_modules(arch);
+    std::vector<std::string> sources;
+    for (const Module& module : modules) sources.push_back(module.source);
+    CompileOptions options;
+    options.arch = arch;
+    // ptxas's report is the reference, so NVRTC's cache (on a machine with a driver) must not
+    // serve these compiles; NVRTC 13 documents the flag (nvrtc.h).
+    if (std::stoi(nvrtc_version()) >= 13) options.extra = {"--no-cache"};
+    const std::vector<CompileResult> results = compile_cuda_parallel(sources, options);
+    bool framed = false, unframed = false, spilled = false, static_shared = false;
+    for (size_t i = 0; i < modules.size(); ++i) {
+      const CompileResult& result = results[i];
+      const std::string what = modules[i].what + " for " + arch;
+      ASSERT_TRUE(result.ok) << what << ":\n" << result.log;
+      const std::vector<std::string> entries = reported_entries(result.log);
+      EXPECT_FALSE(entries.empty()) << what << ":\n" << result.log;
+      for (const std::string& name : modules[i].entries) {
+        EXPECT_NE(std::find(entries.begin(), entries.end(), name), entries.end())
+            << what << ": " << name;
+      }
+      for (const std::string& entry : entries) {
+        const ResourceUsage ptxas = parse_ptxas_report(result.log, entry);
+        expect_cubin_agrees(cubin_resources(result.cubin, entry), ptxas, what + ": " + entry);
+        (ptxas.stack_bytes > 0 ? framed : unframed) = true;
+        spilled = spilled || ptxas.spill_bytes() > 0;
+        static_shared = static_shared || ptxas.shared_bytes > 0;
+      }
+      // The cache hit: the same compile without ptxas's report. The module's figures are the
+      // most any entry uses; its spills are unknown when any entry's are.
+      const ResourceUsage hit = compiled_resources("", result.cubin);
+      EXPECT_EQ(hit.registers, result.resources.registers) << what;
+      EXPECT_EQ(hit.stack_bytes, result.resources.stack_bytes) << what;
+      EXPECT_EQ(hit.shared_bytes, result.resources.shared_bytes) << what;
+      EXPECT_EQ(hit.spill_bytes(), result.resources.stack_bytes == 0 ? 0 : -1) << what;
+      EXPECT_EQ(cubin_resources(result.cubin, "").registers, hit.registers) << what;
+      // With the report, compile_cuda's figures are still ptxas's own.
+      const ResourceUsage reported = compiled_resources(result.log, result.cubin);
+      EXPECT_EQ(reported.registers, parse_ptxas_report(result.log, "").registers) << what;
+      EXPECT_EQ(reported.spill_bytes(), parse_ptxas_report(result.log, "").spill_bytes()) << what;
+      EXPECT_EQ(cubin_resources(result.cubin, "no_such_kernel").registers, -1) << what;
+    }
+    EXPECT_TRUE(framed && unframed && spilled && static_shared)
+        << arch << ": the modules cover frames and shared memory";
+  }
+}
+
+// Reads and writes of a trusted cubin's ELF fields, to corrupt them on purpose.
+uint64_t get_le(const std::string& bytes, size_t at, int width) {
+  uint64_t value = 0;
+  for (int i = width - 1; i >= 0; --i)
+    value = (value << 8) | static_cast<unsigned char>(bytes.at(at + i));
+  return value;
+}
+void put_le(std::string& bytes, size_t at, uint64_t value, int width) {
+  for (int i = 0; i < width; ++i) bytes.at(at + i) = static_cast<char>(value >> (8 * i));
+}
+// The offset of the section header of the section called `name`.
+size_t section_header(const std::string& cubin, const std::string& name) {
+  const size_t table = get_le(cubin, 0x28, 8), count = get_le(cubin, 0x3c, 2);
+  const size_t names = get_le(cubin, table + get_le(cubin, 0x3e, 2) * 64 + 24, 8);
+  for (size_t i = 0; i < count; ++i) {
+    const size_t at = table + i * 64;
+    if (cubin.compare(names + get_le(cubin, at, 4), name.size() + 1, name.c_str(),
+                      name.size() + 1) == 0)
+      return at;
+  }
+  ADD_FAILURE() << "no section " << name;
+  return 0;
+}
+
+bool all_unknown(const ResourceUsage& r) {
+  return r.registers == -1 && r.shared_bytes == -1 && r.stack_bytes == -1 &&
+         r.spill_store_bytes == -1 && r.spill_load_bytes == -1;
+}
+
+std::string compiled_cubin(const std::string& source, const std::string& arch) {
+  CompileOptions options;
+  options.arch = arch;
+  const CompileResult result = compile_cuda(source, options);
+  EXPECT_TRUE(result.ok) << result.log;
+  return std::string(result.cubin.begin(), result.cubin.end());
+}
+
+// Where the register count lives: EIATTR_REGCOUNT in .nv.info for both archs; the .text section's
+// sh_info bits 24-31 for sm_80, not for sm_90a (0 there), so they serve only as a fallback.
+TEST(Compile, CubinRegisterCountFromNvInfoAndTextSectionInfo) {
+  for (const std::string arch : {"sm_80", "sm_90a"}) {
+    std::string cubin = compiled_cubin(kHandwritten, arch);
+    const int registers = cubin_resources(cubin, "plain").registers;
+    ASSERT_GT(registers, 0) << arch;
+    const uint64_t info = get_le(cubin, section_header(cubin, ".text.plain") + 44, 4);
+    EXPECT_EQ(static_cast<int>(info >> 24), arch == "sm_80" ? registers : 0) << arch;
+    // Rename every EIATTR_REGCOUNT (format 4, attribute 0x2f) of .nv.info to an attribute this
+    // reader skips: only the fallback is left.
+    const size_t header = section_header(cubin, ".nv.info");
+    const size_t begin = get_le(cubin, header + 24, 8), end = begin + get_le(cubin, header + 32, 8);
+    for (size_t at = begin; at < end;
+         at += get_le(cubin, at, 1) == 4 ? 4 + get_le(cubin, at + 2, 2) : 4) {
+      if (get_le(cubin, at, 1) == 4 && get_le(cubin, at + 1, 1) == 0x2f)
+        put_le(cubin, at + 1, 0x7e, 1);
+    }
+    EXPECT_EQ(cubin_resources(cubin, "plain").registers, arch == "sm_80" ? registers : -1) << arch;
+  }
+}
+
+TEST(Compile, CorruptOrTruncatedCubinsGiveUnknownResources) {
+  const std::string cubin = compiled_cubin(kHandwritten, "sm_90a");
+  ASSERT_GT(cubin_resources(cubin, "").registers, 0);
+  EXPECT_TRUE(all_unknown(cubin_resources(std::string_view(), "")));
+  EXPECT_TRUE(all_unknown(cubin_resources(std::string("not an ELF file at all"), "")));
+  // What is read ends with the section header table; only the program headers follow it.
+  const size_t table = get_le(cubin, 0x28, 8);
+  const size_t table_end = table + get_le(cubin, 0x3c, 2) * 64;
+  ASSERT_LT(table_end, cubin.size());
+  const ResourceUsage whole = cubin_resources(cubin, "");
+  for (size_t size = 0; size < cubin.size(); size += size + 2048 < table_end ? 61 : 1) {
+    const ResourceUsage cut = cubin_resources(std::string_view(cubin.data(), size), "");
+    if (size < table_end) {
+      EXPECT_TRUE(all_unknown(cut)) << size;
+    } else {
+      EXPECT_EQ(cut.registers, whole.registers) << size;
+    }
+  }
+  const size_t names = section_header(cubin, ".shstrtab");
+  const size_t info = section_header(cubin, ".nv.info");
+  const size_t symbols = section_header(cubin, ".symtab");
+  struct Corruption {
+    const char* what;
+    size_t at;
+    int width;
+    uint64_t value;
+  };
+  for (const Corruption& c : std::vector<Corruption>{
+           {"machine", 0x12, 2, 62},
+           {"class", 4, 1, 1},
+           {"section table past the end", 0x28, 8, cubin.size() - 63},
+           {"section table offset wraps", 0x28, 8, ~uint64_t{0} - 8},
+           {"section header size", 0x3a, 2, 40},
+           {"no sections", 0x3c, 2, 0},
+           {"too many sections", 0x3c, 2, 0xffff},
+           {"section names index", 0x3e, 2, 0xfff0},
+           {"section names offset wraps", names + 24, 8, ~uint64_t{0}},
+           {"section names size", names + 32, 8, uint64_t{1} << 62},
+           {"a section name past its table", info, 4, 0x7fffffff},
+           {"nv.info past the end", info + 24, 8, cubin.size()},
+           {"nv.info size wraps", info + 32, 8, ~uint64_t{0} - 16},
+           {"first nv.info record runs past its section", get_le(cubin, info + 24, 8) + 2, 2,
+            0xfff0},
+           {"symbol table entry size", symbols + 56, 8, 16},
+           {"symbol table's string table", symbols + 40, 4, 0xffffffff},
+           {"symbol table size", symbols + 32, 8, uint64_t{1} << 40},
+       }) {
+    std::string bad = cubin;
+    put_le(bad, c.at, c.value, c.width);
+    EXPECT_TRUE(all_unknown(cubin_resources(bad, ""))) << c.what;
+    EXPECT_TRUE(all_unknown(compiled_resources("", std::vector<char>(bad.begin(), bad.end()))))
+        << c.what;
+  }
+  // Each byte of the ELF header and of the section header table (and every 251st byte between),
+  // flipped: no crash, and any figure given stays in range.
+  for (size_t at = 0; at < cubin.size(); at += at < 64 || at >= table ? 1 : 251) {
+    std::string bad = cubin;
+    bad[at] = static_cast<char>(bad[at] ^ 0x5a);
+    const ResourceUsage r = cubin_resources(bad, "");
+    EXPECT_TRUE(r.registers == -1 || (r.registers > 0 && r.registers <= 255)) << at;
+    EXPECT_GE(r.shared_bytes, -1) << at;
+    EXPECT_GE(r.stack_bytes, -1) << at;
+  }
+}
+
+TEST(Compile, UnknownSpillsAreNotNoSpills) {
+  ResourceUsage usage;
+  EXPECT_TRUE(usage.spills_known());
+  EXPECT_EQ(usage.spill_bytes(), 0);
+  EXPECT_FALSE(usage.spills());
+  usage.stack_bytes = 64;
+  usage.spill_store_bytes = usage.spill_load_bytes = -1;
+  EXPECT_FALSE(usage.spills_known());
+  EXPECT_EQ(usage.spill_bytes(), -1);
+  EXPECT_TRUE(usage.spills());
+  usage.spill_store_bytes = 4;
+  usage.spill_load_bytes = 12;
+  EXPECT_EQ(usage.spill_bytes(), 16);
+  EXPECT_TRUE(usage.spills());
 }
 
 TEST(Compile, GeneratorVersionHashesTheTemplates) {

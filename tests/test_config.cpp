@@ -105,6 +105,7 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
     EXPECT_NE(c.param("cp"), 8) << "cp8 only for narrow phases";
     EXPECT_EQ(c.param("kc"), 0) << c.name();
     EXPECT_EQ(c.param("coop"), 0) << "consumers share units only with W streamed";
+    EXPECT_EQ(c.param("mc"), 1) << "clusters share streamed W chunks only";
   }
   Problem wide = Problem::from_json(nlohmann::json::parse(
       R"({"batch": 1, "in_channels": 256, "out_channels": 64, "height": 8, "width": 8,
@@ -112,6 +113,16 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
   EXPECT_GT(count(enumerate_space(wide), "wsgemm_tf32"), 0);
   EXPECT_GT(count(enumerate_space(wide), "_coop1_"), 0);
   EXPECT_EQ(default_config(wide).param("coop"), 1) << "the H200's streamed winners share units";
+  EXPECT_EQ(default_config(wide).param("mc"), 1) << "clusters have not run on a GPU yet";
+  int clustered = 0;
+  for (const Config& c : enumerate_space(wide)) {
+    if (c.family != Family::kWsgemm || c.param("mc") == 1) continue;
+    ++clustered;
+    EXPECT_EQ(c.param("coop"), 1) << c.name();
+    EXPECT_EQ(family_spec(c.family).launch(wide, c, DeviceLimits{}).grid[0] % 2, 0u)
+        << c.name() << ": clusters take whole pairs of CTAs";
+  }
+  EXPECT_GT(clustered, 0);
   for (const Config& c : enumerate_space(wide)) {
     if (c.family == Family::kWsgemm) {
       EXPECT_GT(c.param("kc"), 0) << c.name();

@@ -914,6 +914,13 @@ TEST(TunerSimulate, CompiledCubinsFillTheCacheAndARetuneUsesIt) {
   for (const db::TrialRecord& trial : second.trials) {
     if (trial.status == Disposition::kOk) {
       EXPECT_EQ(trial.compile_ms, 0) << trial.config_name;
+      // Read from the cached cubin: what ptxas reported the first time (spills where no stack
+      // frame proves them 0 are unknown).
+      const db::TrialRecord& compiled = by_config.at(trial.config_name);
+      EXPECT_EQ(trial.registers, compiled.registers) << trial.config_name;
+      EXPECT_EQ(trial.shared_bytes, compiled.shared_bytes) << trial.config_name;
+      EXPECT_TRUE(trial.spill_bytes == compiled.spill_bytes || trial.spill_bytes == -1)
+          << trial.config_name;
     }
   }
 }

@@ -55,10 +55,14 @@ Config load_config(const std::string& name, const Problem& problem) {
   }
 }
 
+// Unknown figures (a cubin from NVRTC's cache carries no spill counts) are kUnknown.
 std::string resources_text(const ResourceUsage& r) {
-  return fmt::format("{} registers, {} B static smem, {} B stack, spills {} B stored / {} B loaded",
-                     r.registers, r.shared_bytes, r.stack_bytes, r.spill_store_bytes,
-                     r.spill_load_bytes);
+  const std::string spills =
+      r.spills_known()
+          ? fmt::format("spills {} B stored / {} B loaded", r.spill_store_bytes, r.spill_load_bytes)
+          : "spills - (a stack frame, and no ptxas report: NVRTC's cache served the cubin)";
+  return fmt::format("{} registers, {} B static smem, {} B stack, {}", cell::count(r.registers),
+                     cell::count(r.shared_bytes), cell::count(r.stack_bytes), spills);
 }
 
 // A run's row, in the table and the JSON alike; times and the error are unknown until launched.
@@ -97,9 +101,11 @@ RunRow compiled_row(const Problem& problem, const Config& config, const CompileR
   const ResourceUsage& r = compiled.resources;
   row.registers = r.registers;
   row.shared_bytes =
-      r.shared_bytes +
-      family_spec(config.family).launch(problem, config, DeviceLimits{}).shared_bytes;
-  row.spill_bytes = r.spill_store_bytes + r.spill_load_bytes;
+      r.shared_bytes < 0
+          ? -1
+          : r.shared_bytes +
+                family_spec(config.family).launch(problem, config, DeviceLimits{}).shared_bytes;
+  row.spill_bytes = r.spill_bytes();
   return row;
 }
 

@@ -141,8 +141,9 @@ int main(int argc, char** argv) {
                           "target, e.g. sm_90a (default: the GPU's, else sm_90a)");
   inspect_cmd->add_flag("--ptx", inspect.ptx, "print the PTX instead of the source");
   inspect_cmd->add_flag("--sass", inspect.sass, "print the SASS (needs cuobjdump)");
-  inspect_cmd->add_flag("--resources", inspect.resources,
-                        "print registers, shared memory and spills (ptxas's report)");
+  inspect_cmd->add_flag(
+      "--resources", inspect.resources,
+      "print registers, shared memory and spills (ptxas's report, else the cubin's)");
   inspect_cmd->add_flag("--log", inspect.log, "print NVRTC's options and full log (ptxas report)");
   inspect_cmd->add_flag("--list-configs", inspect.list_configs,
                         "list the variant space: a table of config names and parameters");
@@ -245,6 +246,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
   report_cmd->add_option("--device", report.device, "GPU ordinal")->capture_default_str();
+  report_cmd->add_flag("--json", report.json, kJsonHelp);
 
   if (std::string unknown = unknown_subcommand_message(app, argc, argv); !unknown.empty()) {
     std::fprintf(stderr, "deconvtune: error: %s\n", unknown.c_str());

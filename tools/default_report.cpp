@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -10,11 +11,11 @@
 
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
-#include "trial/benchmark.hpp"
-#include "tuner/heuristic.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "tools/commands.hpp"
 #include "tools/table.hpp"
+#include "trial/benchmark.hpp"
+#include "tuner/heuristic.hpp"
 #include "tuner/problem_set.hpp"
 #include "tuning_db/tuning_db.hpp"
 
@@ -32,12 +33,26 @@ std::string ms_text(const std::optional<Measured>& m) {
   return fmt::format("{:.3f}", m->ms);
 }
 
+// a / b where both were measured, else NaN.
+double ratio_of(const std::optional<Measured>& a, const std::optional<Measured>& b) {
+  if (!a || !b || a->status != "ok" || b->status != "ok") return NAN;
+  return a->ms / b->ms;
+}
+
 std::string ratio_text(const std::optional<Measured>& a, const std::optional<Measured>& b) {
-  if (!a || !b || a->status != "ok" || b->status != "ok") return std::string(kUnknown);
-  return cell::ratio(a->ms / b->ms);
+  const double ratio = ratio_of(a, b);
+  return std::isnan(ratio) ? std::string(kUnknown) : cell::ratio(ratio);
+}
+
+// One pick as JSON: its config, and its time where it was measured (or recorded).
+nlohmann::json pick_json(const std::string& config, const std::optional<Measured>& m) {
+  return {{"config", config.empty() ? nlohmann::json(nullptr) : nlohmann::json(config)},
+          {"status", m ? nlohmann::json(m->status) : nlohmann::json(nullptr)},
+          {"median_ms", json_number(m && m->status == "ok" ? m->ms : NAN)}};
 }
 
 int report(const DefaultReportArgs& args) {
+  const Output output(args.json, /*wide=*/false);
   std::vector<Precision> precisions;
   std::stringstream list(args.precisions);
   for (std::string item; std::getline(list, item, ',');)
@@ -90,6 +105,7 @@ int report(const DefaultReportArgs& args) {
                {"heuristic pick (source)"},
                {"rule pick"}});
   std::vector<double> heuristic_ratios, rule_ratios;
+  nlohmann::json rows = nlohmann::json::array();
   int failures = 0;
   for (Problem problem : problems) {
     for (Precision precision : precisions) {
@@ -150,6 +166,19 @@ int report(const DefaultReportArgs& args) {
                      fmt::format("`{}` ({})", heuristic.config.name(),
                                  heuristic.nearest_key.empty() ? "rule" : "nearest"),
                      "`" + rule.name() + "`"});
+      nlohmann::json heuristic_pick = pick_json(heuristic.config.name(), h);
+      heuristic_pick["source"] = heuristic.nearest_key.empty() ? "rule" : "nearest";
+      heuristic_pick["over_winner"] = json_number(ratio_of(h, w));
+      nlohmann::json rule_pick = pick_json(rule.name(), r);
+      rule_pick["over_winner"] = json_number(ratio_of(r, w));
+      rows.push_back(
+          {{"name", problem.name.empty() ? nlohmann::json(nullptr) : nlohmann::json(problem.name)},
+           {"problem_key", problem.key()},
+           {"label", compact_label(problem)},
+           {"precision", to_string(precision)},
+           {"winner", pick_json(winner ? winner->config_name : "", w)},
+           {"heuristic", heuristic_pick},
+           {"rule", rule_pick}});
     }
   }
   auto geomean = [](const std::vector<double>& v) {
@@ -157,17 +186,28 @@ int report(const DefaultReportArgs& args) {
     for (double x : v) log_sum += std::log(x);
     return v.empty() ? NAN : std::exp(log_sum / static_cast<double>(v.size()));
   };
+  auto worst = [](const std::vector<double>& v) {
+    return v.empty() ? NAN : *std::max_element(v.begin(), v.end());
+  };
   out += table.markdown();
   out += fmt::format(
       "\nOver the {} rows with a tuned winner: heuristic / winner geometric mean {:.2f}x (worst "
       "{:.2f}x); rule / winner {:.2f}x (worst {:.2f}x).\n",
-      heuristic_ratios.size(), geomean(heuristic_ratios),
-      heuristic_ratios.empty()
-          ? NAN
-          : *std::max_element(heuristic_ratios.begin(), heuristic_ratios.end()),
-      geomean(rule_ratios),
-      rule_ratios.empty() ? NAN : *std::max_element(rule_ratios.begin(), rule_ratios.end()));
-  fmt::print("{}", out);
+      heuristic_ratios.size(), geomean(heuristic_ratios), worst(heuristic_ratios),
+      geomean(rule_ratios), worst(rule_ratios));
+  output.say("{}", out);
+  if (output.json()) {
+    output.emit({{"device_key", device_key},
+                 {"generator", generator_version()},
+                 {"times", gpu ? "measured" : "recorded"},
+                 {"rows", rows},
+                 {"summary",
+                  {{"rows_with_winner", heuristic_ratios.size()},
+                   {"heuristic_over_winner_geomean", json_number(geomean(heuristic_ratios))},
+                   {"heuristic_over_winner_worst", json_number(worst(heuristic_ratios))},
+                   {"rule_over_winner_geomean", json_number(geomean(rule_ratios))},
+                   {"rule_over_winner_worst", json_number(worst(rule_ratios))}}}});
+  }
   if (!args.out.empty()) {
     std::ofstream file(args.out);
     file << out;

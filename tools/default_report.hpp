@@ -15,6 +15,7 @@ struct DefaultReportArgs {
   std::string out;  // also write the markdown here
   int reps = 10;
   int device = 0;
+  bool json = false;  // stdout: one JSON document ({"rows": [...]}); the markdown to stderr
 };
 
 int default_report_command(const DefaultReportArgs& args);

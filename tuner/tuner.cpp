@@ -210,6 +210,15 @@ class CompilePipeline {
     ready_.notify_all();
   }
 
+  // A compiled module's resources (ptxas's report, else what its cubin says; any may be unknown,
+  // -1, spills beside a stack frame in particular) onto its candidate, whose shared memory so far
+  // is the launch's dynamic part.
+  static void take_resources(Candidate& candidate, const ResourceUsage& r) {
+    candidate.registers = r.registers;
+    candidate.shared_bytes = r.shared_bytes >= 0 ? candidate.shared_bytes + r.shared_bytes : -1;
+    candidate.spill_bytes = r.spill_bytes();
+  }
+
   std::vector<Candidate> compile_chunk(size_t begin, size_t end) {
     const Clock::time_point start = Clock::now();
     std::vector<Candidate> chunk;
@@ -238,6 +247,7 @@ class CompilePipeline {
           candidate.ok = true;
           candidate.from_cache = true;
           candidate.cubin = std::move(*cubin);
+          take_resources(candidate, cubin_resources(candidate.cubin, ""));
           ++cache_hits_;
         } else {
           misses.push_back(chunk.size());
@@ -262,10 +272,7 @@ class CompilePipeline {
           candidate.failure = result.log;
           continue;
         }
-        const ResourceUsage& r = result.resources;
-        candidate.registers = r.registers;
-        if (r.shared_bytes >= 0) candidate.shared_bytes += r.shared_bytes;
-        candidate.spill_bytes = r.spill_store_bytes + r.spill_load_bytes;
+        take_resources(candidate, result.resources);
         candidate.cubin = std::move(result.cubin);
         settings_.db->store_cubin(keys[j], candidate.cubin);
       }

@@ -10,6 +10,7 @@ why not, and where its chain ends.
 """
 import copy
 import dataclasses
+import functools
 import inspect
 import operator
 
@@ -139,6 +140,20 @@ _FUNCTION_OPS = {
     operator.sub: _sub, torch.sub: _sub, operator.isub: _sub,
     operator.truediv: _div, torch.div: _div,
 }
+# The builtins the functional forms call, and in-place ones: what a graph torch.compile captured
+# may hold instead (the chain only takes an intermediate's one user, so nothing else sees a tensor
+# an in-place op modifies).
+_nn = torch._C._nn
+_FUNCTION_OPS.update({
+    _nn.mish: _unary("mish"), _nn.mish_: _unary("mish"), _nn.silu: _unary("silu"), _nn.silu_: _unary("silu"),
+    torch.relu_: _unary("relu"), torch.sigmoid_: _unary("sigmoid"), torch.tanh_: _unary("tanh"),
+    _nn.gelu: _FUNCTION_OPS[F.gelu], _nn.softplus: _FUNCTION_OPS[F.softplus],
+    _nn.leaky_relu: lambda x, input, negative_slope=0.01: _leaky_relu(negative_slope),
+    _nn.leaky_relu_: lambda x, input, negative_slope=0.01: _leaky_relu(negative_slope),
+    _nn.hardtanh: lambda x, input, min_val=-1.0, max_val=1.0: _hardtanh(min_val, max_val),
+    _nn.hardtanh_: lambda x, input, min_val=-1.0, max_val=1.0: _hardtanh(min_val, max_val),
+    torch.clamp_: _clamp, torch.clip_: _clamp,
+})
 # Tensor methods; the in-place ones too: the chain only takes an intermediate's one user, so
 # nothing else sees the tensor they modify.
 _METHOD_OPS = {}
@@ -177,14 +192,24 @@ def _epilogue_ops(node, x, modules):
 
 _CONV_TRANSPOSE2D_SIGNATURE = inspect.signature(
     lambda input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1: None)
+# F.batch_norm's and torch.batch_norm's (what a torch.compile graph holds for an inlined BatchNorm2d).
+_BATCH_NORM_SIGNATURES = {
+    F.batch_norm: inspect.signature(lambda input, running_mean, running_var, weight=None, bias=None, training=False,
+                                    momentum=0.1, eps=1e-5: None),
+    torch.batch_norm: inspect.signature(lambda input, weight, bias, running_mean, running_var, training, momentum,
+                                        eps, cudnn_enabled: None),
+}
 
 
 @dataclasses.dataclass
 class _Match:
     record: ConversionRecord
     nodes: list  # the conv node, the BatchNorm's, then the chain's, in graph order
-    conv: nn.ConvTranspose2d  # the convolution (for a functional call, one holding its weight)
-    batchnorm: nn.BatchNorm2d = None
+    conv: nn.ConvTranspose2d  # the convolution (for a functional call, one holding its weight; None
+    #                           when its weight is a graph input, which only rewrite() takes)
+    call: dict = None  # the conv's input, weight and bias nodes (None for a module's) and arguments
+    batchnorm: nn.BatchNorm2d = None  # the BatchNorm2d to fold, as a module (convert() folds it)
+    batchnorm_call: tuple = None  # ... as graph values: (running_mean, running_var, weight, bias, eps)
     epilogue: tuple = ()
 
 
@@ -195,8 +220,21 @@ def _fetch(root, target):
     return value
 
 
-def _functional_conv(node, gm):
-    """An nn.ConvTranspose2d sharing a functional call's weight and bias, or a string saying why not."""
+def _value(node, gm):
+    """The tensor (or fake tensor) a node stands for where the graph knows it: a get_attr's, or
+    the example value torch.compile's graphs record; None otherwise."""
+    if not isinstance(node, torch.fx.Node):
+        return None
+    if node.op == "get_attr":
+        return _fetch(gm, node.target)
+    value = node.meta.get("example_value", node.meta.get("val"))
+    return value if isinstance(value, torch.Tensor) else None
+
+
+def _functional_conv(node, gm, graph_inputs):
+    """(an nn.ConvTranspose2d sharing a functional call's weight and bias, or None where they are
+    not module attributes and graph_inputs allows that; the call's arguments), or a string saying
+    why the call cannot be fused."""
     try:
         bound = _CONV_TRANSPOSE2D_SIGNATURE.bind(*node.args, **node.kwargs).arguments
     except TypeError as e:
@@ -205,18 +243,28 @@ def _functional_conv(node, gm):
     constant = [k for k in ("stride", "padding", "output_padding", "groups", "dilation") if k in bound]
     if any(isinstance(bound[k], torch.fx.Node) for k in constant):
         return "its stride, padding, output_padding, groups or dilation is computed in forward, not a constant"
+    attributes = True
     for name, value in (("weight", weight), ("bias", bias)):
         if value is not None and not (isinstance(value, torch.fx.Node) and value.op == "get_attr"):
-            return f"its {name} is computed in forward, not a module attribute"
-    tensors = {name: None if value is None else _fetch(gm, value.target)
-               for name, value in (("weight", weight), ("bias", bias))}
-    w = tensors["weight"]
-    if not isinstance(w, torch.Tensor) or w.dim() != 4:
-        return "its weight is not a 4-D tensor"
+            if not (graph_inputs and isinstance(value, torch.fx.Node)):
+                return f"its {name} is computed in forward, not a module attribute"
+            attributes = False
+    groups = bound.get("groups", 1)
     try:
-        groups = bound.get("groups", 1)
         pairs = {k: dtorch._pair(bound.get(k, default), k)
                  for k, default in (("stride", 1), ("padding", 0), ("output_padding", 0), ("dilation", 1))}
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+            raise ValueError(f"groups={groups!r}")
+    except ValueError as e:
+        return f"its arguments are not a ConvTranspose2d's ({e})"
+    call = dict(input=bound["input"], weight=weight, bias=bias, groups=groups, **pairs)
+    w = _value(weight, gm)
+    if w is not None and (not isinstance(w, torch.Tensor) or w.dim() != 4):
+        return "its weight is not a 4-D tensor"
+    if not attributes:
+        return None, call
+    tensors = {"weight": w, "bias": None if bias is None else _fetch(gm, bias.target)}
+    try:
         conv = nn.ConvTranspose2d(w.shape[0], w.shape[1] * groups, tuple(w.shape[2:]), groups=groups,
                                   bias=tensors["bias"] is not None, device="meta", **pairs)
     except (ValueError, TypeError) as e:
@@ -225,42 +273,89 @@ def _functional_conv(node, gm):
         if tensor is not None:
             setattr(conv, name, tensor if isinstance(tensor, nn.Parameter)
                     else nn.Parameter(tensor, requires_grad=tensor.requires_grad))
-    return conv
+    return conv, call
 
 
 def _unfused(name, node, why):
     return _Match(ConversionRecord(name, False, f"not fused: {why}"), [node], None)
 
 
-def _match(node, gm, modules):
-    """The _Match of a ConvTranspose2d node (fused or not: its record says), or None for other nodes."""
+def _batchnorm(node, x, gm, modules, graph_inputs):
+    """(what the batch norm `node` is: its name, the module to fold or None, its graph values or
+    None) if `node` is a batch norm of x, with a reason string ('' when it can be folded); None
+    when it is no batch norm."""
+    if node.op == "call_module" and type(modules[node.target]) is nn.BatchNorm2d:
+        module = modules[node.target]
+        return (node.target, module, None), dtorch.batchnorm_unfoldable_reason(module)
+    signature = _BATCH_NORM_SIGNATURES.get(node.target) if node.op == "call_function" else None
+    if signature is None:
+        return None
+    try:
+        bound = signature.bind(*node.args, **node.kwargs).arguments
+    except TypeError:
+        return None
+    name = f"{node.name} ({_describe(node, modules)})"
+    tensors = [bound.get(k) for k in ("running_mean", "running_var", "weight", "bias")]
+    if bound["input"] is not x or any(t is x for t in tensors):
+        return None
+    if bound.get("training", False) is not False:
+        return (name, None, None), ("it is in training mode (training=True: it normalises by each batch's "
+                                    "statistics; call .eval() on the model before converting)")
+    if tensors[0] is None or tensors[1] is None:
+        return (name, None, None), "it has no running statistics (it normalises by each batch's)"
+    eps = bound.get("eps", 1e-5)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        return (name, None, None), f"its eps is {eps!r}, not a constant number"
+    if any(t is not None and not isinstance(t, torch.fx.Node) for t in tensors):
+        return (name, None, None), "its statistics or affine parameters are not tensors of the graph"
+    if graph_inputs:
+        return (name, None, tuple(tensors) + (float(eps),)), ""
+    if any(t is not None and t.op != "get_attr" for t in tensors):
+        return (name, None, None), "its statistics or affine parameters are computed in forward, not module attributes"
+    mean, var, weight, bias = (None if t is None else _fetch(gm, t.target) for t in tensors)
+    module = nn.BatchNorm2d(mean.shape[0], eps=float(eps), affine=False, device="meta").eval()
+    module.running_mean, module.running_var = mean, var
+    module.weight = None if weight is None else nn.Parameter(weight, requires_grad=False)
+    module.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+    return (name, module, None), ""
+
+
+def _match(node, gm, modules, graph_inputs=False):
+    """The _Match of a ConvTranspose2d node (fused or not: its record says), or None for other nodes.
+    graph_inputs: take weights, biases and batch-norm tensors that are graph inputs (rewrite()'s
+    graphs) rather than only module attributes (convert()'s fused modules hold them)."""
     if node.op == "call_module" and type(modules[node.target]) is nn.ConvTranspose2d:
         conv, name = modules[node.target], node.target
         if len(node.args) != 1 or node.kwargs:
             return _unfused(name, node, "it is called with output_size (a shape chosen per call)")
+        call = dict(input=node.args[0], weight=None, bias=None, stride=conv.stride, padding=conv.padding,
+                    output_padding=conv.output_padding, groups=conv.groups, dilation=conv.dilation)
+        weight = conv.weight
     elif node.op == "call_function" and node.target is torch.conv_transpose2d:
-        weight = node.kwargs.get("weight", node.args[1] if len(node.args) > 1 else None)
-        name = f"{node.name} (F.conv_transpose2d, weight {getattr(weight, 'target', weight)})"
-        conv = _functional_conv(node, gm)
-        if isinstance(conv, str):
-            return _unfused(name, node, conv)
+        w_node = node.kwargs.get("weight", node.args[1] if len(node.args) > 1 else None)
+        name = f"{node.name} (F.conv_transpose2d, weight {getattr(w_node, 'target', w_node)})"
+        found = _functional_conv(node, gm, graph_inputs)
+        if isinstance(found, str):
+            return _unfused(name, node, found)
+        conv, call = found
+        weight = _value(call["weight"], gm)
     else:
         return None
-    if conv.weight.device.type == "cuda" and conv.weight.dtype != torch.float32:
-        return _unfused(name, node, f"its weight is {conv.weight.dtype} on CUDA, where the kernels take "
-                                    "torch.float32")
-    match = _Match(ConversionRecord(name, False, ""), [node], conv)
+    for what, tensor in (("weight", weight), ("input", _value(call["input"], gm))):
+        if tensor is not None and tensor.device.type == "cuda" and tensor.dtype != torch.float32:
+            return _unfused(name, node, f"its {what} is {tensor.dtype} on CUDA, where the kernels take torch.float32")
+    match = _Match(ConversionRecord(name, False, ""), [node], conv, call)
     record, x = match.record, node
     users = list(x.users)
-    if len(users) == 1 and users[0].op == "call_module" and type(modules[users[0].target]) is nn.BatchNorm2d:
-        bn_node = users[0]
-        reason = dtorch.batchnorm_unfoldable_reason(modules[bn_node.target])
+    found = _batchnorm(users[0], x, gm, modules, graph_inputs) if len(users) == 1 else None
+    if found is not None:
+        (bn_name, module, values), reason = found
         if reason:
-            record.reason = f"not fused: BatchNorm2d '{bn_node.target}' right after it cannot be folded: {reason}"
+            record.reason = f"not fused: BatchNorm2d '{bn_name}' right after it cannot be folded: {reason}"
             return match
-        match.batchnorm, record.batchnorm = modules[bn_node.target], bn_node.target
-        match.nodes.append(bn_node)
-        x = bn_node
+        match.batchnorm, match.batchnorm_call, record.batchnorm = module, values, bn_name
+        match.nodes.append(users[0])
+        x = users[0]
     chain_end = ""
     while not chain_end:
         users = list(x.users)
@@ -280,7 +375,7 @@ def _match(node, gm, modules):
                 match.epilogue += ops
                 match.nodes.append(users[0])
                 x = users[0]
-    if match.batchnorm is None and not match.epilogue:
+    if not record.batchnorm and not match.epilogue:
         record.reason = f"not fused: nothing to fuse after it: {chain_end}"
     else:
         record.fused, record.epilogue = True, dtorch.epilogue_text(match.epilogue)
@@ -288,8 +383,15 @@ def _match(node, gm, modules):
     return match
 
 
-def _replace(gm, match, precision, conv_targets):
-    """Swaps the match's nodes for one call of its fused module."""
+def _matches(gm, graph_inputs=False):
+    """Every ConvTranspose2d of gm's graph as a _Match, in graph order."""
+    modules = dict(gm.named_modules())
+    return [m for m in (_match(node, gm, modules, graph_inputs) for node in list(gm.graph.nodes)) if m is not None]
+
+
+def _replace(gm, match, precision, conv_targets, replaced):
+    """Swaps the match's nodes for one call of its fused module. replaced: each earlier match's
+    last node -> its replacement (the match's stored nodes may be one), updated here."""
     graph, conv_node, last = gm.graph, match.nodes[0], match.nodes[-1]
     fused = dtorch.ConvTranspose2dEpilogue.from_conv_transpose(match.conv, match.epilogue, match.batchnorm,
                                                                precision=precision)
@@ -301,12 +403,13 @@ def _replace(gm, match, precision, conv_targets):
             name += "_"
     gm.add_submodule(name, fused)
     with graph.inserting_after(last):
-        call = graph.call_module(name, (conv_node.args[0] if conv_node.args else conv_node.kwargs["input"],))
+        call = graph.call_module(name, (replaced.get(match.call["input"], match.call["input"]),))
     last.replace_all_uses_with(call)
-    attributes = [a for a in conv_node.all_input_nodes if a.op == "get_attr"]
+    replaced[last] = call
+    attributes = [a for n in match.nodes for a in n.all_input_nodes if a.op == "get_attr"]
     for node in reversed(match.nodes):
         graph.erase_node(node)
-    for attribute in attributes:  # a functional call's weight and bias, now held by the fused module
+    for attribute in dict.fromkeys(attributes):  # the weight, bias and batch-norm tensors now folded
         if not attribute.users:
             target = attribute.target
             graph.erase_node(attribute)
@@ -317,6 +420,61 @@ def _replace(gm, match, precision, conv_targets):
                     f"{n.target}.".startswith(f"{owner}.") or f"{owner}.".startswith(f"{n.target}.")))
                     for n in graph.nodes):
                 delattr(_fetch(gm, owner) if owner else gm, leaf)
+
+
+def _rewrite_in_graph(gm, match, precision, db_path, on_miss, replaced):
+    """Swaps the match's nodes for one call of torch._graph_block on the graph's own tensors: the
+    weight, bias and batch-norm tensors stay what they are (graph inputs, or attributes read with
+    get_attr), folded in the graph at run time, so training updates the model's own parameters."""
+    graph, conv_node, last = gm.graph, match.nodes[0], match.nodes[-1]
+    current = functools.partial(torch.fx.node.map_arg, fn=lambda n: replaced.get(n, n))
+    call, batchnorm = current(match.call), current(match.batchnorm_call)
+    with graph.inserting_before(last):
+        def attribute(owner, leaf):
+            return None if getattr(_fetch(gm, owner), leaf) is None else graph.get_attr(f"{owner}.{leaf}")
+        weight, bias = call["weight"], call["bias"]
+        if conv_node.op == "call_module":
+            weight, bias = attribute(conv_node.target, "weight"), attribute(conv_node.target, "bias")
+        if match.batchnorm is not None:  # a BatchNorm2d module
+            bn_node = match.nodes[1]
+            batchnorm = tuple(attribute(bn_node.target, leaf) for leaf in ("running_mean", "running_var", "weight",
+                                                                            "bias")) + (match.batchnorm.eps,)
+        block = graph.call_function(dtorch._graph_block, (
+            call["input"], weight, bias, batchnorm, list(call["stride"]), list(call["padding"]),
+            list(call["output_padding"]), call["groups"], list(call["dilation"]), match.record.epilogue, precision,
+            db_path, on_miss))
+    block.meta.update({k: v for k, v in last.meta.items() if k in ("example_value", "val", "tensor_meta")})
+    last.replace_all_uses_with(block)
+    replaced[last] = block
+    for node in reversed(match.nodes):
+        graph.erase_node(node)
+
+
+def rewrite(gm, precision=None, report=False, db_path=None, on_miss="heuristic"):
+    """Rewrites, in place, each ConvTranspose2d of a torch.fx.GraphModule's graph with the eval-mode
+    batch norm and elementwise chain after it (what convert() fuses, found by the same matcher) to
+    one fused call; returns gm (and, with report=True, one ConversionRecord per ConvTranspose2d).
+
+    This is the torch.compile backend's pass (deconvtune.torch.backend), a plain function: it takes
+    a graph torch.compile captured (weights and batch-norm tensors as graph inputs, modules inlined
+    into functional calls) or one torch.fx.symbolic_trace made (module calls). Unlike convert() the
+    parameters stay the graph's own, unfolded: the batch norm is folded into them by the graph at
+    run time (a few small ops on the weights, which Inductor compiles), so the model trains
+    through it. precision, db_path, on_miss: the fused calls' (see conv_transpose2d_epilogue)."""
+    if not isinstance(gm, torch.fx.GraphModule):
+        raise TypeError(f"rewrite: gm must be a torch.fx.GraphModule, got {type(gm).__name__}")
+    if precision is not None:
+        dtorch._resolve_precision(precision)
+    if on_miss not in dtorch._native.ON_MISS:
+        raise ValueError(f"rewrite: on_miss must be one of {sorted(dtorch._native.ON_MISS)}, got {on_miss!r}")
+    matches, replaced = _matches(gm, graph_inputs=True), {}
+    for match in matches:
+        if match.record.fused:
+            _rewrite_in_graph(gm, match, precision, db_path or "", on_miss, replaced)
+    gm.graph.lint()
+    gm.recompile()
+    records = [m.record for m in matches]
+    return (gm, records) if report else gm
 
 
 def _as_double(value):
@@ -367,13 +525,13 @@ def _build(model, precision, unfused=frozenset()):
     except Exception as e:  # fx raises many types (TraceError, TypeError, ...) for untraceable code
         raise TypeError(f"convert: torch.fx cannot trace {type(model).__name__} ({type(e).__name__}: {e}); "
                         "data-dependent control flow in forward must move into a submodule") from e
-    modules = dict(gm.named_modules())
-    matches = [m for m in (_match(node, gm, modules) for node in list(gm.graph.nodes)) if m is not None]
+    matches = _matches(gm)
     # Every call of a ConvTranspose2d module is matched: a module called more than once is here as often.
     conv_targets = [m.nodes[0].target for m in matches if m.nodes[0].op == "call_module"]
+    replaced = {}
     for i, match in enumerate(matches):
         if match.record.fused and i not in unfused:
-            _replace(gm, match, precision, conv_targets)
+            _replace(gm, match, precision, conv_targets, replaced)
     gm.delete_all_unused_submodules()
     gm.graph.lint()
     gm.recompile()

@@ -6,6 +6,8 @@ kernel per shape, trainable, with a CPU path and an automatic conversion of exis
     block = dtorch.ConvTranspose2dEpilogue.from_model(model)      # the seed Model, with its weights
     fast = dtorch.convert(decoder, example_inputs=(x,))           # every ConvTranspose2d + chain in a model
     y = dtorch.conv_transpose2d_epilogue(x, w, b, 2, 1, 1, epilogue="relu")   # the functional form
+    fast = torch.compile(decoder, backend="deconvtune")           # after dtorch.enable(); torch >= 2
+    results = dtorch.autotune(decoder, (x,), budget_s=600)        # its problems, tuned into the DB
 
 The module's constructor is nn.ConvTranspose2d's (same arguments, same positions) plus the epilogue
 and precision as keywords; its parameters are conv_transpose.weight and conv_transpose.bias, so
@@ -33,7 +35,8 @@ from . import _native
 
 __all__ = ["ConvTranspose2dEpilogue", "conv_transpose2d_epilogue", "convert", "ConversionRecord", "parse_epilogue",
            "epilogue_text", "apply_epilogue", "seed_epilogue", "problems", "fold_batchnorm", "batchnorm_unfoldable_reason",
-           "output_shape", "EPILOGUE_OPS", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
+           "output_shape", "rewrite", "backend", "enable", "compile_reports", "autotune", "ProblemResult",
+           "AutotuneError", "EPILOGUE_OPS", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
 
 OP_NAME = "deconvtune::conv_transpose2d_epilogue"
 PRECISIONS = ("fp32", "tf32")
@@ -507,25 +510,47 @@ def fold_batchnorm(weight, bias, groups, batchnorm):
     reason = batchnorm_unfoldable_reason(batchnorm)
     if reason:
         raise ValueError(f"fold_batchnorm: {reason}")
-    c_in, c_out_per_group = weight.shape[:2]
-    if batchnorm.num_features != c_out_per_group * groups:
+    c_out = weight.shape[1] * groups
+    if batchnorm.num_features != c_out:
         raise ValueError(f"fold_batchnorm: the BatchNorm2d has {batchnorm.num_features} features, the "
-                         f"ConvTranspose2d {c_out_per_group * groups} output channels")
+                         f"ConvTranspose2d {c_out} output channels")
     with torch.no_grad():
-        # In float64, then rounded once to the weight's dtype: the folded model's error is then that
-        # of one rounding of each weight, not of a chain of float32 operations.
-        scale = torch.rsqrt(batchnorm.running_var.double() + batchnorm.eps)
-        if batchnorm.weight is not None:
-            scale = scale * batchnorm.weight.double()
-        shift = -batchnorm.running_mean.double() * scale
-        if batchnorm.bias is not None:
-            shift = shift + batchnorm.bias.double()
-        # weight is [C_in, C_out/groups, kH, kW]; output channel g * C_out/groups + j is group g's
-        # column j, fed by that group's C_in/groups input channels.
-        grouped = weight.double().view(groups, c_in // groups, c_out_per_group, *weight.shape[2:])
-        folded = grouped * scale.view(groups, 1, c_out_per_group, 1, 1)
-        folded_bias = shift if bias is None else bias.double() * scale + shift
-        return folded.reshape(weight.shape).to(weight.dtype), folded_bias.to(weight.dtype)
+        return _fold(weight, bias, groups, batchnorm.running_mean, batchnorm.running_var, batchnorm.weight,
+                     batchnorm.bias, batchnorm.eps)
+
+
+def _fold(weight, bias, groups, running_mean, running_var, bn_weight, bn_bias, eps):
+    """The folded (weight, bias) of ConvTranspose2d then an eval-mode batch norm with these tensors
+    (bn_weight, bn_bias: None when not affine); differentiable, so torch.compile's graphs fold in
+    forward and train the original parameters through it.
+
+    In float64, then rounded once to the weight's dtype: the folded model's error is then that of
+    one rounding of each weight, not of a chain of float32 operations."""
+    c_in, c_out_per_group = weight.shape[:2]
+    scale = torch.rsqrt(running_var.double() + eps)
+    if bn_weight is not None:
+        scale = scale * bn_weight.double()
+    shift = -running_mean.double() * scale
+    if bn_bias is not None:
+        shift = shift + bn_bias.double()
+    # weight is [C_in, C_out/groups, kH, kW]; output channel g * C_out/groups + j is group g's
+    # column j, fed by that group's C_in/groups input channels.
+    grouped = weight.double().reshape(groups, c_in // groups, c_out_per_group, weight.shape[2], weight.shape[3])
+    folded = grouped * scale.reshape(groups, 1, c_out_per_group, 1, 1)
+    folded_bias = shift if bias is None else bias.double() * scale + shift
+    return folded.reshape(weight.shape).to(weight.dtype), folded_bias.to(weight.dtype)
+
+
+def _graph_block(x, weight, bias, batchnorm, stride, padding, output_padding, groups, dilation, epilogue,
+                 precision, db_path, on_miss):
+    """One fused block as the torch.compile backend writes it into a captured graph: `batchnorm`
+    None or (running_mean, running_var, weight, bias, eps) of an eval-mode batch norm, folded here,
+    in the graph, from the graph's own tensors (so the model's parameters stay the ones trained and
+    Inductor compiles the folding), then the fused op (the custom op on PyTorch >= 2.4)."""
+    if batchnorm is not None:
+        weight, bias = _fold(weight, bias, groups, *batchnorm)
+    return _fused(x, weight, bias, list(stride), list(padding), list(output_padding), groups, list(dilation),
+                  epilogue, precision, db_path, on_miss)
 
 
 def batchnorm_unfoldable_reason(batchnorm):
@@ -538,4 +563,6 @@ def batchnorm_unfoldable_reason(batchnorm):
     return ""
 
 
-from ._convert import ConversionRecord, convert  # noqa: E402  (it builds on the module above)
+from ._convert import ConversionRecord, convert, rewrite  # noqa: E402  (they build on the module above)
+from ._compile import backend, compile_reports, enable  # noqa: E402
+from ._autotune import AutotuneError, ProblemResult, autotune  # noqa: E402

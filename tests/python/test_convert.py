@@ -149,6 +149,27 @@ class Conversion(unittest.TestCase):
         with torch.no_grad():  # on copies: a training-mode BatchNorm updates its statistics
             self.assertTrue(torch.allclose(copy.deepcopy(converted)(x), copy.deepcopy(model)(x), atol=1e-5))
 
+    def test_a_functional_batch_norm_on_module_tensors_is_folded(self):
+        class Functional(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.up = nn.ConvTranspose2d(4, 6, 3, 2, 1, groups=2)
+                self.register_buffer("mean", torch.randn(6) * 0.3)
+                self.register_buffer("var", torch.rand(6) + 0.5)
+                self.gamma, self.beta = nn.Parameter(torch.rand(6) + 0.5), nn.Parameter(torch.randn(6) * 0.2)
+
+            def forward(self, x):
+                return F.silu(F.batch_norm(self.up(x), self.mean, self.var, self.gamma, self.beta, False, 0.1, 1e-3))
+
+        torch.manual_seed(0)
+        model, x = Functional(), torch.randn(2, 4, 5, 5)
+        converted, (record,) = self.check_converts_and_matches(model, x)
+        self.assertEqual((record.fused, record.epilogue), (True, "silu"))
+        self.assertTrue(record.batchnorm.startswith("batch_norm (torch.nn.functional.batch_norm)"), record.batchnorm)
+        self.assertEqual([n for n, _ in converted.named_buffers()], [])  # folded: no statistics left behind
+        self.assertEqual(sorted(n for n, _ in converted.named_parameters()),
+                         ["up.conv_transpose.bias", "up.conv_transpose.weight"])
+
     def test_what_the_chain_does_not_take(self):
         class Block(nn.Module):
             def __init__(self, tail):

@@ -38,6 +38,12 @@ class Package(unittest.TestCase):
     def test_version(self):
         self.assertEqual(deconvtune.__version__, os.environ["DECONVTUNE_EXPECTED_VERSION"])
 
+    def test_the_torch_compile_backend_is_declared_as_an_entry_point(self):
+        import importlib.metadata
+        points = importlib.metadata.distribution("deconvtune").entry_points
+        self.assertEqual([(p.group, p.name, p.value) for p in points],
+                         [("torch_dynamo_backends", "deconvtune", "deconvtune.torch:backend")])
+
     def test_import_needs_no_library_and_the_error_lists_where_it_looked(self):
         missing = os.path.join(tempfile.gettempdir(), "no-such-dir-deconvtune", "libdeconvtune.so")
         result = run_python("import deconvtune\nprint(deconvtune.__version__)\ndeconvtune.library()",
