@@ -69,6 +69,24 @@ TEST(Cli, InspectPrintsSourcePtxAndResourcesForSm90) {
   EXPECT_TRUE(contains(list.output, "direct_ffma_t256_c4_mishexact")) << list.output;
 }
 
+// The target is an input of the space: --arch sm_80 lists no sm_90a (wgmma) config and defaults to
+// one that compiles there; sm_90a's space has the Hopper family.
+TEST(Cli, InspectListsTheSpaceOfTheTargetArch) {
+  CliResult ampere = run_cli(
+      "inspect --problem '{\"batch\": 2, \"in_channels\": 64, "
+      "\"out_channels\": 64, \"height\": 8, \"width\": 8, "
+      "\"kernel_size\": 3, \"precision\": \"tf32\"}' --arch sm_80 "
+      "--list-configs");
+  ASSERT_EQ(ampere.exit_code, 0) << ampere.output;
+  EXPECT_FALSE(contains(ampere.output, "wsgemm")) << ampere.output;
+  EXPECT_FALSE(contains(ampere.output, "_wg1_")) << ampere.output;
+  CliResult hopper =
+      run_cli("inspect --problem seed --precision tf32 --arch sm_90a --list-configs");
+  EXPECT_TRUE(contains(hopper.output, "wsgemm")) << hopper.output;
+  CliResult source = run_cli("inspect --problem seed --precision tf32 --arch sm_80 --resources");
+  EXPECT_EQ(source.exit_code, 0) << "the default for sm_80 compiles there: " << source.output;
+}
+
 TEST(Cli, RunWithoutGpuCompilesAndSaysWhatItCouldNotDo) {
   if (deconvtune::DriverApi::available()) GTEST_SKIP() << "a GPU is present: run really runs";
   CliResult result = run_cli("run --problem seed");

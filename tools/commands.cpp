@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -42,11 +43,25 @@ Problem load_problem(const ProblemArgs& args) {
   }
 }
 
-Config load_config(const std::string& name, const Problem& problem) {
-  if (name.empty()) return default_config(problem);
+// The device the space, the default and the launch geometry are for: the GPU present, else the
+// target `arch` names (an H100's figures for the rest: NVRTC needs no GPU), else an H100.
+DeviceLimits target_limits(const std::optional<Context>& context, const std::string& arch) {
+  if (context) return context->info().limits();
+  DeviceLimits limits;
+  int major = 0, minor = 0;
+  if (std::sscanf(arch.c_str(), "sm_%1d%1d", &major, &minor) == 2 ||
+      std::sscanf(arch.c_str(), "compute_%1d%1d", &major, &minor) == 2) {
+    limits.sm_major = major;
+    limits.sm_minor = minor;
+  }
+  return limits;
+}
+
+Config load_config(const std::string& name, const Problem& problem, const DeviceLimits& limits) {
+  if (name.empty()) return default_config(problem, limits);
   try {
     Config config = Config::from_name(name);
-    if (std::string reason = why_illegal(problem, config, DeviceLimits{}); !reason.empty()) {
+    if (std::string reason = why_illegal(problem, config, limits); !reason.empty()) {
       throw BadInput{fmt::format("config {} does not serve this problem: {}", name, reason)};
     }
     return config;
@@ -93,7 +108,8 @@ struct RunRow {
 };
 
 // The row of a compiled config: its compile time and resources; not launched yet.
-RunRow compiled_row(const Problem& problem, const Config& config, const CompileResult& compiled) {
+RunRow compiled_row(const Problem& problem, const Config& config, const CompileResult& compiled,
+                    const DeviceLimits& limits) {
   RunRow row;
   row.config = config.name();
   row.status = compiled.ok ? "compiled" : std::string(to_string(Disposition::kCompileFailed));
@@ -104,7 +120,7 @@ RunRow compiled_row(const Problem& problem, const Config& config, const CompileR
       r.shared_bytes < 0
           ? -1
           : r.shared_bytes +
-                family_spec(config.family).launch(problem, config, DeviceLimits{}).shared_bytes;
+                family_spec(config.family).launch(problem, config, limits).shared_bytes;
   row.spill_bytes = r.spill_bytes();
   return row;
 }
@@ -135,10 +151,12 @@ int compile_only(const Problem& problem, const std::vector<Config>& configs,
           configs.size(), kDefaultArch);
   int failures = 0;
   std::vector<RunRow> rows;
-  const std::vector<CompileResult> results = compile_configs(problem, configs, kDefaultArch);
+  const DeviceLimits limits = target_limits(std::nullopt, kDefaultArch);
+  const std::vector<CompileResult> results =
+      compile_configs(problem, configs, kDefaultArch, limits);
   for (size_t i = 0; i < configs.size(); ++i) {
     failures += !results[i].ok;
-    rows.push_back(compiled_row(problem, configs[i], results[i]));
+    rows.push_back(compiled_row(problem, configs[i], results[i], limits));
     if (!results[i].ok) fmt::print(stderr, "{}\n", results[i].log);
   }
   out.print(run_table(rows, /*launched=*/false));
@@ -150,16 +168,20 @@ int compile_only(const Problem& problem, const std::vector<Config>& configs,
 int run_checked(const RunArgs& args) {
   const Output out(args.json, args.wide);
   Problem problem = load_problem(args.problem);
+  std::string why_no_gpu;
+  std::optional<Context> context;
+  if (DriverApi::available(&why_no_gpu)) context.emplace(args.device);
+  const DeviceLimits limits = target_limits(context, kDefaultArch);
   std::vector<Config> configs;
   if (args.all_configs) {
-    for (Config& config : enumerate_space(problem)) {
+    for (Config& config : enumerate_space(problem, limits)) {
       if (config.name().find(args.name_filter) != std::string::npos) configs.push_back(config);
     }
     if (configs.empty()) {
       throw BadInput{fmt::format("no config of the space has '{}' in its name", args.name_filter)};
     }
   } else {
-    configs.push_back(load_config(args.config, problem));
+    configs.push_back(load_config(args.config, problem, limits));
   }
   out.say("problem   {}\n", out.problem_text(problem));
   out.say("output    [{}, {}, {}, {}] ({:.3f} GiB), {:.2f} G multiply-adds\n", problem.batch,
@@ -170,8 +192,7 @@ int run_checked(const RunArgs& args) {
                              {"label", compact_label(problem)},
                              {"device", nullptr},
                              {"results", nlohmann::json::array()}};
-  std::string why_no_gpu;
-  if (!DriverApi::available(&why_no_gpu)) {
+  if (!context) {
     if (args.require_gpu) {
       fmt::print(stderr, "deconvtune: error: {}\n", why_no_gpu);
       return kExitNoGpu;
@@ -183,13 +204,12 @@ int run_checked(const RunArgs& args) {
     if (out.json()) out.emit(document);
     return code;
   }
-  Context context(args.device);
   const uint64_t seed = args.seed ? *args.seed : std::random_device{}();
-  out.say("device    {} ({}, {} SMs), NVRTC {}, input seed {}\n", context.info().name,
-          context.info().arch(), context.info().sm_count, nvrtc_version(), seed);
-  document["device"] = context.info().name;
+  out.say("device    {} ({}, {} SMs), NVRTC {}, input seed {}\n", context->info().name,
+          context->info().arch(), context->info().sm_count, nvrtc_version(), seed);
+  document["device"] = context->info().name;
   document["input_seed"] = seed;
-  Verifier verifier(context, problem);
+  Verifier verifier(*context, problem);
   verifier.randomize_inputs(seed);
 
   TrialOptions options;
@@ -198,12 +218,12 @@ int run_checked(const RunArgs& args) {
   std::vector<RunRow> rows;
   int failures = 0;
   const std::vector<CompileResult> compiled =
-      compile_configs(problem, configs, context.info().arch());
+      compile_configs(problem, configs, context->info().arch(), limits);
   for (size_t i = 0; i < configs.size(); ++i) {
-    TrialResult trial = run_trial(context, verifier, configs[i], options, &compiled[i]);
+    TrialResult trial = run_trial(*context, verifier, configs[i], options, &compiled[i]);
     const bool ok = trial.disposition == Disposition::kOk;
     failures += !ok;
-    RunRow row = compiled_row(problem, configs[i], trial.compile);
+    RunRow row = compiled_row(problem, configs[i], trial.compile, limits);
     row.status = to_string(trial.disposition);
     if (ok) {
       row.median_ms = trial.timing.median_ms;
@@ -273,12 +293,18 @@ int inspect_checked(const InspectArgs& args) {
         "or ptxas text"};
   }
   Problem problem = load_problem(args.problem);
+  std::optional<Context> context;
+  if (args.arch.empty() && DriverApi::available()) context.emplace(0);
+  const std::string arch = !args.arch.empty() ? args.arch
+                           : context          ? context->info().arch()
+                                              : kDefaultArch;
+  const DeviceLimits limits = target_limits(context, arch);
   if (args.list_configs) {
     const Output out(args.json, args.wide);
     Table table(
         {{"config"}, {"family"}, {"math"}, {"mish"}, {"parameters", Align::kLeft, 1, true}});
     nlohmann::json configs = nlohmann::json::array();
-    for (const Config& config : enumerate_space(problem)) {
+    for (const Config& config : enumerate_space(problem, limits)) {
       const nlohmann::json spec = config.to_json();
       std::string parameters;
       for (const auto& [name, value] : config.params) {
@@ -291,17 +317,14 @@ int inspect_checked(const InspectArgs& args) {
     if (out.json()) out.emit({{"problem_key", problem.key()}, {"configs", configs}});
     return kExitOk;
   }
-  Config config = load_config(args.config, problem);
-  GeneratedKernel kernel = generate_kernel(problem, config);
+  Config config = load_config(args.config, problem, limits);
+  GeneratedKernel kernel = generate_kernel(problem, config, limits);
   if (!args.ptx && !args.sass && !args.resources && !args.log) {
     fmt::print("{}", kernel.source);
     return kExitOk;
   }
   CompileOptions options;
-  options.arch = args.arch;
-  if (options.arch.empty()) {
-    options.arch = DriverApi::available() ? Context(0).info().arch() : kDefaultArch;
-  }
+  options.arch = arch;
   options.want_ptx = args.ptx;
   CompileResult compiled;
   try {

@@ -142,9 +142,10 @@ TrialResult run_trial(const Context& context, Verifier& verifier, const Config& 
 
 std::vector<CompileResult> compile_configs(const Problem& problem,
                                            const std::vector<Config>& configs,
-                                           const std::string& arch) {
+                                           const std::string& arch, const DeviceLimits& limits) {
   std::vector<std::string> sources;
-  for (const Config& config : configs) sources.push_back(generate_kernel(problem, config).source);
+  for (const Config& config : configs)
+    sources.push_back(generate_kernel(problem, config, limits).source);
   CompileOptions options;
   options.arch = arch;
   return compile_cuda_parallel(sources, options);

@@ -81,9 +81,11 @@ double measure_copy_gbps(const Context& context);
 TrialResult run_trial(const Context& context, Verifier& verifier, const Config& config,
                       const TrialOptions& options, const CompileResult* precompiled = nullptr);
 
-// Generates and compiles every config for the problem in parallel; results in order.
+// Generates (for the device `limits` describe) and compiles every config for the problem in
+// parallel; results in order.
 std::vector<CompileResult> compile_configs(const Problem& problem,
                                            const std::vector<Config>& configs,
-                                           const std::string& arch);
+                                           const std::string& arch,
+                                           const DeviceLimits& limits = {});
 
 }  // namespace deconvtune
