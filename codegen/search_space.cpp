@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <map>
 #include <stdexcept>
 #include <tuple>
 
@@ -281,12 +282,12 @@ FamilySpec wsgemm_family() {
       if (kc >= p.in_channels / p.groups) return fmt::format("kc{} holds every channel", kc);
       // Streaming re-reads W for every unit: only where the slice cannot stay resident even
       // beside the smallest ring (two slots of cp16 rp1 windows).
+      const std::map<std::string, int> smallest_resident = {{"cp", 16}, {"rp", 1},   {"st", 2},
+                                                            {"kc", 0},  {"coop", 0}, {"mc", 1}};
       Config resident = c;
       for (auto& [name, value] : resident.params) {
-        if (name == "kc" || name == "st" || name == "cp" || name == "rp" || name == "coop" ||
-            name == "mc") {
-          value = name == "st" ? 2 : name == "cp" ? 16 : name == "rp" || name == "mc" ? 1 : 0;
-        }
+        if (auto it = smallest_resident.find(name); it != smallest_resident.end())
+          value = it->second;
       }
       if (ws_geometry(p, resident).shared_bytes <= device.max_shared_per_block)
         return "W fits resident (kc0)";

@@ -52,14 +52,19 @@ std::vector<int> supported_archs() {
   return archs;
 }
 
+int arch_number(const std::string& arch) {
+  static const std::regex kArch("(sm|compute)_([0-9]{2,4})a?");
+  std::smatch match;
+  return std::regex_match(arch, match, kArch) ? std::stoi(match[2]) : -1;
+}
+
 std::vector<std::string> nvrtc_flags(const CompileOptions& options) {
-  static const std::regex kArch("(sm|compute)_[0-9]+a?");
-  if (!std::regex_match(options.arch, kArch)) {
+  const int number = arch_number(options.arch);
+  if (number < 0) {
     throw std::invalid_argument(
         fmt::format("arch '{}' is not of the form sm_90, sm_90a or compute_90", options.arch));
   }
   // A well-formed arch NVRTC cannot target is the caller's mistake too, not a failed compile.
-  const int number = std::stoi(options.arch.substr(options.arch.find('_') + 1, 4));
   const std::vector<int> supported = supported_archs();
   if (std::find(supported.begin(), supported.end(), number) == supported.end()) {
     throw std::invalid_argument(fmt::format("arch '{}': NVRTC {} compiles for {} only",

@@ -50,6 +50,10 @@ struct CompileResult {
 // The compute capabilities this NVRTC compiles for (75, 80, ..., 90, ...).
 std::vector<int> supported_archs();
 
+// The compute capability an arch string names (sm_90a -> 90, compute_100 -> 100), -1 when it is
+// not of that form.
+int arch_number(const std::string& arch);
+
 // Exactly the flags compile_cuda gives NVRTC for these options. Throws std::invalid_argument for
 // an arch string not of the form sm_90, sm_90a or compute_90, or one NVRTC does not support.
 std::vector<std::string> nvrtc_flags(const CompileOptions& options);

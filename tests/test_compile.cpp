@@ -155,6 +155,16 @@ TEST(Compile, StreamedDefaultCompilesWithItsPackerAndNoSpills) {
   EXPECT_FALSE(compiled.resources.spills()) << compiled.log;
 }
 
+TEST(Compile, ArchNumberReadsEveryDigit) {
+  EXPECT_EQ(arch_number("sm_90a"), 90);
+  EXPECT_EQ(arch_number("sm_80"), 80);
+  EXPECT_EQ(arch_number("compute_100"), 100);  // not 1.0: three-digit capabilities exist
+  EXPECT_EQ(arch_number("sm_120a"), 120);
+  EXPECT_EQ(arch_number("hopper"), -1);
+  EXPECT_EQ(arch_number("sm_9"), -1);
+  EXPECT_EQ(arch_number("sm_90b"), -1);
+}
+
 TEST(Compile, WgmmaConfigForPlainSm90SaysItNeedsSm90a) {
   Problem seed = Problem::seed();
   seed.precision = Precision::kTf32;

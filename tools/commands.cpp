@@ -48,11 +48,9 @@ Problem load_problem(const ProblemArgs& args) {
 DeviceLimits target_limits(const std::optional<Context>& context, const std::string& arch) {
   if (context) return context->info().limits();
   DeviceLimits limits;
-  int major = 0, minor = 0;
-  if (std::sscanf(arch.c_str(), "sm_%1d%1d", &major, &minor) == 2 ||
-      std::sscanf(arch.c_str(), "compute_%1d%1d", &major, &minor) == 2) {
-    limits.sm_major = major;
-    limits.sm_minor = minor;
+  if (const int number = arch_number(arch); number > 0) {
+    limits.sm_major = number / 10;
+    limits.sm_minor = number % 10;
   }
   return limits;
 }
