@@ -247,12 +247,19 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 // 4 channels write shared memory without bank conflicts but read 4 lines per instruction: 20-30%
 // slower on the H200, bench/results/2026-12-01-h200-wsgemm.) Once the copies have landed, the same
 // thread rounds its own items to TF32 in place, so no barrier is needed between the two steps.
+// Items per step of the producer's loops: one item's address arithmetic is a chain of ~40
+// dependent instructions, so a loop taken one item at a time issues a copy every ~180 cycles;
+// four at a time overlap their chains (the seed's time grows with C_in at ~3x the tensor cores'
+// rate: bench/results/2026-12-01-h200-mc2-probe).
+constexpr int PRODUCER_UNROLL = 4;
+
 template <int R0>
 __device__ __forceinline__ void issue_window(float* slot, const float* __restrict__ x,
                                              const Unit& u, bool live, int chunk, int group,
                                              int tid) {
   using S = Storage<R0>;
   const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
+#pragma unroll PRODUCER_UNROLL
   for (int item = tid; item < PLANES * S::XPIX; item += WG_THREADS) {
     const int xc = item % XC, xr = (item / XC) % S::XR;
     const int ci = chunk * KC + item / S::XPIX * 4;  // the item's first channel in the group
@@ -263,7 +270,9 @@ __device__ __forceinline__ void issue_window(float* slot, const float* __restric
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const bool copy = inside && ci + e < CI_PER_GROUP;
-      cp_async4_zero_fill(slot + item * 4 + e, copy ? src + (i64)e * H * W : x, copy);
+      // A zero fill reads nothing, from src itself (a valid address): an offset chosen by a
+      // select, not a pointer chosen by a branch, keeps the unrolled items in one block.
+      cp_async4_zero_fill(slot + item * 4 + e, src + (copy ? (i64)e * H * W : 0), copy);
     }
   }
 }
@@ -272,6 +281,7 @@ __device__ __forceinline__ void issue_window(float* slot, const float* __restric
 template <int R0>
 __device__ __forceinline__ void prepare_window(float* slot, int tid) {
   constexpr int ITEMS = PLANES * Storage<R0>::XPIX;
+#pragma unroll PRODUCER_UNROLL
   for (int item = tid; item < ITEMS; item += WG_THREADS) {
     float4* p = reinterpret_cast<float4*>(slot) + item;
     const float4 v = *p;
