@@ -243,6 +243,7 @@ FamilySpec wsgemm_family() {
       {"kc", "DT_KC", {0, 16, 32}, "input channels per slot with W streamed; 0: W resident"},
       {"coop", "DT_COOP", {0, 1}, "1: both consumers share each unit's slots (rp rows each)"},
       {"mc", "DT_MC", {1, 2}, "CTAs per cluster sharing each streamed W chunk (multicast)"},
+      {"xl", "DT_XL", {0, 1}, "x windows: 0 cp.async, rounded in place; 1 through registers"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
@@ -275,6 +276,7 @@ FamilySpec wsgemm_family() {
     if (!g.why_not.empty()) return g.why_not;
     const int64_t kc = c.param("kc");
     if (c.param("coop") == 1 && kc == 0) return "coop1 only with W streamed";
+    if (c.param("xl") == 1 && c.math != MathMode::kTf32) return "xl1 is measured under tf32 only";
     if (c.param("mc") > 1 && (kc == 0 || c.param("coop") == 0))
       return "clusters share streamed W chunks of cooperative units only (kc > 0, coop1)";
     if (kc > 0) {
@@ -282,8 +284,8 @@ FamilySpec wsgemm_family() {
       if (kc >= p.in_channels / p.groups) return fmt::format("kc{} holds every channel", kc);
       // Streaming re-reads W for every unit: only where the slice cannot stay resident even
       // beside the smallest ring (two slots of cp16 rp1 windows).
-      const std::map<std::string, int> smallest_resident = {{"cp", 16}, {"rp", 1},   {"st", 2},
-                                                            {"kc", 0},  {"coop", 0}, {"mc", 1}};
+      const std::map<std::string, int> smallest_resident = {
+          {"cp", 16}, {"rp", 1}, {"st", 2}, {"kc", 0}, {"coop", 0}, {"mc", 1}, {"xl", 0}};
       Config resident = c;
       for (auto& [name, value] : resident.params) {
         if (auto it = smallest_resident.find(name); it != smallest_resident.end())
@@ -427,7 +429,8 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     // mc2 (clusters) measured slower on three of the four streamed problems: last.
     return std::make_tuple(kc > 0, c.param("mc"), 1 - c.param("coop"), rs_order, kc == 16 ? 0 : 1,
                            kc > 0 ? streamed_cp_order : resident_cp_order, rp_order, st_order,
-                           c.mish == MishVariant::kFast ? 0 : 1);
+                           c.mish == MishVariant::kFast ? 0 : 1,
+                           c.param("xl"));  // xl1 has not run on a GPU yet: after xl0
   };
 
   const Config* hopper = nullptr;

@@ -7,7 +7,9 @@
 // - Warpgroup 0, the producer, walks the CTA's strip of units: for each it waits until a slot of
 //   the ring is free, loads the unit's input window (lanes along w, so every load is a full
 //   128-byte line), rounds it to TF32 and writes it channel-innermost (the transpose NCHW needs:
-//   TF32 wgmma reads K-major operands only), then arrives on the slot's `full` barrier.
+//   TF32 wgmma reads K-major operands only), then arrives on the slot's `full` barrier. The
+//   window comes by cp.async and is rounded in place (XL = 0), or through registers, rounded
+//   there and stored once (XL = 1).
 // - Warpgroups 1 and 2, the consumers, take alternate units: wait for the slot, queue every wgmma
 //   of every phase and tap, wait for them, free the slot, then run the epilogue and store y from
 //   registers while the other consumer's wgmmas run.
@@ -56,6 +58,9 @@
 #ifndef DT_MC
 #define DT_MC 1  // CTAs of a cluster sharing each streamed W chunk (one multicast copy per CTA)
 #endif
+#ifndef DT_XL
+#define DT_XL 0  // x windows: 0 cp.async, then rounded in place; 1 through registers, rounded there
+#endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
 #endif
@@ -67,7 +72,8 @@ namespace dt {
 constexpr int CP = DT_CP, STAGES = DT_STAGES, RP = DT_RP;
 constexpr int BM = 64;  // output channels per CTA
 constexpr int WG_THREADS = 128, THREADS = 3 * WG_THREADS;
-constexpr int PRODUCER_REGS = 56, CONSUMER_REGS = 224;  // 128 * 56 + 256 * 224 <= 65536
+// Windows through registers (DT_XL) hold four items' loads in the producer's registers.
+constexpr int PRODUCER_REGS = DT_XL ? 72 : 56, CONSUMER_REGS = DT_XL ? 216 : 224;
 static_assert(WG_THREADS * PRODUCER_REGS + 2 * WG_THREADS * CONSUMER_REGS <= 65536, "registers");
 static_assert(CP == 8 || CP == 16 || CP == 32 || CP == 64 || CP == 128, "wgmma N");
 static_assert(STAGES >= 2, "one slot per consumer at least");
@@ -96,6 +102,12 @@ constexpr bool COOP = DT_COOP != 0;
 // half of every chunk and multicasts it to both; a slot is refilled once both CTAs' consumers are
 // done with it. L2 -> shared traffic for W halves again.
 constexpr int CLUSTER = DT_MC;
+// Windows through registers (XL): each x element crosses shared memory once, in one conflict-free
+// 16-byte store of a pixel's 4 channels, instead of a 4-byte cp.async (4-way bank conflicts: the
+// lanes' pixels lie 16 bytes apart) and a read and a write to round it. Shared memory is what the
+// SS wgmmas of N = 64 saturate alone (bench/results/2026-12-01-h200-mc2-probe). The producer
+// then waits for its own loads, so it overlaps one window's loads only with the consumers' work.
+constexpr bool X_REGISTERS = DT_XL != 0;
 static_assert(CLUSTER == 1 || CLUSTER == 2, "clusters of 1 or 2 CTAs");
 static_assert(CLUSTER == 1 || DT_KC > 0, "clusters share streamed W chunks");
 constexpr int UNIT_ROWS = COOP ? 2 * RP : RP;  // phase rows per unit
@@ -276,21 +288,61 @@ __device__ __forceinline__ void issue_window(float* slot, const float* __restric
     }
   }
 }
-// Rounds the landed window to TF32 in place; under SPLIT the remainder goes to the small plane
-// (zero for an infinite value, whose big part is itself: Inf - Inf would be NaN).
+// Item `item` of a window of `items`: v rounded to TF32, and under SPLIT the remainder in the
+// small plane (zero for an infinite value, whose big part is itself: Inf - Inf would be NaN).
+__device__ __forceinline__ void store_item(float* slot, int item, int items, const float4 v) {
+  float4* p = reinterpret_cast<float4*>(slot) + item;
+  const float4 big = make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
+                                 __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
+  *p = big;
+  if constexpr (SPLIT) {
+    p[items] = make_float4(big.x == v.x ? 0.0f : v.x - big.x, big.y == v.y ? 0.0f : v.y - big.y,
+                           big.z == v.z ? 0.0f : v.z - big.z, big.w == v.w ? 0.0f : v.w - big.w);
+  }
+}
+
+// Rounds the landed window in place (after issue_window).
 template <int R0>
 __device__ __forceinline__ void prepare_window(float* slot, int tid) {
   constexpr int ITEMS = PLANES * Storage<R0>::XPIX;
 #pragma unroll PRODUCER_UNROLL
-  for (int item = tid; item < ITEMS; item += WG_THREADS) {
-    float4* p = reinterpret_cast<float4*>(slot) + item;
-    const float4 v = *p;
-    const float4 big = make_float4(__uint_as_float(to_tf32(v.x)), __uint_as_float(to_tf32(v.y)),
-                                   __uint_as_float(to_tf32(v.z)), __uint_as_float(to_tf32(v.w)));
-    *p = big;
-    if constexpr (SPLIT) {
-      p[ITEMS] = make_float4(big.x == v.x ? 0.0f : v.x - big.x, big.y == v.y ? 0.0f : v.y - big.y,
-                             big.z == v.z ? 0.0f : v.z - big.z, big.w == v.w ? 0.0f : v.w - big.w);
+  for (int item = tid; item < ITEMS; item += WG_THREADS)
+    store_item(slot, item, ITEMS, reinterpret_cast<const float4*>(slot)[item]);
+}
+
+// XL: the same items as issue_window, loaded into registers (zero outside the image and past the
+// group's channels), rounded there and stored once. A step loads PRODUCER_UNROLL items before it
+// stores any, every load from a valid address (a zero is selected afterwards, so no branch stands
+// between the loads and they are in flight together).
+template <int R0>
+__device__ __forceinline__ void load_window(float* slot, const float* __restrict__ x, const Unit& u,
+                                            bool live, int chunk, int group, int tid) {
+  using S = Storage<R0>;
+  constexpr int ITEMS = PLANES * S::XPIX, STEP = PRODUCER_UNROLL * WG_THREADS;
+  const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
+  for (int first = tid; first < ITEMS; first += STEP) {
+    float v[PRODUCER_UNROLL][4];
+#pragma unroll
+    for (int b = 0; b < PRODUCER_UNROLL; ++b) {
+      const int item = first + b * WG_THREADS;
+      const int xc = item % XC, xr = (item / XC) % S::XR;
+      const int ci = chunk * KC + item / S::XPIX * 4;
+      const int ih = ih0 + xr, iw = iw0 + xc;
+      const bool inside = live && item < ITEMS && ih >= 0 && ih < H && iw >= 0 && iw < W;
+      const float* src = x + x_index(u.n, group * CI_PER_GROUP + min(ci, CI_PER_GROUP - 1),
+                                     inside ? ih : 0, inside ? iw : 0);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const bool copy = inside && ci + e < CI_PER_GROUP;
+        const float loaded = __ldg(src + (copy ? (i64)e * H * W : 0));
+        v[b][e] = copy ? loaded : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int b = 0; b < PRODUCER_UNROLL; ++b) {
+      const int item = first + b * WG_THREADS;
+      if (item < ITEMS)
+        store_item(slot, item, ITEMS, make_float4(v[b][0], v[b][1], v[b][2], v[b][3]));
     }
   }
 }
@@ -471,10 +523,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
     // The ring's items are (unit, chunk) in order. Item i's slot gets its window's copies and,
     // with W streamed, one bulk copy of its W chunk, which completes on the slot's `full` barrier
     // beside the producer threads' arrivals.
-    auto issue = [&](i64 i, int slot) {
-      const i64 k = i / CHUNKS;
-      issue_window<R0>(s.x[slot], x, unit_of(strip.unit(k)), strip.live(k), (int)(i % CHUNKS),
-                       group, tid);
+    auto issue_w_chunk = [&](i64 i, int slot) {
       if (STREAM_W && tid == 0) {
         // The slot waits for the whole chunk, this CTA's share and the peer's.
         constexpr unsigned BYTES = S::W_FLOATS * 4, SHARE = BYTES / CLUSTER;
@@ -490,11 +539,33 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
         }
       }
     };
+    const i64 items = count * CHUNKS;
+    auto free_slot = [&](i64 i) {
+      mbarrier_wait<(CLUSTER > 1)>(&s.empty[i % STAGES], (unsigned)((i / STAGES) & 1) ^ 1u);
+    };
+    if constexpr (X_REGISTERS) {
+      for (i64 i = 0; i < items; ++i) {
+        const int slot = (int)(i % STAGES);
+        const i64 k = i / CHUNKS;
+        free_slot(i);
+        issue_w_chunk(i, slot);
+        load_window<R0>(s.x[slot], x, unit_of(strip.unit(k)), strip.live(k), (int)(i % CHUNKS),
+                        group, tid);
+        fence_proxy_async();
+        mbarrier_arrive(&s.full[slot]);
+      }
+      return;  // (past the cluster meeting)
+    }
+    auto issue = [&](i64 i, int slot) {
+      const i64 k = i / CHUNKS;
+      issue_window<R0>(s.x[slot], x, unit_of(strip.unit(k)), strip.live(k), (int)(i % CHUNKS),
+                       group, tid);
+      issue_w_chunk(i, slot);
+    };
     // LOOKAHEAD windows are in flight while the oldest is rounded and published; a slot is
     // refilled only after the window before it is published, so a consumer never waits for the
     // producer to wait for the other consumer.
     constexpr int LOOKAHEAD = STAGES - 1;
-    const i64 items = count * CHUNKS;
     for (i64 i = 0; i < LOOKAHEAD; ++i) {
       if (i < items) issue(i, (int)i);
       cp_async_commit();
@@ -507,9 +578,8 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
       mbarrier_arrive(&s.full[slot]);
       const i64 next = i + LOOKAHEAD;
       if (next < items) {
-        const int next_slot = (int)(next % STAGES);
-        mbarrier_wait<(CLUSTER > 1)>(&s.empty[next_slot], (unsigned)((next / STAGES) & 1) ^ 1u);
-        issue(next, next_slot);
+        free_slot(next);
+        issue(next, (int)(next % STAGES));
       }
       cp_async_commit();
     }
