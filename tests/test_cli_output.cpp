@@ -109,6 +109,9 @@ TEST(CliLabel, CompactLabelNamesTheShapeAndWideTheWholeKey) {
   seed.bias = false;
   seed.name.clear();
   EXPECT_EQ(problem_text(seed, false), "n128 64->64 128x128 k3x3 s2x2 g1 nobias");
+  seed.dtype = DType::kBFloat16;
+  seed.layout = Layout::kNhwc;
+  EXPECT_EQ(compact_label(seed), "n128 64->64 128x128 k3x3 s2x2 g1 nobias bfloat16 NHWC");
   const Output output(/*json=*/false, /*wide=*/false);
   EXPECT_EQ(output.problem_text("not a key", "mine"), "mine: not a key") << "shown as it is";
 }

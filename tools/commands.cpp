@@ -184,7 +184,8 @@ int run_checked(const RunArgs& args) {
   out.say("problem   {}\n", out.problem_text(problem));
   out.say("output    [{}, {}, {}, {}] ({:.3f} GiB), {:.2f} G multiply-adds\n", problem.batch,
           problem.out_channels, problem.out_height(), problem.out_width(),
-          problem.y_elements() * 4.0 / 1073741824.0, problem.multiply_adds() / 1e9);
+          static_cast<double>(problem.y_elements() * problem.element_bytes()) / 1073741824.0,
+          problem.multiply_adds() / 1e9);
   nlohmann::json document = {{"problem_key", problem.key()},
                              {"name", problem.name},
                              {"label", compact_label(problem)},
