@@ -255,8 +255,8 @@ def _autocast(x, weight, bias):
     get = getattr(torch, "get_autocast_dtype", None)
     dtype = get("cuda") if get is not None else torch.get_autocast_gpu_dtype()
 
-    def cast(t):
-        return t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+    def cast(t):  # as autocast: float64 stays float64 (and the mix is then refused, naming it)
+        return t.to(dtype) if isinstance(t, torch.Tensor) and t.dtype in DTYPES else t
     return cast(x), cast(weight), cast(bias)
 
 
