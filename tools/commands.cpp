@@ -37,6 +37,7 @@ Problem load_problem(const ProblemArgs& args) {
   try {
     Problem problem = Problem::from_argument(args.problem);
     if (!args.precision.empty()) problem.precision = parse_precision(args.precision);
+    override_dtype_and_layout(problem, args.dtype, args.layout);
     return problem;
   } catch (const std::invalid_argument& e) {
     throw BadInput{e.what()};
@@ -373,5 +374,11 @@ int guarded(int (*body)(const Args&), const Args& args) {
 
 int run_command(const RunArgs& args) { return guarded(run_checked, args); }
 int inspect_command(const InspectArgs& args) { return guarded(inspect_checked, args); }
+
+void override_dtype_and_layout(Problem& problem, const std::string& dtype,
+                               const std::string& layout) {
+  if (!dtype.empty()) problem.dtype = parse_dtype(dtype);
+  if (!layout.empty()) problem.layout = parse_layout(layout);
+}
 
 }  // namespace deconvtune::tools
