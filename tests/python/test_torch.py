@@ -448,6 +448,28 @@ class Gpu(unittest.TestCase):
                               (x, conv.weight.detach(), conv.bias.detach(), [2, 2], [1, 1], [1, 1], 1, [1, 1],
                                block.epilogue, "fp32", "", "heuristic"))
 
+    @unittest.skipUnless(dtorch.HAS_CUSTOM_OP, "this PyTorch has no torch.library.custom_op")
+    def test_works_in_torch_compile_in_bfloat16_channels_last_and_autocast(self):
+        model = seed_model.Model(*SMALL_SEED).cuda()
+        block = dtorch.ConvTranspose2dEpilogue.from_model(model, precision="fp32")
+        x = torch.rand(2, 16, 16, 16, device="cuda").to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            half = copy.deepcopy(block).bfloat16()
+            compiled = torch.compile(half, fullgraph=True)
+            y = compiled(x.bfloat16())
+            self.assertTrue(torch.equal(y, half(x.bfloat16())))
+            self.assertTrue(y.is_contiguous(memory_format=torch.channels_last))
+            compiled_fp32 = torch.compile(block, fullgraph=True)
+            with torch.autocast("cuda", dtype=torch.float16):
+                y = compiled_fp32(x)
+                expected = block(x)
+            self.assertEqual(y.dtype, torch.float16)
+            self.assertTrue(torch.equal(y, expected))
+        conv = half.conv_transpose
+        torch.library.opcheck(torch.ops.deconvtune.conv_transpose2d_epilogue.default,
+                              (x.bfloat16(), conv.weight.detach(), conv.bias.detach(), [2, 2], [1, 1], [1, 1], 1,
+                               [1, 1], half.epilogue, "fp32", "", "heuristic"))
+
     def test_device_errors(self):
         block = dtorch.ConvTranspose2dEpilogue(16, 8, 3).cuda()
         with self.assertRaisesRegex(ValueError, "weight is on cuda:0 but x is on cpu"):
