@@ -193,29 +193,33 @@ int64_t Problem::multiply_adds() const {
 }
 
 std::string Problem::key() const {
-  return fmt::format(
-      "convT2d:n{}:ci{}:co{}:h{}:w{}:k{}x{}:s{}x{}:p{}x{}:op{}x{}:d{}x{}:g{}:{}:{}:{}:{}|{}", batch,
-      in_channels, out_channels, height, width, kernel.h, kernel.w, stride.h, stride.w, padding.h,
-      padding.w, output_padding.h, output_padding.w, dilation.h, dilation.w, groups,
-      bias ? "bias" : "nobias", kDtype, kLayout, to_string(precision), epilogue.text());
+  std::string key = "convT2d";
+  for (const ProblemField& field : kProblemFields) {
+    if (field.scalar) {
+      key += fmt::format(":{}{}", field.prefix, this->*field.scalar);
+    } else {
+      key += fmt::format(":{}{}x{}", field.prefix, (this->*field.pair).h, (this->*field.pair).w);
+    }
+  }
+  return key + fmt::format(":{}:{}:{}:{}|{}", bias ? "bias" : "nobias", to_string(dtype),
+                           to_string(layout), to_string(precision), epilogue.text());
 }
 
 json Problem::to_json() const {
-  auto pair = [](Pair p) { return json::array({p.h, p.w}); };
-  return json{{"batch", batch},
-              {"in_channels", in_channels},
-              {"out_channels", out_channels},
-              {"height", height},
-              {"width", width},
-              {"kernel_size", pair(kernel)},
-              {"stride", pair(stride)},
-              {"padding", pair(padding)},
-              {"output_padding", pair(output_padding)},
-              {"dilation", pair(dilation)},
-              {"groups", groups},
-              {"bias", bias},
-              {"epilogue", epilogue.text()},
-              {"precision", to_string(precision)}};
+  json spec = json::object();
+  for (const ProblemField& field : kProblemFields) {
+    if (field.scalar) {
+      spec[std::string(field.name)] = this->*field.scalar;
+    } else {
+      spec[std::string(field.name)] = json::array({(this->*field.pair).h, (this->*field.pair).w});
+    }
+  }
+  spec["bias"] = bias;
+  spec["dtype"] = to_string(dtype);
+  spec["layout"] = to_string(layout);
+  spec["epilogue"] = epilogue.text();
+  spec["precision"] = to_string(precision);
+  return spec;
 }
 
 Problem Problem::seed() {
@@ -239,35 +243,32 @@ Problem Problem::from_json(const json& spec) {
   if (!spec.is_object()) {
     throw ProblemError("(problem)", fmt::format("must be a JSON object, got {}", spec.dump()));
   }
-  static const char* const kRequired[] = {"batch",  "in_channels", "out_channels",
-                                          "height", "width",       "kernel_size"};
-  static const char* const kOptional[] = {"stride", "padding", "output_padding", "dilation",
-                                          "groups", "bias",    "epilogue",       "precision",
-                                          "name",   "dtype",   "layout"};
-  for (const char* field : kRequired) {
-    if (!spec.contains(field)) throw ProblemError(field, "is required");
+  // The fields outside kProblemFields; "name" is the user's label, in neither key() nor to_json().
+  static const char* const kOthers[] = {"bias", "epilogue", "precision", "name", "dtype", "layout"};
+  for (const ProblemField& field : kProblemFields) {
+    if (field.required && !spec.contains(field.name))
+      throw ProblemError(std::string(field.name), "is required");
   }
   for (const auto& item : spec.items()) {
     // A named variable, not a structured binding: clang 14 cannot capture those in a lambda.
-    const std::string& field = item.key();
-    auto known = [&](const char* name) { return field == name; };
-    if (std::none_of(std::begin(kRequired), std::end(kRequired), known) &&
-        std::none_of(std::begin(kOptional), std::end(kOptional), known)) {
-      throw ProblemError(field, "is not a ConvTranspose2d problem field");
+    const std::string& name = item.key();
+    if (std::none_of(std::begin(kProblemFields), std::end(kProblemFields),
+                     [&](const ProblemField& field) { return field.name == name; }) &&
+        std::none_of(std::begin(kOthers), std::end(kOthers),
+                     [&](const char* other) { return name == other; })) {
+      throw ProblemError(name, "is not a ConvTranspose2d problem field");
     }
   }
   Problem p;
-  p.batch = read_int(spec, "batch");
-  p.in_channels = read_int(spec, "in_channels");
-  p.out_channels = read_int(spec, "out_channels");
-  p.height = read_int(spec, "height");
-  p.width = read_int(spec, "width");
-  p.kernel = read_pair(spec, "kernel_size");
-  if (spec.contains("stride")) p.stride = read_pair(spec, "stride");
-  if (spec.contains("padding")) p.padding = read_pair(spec, "padding");
-  if (spec.contains("output_padding")) p.output_padding = read_pair(spec, "output_padding");
-  if (spec.contains("dilation")) p.dilation = read_pair(spec, "dilation");
-  if (spec.contains("groups")) p.groups = read_int(spec, "groups");
+  for (const ProblemField& field : kProblemFields) {
+    const std::string name(field.name);
+    if (!spec.contains(name)) continue;
+    if (field.scalar) {
+      p.*field.scalar = read_int(spec, name.c_str());
+    } else {
+      p.*field.pair = read_pair(spec, name.c_str());
+    }
+  }
   if (spec.contains("bias")) {
     if (!spec["bias"].is_boolean()) {
       throw ProblemError("bias", fmt::format("must be true or false, got {}", spec["bias"].dump()));
@@ -280,30 +281,22 @@ Problem Problem::from_json(const json& spec) {
     }
     return spec[field].get<std::string>();
   };
-  if (spec.contains("dtype") && read_string("dtype") != kDtype) {
-    throw ProblemError("dtype", "only float32 is supported");
-  }
-  if (spec.contains("layout") && read_string("layout") != kLayout) {
-    throw ProblemError("layout", "only NCHW is supported");
-  }
-  if (spec.contains("name")) p.name = read_string("name");
-  try {
-    p.epilogue =
-        spec.contains("epilogue") ? Epilogue::parse(read_string("epilogue")) : Epilogue::seed();
-  } catch (const ProblemError&) {
-    throw;
-  } catch (const std::invalid_argument& e) {
-    throw ProblemError("epilogue", e.what());
-  }
-  if (spec.contains("precision")) {
+  // The named field's parse, its std::invalid_argument as a ProblemError naming the field.
+  auto parse_field = [&](const char* field, auto parse) {
     try {
-      p.precision = parse_precision(read_string("precision"));
+      return parse(read_string(field));
     } catch (const ProblemError&) {
       throw;
     } catch (const std::invalid_argument& e) {
-      throw ProblemError("precision", e.what());
+      throw ProblemError(field, e.what());
     }
-  }
+  };
+  if (spec.contains("dtype")) p.dtype = parse_field("dtype", parse_dtype);
+  if (spec.contains("layout")) p.layout = parse_field("layout", parse_layout);
+  if (spec.contains("name")) p.name = read_string("name");
+  p.epilogue =
+      spec.contains("epilogue") ? parse_field("epilogue", Epilogue::parse) : Epilogue::seed();
+  if (spec.contains("precision")) p.precision = parse_field("precision", parse_precision);
   p.validate();
   return p;
 }
@@ -364,6 +357,14 @@ double error_bound(const Problem& problem) {
   return base * std::max(1.0, std::sqrt(terms / seed_terms) * weight_scale);
 }
 
+double verification_bound(const Problem& problem, double max_abs_reference) {
+  // Errors scale with the values themselves once they exceed the seed's range. A float32 y needs
+  // no rounding term: error_bound covers fp32's own rounding of y.
+  const double store = problem.dtype == DType::kFloat32 ? 0.0 : unit_roundoff(problem.dtype);
+  return error_bound(problem) * std::max(1.0, max_abs_reference / kSeedOutputMagnitude) +
+         store * max_abs_reference;
+}
+
 double verified_error_ceiling(const Problem& problem) {
   const double fan_in = static_cast<double>(problem.out_channels / problem.groups *
                                             problem.kernel.h * problem.kernel.w);
@@ -372,7 +373,7 @@ double verified_error_ceiling(const Problem& problem) {
                                            problem.kernel.w) +
                        1.0;
   const double largest_output = problem.epilogue.magnitude_bound(terms / std::sqrt(fan_in));
-  return error_bound(problem) * std::max(1.0, largest_output / kSeedOutputMagnitude);
+  return verification_bound(problem, largest_output);
 }
 
 }  // namespace deconvtune

@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "codegen/dtype.hpp"
 #include "codegen/epilogue.hpp"
 #include "codegen/untrusted.hpp"
 
@@ -53,15 +54,13 @@ struct Problem {
   Pair dilation{1, 1};
   int64_t groups = 1;
   bool bias = true;
+  DType dtype = DType::kFloat32;
+  Layout layout = Layout::kNchw;
   Precision precision = Precision::kFp32;
   Epilogue epilogue;
   // The user's label for it (a problems file's "name"): shown by the tools, part of neither key()
   // nor to_json(), so two names of one shape share their tuning.
   std::string name;
-  // fp32 NCHW is the only data type and layout so far; they are part of the key all the same.
-  static constexpr std::string_view kDtype = "float32";
-  static constexpr std::string_view kLayout = "NCHW";
-
   // Throws ProblemError for the first rule broken.
   void validate() const;
 
@@ -71,9 +70,10 @@ struct Problem {
   int64_t w_elements() const { return in_channels * (out_channels / groups) * kernel.h * kernel.w; }
   int64_t y_elements() const { return batch * out_channels * out_height() * out_width(); }
   int64_t multiply_adds() const;  // of the transposed convolution, zero taps excluded
-  // x read once and y written once, fp32: the traffic no kernel avoids. The DB's time floor and
-  // the GB/s the tools print both count it.
-  int64_t io_bytes() const { return 4 * (x_elements() + y_elements()); }
+  int64_t element_bytes() const { return deconvtune::element_bytes(dtype); }
+  // x read once and y written once: the traffic no kernel avoids. The DB's time floor and the
+  // GB/s the tools print both count it.
+  int64_t io_bytes() const { return element_bytes() * (x_elements() + y_elements()); }
 
   std::string key() const;
   nlohmann::json to_json() const;
@@ -88,13 +88,44 @@ struct Problem {
   static Problem from_argument(std::string_view argument);
 };
 
+// The problem's integer and [h, w] fields, in key order: the one list of them that key(),
+// to_json(), from_json() and the DB's parse_problem_key read (and the public ProblemSpec's JSON is
+// checked against at compile time, engine/engine.cpp). The other fields (bias, dtype, layout,
+// precision, epilogue) each have a form of their own and follow in the key in that order.
+struct ProblemField {
+  std::string_view name;               // the JSON name: PyTorch's argument name
+  std::string_view prefix;             // in the key: n128, k3x3
+  int64_t Problem::*scalar = nullptr;  // exactly one of scalar and pair is set
+  Pair Problem::*pair = nullptr;
+  bool required = false;  // else it has the default a Problem starts with
+};
+inline constexpr ProblemField kProblemFields[] = {
+    {"batch", "n", &Problem::batch, nullptr, true},
+    {"in_channels", "ci", &Problem::in_channels, nullptr, true},
+    {"out_channels", "co", &Problem::out_channels, nullptr, true},
+    {"height", "h", &Problem::height, nullptr, true},
+    {"width", "w", &Problem::width, nullptr, true},
+    {"kernel_size", "k", nullptr, &Problem::kernel, true},
+    {"stride", "s", nullptr, &Problem::stride},
+    {"padding", "p", nullptr, &Problem::padding},
+    {"output_padding", "op", nullptr, &Problem::output_padding},
+    {"dilation", "d", nullptr, &Problem::dilation},
+    {"groups", "g", &Problem::groups, nullptr},
+};
+
 // The largest |y| of the seed's inputs: the verifier widens error_bound for outputs beyond it.
 inline constexpr double kSeedOutputMagnitude = 2.0;
 
 // The error a kernel may show against float64: the precision's bound on the seed shape (fp32 2e-6,
 // tf32 1e-3), widened for longer dot products (error grows like sqrt(K)); the verifier widens it
-// further for outputs larger than the seed's.
+// further for outputs larger than the seed's (verification_bound).
 double error_bound(const Problem& problem);
+
+// The bound the verifier holds a kernel's max |err| to, given the reference's max |y|: the
+// accumulation bound error_bound, scaled once |y| passes the seed's range, plus for a 16-bit y
+// the one rounding of the store, u |y| (u = 2^-8 bfloat16, 2^-11 float16; at most half an ulp of
+// y). The reference computes from the same rounded inputs, so their rounding is no error.
+double verification_bound(const Problem& problem, double max_abs_reference);
 
 // The largest max |error| a verified run of `problem` can have: error_bound widened as the
 // verifier widens it for the largest output its inputs (x in [0, 1), W and bias within

@@ -17,6 +17,7 @@ FamilySpec direct_family() {
   FamilySpec spec;
   spec.family = Family::kDirect;
   spec.template_file = "direct.cuh";
+  spec.float32_nchw_only = false;
   spec.kernel_name = "deconv_direct";
   spec.maths = {MathMode::kFfma};
   spec.params = {
@@ -378,7 +379,13 @@ std::string why_illegal(const Problem& problem, const Config& config, const Devi
     // The fast form's few-ulp error is inside the tf32 bound, not the fp32 one.
     if (problem.precision == Precision::kFp32) return "mishfast is outside the fp32 error bound";
   }
-  return family_spec(config.family).why_illegal(problem, config, device);
+  const FamilySpec& spec = family_spec(config.family);
+  if (spec.float32_nchw_only &&
+      (problem.dtype != DType::kFloat32 || problem.layout != Layout::kNchw)) {
+    return fmt::format("{} takes float32 NCHW only, not {} {}", to_string(config.family),
+                       to_string(problem.dtype), to_string(problem.layout));
+  }
+  return spec.why_illegal(problem, config, device);
 }
 
 std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& device) {

@@ -35,6 +35,9 @@ struct FamilySpec {
   std::string kernel_name;
   std::vector<MathMode> maths;
   std::vector<ParamSpec> params;
+  // The tensor-core templates read and write float32 NCHW only, so far; the general kernel serves
+  // every data type and layout.
+  bool float32_nchw_only = true;
   // Empty when `config` is legal for the problem and device, else the rule it breaks.
   std::function<std::string(const Problem&, const Config&, const DeviceLimits&)> why_illegal;
   // The grid for the device: persistent kernels size it by its SM count and shared memory.

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -93,7 +94,8 @@ struct PlanState {
   int ordinal = 0;
   bool has_bias = true;
   size_t x_bytes = 0, w_bytes = 0, bias_bytes = 0, y_bytes = 0;
-  uintptr_t y_alignment = 4;  // the kernel's widest store to y
+  uintptr_t element_bytes = 4;  // of the problem's dtype: what x, w and bias must be aligned to
+  uintptr_t y_alignment = 4;    // the kernel's widest store to y
 
   PlanState() = default;
   PlanState(const PlanState&) = delete;
@@ -125,9 +127,9 @@ struct PlanState {
       throw Error(Status::kInvalidArgument,
                   "Plan::run: bias was given but the problem has none (\"bias\": false)");
     }
-    for (auto [pointer, name, alignment] : {std::tuple{x, "x", uintptr_t{4}},
-                                            {w, "w", uintptr_t{4}},
-                                            {bias, "bias", uintptr_t{4}},
+    for (auto [pointer, name, alignment] : {std::tuple{x, "x", element_bytes},
+                                            {w, "w", element_bytes},
+                                            {bias, "bias", element_bytes},
                                             {y, "y", y_alignment}}) {
       if (pointer % alignment != 0) {
         throw Error(Status::kInvalidArgument,
@@ -157,21 +159,55 @@ struct PlanState {
 Error::Error(Status status, const std::string& message)
     : std::runtime_error(message), status_(status) {}
 
+namespace {
+
+// ProblemSpec's integer and [h, w] fields, in the order of Problem's field table (kProblemFields),
+// whose JSON names they take: checked below, so a field added there and not here fails to build.
+struct SpecField {
+  int64_t ProblemSpec::*scalar;
+  std::array<int64_t, 2> ProblemSpec::*pair;
+};
+constexpr SpecField kSpecFields[] = {
+    {&ProblemSpec::batch, nullptr},          {&ProblemSpec::in_channels, nullptr},
+    {&ProblemSpec::out_channels, nullptr},   {&ProblemSpec::height, nullptr},
+    {&ProblemSpec::width, nullptr},          {nullptr, &ProblemSpec::kernel_size},
+    {nullptr, &ProblemSpec::stride},         {nullptr, &ProblemSpec::padding},
+    {nullptr, &ProblemSpec::output_padding}, {nullptr, &ProblemSpec::dilation},
+    {&ProblemSpec::groups, nullptr},
+};
+constexpr bool same_kinds() {
+  if (std::size(kSpecFields) != std::size(kProblemFields)) return false;
+  for (size_t i = 0; i < std::size(kSpecFields); ++i) {
+    if ((kSpecFields[i].scalar != nullptr) != (kProblemFields[i].scalar != nullptr)) return false;
+  }
+  return true;
+}
+static_assert(same_kinds(), "kSpecFields must follow kProblemFields (codegen/problem.hpp)");
+
+// The public enums spell the C API's values; the internal ones are the same lists in order.
+DType to_internal(DataType dtype) { return static_cast<DType>(static_cast<int>(dtype)); }
+Layout to_internal(MemoryLayout layout) { return static_cast<Layout>(static_cast<int>(layout)); }
+static_assert(static_cast<int>(DType::kFloat16) == DECONVTUNE_DTYPE_FLOAT16 &&
+              static_cast<int>(DType::kBFloat16) == DECONVTUNE_DTYPE_BFLOAT16 &&
+              static_cast<int>(Layout::kNhwc) == DECONVTUNE_LAYOUT_NHWC);
+
+}  // namespace
+
 std::string ProblemSpec::to_json() const {
-  auto pair = [](const std::array<int64_t, 2>& p) { return nlohmann::json::array({p[0], p[1]}); };
-  nlohmann::json spec = {{"batch", batch},
-                         {"in_channels", in_channels},
-                         {"out_channels", out_channels},
-                         {"height", height},
-                         {"width", width},
-                         {"kernel_size", pair(kernel_size)},
-                         {"stride", pair(stride)},
-                         {"padding", pair(padding)},
-                         {"output_padding", pair(output_padding)},
-                         {"dilation", pair(dilation)},
-                         {"groups", groups},
-                         {"bias", bias},
-                         {"epilogue", epilogue}};
+  nlohmann::json spec = nlohmann::json::object();
+  for (size_t i = 0; i < std::size(kSpecFields); ++i) {
+    const std::string name(kProblemFields[i].name);
+    if (kSpecFields[i].scalar) {
+      spec[name] = this->*kSpecFields[i].scalar;
+    } else {
+      const std::array<int64_t, 2>& p = this->*kSpecFields[i].pair;
+      spec[name] = nlohmann::json::array({p[0], p[1]});
+    }
+  }
+  spec["bias"] = bias;
+  spec["epilogue"] = epilogue;
+  spec["dtype"] = to_string(to_internal(dtype));
+  spec["layout"] = to_string(to_internal(layout));
   if (precision) spec["precision"] = *precision == PrecisionMode::kTf32 ? "tf32" : "fp32";
   return spec.dump();
 }
@@ -179,17 +215,14 @@ std::string ProblemSpec::to_json() const {
 ProblemSpec ProblemSpec::seed() {
   const Problem seed = Problem::seed();
   ProblemSpec spec;
-  spec.batch = seed.batch;
-  spec.in_channels = seed.in_channels;
-  spec.out_channels = seed.out_channels;
-  spec.height = seed.height;
-  spec.width = seed.width;
-  spec.kernel_size = {seed.kernel.h, seed.kernel.w};
-  spec.stride = {seed.stride.h, seed.stride.w};
-  spec.padding = {seed.padding.h, seed.padding.w};
-  spec.output_padding = {seed.output_padding.h, seed.output_padding.w};
-  spec.dilation = {seed.dilation.h, seed.dilation.w};
-  spec.groups = seed.groups;
+  for (size_t i = 0; i < std::size(kSpecFields); ++i) {
+    if (kSpecFields[i].scalar) {
+      spec.*kSpecFields[i].scalar = seed.*kProblemFields[i].scalar;
+    } else {
+      const Pair& p = seed.*kProblemFields[i].pair;
+      spec.*kSpecFields[i].pair = {p.h, p.w};
+    }
+  }
   spec.bias = seed.bias;
   spec.epilogue = seed.epilogue.text();
   return spec;
@@ -414,14 +447,15 @@ struct Engine::Impl {
                            problem.out_width()};
     state->ordinal = options.device;
     state->has_bias = problem.bias;
-    state->x_bytes = static_cast<size_t>(problem.x_elements()) * sizeof(float);
-    state->w_bytes = static_cast<size_t>(problem.w_elements()) * sizeof(float);
-    state->bias_bytes =
-        problem.bias ? static_cast<size_t>(problem.out_channels) * sizeof(float) : 0;
-    state->y_bytes = static_cast<size_t>(problem.y_elements()) * sizeof(float);
-    // The tensor-core families store y up to 4 floats at a time (float4) where rows allow; the
-    // general kernel stores single floats.
-    state->y_alignment = config.family == Family::kDirect ? 4 : 16;
+    const size_t element = static_cast<size_t>(problem.element_bytes());
+    state->element_bytes = element;
+    state->x_bytes = static_cast<size_t>(problem.x_elements()) * element;
+    state->w_bytes = static_cast<size_t>(problem.w_elements()) * element;
+    state->bias_bytes = problem.bias ? static_cast<size_t>(problem.out_channels) * element : 0;
+    state->y_bytes = static_cast<size_t>(problem.y_elements()) * element;
+    // The tensor-core families (float32 only) store y up to 4 floats at a time (float4) where
+    // rows allow; the general kernel stores single elements.
+    state->y_alignment = config.family == Family::kDirect ? element : 16;
     return state;
   }
 

@@ -8,7 +8,10 @@
 
 namespace deconvtune {
 
-// x: [N, CI, H, W]; w: [CI, CO / groups, KH, KW]; bias: [CO] or empty. Returns y: [N, CO, OH, OW].
+// x: [N, CI, H, W] (NCHW) or [N, H, W, CI] (NHWC, the problem's layout); w: [CI, CO / groups, KH,
+// KW]; bias: [CO] or empty. Returns y: [N, CO, OH, OW] or [N, OH, OW, CO]. For a 16-bit dtype the
+// inputs are first rounded (through float) to it, as the kernels read them; float32 inputs are
+// taken as given.
 std::vector<double> cpu_reference(const Problem& problem, const std::vector<double>& x,
                                   const std::vector<double>& w, const std::vector<double>& bias);
 

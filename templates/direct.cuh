@@ -2,8 +2,9 @@
 // serves every valid problem (any stride, padding, dilation, groups), so the runtime always has
 // something correct to run. Each thread owns one output pixel and DT_CO_PER_THREAD output channels
 // of one group, so every x value it loads feeds that many FFMAs; consecutive threads take
-// consecutive output columns, so loads of x and stores of y coalesce. FFMA in fp32: exact to fp32
-// rounding.
+// consecutive output columns, so loads of x and stores of y coalesce (in NCHW; in NHWC they stride
+// by the channel count, correct but not yet fast). FFMA in fp32: exact to fp32 rounding; 16-bit
+// tensors are widened on load and y rounded once, on its store.
 #pragma once
 #include "epilogue.cuh"
 #include "problem.cuh"
@@ -26,8 +27,8 @@ constexpr i64 DIRECT_WORK_ITEMS = (i64)N * GROUPS * CO_TILES * OH * OW;
 extern "C" __device__ const int dt_shared_bytes = 0;
 
 extern "C" __global__ void __launch_bounds__(DT_THREADS)
-    deconv_direct(const float* __restrict__ x, const float* __restrict__ w,
-                  const float* __restrict__ bias, float* __restrict__ y) {
+    deconv_direct(const dt::elem* __restrict__ x, const dt::elem* __restrict__ w,
+                  const dt::elem* __restrict__ bias, dt::elem* __restrict__ y) {
   using namespace dt;
   for (i64 item = blockIdx.x * (i64)DT_THREADS + threadIdx.x; item < DIRECT_WORK_ITEMS;
        item += (i64)gridDim.x * DT_THREADS) {
@@ -63,12 +64,12 @@ extern "C" __global__ void __launch_bounds__(DT_THREADS)
           const int c1 = min(c0 + SUM_BLOCK, CI_PER_GROUP);
           for (int ci_in_group = c0; ci_in_group < c1; ++ci_in_group) {
             const int ci = group * CI_PER_GROUP + ci_in_group;
-            const float xv = __ldg(&x[x_index(n, ci, ih, iw)]);
+            const float xv = to_f32(__ldg(&x[x_index(n, ci, ih, iw)]));
 #pragma unroll
             for (int c = 0; c < CO_PER_THREAD; ++c) {
               // Past the group's last channel, read a valid weight and discard the result.
               const int co = min(co_first + c, CO_PER_GROUP - 1);
-              part[c] = fmaf(xv, __ldg(&w[w_index(ci, co, kh, kw)]), part[c]);
+              part[c] = fmaf(xv, to_f32(__ldg(&w[w_index(ci, co, kh, kw)])), part[c]);
             }
           }
 #pragma unroll
@@ -81,9 +82,9 @@ extern "C" __global__ void __launch_bounds__(DT_THREADS)
       if (co_first + c >= CO_PER_GROUP) break;
       const int co = group * CO_PER_GROUP + co_first + c;
       float v = acc[c];
-      if (HAS_BIAS) v += __ldg(&bias[co]);
+      if (HAS_BIAS) v += to_f32(__ldg(&bias[co]));
       DT_EPILOGUE(v)
-      y[y_index(n, co, oh, ow)] = v;
+      y[y_index(n, co, oh, ow)] = from_f32(v);
     }
   }
 }

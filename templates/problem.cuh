@@ -53,6 +53,12 @@
 #ifndef DT_HAS_BIAS
 #define DT_HAS_BIAS 1
 #endif
+#ifndef DT_DTYPE
+#define DT_DTYPE 0  // of x, w, bias and y: 0 float32, 1 bfloat16, 2 float16 (codegen/dtype.hpp)
+#endif
+#ifndef DT_NHWC
+#define DT_NHWC 0  // 1: x and y channels_last; w is [CI, CO / GROUPS, KH, KW] either way
+#endif
 
 namespace dt {
 // 64-bit where a product can pass 2^31 (the seed's y has 2^29 elements; larger batches pass it).
@@ -66,14 +72,55 @@ constexpr int OW = (W - 1) * SW - 2 * PW + DW * (KW - 1) + DT_OPW + 1;
 constexpr int CI_PER_GROUP = CI / GROUPS, CO_PER_GROUP = CO / GROUPS;
 constexpr bool HAS_BIAS = DT_HAS_BIAS != 0;
 
+// The element type in memory and its conversions: arithmetic is fp32 whatever it is, so a value
+// is widened on load (exact) and rounded to nearest even once, on the store of y.
+#if DT_DTYPE == 0
+typedef float elem;
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float from_f32(float v) { return v; }
+#else
+typedef unsigned short elem;  // the bits; no cuda_fp16.h / cuda_bf16.h needed under NVRTC
+__device__ __forceinline__ float to_f32(unsigned short v) {
+#if DT_DTYPE == 1
+  return __uint_as_float((unsigned)v << 16);
+#else
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(v));
+  return f;
+#endif
+}
+__device__ __forceinline__ unsigned short from_f32(float v) {
+#if DT_DTYPE == 1
+  // In integers rather than cvt.rn.bf16.f32, which needs sm_80: nearest even on the 16 bits
+  // dropped (a carry into the exponent is the right rounding), NaN kept quiet. The host's
+  // codegen/dtype.cpp rounds the same way.
+  const unsigned bits = __float_as_uint(v);
+  if (v != v) return (unsigned short)((bits >> 16) | 0x40u);
+  return (unsigned short)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+#else
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));
+  return h;
+#endif
+}
+#endif
+
 __device__ __forceinline__ i64 x_index(i64 n, int ci, int ih, int iw) {
+#if DT_NHWC
+  return ((n * H + ih) * W + iw) * (i64)CI + ci;
+#else
   return ((n * CI + ci) * H + ih) * (i64)W + iw;
+#endif
 }
 // ConvTranspose2d's weight layout: [CI, CO / GROUPS, KH, KW].
 __device__ __forceinline__ int w_index(int ci, int co_in_group, int kh, int kw) {
   return ((ci * CO_PER_GROUP + co_in_group) * KH + kh) * KW + kw;
 }
 __device__ __forceinline__ i64 y_index(i64 n, int co, int oh, int ow) {
+#if DT_NHWC
+  return ((n * OH + oh) * OW + ow) * (i64)CO + co;
+#else
   return ((n * CO + co) * OH + oh) * (i64)OW + ow;
+#endif
 }
 }  // namespace dt

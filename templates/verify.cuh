@@ -1,6 +1,8 @@
 // Kernels that prepare and judge a trial: fill inputs with reproducible random numbers and compare
-// a kernel's fp32 output with the float64 reference. No problem constants: they take sizes.
+// a kernel's output with the float64 reference. They take sizes; of the problem constants only
+// the data type (dt::elem), as they read and write the kernels' tensors.
 #pragma once
+#include "problem.cuh"
 
 // splitmix64: a counter-based generator, so any element's value depends only on (seed, index).
 __device__ __forceinline__ unsigned long long dt_mix(unsigned long long z) {
@@ -10,19 +12,21 @@ __device__ __forceinline__ unsigned long long dt_mix(unsigned long long z) {
   return z ^ (z >> 31);
 }
 
-extern "C" __global__ void fill_uniform(float* __restrict__ out, unsigned long long count,
+// Values drawn in fp32 and rounded once to the data type: the inputs both kernel and reference
+// read.
+extern "C" __global__ void fill_uniform(dt::elem* __restrict__ out, unsigned long long count,
                                         unsigned long long seed, float lo, float hi) {
-  for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x;
-       i < count; i += (unsigned long long)gridDim.x * blockDim.x) {
+  for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < count;
+       i += (unsigned long long)gridDim.x * blockDim.x) {
     const float unit = (float)(dt_mix(seed ^ dt_mix(i)) >> 40) * (1.0f / 16777216.0f);  // [0, 1)
-    out[i] = lo + (hi - lo) * unit;
+    out[i] = dt::from_f32(lo + (hi - lo) * unit);
   }
 }
 
 // Per block: the largest |out - ref| (+inf where exactly one of them is NaN or an infinity does
 // not match) and its index, and in block_max[gridDim.x + block] the largest finite |ref|; the host
 // reduces the blocks.
-extern "C" __global__ void max_abs_error(const float* __restrict__ out,
+extern "C" __global__ void max_abs_error(const dt::elem* __restrict__ out,
                                          const double* __restrict__ ref, unsigned long long count,
                                          double* __restrict__ block_max,
                                          unsigned long long* __restrict__ block_argmax) {
@@ -31,9 +35,9 @@ extern "C" __global__ void max_abs_error(const float* __restrict__ out,
   __shared__ double magnitude[256];
   double my_best = 0.0, my_magnitude = 0.0;
   unsigned long long my_where = 0;
-  for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x;
-       i < count; i += (unsigned long long)gridDim.x * blockDim.x) {
-    const double o = (double)out[i];
+  for (unsigned long long i = blockIdx.x * (unsigned long long)blockDim.x + threadIdx.x; i < count;
+       i += (unsigned long long)gridDim.x * blockDim.x) {
+    const double o = (double)dt::to_f32(out[i]);
     const double r = ref[i];
     double err;
     if (o != o || r != r) {

@@ -108,6 +108,18 @@ TEST(Api, SpecJsonIsWhatTheProblemParserReads) {
   ProblemSpec tf32 = ProblemSpec::seed();
   tf32.precision = PrecisionMode::kTf32;
   EXPECT_EQ(nlohmann::json::parse(tf32.to_json())["precision"], "tf32");
+  const nlohmann::json seed = nlohmann::json::parse(ProblemSpec::seed().to_json());
+  EXPECT_EQ(seed["dtype"], "float32");
+  EXPECT_EQ(seed["layout"], "NCHW");
+  ProblemSpec half = ProblemSpec::seed();
+  half.dtype = deconvtune::DataType::kBFloat16;
+  half.layout = deconvtune::MemoryLayout::kNhwc;
+  const deconvtune::Problem parsed_half =
+      deconvtune::Problem::from_json(nlohmann::json::parse(half.to_json()));
+  EXPECT_EQ(parsed_half.dtype, deconvtune::DType::kBFloat16);
+  EXPECT_EQ(parsed_half.layout, deconvtune::Layout::kNhwc);
+  half.dtype = deconvtune::DataType::kFloat16;
+  EXPECT_EQ(nlohmann::json::parse(half.to_json())["dtype"], "float16");
 }
 
 TEST(Api, EngineCreatesItsDatabaseWithoutTouchingTheGpu) {
@@ -295,6 +307,16 @@ TEST(ApiGpu, PlansMatchTheFloat64Reference) {
   nobias.bias = false;
   nobias.epilogue = "gelu,add:0.1,clamp:-0.5:1.5";
   specs.push_back(nobias);
+  // 16-bit and channels_last: the general kernel, its x, w and bias of 2-byte alignment.
+  for (auto [dtype, layout] :
+       {std::pair{deconvtune::DataType::kBFloat16, deconvtune::MemoryLayout::kNchw},
+        {deconvtune::DataType::kFloat16, deconvtune::MemoryLayout::kNhwc},
+        {deconvtune::DataType::kFloat32, deconvtune::MemoryLayout::kNhwc}}) {
+    ProblemSpec other = odd;
+    other.dtype = dtype;
+    other.layout = layout;
+    specs.push_back(other);
+  }
   for (PrecisionMode precision : {PrecisionMode::kFp32, PrecisionMode::kTf32}) {
     EngineOptions options = db.options();
     options.precision = precision;

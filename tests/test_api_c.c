@@ -121,6 +121,18 @@ int main(int argc, char** argv) {
               DECONVTUNE_ERROR_BAD_PROBLEM, "in_channels");
   CHECK_ERROR(deconvtune_engine_plan(engine,
                                      "{\"batch\": 2, \"in_channels\": 8, \"out_channels\": 8, "
+                                     "\"height\": 8, \"width\": 8, \"kernel_size\": 3, "
+                                     "\"dtype\": \"float64\"}",
+                                     &plan),
+              DECONVTUNE_ERROR_BAD_PROBLEM, "'dtype'");
+  CHECK_ERROR(deconvtune_engine_plan(engine,
+                                     "{\"batch\": 2, \"in_channels\": 8, \"out_channels\": 8, "
+                                     "\"height\": 8, \"width\": 8, \"kernel_size\": 3, "
+                                     "\"layout\": \"channels_last\"}",
+                                     &plan),
+              DECONVTUNE_ERROR_BAD_PROBLEM, "'layout'");
+  CHECK_ERROR(deconvtune_engine_plan(engine,
+                                     "{\"batch\": 2, \"in_channels\": 8, \"out_channels\": 8, "
                                      "\"height\": 8, \"width\": 8, \"kernel\": 3}",
                                      &plan),
               DECONVTUNE_ERROR_BAD_PROBLEM, "kernel");

@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "codegen/generator.hpp"
-#include "tuner/heuristic.hpp"
 #include "tests/api_test_util.hpp"
+#include "tuner/heuristic.hpp"
 
 namespace deconvtune {
 namespace {
@@ -30,6 +30,16 @@ TEST(ApiHeuristic, DistanceIsZeroForTheSameProblemAndGrowsWithSizeAndGeometry) {
   stride1.output_padding = {0, 0};
   EXPECT_GT(problem_distance(seed, stride1), problem_distance(seed, seed_with(1)));
   EXPECT_EQ(problem_distance(seed, stride1), problem_distance(stride1, seed));
+  // Another dtype or layout weighs as a geometry step: a float32 neighbour of the same shape is
+  // farther than a bfloat16 one of 1/128 the batch.
+  Problem half = seed;
+  half.dtype = DType::kBFloat16;
+  Problem half_small = seed_with(1);
+  half_small.dtype = DType::kBFloat16;
+  EXPECT_GT(problem_distance(half, seed), problem_distance(half, half_small));
+  Problem channels_last = seed;
+  channels_last.layout = Layout::kNhwc;
+  EXPECT_DOUBLE_EQ(problem_distance(channels_last, seed), problem_distance(half, seed));
 }
 
 TEST(ApiHeuristic, EmptyDbGivesTheRuleDefault) {

@@ -109,6 +109,9 @@ TEST(CliLabel, CompactLabelNamesTheShapeAndWideTheWholeKey) {
   seed.bias = false;
   seed.name.clear();
   EXPECT_EQ(problem_text(seed, false), "n128 64->64 128x128 k3x3 s2x2 g1 nobias");
+  seed.dtype = DType::kBFloat16;
+  seed.layout = Layout::kNhwc;
+  EXPECT_EQ(compact_label(seed), "n128 64->64 128x128 k3x3 s2x2 g1 nobias bfloat16 NHWC");
   const Output output(/*json=*/false, /*wide=*/false);
   EXPECT_EQ(output.problem_text("not a key", "mine"), "mine: not a key") << "shown as it is";
 }
@@ -207,6 +210,51 @@ struct TunedDb {
                           "' --db '" + db + "'");
   }
 };
+
+// --dtype and --layout override the problem's own in inspect, run and autotune, as --precision
+// does; a file's lines that become one problem are tuned once; an unknown name is bad input.
+TEST(CliOutput, DtypeAndLayoutFlagsOverrideTheProblemsOwn) {
+  const Ran list =
+      run_binary("inspect --problem seed --dtype bfloat16 --layout NHWC --list-configs --json");
+  ASSERT_EQ(list.exit_code, 0) << list.stderr_text;
+  const json configs = document_of(list);
+  EXPECT_NE(configs["problem_key"].get<std::string>().find(":bias:bfloat16:NHWC:fp32|"),
+            std::string::npos)
+      << configs["problem_key"];
+  ASSERT_FALSE(configs["configs"].empty());
+  for (const json& config : configs["configs"]) EXPECT_EQ(config["family"], "direct") << config;
+
+  TempDir dir;
+  const std::string problems = dir.file("problems.jsonl");
+  {
+    std::ofstream file(problems);
+    json spec = Problem::seed().to_json();
+    file << spec.dump() << "\n";
+    spec["dtype"] = "bfloat16";
+    file << spec.dump() << "\n";
+  }
+  const Ran tuned = run_binary(
+      "autotune --simulate --no-launch -q --json --max-trials 2 --dtype float16 "
+      "--layout NHWC --problems '" +
+      problems + "' --db '" + dir.file("t.db") + "'");
+  ASSERT_EQ(tuned.exit_code, 0) << tuned.stderr_text;
+  const json document = document_of(tuned);
+  ASSERT_EQ(document["problems"].size(), 1u) << tuned.stdout_text;
+  Problem expected = Problem::seed();
+  expected.dtype = DType::kFloat16;
+  expected.layout = Layout::kNhwc;
+  EXPECT_EQ(document["problems"][0]["problem_key"], expected.key());
+
+  const Ran bad = run_binary("inspect --problem seed --dtype half");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.stderr_text.find("'half' is not a data type (float32, bfloat16 or float16)"),
+            std::string::npos)
+      << bad.stderr_text;
+  const Ran bad_layout = run_binary("run --problem seed --layout channels_last");
+  EXPECT_EQ(bad_layout.exit_code, 2);
+  EXPECT_NE(bad_layout.stderr_text.find("is not a layout"), std::string::npos)
+      << bad_layout.stderr_text;
+}
 
 TEST(CliOutput, AutotuneJsonIsOneDocumentWithFiguresAndNames) {
   TunedDb tuned;

@@ -53,6 +53,45 @@ TEST(CpuReference, GoldenSetCoversEveryParameterAndOp) {
   EXPECT_EQ(ops.size(), 12u);
 }
 
+// NHWC is NCHW with x and y stored channel-innermost; a 16-bit problem is the float32 one on
+// inputs rounded to that type. Checked on a golden problem with groups and a long chain.
+TEST(CpuReference, ChannelsLastAndSixteenBitAreTheFloat32NchwReferenceRearranged) {
+  testing::Golden golden = load_golden("groups2_stride2x3_longchain");
+  const Problem& nchw = golden.problem;
+  const std::vector<double> expected = cpu_reference(nchw, golden.x, golden.weight, golden.bias);
+  const int64_t n_count = nchw.batch, oh = nchw.out_height(), ow = nchw.out_width();
+  // NCHW -> NHWC of a [n, c, h, w] tensor.
+  auto to_nhwc = [&](const std::vector<double>& t, int64_t c_count, int64_t h, int64_t w) {
+    std::vector<double> out(t.size());
+    for (int64_t n = 0; n < n_count; ++n)
+      for (int64_t c = 0; c < c_count; ++c)
+        for (int64_t i = 0; i < h * w; ++i) {
+          out[(n * h * w + i) * c_count + c] = t[(n * c_count + c) * h * w + i];
+        }
+    return out;
+  };
+  Problem nhwc = nchw;
+  nhwc.layout = Layout::kNhwc;
+  const std::vector<double> channels_last =
+      cpu_reference(nhwc, to_nhwc(golden.x, nchw.in_channels, nchw.height, nchw.width),
+                    golden.weight, golden.bias);
+  EXPECT_EQ(channels_last, to_nhwc(expected, nchw.out_channels, oh, ow));
+
+  for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
+    Problem half = nchw;
+    half.dtype = dtype;
+    auto rounded = [&](std::vector<double> t) {
+      for (double& v : t) v = round_to(dtype, static_cast<float>(v));
+      return t;
+    };
+    const std::vector<double> y = cpu_reference(half, golden.x, golden.weight, golden.bias);
+    EXPECT_EQ(y,
+              cpu_reference(nchw, rounded(golden.x), rounded(golden.weight), rounded(golden.bias)))
+        << to_string(dtype);
+    EXPECT_NE(y, expected) << "rounding the inputs to " << to_string(dtype) << " changes y";
+  }
+}
+
 TEST(CpuReference, RejectsMismatchedTensors) {
   Problem p = load_golden("seed_small").problem;
   EXPECT_THROW(cpu_reference(p, {1.0}, {}, {}), std::invalid_argument);

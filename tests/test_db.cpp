@@ -112,7 +112,15 @@ TEST(tuning_db, MigratesTheCommittedVersion1FileAndKeepsItsRows) {
   ASSERT_EQ(db.trial_count(), 5);
   std::vector<WinnerRecord> winners = db.winners();
   ASSERT_EQ(winners.size(), 2u);
-  for (const WinnerRecord& winner : winners) EXPECT_NO_THROW(validate_winner(winner));
+  for (const WinnerRecord& winner : winners) {
+    EXPECT_NO_THROW(validate_winner(winner));
+    // Version 1 already spelled dtype and layout in its keys (float32:NCHW), as the fields of the
+    // problem read them now: the keys need no migration.
+    const Problem problem = parse_problem_key(winner.problem_key);
+    EXPECT_EQ(problem.dtype, DType::kFloat32) << winner.problem_key;
+    EXPECT_EQ(problem.layout, Layout::kNchw) << winner.problem_key;
+    EXPECT_EQ(problem.key(), winner.problem_key);
+  }
   std::vector<TrialRecord> trials = db.all_trials();
   for (const TrialRecord& trial : trials) {
     EXPECT_EQ(trial.spill_bytes, -1) << "v1 had no spills column: unknown";
@@ -479,6 +487,17 @@ TEST(tuning_db, ProblemKeysParseBackAndOthersAreRefused) {
     EXPECT_EQ(parse_problem_key(problem.key()).key(), problem.key());
     EXPECT_EQ(parse_problem_key(problem.key()).to_json(), problem.to_json());
   }
+  for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+    for (Layout layout : {Layout::kNchw, Layout::kNhwc}) {
+      Problem problem = testing::small_problem();
+      problem.dtype = dtype;
+      problem.layout = layout;
+      const Problem parsed = parse_problem_key(problem.key());
+      EXPECT_EQ(parsed.dtype, dtype) << problem.key();
+      EXPECT_EQ(parsed.layout, layout) << problem.key();
+      EXPECT_EQ(parsed.key(), problem.key());
+    }
+  }
   std::string seed = Problem::seed().key();
   std::vector<std::string> bad = {
       "",
@@ -490,6 +509,9 @@ TEST(tuning_db, ProblemKeysParseBackAndOthersAreRefused) {
       std::string(seed).replace(seed.find(":n128"), 5, ":n0"),
       std::string(seed).replace(seed.find(":n128"), 5, ":n99999999999999999999"),
       std::string(seed).replace(seed.find("float32"), 7, "float64"),
+      std::string(seed).replace(seed.find("NCHW"), 4, "NWHC"),
+      std::string(seed).replace(seed.find(":float32:NCHW"), 13, ":NCHW:float32"),
+      std::string(seed).replace(seed.find(":float32:NCHW"), 13, ""),
       seed + "garbage",
       std::string(2000, 'k')};
   for (const std::string& key : bad) {

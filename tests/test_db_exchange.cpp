@@ -84,6 +84,39 @@ TEST(tuning_db_exchange, ExportImportRoundTripsByteExactly) {
             export_db(source, {ExportFormat::kJson, true}));
 }
 
+TEST(tuning_db_exchange, ExportAndImportCarryTheDtypeAndLayout) {
+  TuningDb source(":memory:");
+  const DeviceRecord device = testing::h100();
+  source.upsert_device(device);
+  Problem half = testing::small_problem();
+  half.dtype = DType::kBFloat16;
+  half.layout = Layout::kNhwc;
+  source.upsert_problem(half);
+  source.record_trial(
+      testing::ok_trial(testing::key_of(half, device), "direct_ffma_t256_c4_mishexact", 0.5));
+  json all = json::parse(export_db(source, {ExportFormat::kJson, true}));
+  ASSERT_EQ(all["problems"].size(), 1u);
+  EXPECT_EQ(all["problems"][0]["key"], half.key());
+  EXPECT_EQ(all["problems"][0]["spec"]["dtype"], "bfloat16");
+  EXPECT_EQ(all["problems"][0]["spec"]["layout"], "NHWC");
+  TuningDb target(":memory:");
+  import_document(target, parse_exchange_json(all.dump()));
+  EXPECT_EQ(export_db(target, {ExportFormat::kJson, true}),
+            export_db(source, {ExportFormat::kJson, true}));
+  // An export from before the fields: specs without them, keys with float32:NCHW.
+  TuningDb older_source(":memory:");
+  testing::fill_sample(older_source);
+  json older = json::parse(export_db(older_source, {ExportFormat::kJson, true}));
+  for (json& problem : older["problems"]) {
+    problem["spec"].erase("dtype");
+    problem["spec"].erase("layout");
+  }
+  TuningDb older_target(":memory:");
+  import_document(older_target, parse_exchange_json(older.dump()));
+  EXPECT_EQ(export_db(older_target, {ExportFormat::kJson, true}),
+            export_db(older_source, {ExportFormat::kJson, true}));
+}
+
 TEST(tuning_db_exchange, ImportKeepsTheFasterWinnerPerKeyAndMergesDbFiles) {
   TempDir dir;
   DeviceRecord device = testing::h100();

@@ -14,6 +14,7 @@
 #include "codegen/search_space.hpp"
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
+#include "reference/cpu_reference.hpp"
 #include "tests/golden.hpp"
 #include "trial/benchmark.hpp"
 #include "trial/verifier.hpp"
@@ -330,6 +331,127 @@ TEST(Gpu, LoadRefusesALaunchWhoseSharedMemoryDisagreesWithTheKernel) {
     ADD_FAILURE() << "a launch 16 B short of the kernel's shared memory was loaded";
   } catch (const std::logic_error& error) {
     EXPECT_NE(std::string(error.what()).find("expects"), std::string::npos) << error.what();
+  }
+}
+
+// Every (dtype, layout) the problem takes, float32 NCHW (the suites above) aside.
+std::vector<std::pair<DType, Layout>> other_dtypes_and_layouts() {
+  return {{DType::kFloat32, Layout::kNhwc},
+          {DType::kBFloat16, Layout::kNchw},
+          {DType::kBFloat16, Layout::kNhwc},
+          {DType::kFloat16, Layout::kNchw},
+          {DType::kFloat16, Layout::kNhwc}};
+}
+
+// The general kernel (the one family that serves these) in every config, against the float64 GPU
+// reference on the same rounded inputs, within verification_bound: fp32's accumulation bound plus
+// the store's rounding, u |y|.
+class DtypeLayoutGpu : public ::testing::TestWithParam<NamedShape> {};
+
+TEST_P(DtypeLayoutGpu, EveryConfigMatchesTheReference) {
+  REQUIRE_GPU();
+  for (auto [dtype, layout] : other_dtypes_and_layouts()) {
+    Problem problem = Problem::from_json(nlohmann::json::parse(GetParam().spec));
+    problem.dtype = dtype;
+    problem.layout = layout;
+    SCOPED_TRACE(problem.key());
+    Verifier verifier(*gpu(), problem);
+    verifier.randomize_inputs(std::random_device{}());
+    expect_every_config_correct(verifier);
+    for (const Config& config : enumerate_space(problem)) {
+      EXPECT_EQ(config.family, Family::kDirect) << config.name();
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, DtypeLayoutGpu,
+    ::testing::Values(
+        NamedShape{"odd_channels_k3s2",
+                   R"({"batch": 3, "in_channels": 61, "out_channels": 67, "height": 37, "width": 29,
+            "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1})"},
+        NamedShape{"k5s3_gelu",
+                   R"({"batch": 2, "in_channels": 32, "out_channels": 48, "height": 19, "width": 23,
+            "kernel_size": 5, "stride": 3, "padding": 1, "output_padding": 2, "epilogue": "gelu"})"},
+        NamedShape{"dilated_mixed_strides_odd_count",
+                   R"({"batch": 5, "in_channels": 12, "out_channels": 21, "height": 13, "width": 11,
+            "kernel_size": [3, 4], "stride": [2, 3], "padding": [2, 0], "output_padding": [0, 2],
+            "dilation": [2, 1], "groups": 3, "epilogue": "silu,add:-0.25,clamp:-1:0.5"})"},
+        NamedShape{"wide_in_k4s2_nobias",
+                   R"({"batch": 2, "in_channels": 256, "out_channels": 96, "height": 9, "width": 21,
+            "kernel_size": 4, "stride": 2, "padding": 1, "bias": false,
+            "epilogue": "leaky_relu:0.2"})"},
+        NamedShape{"seed_small_chain",
+                   R"({"batch": 2, "in_channels": 16, "out_channels": 8, "height": 15, "width": 17,
+            "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1})"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+// The GPU reference and the general kernel for 16-bit and NHWC problems against the CPU reference
+// (scatter form, its own indexing) on host inputs: the reference of the same rounded values in y's
+// layout, and the kernel within the verifier's bound of it.
+TEST(Gpu, SixteenBitAndChannelsLastReferenceMatchesTheCpuReference) {
+  REQUIRE_GPU();
+  for (auto [dtype, layout] : other_dtypes_and_layouts()) {
+    Problem problem = Problem::from_json(nlohmann::json::parse(
+        R"({"batch": 2, "in_channels": 6, "out_channels": 9, "height": 7, "width": 5,
+            "kernel_size": [3, 2], "stride": [2, 3], "padding": 1, "output_padding": [1, 0],
+            "groups": 3, "epilogue": "mish,add:0.5,hardtanh:-1:1,mul:2"})"));
+    problem.dtype = dtype;
+    problem.layout = layout;
+    SCOPED_TRACE(problem.key());
+    std::mt19937 random(11);
+    std::uniform_real_distribution<float> unit(0.0f, 1.0f), weight(-0.3f, 0.3f);
+    std::vector<float> x(problem.x_elements()), w(problem.w_elements()), bias(problem.out_channels);
+    for (float& v : x) v = unit(random);
+    for (float& v : w) v = weight(random);
+    for (float& v : bias) v = weight(random);
+    Verifier verifier(*gpu(), problem);
+    verifier.set_inputs(x, w, bias);
+    const std::vector<double> expected =
+        cpu_reference(problem, testing::convert<double>(x), testing::convert<double>(w),
+                      testing::convert<double>(bias));
+    const std::vector<double> reference = verifier.download_reference();
+    ASSERT_EQ(reference.size(), expected.size());
+    for (size_t i = 0; i < expected.size(); ++i) {
+      ASSERT_NEAR(reference[i], expected[i], 1e-12) << "element " << i;
+    }
+    TrialResult trial = run_trial(*gpu(), verifier, default_config(problem), verify_only());
+    ASSERT_EQ(trial.disposition, Disposition::kOk) << trial.reason;
+    const std::vector<float> y = verifier.download_output();
+    double largest = 0, error = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      largest = std::max(largest, std::fabs(expected[i]));
+      error = std::max(error, std::fabs(y[i] - expected[i]));
+      // Rounded once: y is the stored type's value nearest the fp32 result, so it is one of the
+      // type's values (a float32 round trip through the type leaves it unchanged).
+      ASSERT_EQ(round_to(dtype, y[i]), y[i]);
+    }
+    EXPECT_LE(error, verification_bound(problem, largest));
+  }
+}
+
+TEST(Gpu, SixteenBitVerifierCatchesUnwrittenOutputAndGuardWrites) {
+  REQUIRE_GPU();
+  for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
+    // 1 x 3 x 5 x 7 outputs: an odd count, so y ends mid-word and the guard band starts there.
+    Problem problem = Problem::from_json(nlohmann::json::parse(
+        R"({"batch": 1, "in_channels": 4, "out_channels": 3, "height": 3, "width": 4,
+            "kernel_size": 3, "stride": 2, "padding": 1})"));
+    problem.dtype = dtype;
+    ASSERT_EQ(problem.y_elements() % 2, 1) << problem.y_elements();
+    Verifier verifier(*gpu(), problem);
+    verifier.randomize_inputs(7);
+    verifier.poison_output();
+    Verification untouched = verifier.check_output();
+    EXPECT_FALSE(untouched.passed());
+    EXPECT_TRUE(std::isinf(untouched.max_abs_error));
+    TrialResult good = run_trial(*gpu(), verifier, default_config(problem), verify_only());
+    ASSERT_EQ(good.disposition, Disposition::kOk) << good.reason;
+    const uint16_t stray = 0;
+    DT_CU(cuMemcpyHtoD(verifier.y() + 2 * problem.y_elements(), &stray, 2));
+    Verification overrun = verifier.check_output();
+    EXPECT_FALSE(overrun.guard_intact);
+    EXPECT_FALSE(overrun.passed());
   }
 }
 

@@ -1,10 +1,13 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "codegen/problem.hpp"
 
@@ -130,7 +133,12 @@ INSTANTIATE_TEST_SUITE_P(
                   s["height"] = 1 << 24;
                   s["stride"] = {256, 2};
                 }},
-        BadSpec{"fp16_dtype", "dtype", [](json& s) { s["dtype"] = "float16"; }}),
+        BadSpec{"float64_dtype", "dtype", [](json& s) { s["dtype"] = "float64"; }},
+        BadSpec{"torch_spelled_dtype", "dtype", [](json& s) { s["dtype"] = "torch.float16"; }},
+        BadSpec{"numeric_dtype", "dtype", [](json& s) { s["dtype"] = 2; }},
+        BadSpec{"lowercase_layout", "layout", [](json& s) { s["layout"] = "nhwc"; }},
+        BadSpec{"channels_last_layout", "layout", [](json& s) { s["layout"] = "channels_last"; }},
+        BadSpec{"null_layout", "layout", [](json& s) { s["layout"] = nullptr; }}),
     [](const auto& info) { return std::string(info.param.label); });
 
 TEST(Problem, MalformedJsonAndMissingFileNameTheProblem) {
@@ -214,6 +222,109 @@ TEST(Problem, DuplicateKeysAreRefusedAndQuotedValuesAreEscapedAndCut) {
   EXPECT_EQ(newline.find('\a'), std::string::npos) << newline;
   EXPECT_EQ(printable(std::string("a\tb\xff", 4)), "a\\x09b\\xff");
   EXPECT_EQ(printable(std::string(300, 'x'), 10), std::string(10, 'x') + "...");
+}
+
+TEST(Problem, DtypeAndLayoutAreFieldsOfTheKeyAndTheJson) {
+  std::set<std::string> keys;
+  for (DType dtype : {DType::kFloat32, DType::kBFloat16, DType::kFloat16}) {
+    for (Layout layout : {Layout::kNchw, Layout::kNhwc}) {
+      json spec = seed_json();
+      spec["dtype"] = std::string(to_string(dtype));
+      spec["layout"] = std::string(to_string(layout));
+      const Problem p = Problem::from_json(spec);
+      EXPECT_EQ(p.dtype, dtype);
+      EXPECT_EQ(p.layout, layout);
+      EXPECT_EQ(p.to_json()["dtype"], to_string(dtype));
+      EXPECT_EQ(p.to_json()["layout"], to_string(layout));
+      EXPECT_EQ(Problem::from_json(p.to_json()).key(), p.key());
+      EXPECT_NE(p.key().find(fmt::format(":bias:{}:{}:fp32|", to_string(dtype), to_string(layout))),
+                std::string::npos)
+          << p.key();
+      EXPECT_EQ(p.io_bytes(), element_bytes(dtype) * (p.x_elements() + p.y_elements()));
+      keys.insert(p.key());
+    }
+  }
+  EXPECT_EQ(keys.size(), 6u);
+  // Left out, they are float32 and NCHW: the key every earlier problem (and DB) has.
+  json spec = seed_json();
+  spec.erase("dtype");
+  spec.erase("layout");
+  EXPECT_EQ(Problem::from_json(spec).key(), Problem::seed().key());
+  EXPECT_EQ(Problem::seed().dtype, DType::kFloat32);
+  EXPECT_EQ(Problem::seed().layout, Layout::kNchw);
+}
+
+TEST(Problem, TheDtypeErrorListsTheTypes) {
+  json spec = seed_json();
+  spec["dtype"] = "half";
+  try {
+    Problem::from_json(spec);
+    FAIL();
+  } catch (const ProblemError& e) {
+    EXPECT_STREQ(e.what(),
+                 "problem field 'dtype': 'half' is not a data type (float32, bfloat16 or float16)");
+  }
+}
+
+TEST(Problem, TheFieldTableNamesEveryNumericField) {
+  // Every field to_json writes is in kProblemFields or one of the fields with forms of their own.
+  const std::set<std::string> others = {"bias", "dtype", "layout", "precision", "epilogue"};
+  std::set<std::string> table;
+  for (const ProblemField& field : kProblemFields) {
+    table.insert(std::string(field.name));
+    EXPECT_NE(field.scalar == nullptr, field.pair == nullptr) << field.name;
+  }
+  const json seed = seed_json();
+  for (const auto& item : seed.items()) {
+    EXPECT_TRUE(table.count(item.key()) + others.count(item.key()) == 1) << item.key();
+  }
+  EXPECT_EQ(table.size() + others.size(), seed.size());
+}
+
+TEST(Dtype, SixteenBitRoundingIsNearestEven) {
+  // bfloat16 keeps 8 significant bits, float16 11: ties go to the even neighbour.
+  EXPECT_EQ(to_bits(DType::kBFloat16, 1.0f), 0x3F80);
+  EXPECT_EQ(round_to(DType::kBFloat16, 1.0f + 0x1p-8f), 1.0f);                // tie, to even
+  EXPECT_EQ(round_to(DType::kBFloat16, 1.0f + 3 * 0x1p-8f), 1.0f + 0x1p-6f);  // tie, to even
+  EXPECT_EQ(round_to(DType::kBFloat16, 1.0f + 0x1p-8f + 0x1p-20f), 1.0f + 0x1p-7f);
+  EXPECT_EQ(to_bits(DType::kFloat16, 1.0f), 0x3C00);
+  EXPECT_EQ(to_bits(DType::kFloat16, -2.0f), 0xC000);
+  EXPECT_EQ(to_bits(DType::kFloat16, 65504.0f), 0x7BFF);
+  EXPECT_EQ(to_bits(DType::kFloat16, 65520.0f), 0x7C00);  // the tie past the largest: infinity
+  EXPECT_EQ(to_bits(DType::kFloat16, 0x1p-24f), 0x0001);  // the smallest subnormal
+  EXPECT_EQ(to_bits(DType::kFloat16, 0x1p-25f), 0x0000);  // its half: a tie, to even (zero)
+  EXPECT_EQ(to_bits(DType::kFloat16, 0x1p-14f - 0x1p-26f), 0x0400);  // rounds up into the normals
+  EXPECT_EQ(round_to(DType::kFloat16, 1.0f + 0x1p-11f), 1.0f);
+  EXPECT_EQ(round_to(DType::kFloat16, 1.0f + 3 * 0x1p-11f), 1.0f + 0x1p-9f);
+  EXPECT_TRUE(std::isnan(round_to(DType::kFloat16, NAN)));
+  EXPECT_TRUE(std::isnan(round_to(DType::kBFloat16, NAN)));
+  EXPECT_EQ(round_to(DType::kFloat32, 0.1f), 0.1f);
+  // Every 16-bit pattern that is a number survives the round trip.
+  for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
+    for (uint32_t bits = 0; bits < 0x10000; ++bits) {
+      const float value = from_bits(dtype, static_cast<uint16_t>(bits));
+      if (!std::isnan(value)) {
+        ASSERT_EQ(static_cast<uint32_t>(to_bits(dtype, value)), bits) << to_string(dtype) << bits;
+      }
+    }
+  }
+  // The unit roundoff bounds every rounding of a normal value.
+  for (float v : {0.1f, 1.0f / 3, 1.7f, 1234.567f, -0.0078f}) {
+    for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
+      EXPECT_LE(std::fabs(round_to(dtype, v) - v), unit_roundoff(dtype) * std::fabs(v));
+    }
+  }
+}
+
+TEST(Problem, SixteenBitVerificationAddsTheStoresRounding) {
+  Problem p = Problem::seed();
+  const double fp32 = verification_bound(p, 2.0);
+  EXPECT_DOUBLE_EQ(fp32, error_bound(p));
+  p.dtype = DType::kBFloat16;
+  EXPECT_DOUBLE_EQ(verification_bound(p, 2.0), fp32 + 2.0 * 0x1p-8);
+  p.dtype = DType::kFloat16;
+  EXPECT_DOUBLE_EQ(verification_bound(p, 2.0), fp32 + 2.0 * 0x1p-11);
+  EXPECT_GE(verified_error_ceiling(p), verification_bound(p, 2.0));
 }
 
 TEST(Problem, PrecisionIsPartOfTheKey) {

@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -114,9 +115,20 @@ std::vector<Problem> load_problems(const AutotuneArgs& args) {
   std::optional<Precision> precision;
   try {
     if (!args.precision.empty()) precision = parse_precision(args.precision);
-    if (!args.problems.empty()) return tuner::read_problems_file(args.problems, precision);
+    if (!args.problems.empty()) {
+      std::vector<Problem> problems = tuner::read_problems_file(args.problems, precision);
+      // A file's float32 and bfloat16 lines of one shape are one problem once overridden.
+      std::vector<Problem> unique;
+      std::set<std::string> keys;
+      for (Problem& problem : problems) {
+        override_dtype_and_layout(problem, args.dtype, args.layout);
+        if (keys.insert(problem.key()).second) unique.push_back(std::move(problem));
+      }
+      return unique;
+    }
     Problem problem = Problem::from_argument(args.problem);
     if (precision) problem.precision = *precision;
+    override_dtype_and_layout(problem, args.dtype, args.layout);
     return {problem};
   } catch (const std::invalid_argument& e) {
     throw BadInput{e.what()};

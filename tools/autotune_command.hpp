@@ -13,6 +13,8 @@ struct AutotuneArgs {
   std::string problem;   // empty: --problems must be given
   std::string problems;  // a problems file
   std::string precision;
+  std::string dtype;   // empty: each problem's own
+  std::string layout;  // likewise
   std::string db;
   std::string strategy = "auto";
   double budget_seconds = 0;

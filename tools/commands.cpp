@@ -37,6 +37,7 @@ Problem load_problem(const ProblemArgs& args) {
   try {
     Problem problem = Problem::from_argument(args.problem);
     if (!args.precision.empty()) problem.precision = parse_precision(args.precision);
+    override_dtype_and_layout(problem, args.dtype, args.layout);
     return problem;
   } catch (const std::invalid_argument& e) {
     throw BadInput{e.what()};
@@ -184,7 +185,8 @@ int run_checked(const RunArgs& args) {
   out.say("problem   {}\n", out.problem_text(problem));
   out.say("output    [{}, {}, {}, {}] ({:.3f} GiB), {:.2f} G multiply-adds\n", problem.batch,
           problem.out_channels, problem.out_height(), problem.out_width(),
-          problem.y_elements() * 4.0 / 1073741824.0, problem.multiply_adds() / 1e9);
+          static_cast<double>(problem.y_elements() * problem.element_bytes()) / 1073741824.0,
+          problem.multiply_adds() / 1e9);
   nlohmann::json document = {{"problem_key", problem.key()},
                              {"name", problem.name},
                              {"label", compact_label(problem)},
@@ -372,5 +374,11 @@ int guarded(int (*body)(const Args&), const Args& args) {
 
 int run_command(const RunArgs& args) { return guarded(run_checked, args); }
 int inspect_command(const InspectArgs& args) { return guarded(inspect_checked, args); }
+
+void override_dtype_and_layout(Problem& problem, const std::string& dtype,
+                               const std::string& layout) {
+  if (!dtype.empty()) problem.dtype = parse_dtype(dtype);
+  if (!layout.empty()) problem.layout = parse_layout(layout);
+}
 
 }  // namespace deconvtune::tools

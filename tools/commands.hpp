@@ -4,6 +4,10 @@
 #include <optional>
 #include <string>
 
+namespace deconvtune {
+struct Problem;
+}
+
 namespace deconvtune::tools {
 
 enum ExitCode : int {
@@ -17,7 +21,14 @@ enum ExitCode : int {
 struct ProblemArgs {
   std::string problem = "seed";
   std::string precision;  // empty: the problem's own (fp32 unless the spec says otherwise)
+  std::string dtype;      // likewise (float32 unless it says otherwise)
+  std::string layout;     // likewise (NCHW)
 };
+
+// --dtype and --layout, where given, in place of the problem's own (run, inspect and autotune take
+// them as --precision). Throws std::invalid_argument for an unknown name.
+void override_dtype_and_layout(Problem& problem, const std::string& dtype,
+                               const std::string& layout);
 
 struct RunArgs {
   ProblemArgs problem;

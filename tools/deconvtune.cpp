@@ -32,15 +32,24 @@ int worker_exit_code(deconvtune::tuner::WorkerEnd end) {
   return deconvtune::tools::kExitFailure;
 }
 
+// Checked where they are applied, by the problem's own parsers (one list of the names).
+void add_dtype_and_layout_options(CLI::App& command, std::string& dtype, std::string& layout) {
+  command.add_option("--dtype", dtype,
+                     "float32, bfloat16 or float16: x, w, bias and y (overrides the problem's)");
+  command.add_option("--layout", layout,
+                     "NCHW or NHWC (channels_last) for x and y (overrides the problem's)");
+}
+
 void add_problem_options(CLI::App& command, deconvtune::tools::ProblemArgs& args) {
   command
       .add_option("--problem", args.problem,
                   "'seed', a JSON file or inline JSON with PyTorch's ConvTranspose2d names "
                   "(batch, in_channels, out_channels, height, width, kernel_size, stride, padding, "
-                  "output_padding, dilation, groups, bias, epilogue, precision)")
+                  "output_padding, dilation, groups, bias, epilogue, precision, dtype, layout)")
       ->capture_default_str();
   command.add_option("--precision", args.precision, "fp32 or tf32 (overrides the problem's)")
       ->check(CLI::IsMember({"fp32", "tf32"}));
+  add_dtype_and_layout_options(command, args.dtype, args.layout);
 }
 
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -163,6 +172,7 @@ int main(int argc, char** argv) {
   autotune_cmd
       ->add_option("--precision", autotune.precision, "fp32 or tf32 (overrides the problem's)")
       ->check(CLI::IsMember({"fp32", "tf32"}));
+  add_dtype_and_layout_options(*autotune_cmd, autotune.dtype, autotune.layout);
   autotune_cmd
       ->add_option("--db", autotune.db,
                    "tuning DB path (default: $DECONVTUNE_DB, else "

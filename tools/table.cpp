@@ -115,9 +115,15 @@ std::string Table::markdown() const {
 }
 
 std::string compact_label(const Problem& p) {
-  return fmt::format("n{} {}->{} {}x{} k{}x{} s{}x{} g{}{}", p.batch, p.in_channels, p.out_channels,
-                     p.height, p.width, p.kernel.h, p.kernel.w, p.stride.h, p.stride.w, p.groups,
-                     p.bias ? "" : " nobias");
+  // The data type and layout only where they are not the defaults (float32, NCHW), which every
+  // label before them implied.
+  const std::string dtype =
+      p.dtype == DType::kFloat32 ? "" : fmt::format(" {}", to_string(p.dtype));
+  const std::string layout =
+      p.layout == Layout::kNchw ? "" : fmt::format(" {}", to_string(p.layout));
+  return fmt::format("n{} {}->{} {}x{} k{}x{} s{}x{} g{}{}{}{}", p.batch, p.in_channels,
+                     p.out_channels, p.height, p.width, p.kernel.h, p.kernel.w, p.stride.h,
+                     p.stride.w, p.groups, p.bias ? "" : " nobias", dtype, layout);
 }
 
 Output::Output(bool json, bool wide) : json_(json), wide_(wide) {}

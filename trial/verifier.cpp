@@ -34,11 +34,22 @@ std::string Verification::summary() const {
                      passed() ? "" : fmt::format(", worst at flat index {}", worst_index));
 }
 
+namespace {
+
+// y's buffer: y rounded up to whole words, which poison_output() fills (an odd count of 16-bit
+// elements ends mid-word), then the guard band from y's last byte on.
+size_t y_buffer_bytes(const Problem& problem) {
+  return (static_cast<size_t>(problem.element_bytes() * problem.y_elements()) + 3) / 4 * 4 +
+         4 * Verifier::kGuardElements;
+}
+
+}  // namespace
+
 size_t verification_bytes(const Problem& problem) {
-  const size_t y = static_cast<size_t>(problem.y_elements());
-  return 4 * (static_cast<size_t>(problem.x_elements() + problem.w_elements()) +
-              problem.out_channels + y + Verifier::kGuardElements) +
-         8 * y;
+  const size_t inputs = static_cast<size_t>(problem.x_elements() + problem.w_elements()) +
+                        static_cast<size_t>(problem.out_channels);
+  return static_cast<size_t>(problem.element_bytes()) * inputs + y_buffer_bytes(problem) +
+         8 * static_cast<size_t>(problem.y_elements());
 }
 
 Verifier::Verifier(const Context& context, const Problem& problem)
@@ -64,10 +75,11 @@ Verifier::Verifier(const Context& context, const Problem& problem)
   CUfunction compare = module.function("max_abs_error");
   kernels_.reset(new Kernels{std::move(module), reference, fill, compare});
 
-  x_ = DeviceBuffer(4 * problem.x_elements());
-  w_ = DeviceBuffer(4 * problem.w_elements());
-  bias_ = DeviceBuffer(4 * problem.out_channels);
-  y_ = DeviceBuffer(4 * (problem.y_elements() + kGuardElements));
+  const int64_t element = problem.element_bytes();
+  x_ = DeviceBuffer(element * problem.x_elements());
+  w_ = DeviceBuffer(element * problem.w_elements());
+  bias_ = DeviceBuffer(element * problem.out_channels);
+  y_ = DeviceBuffer(y_buffer_bytes(problem));
   reference_ = DeviceBuffer(8 * problem.y_elements());
   block_max_ = DeviceBuffer(8 * 2 * kCompareBlocks);
   block_argmax_ = DeviceBuffer(8 * kCompareBlocks);
@@ -77,7 +89,7 @@ Verifier::~Verifier() = default;
 
 void Verifier::randomize_inputs(uint64_t seed) {
   auto fill = [&](DeviceBuffer& buffer, uint64_t stream, float lo, float hi) {
-    unsigned long long count = buffer.bytes() / 4;
+    unsigned long long count = buffer.bytes() / static_cast<size_t>(problem_.element_bytes());
     unsigned long long stream_seed = seed * 0x100000001B3ull + stream;
     CUdeviceptr out = buffer.get();
     void* args[] = {&out, &count, &stream_seed, &lo, &hi};
@@ -107,10 +119,20 @@ void Verifier::set_inputs(const std::vector<float>& x, const std::vector<float>&
   expect(x.size(), problem_.x_elements(), "x");
   expect(w.size(), problem_.w_elements(), "weight");
   expect(bias.size(), problem_.bias ? problem_.out_channels : 0, "bias");
-  x_.upload(x.data(), 4 * x.size());
-  w_.upload(w.data(), 4 * w.size());
+  // In the problem's data type: fp32 as given, 16-bit rounded to nearest even, as torch's .to().
+  auto upload = [&](DeviceBuffer& buffer, const std::vector<float>& values) {
+    if (problem_.dtype == DType::kFloat32) {
+      buffer.upload(values.data(), 4 * values.size());
+      return;
+    }
+    std::vector<uint16_t> bits(values.size());
+    for (size_t i = 0; i < values.size(); ++i) bits[i] = to_bits(problem_.dtype, values[i]);
+    buffer.upload(bits.data(), 2 * bits.size());
+  };
+  upload(x_, x);
+  upload(w_, w);
   bias_.fill_words(0);
-  bias_.upload(bias.data(), 4 * bias.size());
+  upload(bias_, bias);
   run_reference();
 }
 
@@ -125,11 +147,10 @@ void Verifier::run_reference() {
   context_.synchronize();
 }
 
-void Verifier::poison_output() { y_.fill_words(kPoisonWord); }
+void Verifier::poison_output() { y_.fill_words(poison_word(problem_.dtype)); }
 
 Verification Verifier::check_output() const {
   Verification result;
-  result.bound = error_bound(problem_);
   unsigned long long count = static_cast<unsigned long long>(problem_.y_elements());
   CUdeviceptr y = y_.get(), ref = reference_.get(), block_max = block_max_.get(),
               block_argmax = block_argmax_.get();
@@ -149,18 +170,24 @@ Verification Verifier::check_output() const {
     }
     result.max_abs_reference = std::max(result.max_abs_reference, maxima[kCompareBlocks + i]);
   }
-  // Errors scale with the values themselves once they exceed the seed's range.
-  result.bound *= std::max(1.0, result.max_abs_reference / kSeedOutputMagnitude);
+  result.bound = verification_bound(problem_, result.max_abs_reference);
   std::vector<unsigned> guard(kGuardElements);
-  y_.download(guard.data(), 4 * kGuardElements, 4 * problem_.y_elements());
+  y_.download(guard.data(), 4 * kGuardElements, problem_.element_bytes() * problem_.y_elements());
+  const unsigned poison = poison_word(problem_.dtype);
   result.guard_intact =
-      std::all_of(guard.begin(), guard.end(), [](unsigned word) { return word == kPoisonWord; });
+      std::all_of(guard.begin(), guard.end(), [&](unsigned word) { return word == poison; });
   return result;
 }
 
 std::vector<float> Verifier::download_output() const {
   std::vector<float> y(problem_.y_elements());
-  y_.download(y.data(), 4 * y.size());
+  if (problem_.dtype == DType::kFloat32) {
+    y_.download(y.data(), 4 * y.size());
+    return y;
+  }
+  std::vector<uint16_t> bits(y.size());
+  y_.download(bits.data(), 2 * bits.size());
+  for (size_t i = 0; i < y.size(); ++i) y[i] = from_bits(problem_.dtype, bits[i]);
   return y;
 }
 

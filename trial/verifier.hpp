@@ -15,7 +15,7 @@ namespace deconvtune {
 
 struct Verification {
   double max_abs_error = 0;
-  int64_t worst_index = -1;  // flat NCHW index of the largest error
+  int64_t worst_index = -1;  // flat index, in y's layout, of the largest error
   double max_abs_reference = 0;
   double bound = 0;          // what max_abs_error had to stay within
   bool guard_intact = true;  // nothing written past the end of y
@@ -28,8 +28,15 @@ struct Verification {
 
 class Verifier {
  public:
-  static constexpr size_t kGuardElements = 1024;
+  static constexpr size_t kGuardElements = 1024;        // 4-byte words past y's last byte
   static constexpr unsigned kPoisonWord = 0x7FC0DEADu;  // a quiet NaN no kernel computes
+  // For 16-bit y: both halves 0x7FC1, a quiet NaN in bfloat16 and in float16 alike that cvt never
+  // produces (it gives 0x7FFF), and the same word at any 2-byte offset, so the guard band past an
+  // odd element count reads as intact.
+  static constexpr unsigned kPoison16Word = 0x7FC17FC1u;
+  static unsigned poison_word(DType dtype) {
+    return dtype == DType::kFloat32 ? kPoisonWord : kPoison16Word;
+  }
 
   // Compiles the reference for the problem's device arch and allocates every buffer (refusing,
   // before any allocation, a problem that does not fit in the device's free memory).
@@ -39,7 +46,8 @@ class Verifier {
   // Fresh random inputs (x uniform in [0, 1) as torch.rand; W and bias as PyTorch's default
   // initialisation, uniform within 1/sqrt(fan_in)), then the reference on them.
   void randomize_inputs(uint64_t seed);
-  // Caller-provided inputs (e.g. golden data), then the reference on them.
+  // Caller-provided inputs (e.g. golden data; x in the problem's layout), rounded to its data
+  // type, then the reference on them.
   void set_inputs(const std::vector<float>& x, const std::vector<float>& w,
                   const std::vector<float>& bias);
 
@@ -50,7 +58,7 @@ class Verifier {
   CUdeviceptr w() const { return w_.get(); }
   CUdeviceptr bias() const { return bias_.get(); }
   CUdeviceptr y() const { return y_.get(); }
-  std::vector<float> download_output() const;
+  std::vector<float> download_output() const;  // in y's layout, widened to float
   std::vector<double> download_reference() const;
   const Problem& problem() const { return problem_; }
 

@@ -23,8 +23,10 @@ double problem_distance(const Problem& a, const Problem& b) {
   double distance = size_term(a.batch, b.batch) + size_term(a.in_channels, b.in_channels) +
                     size_term(a.out_channels, b.out_channels) + size_term(a.height, b.height) +
                     size_term(a.width, b.width);
-  distance += kGeometryStep * (!(a.kernel == b.kernel) + !(a.stride == b.stride) +
-                               !(a.dilation == b.dilation) + (a.groups != b.groups));
+  // So does another data type or layout: the kernels that serve it and its traffic differ.
+  distance += kGeometryStep *
+              (!(a.kernel == b.kernel) + !(a.stride == b.stride) + !(a.dilation == b.dilation) +
+               (a.groups != b.groups) + (a.dtype != b.dtype) + (a.layout != b.layout));
   distance += 2 * (!(a.padding == b.padding) + !(a.output_padding == b.output_padding));
   distance += 1 * (a.bias != b.bias) + 1 * !(a.epilogue == b.epilogue);
   return distance;

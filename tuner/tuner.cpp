@@ -761,8 +761,9 @@ FirstLaunch launch_winner(DeviceSlot& slot, db::TuningDb& db, const Problem& pro
   launch.cubin_ms = ms_since(step);
   step = Clock::now();
   LoadedKernel loaded(kernel, cubin);
-  DeviceBuffer x(problem.x_elements() * sizeof(float)), w(problem.w_elements() * sizeof(float)),
-      bias(problem.out_channels * sizeof(float)), y(problem.y_elements() * sizeof(float));
+  const int64_t element = problem.element_bytes();
+  DeviceBuffer x(problem.x_elements() * element), w(problem.w_elements() * element),
+      bias(problem.out_channels * element), y(problem.y_elements() * element);
   x.fill_words(0x3f000000u);  // 0.5f: defined inputs
   w.fill_words(0x3c23d70au);  // 0.01f
   bias.fill_words(0);

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -242,8 +243,11 @@ Problem parse_problem_key(std::string_view key) {
     if (colon == std::string_view::npos) break;
     start = colon + 1;
   }
-  if (parts.size() != 16 || parts[0] != "convT2d") {
-    throw bad("expected convT2d and 15 ':'-separated fields before the '|'");
+  // convT2d, kProblemFields in order, then bias, dtype, layout and precision.
+  constexpr size_t kFields = std::size(kProblemFields);
+  if (parts.size() != kFields + 5 || parts[0] != "convT2d") {
+    throw bad(
+        fmt::format("expected convT2d and {} ':'-separated fields before the '|'", kFields + 4));
   }
   auto number = [&](std::string_view text, size_t field) -> int64_t {
     int64_t value = 0;
@@ -253,41 +257,33 @@ Problem parse_problem_key(std::string_view key) {
     }
     return value;
   };
-  auto scalar = [&](size_t field, std::string_view prefix) {
-    std::string_view part = parts[field];
-    if (part.substr(0, prefix.size()) != prefix) {
-      throw bad(fmt::format("field {} does not start with '{}'", field, prefix));
+  nlohmann::json spec = nlohmann::json::object();
+  for (size_t i = 0; i < kFields; ++i) {
+    const ProblemField& field = kProblemFields[i];
+    const size_t at = i + 1;
+    std::string_view part = parts[at];
+    if (part.substr(0, field.prefix.size()) != field.prefix) {
+      throw bad(fmt::format("field {} does not start with '{}'", at, field.prefix));
     }
-    return number(part.substr(prefix.size()), field);
-  };
-  auto pair = [&](size_t field, std::string_view prefix) {
-    std::string_view part = parts[field];
-    if (part.substr(0, prefix.size()) != prefix) {
-      throw bad(fmt::format("field {} does not start with '{}'", field, prefix));
+    part = part.substr(field.prefix.size());
+    if (field.scalar) {
+      spec[std::string(field.name)] = number(part, at);
+      continue;
     }
-    part = part.substr(prefix.size());
     size_t x = part.find('x');
-    if (x == std::string_view::npos) throw bad(fmt::format("field {} is not HxW", field));
-    return nlohmann::json::array(
-        {number(part.substr(0, x), field), number(part.substr(x + 1), field)});
-  };
-  nlohmann::json spec = {{"batch", scalar(1, "n")},
-                         {"in_channels", scalar(2, "ci")},
-                         {"out_channels", scalar(3, "co")},
-                         {"height", scalar(4, "h")},
-                         {"width", scalar(5, "w")},
-                         {"kernel_size", pair(6, "k")},
-                         {"stride", pair(7, "s")},
-                         {"padding", pair(8, "p")},
-                         {"output_padding", pair(9, "op")},
-                         {"dilation", pair(10, "d")},
-                         {"groups", scalar(11, "g")},
-                         {"dtype", std::string(parts[13])},
-                         {"layout", std::string(parts[14])},
-                         {"precision", std::string(parts[15])},
-                         {"epilogue", std::string(key.substr(bar + 1))}};
-  if (parts[12] != "bias" && parts[12] != "nobias") throw bad("field 12 is not bias or nobias");
-  spec["bias"] = parts[12] == "bias";
+    if (x == std::string_view::npos) throw bad(fmt::format("field {} is not HxW", at));
+    spec[std::string(field.name)] =
+        nlohmann::json::array({number(part.substr(0, x), at), number(part.substr(x + 1), at)});
+  }
+  const size_t bias = kFields + 1;
+  if (parts[bias] != "bias" && parts[bias] != "nobias") {
+    throw bad(fmt::format("field {} is not bias or nobias", bias));
+  }
+  spec["bias"] = parts[bias] == "bias";
+  spec["dtype"] = std::string(parts[bias + 1]);
+  spec["layout"] = std::string(parts[bias + 2]);
+  spec["precision"] = std::string(parts[bias + 3]);
+  spec["epilogue"] = std::string(key.substr(bar + 1));
   Problem problem;
   try {
     problem = Problem::from_json(spec);

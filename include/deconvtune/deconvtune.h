@@ -7,7 +7,9 @@
  * - A plan's deconvtune_plan_run() does no allocation, compilation, database access or logging: it
  *   checks its arguments and enqueues one kernel on the given stream.
  * - Pointers are device pointers (CUdeviceptr or cudaMalloc'ed memory, e.g. a torch tensor's
- *   data_ptr()); x, w, bias and y are fp32 NCHW, contiguous, and y must not overlap the inputs.
+ *   data_ptr()); x, w, bias and y are of the problem's "dtype" (float32, bfloat16 or float16) and
+ *   x and y of its "layout" (NCHW contiguous, or NHWC: channels_last), w is [C_in, C_out / groups,
+ *   kH, kW] contiguous, and y must not overlap the inputs.
  * - Engines use the device's CUDA primary context (the one the CUDA runtime and PyTorch use), so
  *   memory and streams from those work as they are.
  * - Engines and plans may be used from several threads at once.
@@ -58,6 +60,17 @@ typedef enum deconvtune_precision {
   DECONVTUNE_PRECISION_TF32 = 1 /* TF32 tensor cores, as PyTorch's default (<= 5e-4) */
 } deconvtune_precision;
 
+/* The problem JSON's "dtype" and "layout" (the names in quotes), as the C++ API's enums. */
+typedef enum deconvtune_dtype {
+  DECONVTUNE_DTYPE_FLOAT32 = 0,  /* "float32" (the default) */
+  DECONVTUNE_DTYPE_BFLOAT16 = 1, /* "bfloat16": fp32 accumulation, y rounded once */
+  DECONVTUNE_DTYPE_FLOAT16 = 2   /* "float16": likewise */
+} deconvtune_dtype;
+typedef enum deconvtune_layout {
+  DECONVTUNE_LAYOUT_NCHW = 0, /* "NCHW" (the default) */
+  DECONVTUNE_LAYOUT_NHWC = 1  /* "NHWC": channels_last x and y */
+} deconvtune_layout;
+
 typedef struct deconvtune_engine deconvtune_engine;
 typedef struct deconvtune_plan deconvtune_plan;
 
@@ -90,7 +103,8 @@ DECONVTUNE_API void deconvtune_engine_destroy(deconvtune_engine* engine);
  * ConvTranspose2d argument names, e.g.
  *   {"batch": 8, "in_channels": 64, "out_channels": 64, "height": 32, "width": 32,
  *    "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1, "bias": true,
- *    "epilogue": "mish,add:0.5,hardtanh:-1:1,mul:2", "precision": "tf32"}
+ *    "epilogue": "mish,add:0.5,hardtanh:-1:1,mul:2", "precision": "tf32",
+ *    "dtype": "bfloat16", "layout": "NHWC"}
  * The first plan of a problem may compile a kernel (about a second); later ones come from memory.
  */
 DECONVTUNE_API deconvtune_status deconvtune_engine_plan(deconvtune_engine* engine,
@@ -105,7 +119,7 @@ DECONVTUNE_API deconvtune_status deconvtune_plan_run(const deconvtune_plan* plan
                                                      const void* w, const void* bias, void* y,
                                                      void* stream);
 
-/* The problem's output shape [N, C_out, H_out, W_out]. */
+/* The problem's output shape [N, C_out, H_out, W_out] (logical, in either layout). */
 DECONVTUNE_API deconvtune_status deconvtune_plan_output_shape(const deconvtune_plan* plan,
                                                               int64_t shape[4]);
 /* Text owned by the plan: the kernel config's name, where it came from ("tuned", "tuned-now",

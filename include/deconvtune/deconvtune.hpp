@@ -54,6 +54,16 @@ class DECONVTUNE_API Error : public std::runtime_error {
 // tf32: TF32 tensor cores, what PyTorch does with torch.backends.cudnn.allow_tf32 (its default).
 enum class PrecisionMode { kFp32 = DECONVTUNE_PRECISION_FP32, kTf32 = DECONVTUNE_PRECISION_TF32 };
 
+// The element type of x, w, bias and y: fp32 accumulation and epilogue whatever it is, y rounded
+// once on the store.
+enum class DataType {
+  kFloat32 = DECONVTUNE_DTYPE_FLOAT32,
+  kBFloat16 = DECONVTUNE_DTYPE_BFLOAT16,
+  kFloat16 = DECONVTUNE_DTYPE_FLOAT16,
+};
+// NCHW: contiguous; NHWC: channels_last (x and y; w is [C_in, C_out / groups, kH, kW] either way).
+enum class MemoryLayout { kNchw = DECONVTUNE_LAYOUT_NCHW, kNhwc = DECONVTUNE_LAYOUT_NHWC };
+
 // What plan() does when the database has no tuned winner for the problem on this GPU.
 enum class OnMiss {
   kHeuristic =
@@ -89,6 +99,8 @@ struct DECONVTUNE_API ProblemSpec {
   int64_t groups = 1;
   bool bias = true;
   std::string epilogue = "mish,add:0.5,hardtanh:-1:1,mul:2";
+  DataType dtype = DataType::kFloat32;
+  MemoryLayout layout = MemoryLayout::kNchw;
   std::optional<PrecisionMode> precision;  // empty: the engine's
 
   // The JSON the C API and Engine::plan_json take.
@@ -122,7 +134,8 @@ class DECONVTUNE_API Plan {
   // <GPU>, same arch and SM count)" when another GPU of this one's class tuned it) or "rule".
   const std::string& source() const;
   const std::string& problem_key() const;
-  std::array<int64_t, 4> output_shape() const;  // [N, C_out, H_out, W_out]
+  // [N, C_out, H_out, W_out], the logical shape in either layout (as torch's .shape).
+  std::array<int64_t, 4> output_shape() const;
   int device() const;
 
  private:

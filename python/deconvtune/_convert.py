@@ -342,8 +342,9 @@ def _match(node, gm, modules, graph_inputs=False):
     else:
         return None
     for what, tensor in (("weight", weight), ("input", _value(call["input"], gm))):
-        if tensor is not None and tensor.device.type == "cuda" and tensor.dtype != torch.float32:
-            return _unfused(name, node, f"its {what} is {tensor.dtype} on CUDA, where the kernels take torch.float32")
+        if tensor is not None and tensor.device.type == "cuda" and tensor.dtype not in dtorch.DTYPES:
+            return _unfused(name, node, f"its {what} is {tensor.dtype} on CUDA, where the kernels take "
+                            + ", ".join(str(dtype) for dtype in dtorch.DTYPES))
     match = _Match(ConversionRecord(name, False, ""), [node], conv, call)
     record, x = match.record, node
     users = list(x.users)

@@ -11,9 +11,12 @@ kernel per shape, trainable, with a CPU path and an automatic conversion of exis
 
 The module's constructor is nn.ConvTranspose2d's (same arguments, same positions) plus the epilogue
 and precision as keywords; its parameters are conv_transpose.weight and conv_transpose.bias, so
-the seed Model's state dict loads either way. On CUDA tensors (float32, contiguous NCHW) it runs
-deconvtune's kernel on torch's current stream, in the precision given ('fp32' or 'tf32'; None
-follows torch.backends.cudnn.allow_tf32 as nn.ConvTranspose2d does). On CPU tensors it runs the
+the seed Model's state dict loads either way. On CUDA tensors (float32, bfloat16 or float16, all
+three of one dtype; x contiguous or channels_last) it runs deconvtune's kernel on torch's current
+stream, in the precision given ('fp32' or 'tf32'; None follows torch.backends.cudnn.allow_tf32 as
+nn.ConvTranspose2d does), and returns y in x's dtype and memory format, as nn.ConvTranspose2d does.
+Under torch.autocast on CUDA the inputs are cast to autocast's dtype first, as autocast casts
+conv_transpose2d's. On CPU tensors it runs the
 same function with PyTorch's own ops. Backward, on either device, is PyTorch's (see _backward).
 
 On PyTorch >= 2.4 the forward is the custom op torch.ops.deconvtune.conv_transpose2d_epilogue (with
@@ -36,7 +39,7 @@ from . import _native
 __all__ = ["ConvTranspose2dEpilogue", "conv_transpose2d_epilogue", "convert", "ConversionRecord", "parse_epilogue",
            "epilogue_text", "apply_epilogue", "seed_epilogue", "problems", "fold_batchnorm", "batchnorm_unfoldable_reason",
            "output_shape", "rewrite", "backend", "enable", "compile_reports", "autotune", "ProblemResult",
-           "AutotuneError", "EPILOGUE_OPS", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
+           "AutotuneError", "EPILOGUE_OPS", "DTYPES", "PRECISIONS", "PRECISION_BOUNDS", "HAS_CUSTOM_OP", "OP_NAME"]
 
 OP_NAME = "deconvtune::conv_transpose2d_epilogue"
 PRECISIONS = ("fp32", "tf32")
@@ -176,9 +179,23 @@ def _output_size(size, kernel_size, stride, padding, output_padding, dilation):
             for i in range(2)]
 
 
+# The tensor dtypes the kernels take, by the problem's "dtype" names (torch's own).
+DTYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
+
+
+def _layout(x):
+    """The problem's "layout" of a 4-D x: NCHW when contiguous (also where both forms hold, as for
+    one channel), NHWC when channels_last, None when neither."""
+    if x.is_contiguous():
+        return "NCHW"
+    if x.is_contiguous(memory_format=torch.channels_last):
+        return "NHWC"
+    return None
+
+
 @functools.lru_cache(maxsize=1024)
 def _problem(x_shape, weight_shape, has_bias, stride, padding, output_padding, groups, dilation, epilogue,
-             precision):
+             precision, dtype="float32", layout="NCHW"):
     """The problem JSON (PyTorch's argument names) for these shapes and arguments; cached, as it is
     built on every CUDA call."""
     n, c_in, h, w = x_shape
@@ -186,7 +203,7 @@ def _problem(x_shape, weight_shape, has_bias, stride, padding, output_padding, g
         "batch": n, "in_channels": c_in, "out_channels": weight_shape[1] * groups, "height": h, "width": w,
         "kernel_size": list(weight_shape[2:]), "stride": list(stride), "padding": list(padding),
         "output_padding": list(output_padding), "dilation": list(dilation), "groups": groups,
-        "bias": has_bias, "epilogue": epilogue, "precision": precision})
+        "bias": has_bias, "epilogue": epilogue, "precision": precision, "dtype": dtype, "layout": layout})
 
 
 def _check_inputs(x, weight, bias, groups):
@@ -200,6 +217,10 @@ def _check_inputs(x, weight, bias, groups):
             raise ValueError(f"deconvtune: {name} is on {t.device} but x is on {x.device}")
         if not t.is_floating_point():
             raise ValueError(f"deconvtune: {name} has dtype {t.dtype}; a floating-point tensor is needed")
+    dtypes = [(name, t.dtype) for name, t in (("x", x), ("weight", weight), ("bias", bias)) if t is not None]
+    if len({dtype for _, dtype in dtypes}) > 1:
+        raise ValueError("deconvtune: mixed dtypes (" + ", ".join(f"{name} {dtype}" for name, dtype in dtypes)
+                         + "); x, weight and bias must share one (cast them, or run under torch.autocast)")
     if x.dim() != 4:
         raise ValueError(f"deconvtune: x must be 4-D NCHW [N, C_in, H, W], got shape {list(x.shape)}")
     if weight.dim() != 4:
@@ -215,16 +236,28 @@ def _check_inputs(x, weight, bias, groups):
 
 
 def _check_native_inputs(x, weight, bias):
-    """What the CUDA kernel needs beyond ConvTranspose2d's own rules."""
-    for name, t in (("x", x), ("weight", weight), ("bias", bias)):
-        if t is None:
-            continue
-        if t.dtype != torch.float32:
-            raise ValueError(f"deconvtune: {name} has dtype {t.dtype}; on CUDA only torch.float32 is supported "
-                             "(other dtypes run on the CPU path)")
-        if not t.is_contiguous():
-            raise ValueError(f"deconvtune: {name} is not contiguous (NCHW); pass {name}.contiguous()"
-                             + (" (channels_last is not supported)" if t.dim() == 4 else ""))
+    """What the CUDA kernel needs beyond ConvTranspose2d's own rules (the dtypes agree already)."""
+    if x.dtype not in DTYPES:
+        raise ValueError(f"deconvtune: x has dtype {x.dtype}; on CUDA only torch.float32, torch.bfloat16 and "
+                         "torch.float16 are supported (other dtypes run on the CPU path)")
+    if _layout(x) is None:
+        raise ValueError("deconvtune: x is neither contiguous (NCHW) nor channels_last; pass x.contiguous()")
+    if bias is not None and not bias.is_contiguous():
+        raise ValueError("deconvtune: bias is not contiguous; pass bias.contiguous()")
+
+
+def _autocast(x, weight, bias):
+    """x, weight and bias in torch.autocast's dtype where it is on for CUDA and x is a CUDA float
+    tensor, as autocast casts conv_transpose2d's inputs (the custom op is not on its lists); else as
+    they are. The casts are autograd's, so gradients reach float32 parameters."""
+    if x.device.type != "cuda" or not x.is_floating_point() or not torch.is_autocast_enabled():
+        return x, weight, bias
+    get = getattr(torch, "get_autocast_dtype", None)
+    dtype = get("cuda") if get is not None else torch.get_autocast_gpu_dtype()
+
+    def cast(t):  # as autocast: float64 stays float64 (and the mix is then refused, naming it)
+        return t.to(dtype) if isinstance(t, torch.Tensor) and t.dtype in DTYPES else t
+    return cast(x), cast(weight), cast(bias)
 
 
 _lock = threading.Lock()
@@ -263,13 +296,22 @@ def _forward(x, weight, bias, stride, padding, output_padding, groups, dilation,
     if x.device.type != "cuda":
         return _reference(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue)
     _check_native_inputs(x, weight, bias)
+    layout = _layout(x)
+    # The kernels read W as [C_in, C_out/groups, kH, kW] contiguous; model.to(memory_format=
+    # torch.channels_last) makes it channels_last, and a copy of W is small beside x and y.
+    weight = weight.contiguous()
     problem = _problem(tuple(x.shape), tuple(weight.shape), bias is not None, tuple(stride), tuple(padding),
-                       tuple(output_padding), groups, tuple(dilation), epilogue, _resolve_precision(precision))
+                       tuple(output_padding), groups, tuple(dilation), epilogue, _resolve_precision(precision),
+                       DTYPES[x.dtype], layout)
     plan = _plan(x.device.index, problem, db_path, on_miss)
-    y = torch.empty(plan.output_shape, dtype=x.dtype, device=x.device)
+    y = torch.empty(plan.output_shape, dtype=x.dtype, device=x.device, memory_format=_memory_format(layout))
     stream = torch.cuda.current_stream(x.device).cuda_stream
     plan.run(x.data_ptr(), weight.data_ptr(), 0 if bias is None else bias.data_ptr(), y.data_ptr(), stream)
     return y
+
+
+def _memory_format(layout):
+    return torch.channels_last if layout == "NHWC" else torch.contiguous_format
 
 
 def _backward(grad_y, x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, needs):
@@ -325,7 +367,9 @@ if hasattr(torch, "library") and hasattr(torch.library, "custom_op"):
           on_miss):
         _check_inputs(x, weight, bias, groups)
         size = _output_size(x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation)
-        return x.new_empty([x.shape[0], weight.shape[1] * groups] + size)
+        layout = _layout(x) if x.device.type == "cuda" else "NCHW"
+        return x.new_empty([x.shape[0], weight.shape[1] * groups] + size).contiguous(
+            memory_format=_memory_format(layout))
 
     _op.register_autograd(_backward_from_context, setup_context=_setup_context)
     _apply = _op
@@ -346,7 +390,8 @@ else:  # PyTorch < 2.4: eager only, the same forward and backward through an aut
 def conv_transpose2d_epilogue(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1,
                               *, epilogue=(), precision=None, db_path=None, on_miss="heuristic"):
     """epilogue(F.conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation)),
-    fused: deconvtune's kernel for CUDA float32 contiguous tensors (planned by the engine of x's
+    fused: deconvtune's kernel for CUDA float32, bfloat16 or float16 tensors, x contiguous or
+    channels_last, y in x's dtype and memory format (planned by the engine of x's
     device for the tuning DB `db_path`, None: the default, and `on_miss`: 'heuristic', 'tune' or
     'fail'), PyTorch's ops on other devices. `epilogue`: any form parse_epilogue takes; `precision`:
     'fp32', 'tf32' or None (follow torch.backends.cudnn.allow_tf32). Differentiable in x, weight, bias.
@@ -368,6 +413,7 @@ def _fused(x, weight, bias, stride, padding, output_padding, groups, dilation, e
     what the module's forward calls, with nothing torch.compile would have to trace through."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"deconvtune: x must be a torch.Tensor, got {type(x).__name__}")
+    x, weight, bias = _autocast(x, weight, bias)
     return _apply(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
                   on_miss)
 
@@ -447,8 +493,9 @@ class ConvTranspose2dEpilogue(nn.Module):
         module.train(model.training)
         return module
 
-    def problem(self, x_shape, precision):
-        """The problem JSON the library is asked for, for an input of `x_shape` in `precision`."""
+    def problem(self, x_shape, precision, dtype="float32", layout="NCHW"):
+        """The problem JSON the library is asked for, for an input of `x_shape` in `precision`, of
+        `dtype` ("float32", "bfloat16", "float16") and `layout` ("NCHW", or "NHWC": channels_last)."""
         if len(x_shape) != 4:
             raise ValueError(f"deconvtune: x must be 4-D NCHW [N, C_in, H, W], got shape {list(x_shape)}")
         conv = self.conv_transpose
@@ -456,7 +503,7 @@ class ConvTranspose2dEpilogue(nn.Module):
             raise ValueError(f"deconvtune: x has {x_shape[1]} channels, the module expects {conv.in_channels}")
         return _problem(tuple(int(s) for s in x_shape), tuple(conv.weight.shape), conv.bias is not None,
                         conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation, self.epilogue,
-                        _resolve_precision(precision))
+                        _resolve_precision(precision), dtype, layout)
 
     def current_precision(self):
         """The precision forward runs in now ('fp32' or 'tf32')."""
@@ -464,8 +511,9 @@ class ConvTranspose2dEpilogue(nn.Module):
 
     def plan(self, x):
         """The deconvtune Plan (config name, where it came from) that forward(x) runs on CUDA."""
-        return _plan(x.device.index, self.problem(x.shape, self.current_precision()), self.db_path or "",
-                     self.on_miss)
+        x, _, _ = _autocast(x, self.conv_transpose.weight, None)
+        return _plan(x.device.index, self.problem(x.shape, self.current_precision(), DTYPES.get(x.dtype, "float32"),
+                                                  _layout(x) or "NCHW"), self.db_path or "", self.on_miss)
 
     def forward(self, x):
         conv = self.conv_transpose  # its arguments were checked when it was made, the epilogue made canonical
@@ -489,7 +537,9 @@ def problems(model, example_inputs, precision=None):
     found = []
 
     def record(module, inputs):
-        spec = json.loads(module.problem(inputs[0].shape, precision or module.current_precision()))
+        x, _, _ = _autocast(inputs[0], module.conv_transpose.weight, None)
+        spec = json.loads(module.problem(x.shape, precision or module.current_precision(),
+                                         DTYPES.get(x.dtype, "float32"), _layout(x) or "NCHW"))
         if spec not in found:
             found.append(spec)
 

@@ -11,6 +11,7 @@ torch's current stream, torch.compile through the custom op, device errors.
 Environment: DECONVTUNE_REFERENCE_DIR (folder of seed_model.py), DECONVTUNE_TEST_LIBRARY_DIR (the
 library's folder; empty: checks that load it are skipped), DECONVTUNE_DB (the tests' DB path).
 """
+import copy
 import inspect
 import json
 import os
@@ -181,12 +182,42 @@ class Construction(unittest.TestCase):
         every_op = "mish,add:0.5,mul:2,hardtanh:-1:1,relu,leaky_relu:0.01,gelu,silu,sigmoid,tanh,softplus,clamp:-3:3"
         for epilogue in (SEED_CHAIN, every_op, ""):
             block = dtorch.ConvTranspose2dEpilogue(16, 8, 3, 2, 1, 1, groups=2, dilation=2, epilogue=epilogue)
-            problem = block.problem((2, 16, 8, 8), "tf32")
-            try:
-                plan = engine.plan(problem)
-            except deconvtune.NoGpuError:
-                continue  # the problem parsed and validated; only the GPU is missing
-            self.assertEqual(list(plan.output_shape), dtorch.output_shape(json.loads(problem)))
+            for dtype, layout in (("float32", "NCHW"), ("bfloat16", "NHWC"), ("float16", "NCHW")):
+                problem = block.problem((2, 16, 8, 8), "tf32", dtype, layout)
+                try:
+                    plan = engine.plan(problem)
+                except deconvtune.NoGpuError:
+                    continue  # the problem parsed and validated; only the GPU is missing
+                self.assertEqual(list(plan.output_shape), dtorch.output_shape(json.loads(problem)))
+
+    def test_the_problem_names_the_inputs_dtype_and_layout(self):
+        block = dtorch.ConvTranspose2dEpilogue(16, 8, 3, 2, 1, 1)
+        spec = json.loads(block.problem((2, 16, 8, 8), "fp32"))
+        self.assertEqual((spec["dtype"], spec["layout"]), ("float32", "NCHW"))
+        spec = json.loads(block.problem((2, 16, 8, 8), "fp32", "bfloat16", "NHWC"))
+        self.assertEqual((spec["dtype"], spec["layout"]), ("bfloat16", "NHWC"))
+        self.assertEqual(dtorch.DTYPES, {torch.float32: "float32", torch.bfloat16: "bfloat16",
+                                         torch.float16: "float16"})
+        x = torch.rand(2, 16, 8, 8)
+        self.assertEqual(dtorch._layout(x), "NCHW")
+        self.assertEqual(dtorch._layout(x.to(memory_format=torch.channels_last)), "NHWC")
+        self.assertEqual(dtorch._layout(x.transpose(2, 3)), None)
+        self.assertEqual(dtorch._layout(torch.rand(2, 1, 8, 8).to(memory_format=torch.channels_last)), "NCHW")
+        found = dtorch.problems(nn.Sequential(block), (x.to(memory_format=torch.channels_last),))
+        self.assertEqual([(p["dtype"], p["layout"]) for p in found], [("float32", "NHWC")])
+
+    def test_mixed_dtypes_are_refused_naming_them(self):
+        block = dtorch.ConvTranspose2dEpilogue(16, 8, 3)
+        with self.assertRaises(ValueError) as caught:
+            block(torch.rand(2, 16, 8, 8).half())
+        self.assertIn("mixed dtypes (x torch.float16, weight torch.float32, bias torch.float32)",
+                      str(caught.exception))
+        with self.assertRaisesRegex(ValueError, r"mixed dtypes \(x torch.float32, weight torch.bfloat16\)"):
+            dtorch.conv_transpose2d_epilogue(torch.rand(2, 16, 8, 8), torch.rand(16, 8, 3, 3).bfloat16())
+
+    def test_autocast_off_or_on_the_cpu_leaves_the_inputs(self):
+        x, w = torch.rand(2, 16, 8, 8), torch.rand(16, 8, 3, 3)
+        self.assertIs(dtorch._autocast(x, w, None)[0], x)
 
 
 class Epilogue(unittest.TestCase):
@@ -417,6 +448,28 @@ class Gpu(unittest.TestCase):
                               (x, conv.weight.detach(), conv.bias.detach(), [2, 2], [1, 1], [1, 1], 1, [1, 1],
                                block.epilogue, "fp32", "", "heuristic"))
 
+    @unittest.skipUnless(dtorch.HAS_CUSTOM_OP, "this PyTorch has no torch.library.custom_op")
+    def test_works_in_torch_compile_in_bfloat16_channels_last_and_autocast(self):
+        model = seed_model.Model(*SMALL_SEED).cuda()
+        block = dtorch.ConvTranspose2dEpilogue.from_model(model, precision="fp32")
+        x = torch.rand(2, 16, 16, 16, device="cuda").to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            half = copy.deepcopy(block).bfloat16()
+            compiled = torch.compile(half, fullgraph=True)
+            y = compiled(x.bfloat16())
+            self.assertTrue(torch.equal(y, half(x.bfloat16())))
+            self.assertTrue(y.is_contiguous(memory_format=torch.channels_last))
+            compiled_fp32 = torch.compile(block, fullgraph=True)
+            with torch.autocast("cuda", dtype=torch.float16):
+                y = compiled_fp32(x)
+                expected = block(x)
+            self.assertEqual(y.dtype, torch.float16)
+            self.assertTrue(torch.equal(y, expected))
+        conv = half.conv_transpose
+        torch.library.opcheck(torch.ops.deconvtune.conv_transpose2d_epilogue.default,
+                              (x.bfloat16(), conv.weight.detach(), conv.bias.detach(), [2, 2], [1, 1], [1, 1], 1,
+                               [1, 1], half.epilogue, "fp32", "", "heuristic"))
+
     def test_device_errors(self):
         block = dtorch.ConvTranspose2dEpilogue(16, 8, 3).cuda()
         with self.assertRaisesRegex(ValueError, "weight is on cuda:0 but x is on cpu"):
@@ -424,12 +477,73 @@ class Gpu(unittest.TestCase):
         cpu_block = dtorch.ConvTranspose2dEpilogue(16, 8, 3)
         with self.assertRaisesRegex(ValueError, "weight is on cpu but x is on cuda"):
             cpu_block(torch.rand(2, 16, 8, 8, device="cuda"))
-        cases = [(torch.rand(2, 16, 8, 8, device="cuda", dtype=torch.float64), "on CUDA only torch.float32"),
-                 (torch.rand(2, 16, 8, 8, device="cuda").to(memory_format=torch.channels_last),
-                  "x is not contiguous")]
+        cases = [(torch.rand(2, 16, 8, 8, device="cuda", dtype=torch.float64),
+                  "on CUDA only torch.float32, torch.bfloat16 and torch.float16"),
+                 (torch.rand(2, 16, 8, 8, device="cuda").transpose(2, 3),
+                  "x is neither contiguous \\(NCHW\\) nor channels_last")]
         for x, message in cases:
             with self.assertRaisesRegex(ValueError, message):
                 (block.double() if x.dtype == torch.float64 else block.float())(x)
+
+    def check_half(self, dtype, channels_last, init, x_shape, autocast=False):
+        """y in x's dtype and memory format, within the library's bound for a 16-bit y of the float64
+        block on the same rounded inputs; PyTorch eager's error in that dtype printed beside it."""
+        torch.manual_seed(0)
+        model = seed_model.Model(*init).cuda()
+        block = dtorch.ConvTranspose2dEpilogue.from_model(model, precision="fp32")
+        x = torch.rand(*x_shape, device="cuda")
+        if not autocast:
+            block = block.to(dtype)
+            x = x.to(dtype)
+        if channels_last:
+            x = x.to(memory_format=torch.channels_last)
+        with torch.no_grad(), torch.autocast("cuda", dtype=dtype, enabled=autocast):
+            y = block(x)
+        self.assertEqual(y.dtype, dtype)
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.assertTrue(y.is_contiguous(memory_format=memory_format))
+        conv = block.conv_transpose
+        rounded = [t.to(dtype).double() for t in (x, conv.weight, conv.bias)]
+        exact = dtorch.apply_epilogue(F.conv_transpose2d(*rounded, conv.stride, conv.padding, conv.output_padding,
+                                                         conv.groups, conv.dilation), block.epilogue)
+        with torch.no_grad():
+            eager = dtorch.apply_epilogue(F.conv_transpose2d(*(t.to(dtype) for t in (x, conv.weight, conv.bias)),
+                                                             conv.stride, conv.padding, conv.output_padding,
+                                                             conv.groups, conv.dilation), block.epilogue)
+        largest = exact.abs().max().item()
+        unit_roundoff = {torch.bfloat16: 2.0 ** -8, torch.float16: 2.0 ** -11}[dtype]
+        bound = dtorch.PRECISION_BOUNDS["fp32"] * max(1.0, largest / 2) + unit_roundoff * largest
+        error = (y.double() - exact).abs().max().item()
+        eager_error = (eager.double() - exact).abs().max().item()
+        print(f"{dtype} channels_last={channels_last} {x_shape}: max |err| {error:.3e} (bound {bound:.3e}, "
+              f"eager {eager_error:.3e})")
+        self.assertLessEqual(error, bound, f"{dtype} {x_shape}")
+
+    def test_half_precision_and_channels_last_match_float64(self):
+        for dtype in (torch.bfloat16, torch.float16):
+            for channels_last in (False, True):
+                self.check_half(dtype, channels_last, SMALL_SEED, (4, 16, 32, 32))
+                self.check_half(dtype, channels_last, [13, 19, 3, 2, 1, 1, 0.1, 1.5], (2, 13, 11, 15))
+
+    def test_channels_last_float32(self):
+        torch.manual_seed(0)
+        model = seed_model.Model(*SMALL_SEED).cuda()
+        block = dtorch.ConvTranspose2dEpilogue.from_model(model, precision="fp32").to(
+            memory_format=torch.channels_last)  # W channels_last too: the module copies it contiguous
+        x = torch.rand(2, 16, 13, 9, device="cuda").to(memory_format=torch.channels_last)
+        with torch.no_grad():
+            y = block(x)
+            exact = copy.deepcopy(model).double()(x.double().contiguous())
+        self.assertTrue(y.is_contiguous(memory_format=torch.channels_last))
+        self.assertEqual(y.dtype, torch.float32)
+        scale = max(1.0, exact.abs().max().item())
+        error = (y.double() - exact).abs().max().item()
+        self.assertLessEqual(error, dtorch.PRECISION_BOUNDS["fp32"] * scale, f"max |err| {error}")
+
+    def test_works_under_autocast(self):
+        for dtype in (torch.bfloat16, torch.float16):
+            self.check_half(dtype, False, SMALL_SEED, (2, 16, 16, 16), autocast=True)
+            self.check_half(dtype, True, SMALL_SEED, (2, 16, 16, 16), autocast=True)
 
 
 if __name__ == "__main__":
