@@ -17,6 +17,7 @@
 #include "codegen/search_space.hpp"
 #include "gpu/driver_api.hpp"
 #include "tests/db_test_support.hpp"
+#include "tools/commands.hpp"
 #include "tools/table.hpp"
 #include "tools/trial_report.hpp"
 #include "tuner/tuner.hpp"
@@ -313,6 +314,25 @@ TEST(CliOutput, DefaultReportJsonHoldsARowPerProblem) {
       EXPECT_TRUE(row["winner"]["median_ms"].is_number()) << row.dump();
     }
   }
+}
+
+// Without a GPU the report shows the winners of the DB's only device; a DB of none (or several)
+// leaves it nothing to show, and --json still says so on stdout.
+TEST(CliOutput, DefaultReportJsonSaysWhyItHasNoRows) {
+  if (DriverApi::available()) GTEST_SKIP() << "a GPU is present: the report measures on it";
+  TempDir dir;
+  const std::string db = dir.file("empty.db");
+  const std::string problems = dir.file("problems.jsonl");
+  std::ofstream(problems) << Problem::seed().to_json().dump() << "\n";
+  { db::TuningDb create(db); }
+  const Ran report =
+      run_binary("default-report --json --problems '" + problems + "' --db '" + db + "'");
+  EXPECT_EQ(report.exit_code, kExitNoGpu) << report.stderr_text;
+  const json document = document_of(report);
+  EXPECT_TRUE(document["rows"].empty());
+  EXPECT_TRUE(contains(document["error"].get<std::string>(), "holds 0 devices"))
+      << report.stdout_text;
+  EXPECT_TRUE(contains(report.stderr_text, "holds 0 devices"));
 }
 
 TEST(CliOutput, AutotuneSummaryTableFitsEightyColumns) {

@@ -74,10 +74,13 @@ int report(const DefaultReportArgs& args) {
     // Without a GPU: the winners of the DB's only device, if it has exactly one.
     std::vector<db::DeviceRecord> devices = db.devices();
     if (devices.size() != 1) {
-      fmt::print(stderr,
-                 "deconvtune: error: no GPU ({}) and the DB holds {} devices: cannot tell whose "
-                 "winners to report\n",
-                 why_no_gpu, devices.size());
+      const std::string why = fmt::format(
+          "no GPU ({}) and the DB holds {} devices: cannot tell whose winners to report",
+          why_no_gpu, devices.size());
+      fmt::print(stderr, "deconvtune: error: {}\n", why);
+      // A reader of --json gets a document saying why there are no rows, not an empty stdout.
+      if (output.json())
+        output.emit({{"error", why}, {"no_gpu", why_no_gpu}, {"rows", nlohmann::json::array()}});
       return kExitNoGpu;
     }
     device = devices.front();
