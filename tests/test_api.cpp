@@ -75,6 +75,11 @@ class TempDb {
   fs::path dir_;
 };
 
+std::string contents_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
 // Runs `body` and returns the Error it throws (failing the test when it throws none).
 template <typename Body>
 Error error_of(Body&& body) {
@@ -157,9 +162,7 @@ TEST(Api, NotADatabaseIsRefusedAndLeftAlone) {
   Error e = error_of([&] { Engine engine(db.options()); });
   EXPECT_EQ(e.status(), Status::kDatabase);
   EXPECT_NE(std::string(e.what()).find(db.path()), std::string::npos) << e.what();
-  std::ifstream in(db.path());
-  std::string contents((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(contents, garbage);
+  EXPECT_EQ(contents_of(db.path()), garbage);
 }
 
 // A database the process may read but not write (here: its folder is 0555; as root the Engine is
@@ -187,6 +190,50 @@ TEST(Api, DatabaseInAReadOnlyFolderIsOpenedReadOnly) {
   }
   EXPECT_EQ(report, "opened");
   EXPECT_FALSE(fs::exists(db.path() + "-shm"));
+}
+
+// A DB file the process may not write, in a folder it may (issue 14): the Engine reads it
+// through the read-only open and leaves it as it was.
+TEST(Api, DatabaseFileWithoutWritePermissionIsOpenedReadOnly) {
+  TempDb db;
+  { Engine engine(db.options()); }
+  const fs::path folder = fs::path(db.path()).parent_path();
+  if (geteuid() == 0) {
+    ASSERT_EQ(chown(folder.c_str(), deconvtune::testing::kNobody, deconvtune::testing::kNobody), 0);
+  }
+  fs::permissions(db.path(), fs::perms(0444));
+  const std::string before = contents_of(db.path());
+  const std::string report = deconvtune::testing::in_unprivileged_child([&] {
+    try {
+      Engine engine(db.options());
+      return std::string("opened");
+    } catch (const Error& e) {
+      return std::string("error: ") + e.what();
+    }
+  });
+  fs::permissions(db.path(), fs::perms(0644));
+  if (report == "cannot drop to nobody") {
+    GTEST_SKIP() << "running as root without CAP_SETUID: permissions cannot be tested here";
+  }
+  EXPECT_EQ(report, "opened");
+  EXPECT_EQ(contents_of(db.path()), before);
+}
+
+// A DB on a read-only mount (issue 14.5): the Engine's read-only fallback opens it.
+TEST(Api, DatabaseOnAReadOnlyMountIsOpenedReadOnly) {
+  TempDb db;
+  { Engine engine(db.options()); }
+  const std::string folder = fs::path(db.path()).parent_path().string();
+  const std::string report = deconvtune::testing::on_read_only_mount(folder, [&] {
+    try {
+      Engine engine(db.options());
+      return std::string("opened");
+    } catch (const Error& e) {
+      return std::string("error: ") + e.what();
+    }
+  });
+  if (report.rfind("cannot mount read-only", 0) == 0) GTEST_SKIP() << report;
+  EXPECT_EQ(report, "opened");
 }
 
 TEST(Api, BadProblemsNameTheField) {

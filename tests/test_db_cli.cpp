@@ -8,6 +8,7 @@
 
 #include "codegen/generator.hpp"
 #include "tests/db_test_support.hpp"
+#include "tests/unprivileged.hpp"
 #include "tuning_db/exchange.hpp"
 
 namespace deconvtune::db {
@@ -21,6 +22,36 @@ using testing::shell_quoted;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// A DB on a read-only mount (issue 14.5): every read command reads it (the immutable open, as a
+// read-only mount cannot hold the -shm file WAL wants) and says nothing of corruption; a write
+// says read-only and leaves it as it was.
+TEST(tuning_db_cli, EveryReadCommandReadsADbOnAReadOnlyMount) {
+  TempDir dir;
+  const std::string folder = dir.file("mounted");
+  std::filesystem::create_directories(folder);
+  const std::string path = folder + "/tuning.db";
+  {
+    TuningDb db(path);
+    testing::fill_sample(db);
+  }
+  const std::string before = testing::read_bytes(path);
+  const std::string report = deconvtune::testing::on_read_only_mount(folder, [&] {
+    std::string failures;
+    for (const char* command : {"db list", "db show", "db export --all"}) {
+      const CliResult result = run_cli(std::string(command) + " --db " + shell_quoted(path));
+      if (result.exit_code != 0 || contains(result.output, "corrupt"))
+        failures += std::string(command) + ": " + result.output + "\n";
+    }
+    const CliResult write = run_cli("db prune --older-than 0 --db " + shell_quoted(path));
+    if (write.exit_code == 0 || !contains(write.output, "read-only"))
+      failures += "db prune: exit " + std::to_string(write.exit_code) + ": " + write.output;
+    return failures.empty() ? std::string("read") : failures;
+  });
+  if (report.rfind("cannot mount read-only", 0) == 0) GTEST_SKIP() << report;
+  EXPECT_EQ(report, "read");
+  EXPECT_EQ(testing::read_bytes(path), before);
 }
 
 TEST(tuning_db_cli, ExportImportListShowPruneThroughTheBinary) {

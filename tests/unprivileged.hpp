@@ -1,7 +1,10 @@
 #pragma once
 // Permission tests that also hold as root (CI runs as root in a container, and root ignores file
-// modes): the body runs in a forked child that, when root, first drops to nobody (uid/gid 65534).
+// modes): the body runs in a forked child that, when root, first drops to nobody (uid/gid 65534),
+// or that sees a folder as a read-only mount.
 #include <grp.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,21 +16,18 @@ namespace deconvtune::testing {
 
 inline constexpr uid_t kNobody = 65534;
 
-// What `body` returned in the child, or why it could not run ("cannot drop to nobody": root
-// without CAP_SETUID; the caller should skip, saying so). A child that dies adds "(the child
+// What `body` returned in a forked child once `enter` (run in the child first) returned "", else
+// what `enter` returned: why the child could not be set up. A child that dies adds "(the child
 // crashed)".
-inline std::string in_unprivileged_child(const std::function<std::string()>& body) {
+inline std::string in_child(const std::function<std::string()>& enter,
+                            const std::function<std::string()>& body) {
   int fds[2];
   if (pipe(fds) != 0) return "pipe failed";
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    std::string report;
-    if (geteuid() == 0 &&
-        (setgroups(0, nullptr) != 0 || setresgid(kNobody, kNobody, kNobody) != 0 ||
-         setresuid(kNobody, kNobody, kNobody) != 0)) {
-      report = "cannot drop to nobody";
-    } else {
+    std::string report = enter();
+    if (report.empty()) {
       try {
         report = body();
       } catch (const std::exception& e) {
@@ -52,6 +52,39 @@ inline std::string in_unprivileged_child(const std::function<std::string()>& bod
   waitpid(pid, &status, 0);
   if (!WIFEXITED(status)) report += " (the child crashed)";
   return report;
+}
+
+// `body` as nobody, or "cannot drop to nobody" (root without CAP_SETUID: the caller should skip,
+// saying so).
+inline std::string in_unprivileged_child(const std::function<std::string()>& body) {
+  return in_child(
+      [] {
+        const bool dropped = geteuid() != 0 || (setgroups(0, nullptr) == 0 &&
+                                                setresgid(kNobody, kNobody, kNobody) == 0 &&
+                                                setresuid(kNobody, kNobody, kNobody) == 0);
+        return dropped ? std::string() : std::string("cannot drop to nobody");
+      },
+      body);
+}
+
+// `body` in a child that sees `folder` as a read-only mount: a bind mount of it onto itself,
+// remounted read-only, in the child's own mount namespace (so nothing outside the child sees it
+// and it goes when the child does). "cannot mount read-only: ..." where the process may not
+// (no CAP_SYS_ADMIN): the caller should skip, saying so.
+inline std::string on_read_only_mount(const std::string& folder,
+                                      const std::function<std::string()>& body) {
+  return in_child(
+      [&folder] {
+        if (unshare(CLONE_NEWNS) != 0) return std::string("cannot mount read-only: unshare");
+        if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            mount(folder.c_str(), folder.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+            mount(nullptr, folder.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) !=
+                0) {
+          return std::string("cannot mount read-only: mount");
+        }
+        return std::string();
+      },
+      body);
 }
 
 // A shell prefix that runs a command as the same unprivileged user (setpriv, util-linux).
