@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Where the wsgemm time goes, by leaving stages out (bench/probes/stage_probe.cu).
+#   stage_probe.sh build PROBLEM[:CONFIG] ...   here (nvcc, build/deconvtune): for each problem of
+#       bench/problems.jsonl (its default config, or CONFIG), the generated kernel and its
+#       variants, built into .carry/stage/ (carry .carry to the device)
+#   stage_probe.sh run                           on the device: times every variant built
+# Variants: base (as generated), nocopy (the producer moves no x: W, barriers and ring stay),
+# nomma (no wgmma: the accumulators set, not computed), nostore (the epilogue computed, y not
+# stored), nocopy_nomma (what is left: epilogue, stores, synchronisation).
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+out=$root/.carry/stage
+mode=${1:-}
+shift || true
+case $mode in
+build)
+  mkdir -p "$out"
+  for pair in "$@"; do
+    name=${pair%%:*} config=
+    [ "$pair" != "$name" ] && config="--config ${pair#*:}"
+    grep "\"name\": \"$name\"" "$root/bench/problems.jsonl" > "$out/$name.json"
+    # shellcheck disable=SC2086
+    "$root/build/deconvtune" inspect --problem "$out/$name.json" --precision tf32 $config \
+      > "$out/$name.cu"
+    # shellcheck disable=SC2086
+    "$root/build/deconvtune" inspect --problem "$out/$name.json" --precision tf32 $config \
+      --resources | sed -n 's/.*grid \[\([0-9]*\), \([0-9]*\), \([0-9]*\)\].*/\1 \2 \3/p' \
+      > "$out/$name.grid"
+    for variant in base nocopy nomma nostore nocopy_nomma; do
+      python3 - "$out/$name.cu" "$out/${name}_$variant.cu" "$variant" <<'PY'
+import re, sys
+src, dst, variant = sys.argv[1], sys.argv[2], sys.argv[3]
+text = open(src).read()
+def first_statement(function, statement):
+    # `statement` first in the body of `function` (a template's device function), or fail loudly.
+    global text
+    at = re.search(r"void " + function + r"\(", text)
+    if not at:
+        sys.exit(f"stage_probe: no function {function} in {src}")
+    brace = text.index("{", at.end())
+    text = text[:brace + 1] + "\n" + statement + "\n" + text[brace + 1:]
+skip = "return;"
+if "nocopy" in variant:
+    for function in ("issue_window", "prepare_window", "load_window"):
+        first_statement(function, skip)
+if "nomma" in variant:
+    first_statement("mainloop_tf32", "for (int t_ = 0; t_ < TILES; ++t_) for (int i_ = 0; "
+                    "i_ < CP / 2; ++i_) acc[t_][i_] = (float)i_; return;")
+if "nostore" in variant:
+    # Kept computing: a store the data almost never asks for.
+    first_statement("store_run", "if (v[0] != 1234.5f) return;")
+open(dst, "w").write(text)
+PY
+      nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a \
+        -DKERNEL_SOURCE="\"$out/${name}_$variant.cu\"" -o "$out/${name}_$variant" \
+        "$root/bench/probes/stage_probe.cu"
+      echo "built $name $variant"
+    done
+  done
+  ;;
+run)
+  for binary in "$out"/*_base "$out"/*_nocopy "$out"/*_nomma "$out"/*_nostore "$out"/*_nocopy_nomma; do
+    [ -x "$binary" ] || continue
+    name=$(basename "$binary")
+    problem=${name%%_base}
+    for variant in nocopy_nomma nocopy nomma nostore; do problem=${problem%%_$variant}; done
+    # shellcheck disable=SC2046
+    echo "$name: $("$binary" $(cat "$out/$problem.grid"))"
+  done
+  ;;
+*)
+  echo "usage: stage_probe.sh build PROBLEM[:CONFIG] ... | stage_probe.sh run" >&2
+  exit 2
+  ;;
+esac
