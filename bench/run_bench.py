@@ -545,7 +545,8 @@ def parse_tool_json(stdout):
         return None, "the JSON document has no results"
     obj = dict(results[0], device=doc.get("device"), problem_key=doc.get("problem_key"))
     if not isinstance(obj.get("median_ms"), (int, float)) or isinstance(obj.get("median_ms"), bool):
-        return None, "JSON has no numeric median_ms"
+        # Without a GPU the tool still exits 0 with a document (compiled, not timed) that says why.
+        return None, f"no GPU: {doc['no_gpu']}" if doc.get("no_gpu") else "JSON has no numeric median_ms"
     return obj, None
 
 
@@ -891,6 +892,9 @@ def render_only(args):
 # Self-test (CPU only, no GPU, no deconvtune build needed)
 # ----------------------------------------------------------------------------------------------------
 
+# The fake keeps the real CLI's --json contract (tools/: Output): stdout holds one JSON document and
+# nothing else, the human text goes to stderr; `run` prints {"device", "problem_key", ..., "results": [...]},
+# `inspect --list-configs` prints {"configs": [{"name", ...}, ...]}.
 FAKE_TOOL = r'''
 import json, sys
 a = sys.argv[1:]
@@ -901,24 +905,23 @@ prec = opt("--precision") or prob["precision"]
 if a[0] == "inspect":
     if prob["name"] == "odd_sizes":
         sys.exit("inspect: simulated failure")
-    print("# config  family  tile")
-    for c in ("direct_%s_a" % prec, "igemm_%s_b" % prec, "broken_%s" % prec, "chatty_%s" % prec):
-        print(c + "   implicit_gemm  64x64")
+    print(json.dumps({"configs": [{"name": c, "family": c.split("_")[0], "math": prec} for c in
+                                  ("direct_%s_a" % prec, "igemm_%s_b" % prec, "broken_%s" % prec, "chatty_%s" % prec)]}))
     sys.exit(0)
 cfg = opt("--config") or "default_%s" % prob["precision"]
+sys.stderr.write("problem   %s\ncompiling...\n" % prob["name"])
 if cfg.startswith("broken"):
-    print("compiling...", flush=True)
     sys.stderr.write("NVRTC error: simulated\nlaunch failed: too many resources requested\n")
     sys.exit(3)
-if cfg.startswith("chatty"):
-    print("just some text, no JSON")
-    sys.exit(0)
-ms = {"direct": 1.5, "igemm": 0.9, "default": 2.0}[cfg.split("_")[0]] * (0.5 if prob["precision"] == "tf32" else 1)
+ms = {"direct": 1.5, "igemm": 0.9, "default": 2.0, "chatty": 1.0}[cfg.split("_")[0]] * (0.5 if prob["precision"] == "tf32" else 1)
 bound = 1e-3 if prob["precision"] == "tf32" else 2e-6
-print("verifying...")
-print(json.dumps({"problem_key": "k", "config": cfg, "device": "Fake GPU", "median_ms": ms, "min_ms": ms * 0.98,
-                  "max_ms": ms * 1.05, "runs": int(opt("--reps")), "max_abs_err": bound / 3,
-                  "error_bound": bound, "verified": not cfg.startswith("igemm_fp32")}))
+result = {"config": cfg, "median_ms": ms, "min_ms": ms * 0.98, "max_ms": ms * 1.05, "runs": int(opt("--reps")),
+          "max_abs_err": bound / 3, "error_bound": bound, "status": "verified",
+          "verified": not cfg.startswith("igemm_fp32")}
+if cfg.startswith("chatty"):
+    print("verifying...")  # human text on stdout before the document: breaks the contract
+print(json.dumps({"device": "Fake GPU", "label": prob["name"], "name": prob["name"], "problem_key": "k",
+                  "problem": prob, "results": [result]}))
 '''
 
 
@@ -1036,7 +1039,30 @@ def selftest(args):
         capped = bench_tool(by_name["seed"], targs, lambda: None)
         runs = seed_tool["runs"]
         check(len(runs) == 8, f"seed: 4 listed configs x 2 precisions run ({len(runs)})")
-        check(sum(not r["ok"] for r in runs) == 4, "broken (exit 3) and chatty (no JSON) recorded as failures")
+        check(sum(not r["ok"] for r in runs) == 4,
+              "broken (exit 3) and chatty (text before the JSON document on stdout) recorded as failures")
+        check(all(r["result"]["device"] == "Fake GPU" and r["result"]["problem_key"] == "k" and
+                  r["result"]["config"] == r["config_requested"] for r in runs if r["ok"]),
+              "a result carries its document's device and problem key")
+        sent = [json.loads(r["argv"][r["argv"].index("--problem") + 1]) for r in runs]
+        check(all(q == dict(by_name["seed"], precision=r["precision"]) for q, r in zip(sent, runs)),
+              "the tool gets the problem line as it stands, precision set per run")
+        # Verbatim from `deconvtune run --problem seed --json` on a machine without a GPU.
+        no_gpu = ('{"device":null,"label":"n128 64->64 128x128 k3x3 s2x2 g1","name":"seed","no_gpu":"no CUDA '
+                  'driver on this machine","problem_key":"convT2d:n128:ci64:co64:h128:w128:k3x3:s2x2:p1x1:op1x1:'
+                  'd1x1:g1:bias:float32:NCHW:fp32|mish,add:0.5,hardtanh:-1:1,mul:2","results":[{"compile_ms":'
+                  '1040.3,"config":"pgemm_3xtf32_bn64_rp4_cp32_wm4_wn4_st2_xs0_wg0_mishexact","error_bound":null,'
+                  '"max_abs_err":null,"max_ms":null,"median_ms":null,"min_ms":null,"registers":128,"runs":0,'
+                  '"shared_bytes":231936,"spill_bytes":0,"status":"compiled","verified":false}]}\n')
+        obj, why = parse_tool_json(no_gpu)
+        check(obj is None and why == "no GPU: no CUDA driver on this machine", f"the CLI's no-GPU document: {why}")
+        timed = json.loads(no_gpu)
+        timed["device"] = "NVIDIA H200"
+        timed["results"][0].update(median_ms=0.5, min_ms=0.49, max_ms=0.52, runs=20, verified=True)
+        obj, why = parse_tool_json(json.dumps(timed, indent=1))
+        check(obj is not None and obj["median_ms"] == 0.5 and obj["device"] == timed["device"]
+              and obj["problem_key"].endswith("|mish,add:0.5,hardtanh:-1:1,mul:2"),
+              f"the CLI's document with times parses (pretty-printed too) ({why})")
         check(all("NVRTC error" in r.get("stderr_tail", "") for r in runs if r["config_requested"].startswith("broken")),
               "failure keeps the stderr tail")
         check(seed_tool["best"]["tf32"]["config"] == "igemm_tf32_b", "best tf32 = fastest verified")
