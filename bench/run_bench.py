@@ -40,9 +40,20 @@ PRECISIONS = ("fp32", "tf32")
 PAIR_FIELDS = ("kernel_size", "stride", "padding", "output_padding", "dilation")
 INT_FIELDS = ("batch", "in_channels", "out_channels", "height", "width", "groups")
 REQUIRED_FIELDS = ("name",) + INT_FIELDS[:5] + PAIR_FIELDS + ("groups", "bias", "epilogue", "precision")
-DTYPE_BYTES = 4  # every problem is fp32 in and out; "precision" only selects the math inside the kernel
+# x, W, bias and y are all in the problem's dtype (the CLI's names; a line without one is float32, as for
+# the CLI); "precision" only selects the math inside the kernel, which accumulates in fp32 for every dtype.
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+LAYOUTS = ("NCHW", "NHWC")  # x's and y's (NHWC = PyTorch's channels_last); W is contiguous in both
 TENSOR_BUDGET_BYTES = 3 * 2**30  # x + y + W of one problem should stay under this (keeps runs sane)
 DEFAULT_CONFIGS_CMD = "{bin} inspect --problem {problem} --list-configs --json --precision {precision}"
+
+
+def dtype_of(p):
+    return p.get("dtype", "float32")
+
+
+def layout_of(p):
+    return p.get("layout", "NCHW")
 
 
 def log(*a):
@@ -131,11 +142,10 @@ def geometry(p):
     ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
     wo = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
     x_shape, w_shape, y_shape = [n, ci, h, w], [ci, co // g, kh, kw], [n, co, ho, wo]
-    numel = lambda s: math.prod(s)
+    nbytes = lambda s: math.prod(s) * DTYPE_BYTES[dtype_of(p)]  # the floor moves x, y and W in that type
     return {
         "x_shape": x_shape, "w_shape": w_shape, "y_shape": y_shape,
-        "x_bytes": numel(x_shape) * DTYPE_BYTES, "y_bytes": numel(y_shape) * DTYPE_BYTES,
-        "w_bytes": numel(w_shape) * DTYPE_BYTES,
+        "x_bytes": nbytes(x_shape), "y_bytes": nbytes(y_shape), "w_bytes": nbytes(w_shape),
         # Every input pixel meets every tap of its group's kernel; taps that land in the cropped
         # padding border are counted too, so this slightly overstates the work at the edges.
         "gmac": n * h * w * ci * (co // g) * kh * kw / 1e9,
@@ -171,6 +181,10 @@ def validate_problem(p, where="problem"):
         raise ValueError(f"{where}: bias must be true or false")
     if p["precision"] not in PRECISIONS:
         raise ValueError(f"{where}: precision must be one of {PRECISIONS}, got {p['precision']!r}")
+    # Optional (the CLI's defaults when absent); checked before geometry(), which reads the element size.
+    for f, allowed in (("dtype", tuple(DTYPE_BYTES)), ("layout", LAYOUTS)):
+        if f in p and (not isinstance(p[f], str) or p[f] not in allowed):
+            raise ValueError(f"{where}: {f} must be one of {allowed}, got {p[f]!r}")
     parse_epilogue(p["epilogue"])
     geo = geometry(p)
     if min(geo["y_shape"][2:]) <= 0:
@@ -210,7 +224,7 @@ def describe(p, geo):
     return (f"N={p['batch']} C_in={p['in_channels']} -> C_out={p['out_channels']}, "
             f"{p['height']}x{p['width']} -> {geo['y_shape'][2]}x{geo['y_shape'][3]}, k={pv('kernel_size')} "
             f"s={pv('stride')} p={pv('padding')} op={pv('output_padding')} d={pv('dilation')} g={p['groups']}"
-            f"{' bias' if p['bias'] else ' no-bias'}, epilogue `{p['epilogue']}`")
+            f"{' bias' if p['bias'] else ' no-bias'}, epilogue `{p['epilogue']}`, {dtype_of(p)} {layout_of(p)}")
 
 
 def fmt_bytes(b):
@@ -278,6 +292,28 @@ def make_model(p):
     return ChainModel()
 
 
+def memory_format(p):
+    import torch
+    return torch.channels_last if layout_of(p) == "NHWC" else torch.contiguous_format
+
+
+def torch_inputs(p):
+    """The model and x of one problem on DEVICE in its dtype and memory format. The seed is fixed and x is
+    drawn in float32, then rounded: every dtype and layout of one shape sees the same values, rounded."""
+    import torch
+    dtype, fmt = getattr(torch, dtype_of(p)), memory_format(p)
+    torch.manual_seed(0)
+    model = make_model(p).to(DEVICE, dtype).to(memory_format=fmt).eval()
+    x = torch.rand(p["batch"], p["in_channels"], p["height"], p["width"], device=DEVICE)  # never all-zero
+    return model, x.to(dtype=dtype, memory_format=fmt)
+
+
+def reference64(model, x, nref):
+    """float64 output on the first nref batch items, from the values the model and x hold (for a 16-bit
+    dtype the rounded ones), so the error measures the computation, not the rounding of its inputs."""
+    return copy.deepcopy(model).double()(x[:nref].double())
+
+
 def modelnew_args(p):
     """(add_value, scale) when the seed's ModelNew computes this problem, else a reason string.
 
@@ -285,6 +321,8 @@ def modelnew_args(p):
     -> * scale; add_value and scale are constructor arguments, so any constants in those two slots work.
     """
     chain = parse_epilogue(p["epilogue"])
+    if dtype_of(p) != "float32":
+        return f"n/a: ModelNew is float32-only (its fused kernel reads float*), dtype is {dtype_of(p)}"
     if p["groups"] != 1:
         return "n/a: groups != 1"
     if as_pair(p["dilation"], "dilation") != (1, 1):
@@ -403,16 +441,12 @@ def bench_torch(p, args, timer, seed_mn, skip):
     res = {}
     cudnn = torch.backends.cudnn
     tf32_before = cudnn.allow_tf32
-    torch.manual_seed(0)
-    model = make_model(p).to(DEVICE).eval()
-    x = torch.rand(p["batch"], p["in_channels"], p["height"], p["width"], device=DEVICE)  # never all-zero
+    model, x = torch_inputs(p)
     nref = min(2, p["batch"])
     try:
         with torch.no_grad():
             # float64 reference on the first batch items (cuDNN has no TF32 path for doubles).
-            m64 = copy.deepcopy(model).double()
-            y64 = m64(x[:nref].double())
-            del m64
+            y64 = reference64(model, x, nref)
 
             def err(y):
                 return (y[:nref].double() - y64).abs().max().item()
@@ -428,7 +462,10 @@ def bench_torch(p, args, timer, seed_mn, skip):
 
             if "eager" not in skip:
                 _guarded(res, "eager_tf32", lambda: eager(True))
-                _guarded(res, "eager_fp32", lambda: eager(False))
+                if dtype_of(p) == "float32":
+                    _guarded(res, "eager_fp32", lambda: eager(False))
+                else:  # the same run again: cuDNN's TF32 switch only changes float32 convolutions
+                    res["eager_fp32"] = {"na": f"n/a: cuDNN's TF32 switch does not apply to {dtype_of(p)}"}
             cudnn.allow_tf32 = True  # torch.compile and ModelNew run with PyTorch's default
 
             if "compile" not in skip:
@@ -462,6 +499,7 @@ def bench_torch(p, args, timer, seed_mn, skip):
                         def modelnew():
                             mn = mod.ModelNew(p["in_channels"], p["out_channels"], p["kernel_size"], p["stride"],
                                               p["padding"], p["output_padding"], *mn_args).to(DEVICE).eval()
+                            mn.to(memory_format=memory_format(p))  # as the model: weights laid out like x
                             mn.conv_transpose.load_state_dict(model.conv_transpose.state_dict())
                             y = mn(x)
                             e = err(y)
@@ -484,8 +522,8 @@ def bench_torch(p, args, timer, seed_mn, skip):
 # ----------------------------------------------------------------------------------------------------
 
 def problem_json(p, precision):
-    d = dict(p)
-    d["precision"] = precision
+    # dtype and layout spelled out where the line leaves them to the default: bench.json's argv says what ran.
+    d = dict(p, precision=precision, dtype=dtype_of(p), layout=layout_of(p))
     return json.dumps(d, separators=(",", ":"))
 
 
@@ -669,7 +707,7 @@ def render_problem(pr):
              describe(p, geo) + ".  ",
              f"x {fmt_bytes(geo['x_bytes'])}, y {fmt_bytes(geo['y_bytes'])}, W {fmt_bytes(geo['w_bytes'])}; "
              f"≈{geo['gmac']:.1f} G multiply-adds.", "",
-             "| what | ms | x floor | vs eager TF32 | vs torch.compile | vs seed ModelNew | max \\|err\\| vs fp64 |",
+             "| what | ms | x floor | vs eager | vs torch.compile | vs seed ModelNew | max \\|err\\| vs fp64 |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     notes = []
 
@@ -691,7 +729,9 @@ def render_problem(pr):
             notes.append(f"{label}: {why}".replace("\n", " ")[:400])
 
     row("memory floor (x + y + W at copy BW)", {"median_ms": floor} if floor else None, "–")
-    row("PyTorch eager, cuDNN TF32", base.get("eager_tf32"))
+    # For 16-bit dtypes "eager_tf32" is the one eager run (PyTorch's defaults); TF32 is a float32 matter.
+    row("PyTorch eager, cuDNN TF32" if dtype_of(p) == "float32" else f"PyTorch eager, {dtype_of(p)}",
+        base.get("eager_tf32"))
     row("PyTorch eager, TF32 off (fp32)", base.get("eager_fp32"))
     row("torch.compile (default)", base.get("torch_compile"))
     row("seed ModelNew", base.get("seed_modelnew"))
@@ -746,21 +786,25 @@ def render_md(doc):
         f"L2 flushed ({m.get('flush_mib', '?')} MiB write) before each timed PyTorch run outside the timed "
         f"region; deconvtune times are the tool's own (`deconvtune run --reps {m.get('reps', '?')}`).",
         "- speedup columns: that baseline's ms / this row's ms (above 1 = this row is faster); "
-        "x floor: this row's ms / memory floor.",
-        "- max |err|: PyTorch rows vs a float64 PyTorch run on the first 2 batch items (inputs torch.rand); "
+        "x floor: this row's ms / memory floor; eager: PyTorch's defaults (cuDNN TF32 on for float32).",
+        "- dtype, layout: x, W, bias and y in that type (the floor counts its bytes), x, y and the model in "
+        "that memory format (NHWC = channels_last) for every row; deconvtune accumulates in fp32 for every dtype.",
+        "- max |err|: PyTorch rows vs a float64 PyTorch run on the first 2 batch items (inputs torch.rand, "
+        "rounded to the dtype: the float64 run takes the same rounded x, W and bias); "
         "deconvtune rows as the tool reports them, against its own bound; only verified runs count as best.",
     ]
     if m.get("sources"):
         hdr.append(f"- merged from: {', '.join(m['sources'])}")
     summary = ["## Summary", "",
-               "| problem | floor ms | eager TF32 ms | torch.compile ms | best tf32 ms | tf32 vs compile | "
+               "| problem | dtype, layout | floor ms | eager ms | torch.compile ms | best tf32 ms | tf32 vs compile | "
                "best fp32 ms | fp32 vs compile |",
-               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for pr in probs:
         base, best = pr.get("baselines", {}), pr.get("deconvtune", {}).get("best", {})
         comp = _ms(base.get("torch_compile"))
         t, f = _ms(best.get("tf32")), _ms(best.get("fp32"))
-        summary.append(f"| {pr['problem']['name']} | {f_ms(pr.get('floor_ms'))} | {f_ms(_ms(base.get('eager_tf32')))} | "
+        summary.append(f"| {pr['problem']['name']} | {dtype_of(pr['problem'])}, {layout_of(pr['problem'])} | "
+                       f"{f_ms(pr.get('floor_ms'))} | {f_ms(_ms(base.get('eager_tf32')))} | "
                        f"{f_ms(comp)} | {f_ms(t)} | {f_ratio(comp, t)} | {f_ms(f)} | {f_ratio(comp, f)} |")
     body = ["## Problems", ""] + [render_problem(pr) + "\n" for pr in probs]
     return "\n".join(hdr + [""] + summary + [""] + body).rstrip() + "\n"
@@ -1045,8 +1089,9 @@ def selftest(args):
                   r["result"]["config"] == r["config_requested"] for r in runs if r["ok"]),
               "a result carries its document's device and problem key")
         sent = [json.loads(r["argv"][r["argv"].index("--problem") + 1]) for r in runs]
-        check(all(q == dict(by_name["seed"], precision=r["precision"]) for q, r in zip(sent, runs)),
-              "the tool gets the problem line as it stands, precision set per run")
+        check(all(q == dict(by_name["seed"], precision=r["precision"], dtype="float32", layout="NCHW")
+                  for q, r in zip(sent, runs)),
+              "the tool gets the problem line as it stands, precision set per run, dtype and layout spelled out")
         # Verbatim from `deconvtune run --problem seed --json` on a machine without a GPU.
         no_gpu = ('{"device":null,"label":"n128 64->64 128x128 k3x3 s2x2 g1","name":"seed","no_gpu":"no CUDA '
                   'driver on this machine","problem_key":"convT2d:n128:ci64:co64:h128:w128:k3x3:s2x2:p1x1:op1x1:'
