@@ -984,6 +984,7 @@ class ModelNew(nn.Module):  # same maths as the seed's ModelNew, without the CUD
 
 def selftest(args):
     import torch
+    global DEVICE
     ok = True
 
     def check(cond, what):
@@ -1003,6 +1004,19 @@ def selftest(args):
         check(total <= TENSOR_BUDGET_BYTES, f"{p['name']}: x+y+W {fmt_bytes(total)} <= 3 GiB")
     check(problems[0]["name"] == "seed" and problems[0]["epilogue"] == SEED_CHAIN, "first problem is the seed")
     check(len(problems) >= 6, "seed + at least 5 others")
+    problems16 = load_problems(os.path.join(HERE, "problems_16bit.jsonl"))
+    # Each line of problems_16bit.jsonl is a problems.jsonl line under a suffixed name with dtype and layout set.
+    variants = {"bf16": ("bfloat16", "NCHW"), "fp16": ("float16", "NCHW"), "nhwc": ("float32", "NHWC")}
+    by_name = {p["name"]: p for p in problems}
+    made = []
+    for p in problems16:
+        stem, _, suffix = p["name"].rpartition("_")
+        dtype, layout = variants.get(suffix, (None, None))
+        made.append(stem if stem in by_name and p == dict(by_name[stem], name=p["name"], dtype=dtype,
+                                                          layout=layout) else None)
+    check(None not in made, f"problems_16bit.jsonl: {len(problems16)} variants of problems.jsonl lines")
+    check(all(made.count(stem) == 3 for stem in made) and "seed" in made and len(set(made)) >= 4,
+          f"the seed and >= 3 others, each in bf16, fp16 and NHWC ({sorted(set(made), key=made.index)})")
 
     log("\n2. validation rejects bad specs, naming the field")
     base = dict(problems[0])
@@ -1019,6 +1033,42 @@ def selftest(args):
     check(parse_epilogue("leaky_relu") == [("leaky_relu", (0.01,))], "bare leaky_relu gets PyTorch's 0.01")
     check(parse_epilogue(SEED_CHAIN) == [("mish", ()), ("add", (0.5,)), ("hardtanh", (-1.0, 1.0)), ("mul", (2.0,))],
           "seed chain parses")
+
+    log("\n2b. dtype and layout: validation, bytes, ModelNew, torch inputs and their float64 reference")
+    for field, value in (("dtype", "half"), ("dtype", 16), ("dtype", "Float32"), ("layout", "NHCW"),
+                         ("layout", "channels_last"), ("layout", ["NHWC"])):
+        try:
+            validate_problem(dict(base, **{field: value}))
+            check(False, f"{field}={value!r} rejected")
+        except ValueError as e:
+            check(f"{field} must be one of" in str(e), f"{field}={value!r} rejected: {e}")
+    v16 = {p["name"]: p for p in problems16}
+    g32, g16, gcl = geometry(base), geometry(v16["seed_bf16"]), geometry(v16["seed_nhwc"])
+    check(all(g16[k] * 2 == g32[k] == gcl[k] for k in ("x_bytes", "y_bytes", "w_bytes")),
+          "bytes of x, y and W: half in bf16, the same in NHWC float32")
+    check(validate_problem(dict(base, dtype="float16"))["x_bytes"] * 2 == g32["x_bytes"], "float16: 2 bytes too")
+    for name in ("seed_bf16", "seed_fp16"):
+        mn = modelnew_args(v16[name])
+        check(isinstance(mn, str) and "float32-only" in mn, f"{name}: ModelNew {mn}")
+    check(modelnew_args(v16["seed_nhwc"]) == modelnew_args(base), "seed_nhwc: ModelNew runs (float32)")
+    DEVICE = "cpu"  # torch_inputs() places the tensors on DEVICE; the smoke run below sets it again
+    tinyq = lambda p: dict(p, batch=2, height=5, width=4, in_channels=8, out_channels=8)
+    with torch.no_grad():
+        m32, x32 = torch_inputs(tinyq(base))
+        for name, dtype, fmt in (("seed_bf16", torch.bfloat16, torch.contiguous_format),
+                                 ("seed_fp16", torch.float16, torch.contiguous_format),
+                                 ("seed_nhwc", torch.float32, torch.channels_last)):
+            m, x = torch_inputs(tinyq(v16[name]))
+            w = m.conv_transpose.weight
+            check(x.dtype == w.dtype == m.conv_transpose.bias.dtype == dtype and x.is_contiguous(memory_format=fmt)
+                  and w.is_contiguous(memory_format=fmt), f"{name}: x, W, bias in {dtype}, x and W {fmt}")
+            # The reference takes the rounded values: the float32 model and x rounded by hand give it bit for bit.
+            mr = copy.deepcopy(m32)
+            mr.load_state_dict({k: t.to(dtype).float() for k, t in m32.state_dict().items()})
+            want = reference64(mr, x32.to(dtype).float(), 2)
+            got = reference64(m, x, 2)
+            check(torch.equal(got, want) and (dtype == torch.float32 or not torch.equal(got, reference64(m32, x32, 2))),
+                  f"{name}: float64 reference from the same rounded inputs")
 
     log("\n3. every op of the epilogue vocabulary against a hand-written formula (float64)")
     v = torch.linspace(-30, 30, 2001, dtype=torch.float64)
@@ -1076,7 +1126,6 @@ def selftest(args):
         os.chmod(fake, 0o755)
         targs = argparse.Namespace(deconvtune=fake, configs_cmd=DEFAULT_CONFIGS_CMD, precisions=list(PRECISIONS),
                                    max_configs=0, reps=7, tool_timeout=60)
-        by_name = {p["name"]: p for p in problems}
         seed_tool = bench_tool(by_name["seed"], targs, lambda: None)
         odd_tool = bench_tool(by_name["odd_sizes"], targs, lambda: None)
         targs.max_configs = 2
@@ -1130,8 +1179,8 @@ def selftest(args):
             f.write(FAKE_MODELNEW)
         tiny = os.path.join(td, "tiny.jsonl")
         with open(tiny, "w") as f:
-            for p in problems:
-                if p["name"] in ("seed", "groups4", "asym_dilated"):
+            for p in problems + problems16:
+                if p["name"] in ("seed", "groups4", "asym_dilated", "seed_bf16", "seed_nhwc"):
                     f.write(json.dumps(dict(p, batch=2, height=min(p["height"], 8), width=min(p["width"], 6))) + "\n")
         rc = main(["--device", "cpu", "--copy-mib", "16", "--flush-mib", "1", "--reps", "3", "--warmup", "1",
                    "--deconvtune", fake, "--problems", tiny, "--out", out, "--reference-dir", ref,
@@ -1140,13 +1189,29 @@ def selftest(args):
             smoke = json.load(f)
         check(rc == 0 and os.path.isfile(os.path.join(out, "bench.md")), "bench.json and bench.md written")
         names = [pr["problem"]["name"] for pr in smoke["problems"]]
-        check(names == ["seed", "groups4", "asym_dilated"], f"all tiny problems recorded ({names})")
+        check(names == ["seed", "groups4", "asym_dilated", "seed_bf16", "seed_nhwc"],
+              f"all tiny problems recorded ({names})")
         b = {pr["problem"]["name"]: pr["baselines"] for pr in smoke["problems"]}
+        # PyTorch on the CPU has no 16-bit transposed convolution (1.13: slow_conv_transpose2d), so seed_bf16's
+        # eager run may only record its failure here; the GPU runs it.
+        e16 = b.pop("seed_bf16")
+        names.remove("seed_bf16")
+        check("median_ms" in e16["eager_tf32"] or "error" in e16["eager_tf32"],
+              f"seed_bf16: eager timed or its failure recorded "
+              f"({'ok' if 'median_ms' in e16['eager_tf32'] else e16['eager_tf32'].get('error', '')[:60]})")
+        check("na" in e16["eager_fp32"] and "na" in e16["seed_modelnew"], "seed_bf16: no TF32-off run, ModelNew n/a")
+        sent = {pr["problem"]["name"]: {(q["dtype"], q["layout"]) for q in
+                                        (json.loads(r["argv"][r["argv"].index("--problem") + 1])
+                                         for r in pr["deconvtune"]["runs"])} for pr in smoke["problems"]}
+        check(sent["seed_bf16"] == {("bfloat16", "NCHW")} and sent["seed_nhwc"] == {("float32", "NHWC")}
+              and sent["seed"] == {("float32", "NCHW")}, f"the tool gets each problem's dtype and layout ({sent})")
         check(all("median_ms" in b[n]["eager_tf32"] and "median_ms" in b[n]["eager_fp32"] for n in names),
               "eager TF32 and fp32 timed")
         check(all(b[n]["eager_fp32"]["max_abs_err"] < 1e-5 for n in names), "eager fp32 vs float64 error small")
         check("median_ms" in b["seed"]["seed_modelnew"] and b["seed"]["seed_modelnew"]["max_abs_err"] < 1e-5,
               "ModelNew (fake, from --reference-dir) timed and checked on the seed")
+        check("median_ms" in b["seed_nhwc"]["seed_modelnew"] and b["seed_nhwc"]["seed_modelnew"]["max_abs_err"] < 1e-5,
+              "ModelNew timed and checked on seed_nhwc (channels_last)")
         check("na" in b["groups4"]["seed_modelnew"] and "na" in b["asym_dilated"]["seed_modelnew"],
               "ModelNew n/a elsewhere")
         tc = b["seed"]["torch_compile"]
@@ -1157,7 +1222,11 @@ def selftest(args):
         render_only(argparse.Namespace(render=[os.path.join(out, "bench.json")] * 2, out=os.path.join(td, "re"),
                                        no_print=True))
         check(os.path.isfile(os.path.join(td, "re", "bench.md")), "--render re-renders (and merges) bench.json")
-    global DEVICE
+        with open(os.path.join(out, "bench.md")) as f:
+            smoke_md = f.read()
+        check("| seed_bf16 | bfloat16, NCHW |" in smoke_md and "| seed_nhwc | float32, NHWC |" in smoke_md
+              and "| PyTorch eager, bfloat16 |" in smoke_md and "`, bfloat16 NCHW." in smoke_md,
+              "bench.md shows each problem's dtype and layout")
     DEVICE = "cuda"
 
     log("\n7. tables from fake numbers")
