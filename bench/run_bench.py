@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """deconvtune benchmark driver: ConvTranspose2d + elementwise epilogue, deconvtune vs PyTorch on one GPU.
 
-For every problem in bench/problems.jsonl it measures, in one process on one GPU:
+For every problem in bench/problems.jsonl it measures, in one process on one GPU, in the problem's dtype and layout:
   - the memory floor: (bytes of x + y + W) / device-to-device copy bandwidth (measured once per run),
   - PyTorch eager with cuDNN TF32 on (PyTorch's default) and off (true fp32),
   - torch.compile (mode "default"),
@@ -11,6 +11,8 @@ and writes bench.json (every raw number) and bench.md (tables) to --out.
 
 Typical use on the GPU machine (see bench/README.md):
   python3 bench/run_bench.py --deconvtune build/tools/deconvtune [--only seed,stride1] [--reps 20]
+The 16-bit and channels_last set (problems carry "dtype" and "layout", as the CLI takes them):
+  python3 bench/run_bench.py --deconvtune build/tools/deconvtune --problems bench/problems_16bit.jsonl
 CPU-only check of the CPU-side pieces (problem loading, epilogue chain in torch, tool-output parsing
 against a fake binary, table formatting with fake numbers):
   python3 bench/run_bench.py --selftest [--reference-dir DIR]
