@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """deconvtune benchmark driver: ConvTranspose2d + elementwise epilogue, deconvtune vs PyTorch on one GPU.
 
-For every problem in bench/problems.jsonl it measures, in one process on one GPU:
+For every problem in bench/problems.jsonl it measures, in one process on one GPU, in the problem's dtype and layout:
   - the memory floor: (bytes of x + y + W) / device-to-device copy bandwidth (measured once per run),
   - PyTorch eager with cuDNN TF32 on (PyTorch's default) and off (true fp32),
   - torch.compile (mode "default"),
@@ -11,6 +11,8 @@ and writes bench.json (every raw number) and bench.md (tables) to --out.
 
 Typical use on the GPU machine (see bench/README.md):
   python3 bench/run_bench.py --deconvtune build/tools/deconvtune [--only seed,stride1] [--reps 20]
+The 16-bit and channels_last set (problems carry "dtype" and "layout", as the CLI takes them):
+  python3 bench/run_bench.py --deconvtune build/tools/deconvtune --problems bench/problems_16bit.jsonl
 CPU-only check of the CPU-side pieces (problem loading, epilogue chain in torch, tool-output parsing
 against a fake binary, table formatting with fake numbers):
   python3 bench/run_bench.py --selftest [--reference-dir DIR]
@@ -40,9 +42,20 @@ PRECISIONS = ("fp32", "tf32")
 PAIR_FIELDS = ("kernel_size", "stride", "padding", "output_padding", "dilation")
 INT_FIELDS = ("batch", "in_channels", "out_channels", "height", "width", "groups")
 REQUIRED_FIELDS = ("name",) + INT_FIELDS[:5] + PAIR_FIELDS + ("groups", "bias", "epilogue", "precision")
-DTYPE_BYTES = 4  # every problem is fp32 in and out; "precision" only selects the math inside the kernel
+# x, W, bias and y are all in the problem's dtype (the CLI's names; a line without one is float32, as for
+# the CLI); "precision" only selects the math inside the kernel, which accumulates in fp32 for every dtype.
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+LAYOUTS = ("NCHW", "NHWC")  # x's and y's (NHWC = PyTorch's channels_last); W is contiguous in both
 TENSOR_BUDGET_BYTES = 3 * 2**30  # x + y + W of one problem should stay under this (keeps runs sane)
 DEFAULT_CONFIGS_CMD = "{bin} inspect --problem {problem} --list-configs --json --precision {precision}"
+
+
+def dtype_of(p):
+    return p.get("dtype", "float32")
+
+
+def layout_of(p):
+    return p.get("layout", "NCHW")
 
 
 def log(*a):
@@ -131,11 +144,10 @@ def geometry(p):
     ho = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
     wo = (w - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
     x_shape, w_shape, y_shape = [n, ci, h, w], [ci, co // g, kh, kw], [n, co, ho, wo]
-    numel = lambda s: math.prod(s)
+    nbytes = lambda s: math.prod(s) * DTYPE_BYTES[dtype_of(p)]  # the floor moves x, y and W in that type
     return {
         "x_shape": x_shape, "w_shape": w_shape, "y_shape": y_shape,
-        "x_bytes": numel(x_shape) * DTYPE_BYTES, "y_bytes": numel(y_shape) * DTYPE_BYTES,
-        "w_bytes": numel(w_shape) * DTYPE_BYTES,
+        "x_bytes": nbytes(x_shape), "y_bytes": nbytes(y_shape), "w_bytes": nbytes(w_shape),
         # Every input pixel meets every tap of its group's kernel; taps that land in the cropped
         # padding border are counted too, so this slightly overstates the work at the edges.
         "gmac": n * h * w * ci * (co // g) * kh * kw / 1e9,
@@ -171,6 +183,10 @@ def validate_problem(p, where="problem"):
         raise ValueError(f"{where}: bias must be true or false")
     if p["precision"] not in PRECISIONS:
         raise ValueError(f"{where}: precision must be one of {PRECISIONS}, got {p['precision']!r}")
+    # Optional (the CLI's defaults when absent); checked before geometry(), which reads the element size.
+    for f, allowed in (("dtype", tuple(DTYPE_BYTES)), ("layout", LAYOUTS)):
+        if f in p and (not isinstance(p[f], str) or p[f] not in allowed):
+            raise ValueError(f"{where}: {f} must be one of {allowed}, got {p[f]!r}")
     parse_epilogue(p["epilogue"])
     geo = geometry(p)
     if min(geo["y_shape"][2:]) <= 0:
@@ -210,7 +226,7 @@ def describe(p, geo):
     return (f"N={p['batch']} C_in={p['in_channels']} -> C_out={p['out_channels']}, "
             f"{p['height']}x{p['width']} -> {geo['y_shape'][2]}x{geo['y_shape'][3]}, k={pv('kernel_size')} "
             f"s={pv('stride')} p={pv('padding')} op={pv('output_padding')} d={pv('dilation')} g={p['groups']}"
-            f"{' bias' if p['bias'] else ' no-bias'}, epilogue `{p['epilogue']}`")
+            f"{' bias' if p['bias'] else ' no-bias'}, epilogue `{p['epilogue']}`, {dtype_of(p)} {layout_of(p)}")
 
 
 def fmt_bytes(b):
@@ -278,6 +294,28 @@ def make_model(p):
     return ChainModel()
 
 
+def memory_format(p):
+    import torch
+    return torch.channels_last if layout_of(p) == "NHWC" else torch.contiguous_format
+
+
+def torch_inputs(p):
+    """The model and x of one problem on DEVICE in its dtype and memory format. The seed is fixed and x is
+    drawn in float32, then rounded: every dtype and layout of one shape sees the same values, rounded."""
+    import torch
+    dtype, fmt = getattr(torch, dtype_of(p)), memory_format(p)
+    torch.manual_seed(0)
+    model = make_model(p).to(DEVICE, dtype).to(memory_format=fmt).eval()
+    x = torch.rand(p["batch"], p["in_channels"], p["height"], p["width"], device=DEVICE)  # never all-zero
+    return model, x.to(dtype=dtype, memory_format=fmt)
+
+
+def reference64(model, x, nref):
+    """float64 output on the first nref batch items, from the values the model and x hold (for a 16-bit
+    dtype the rounded ones), so the error measures the computation, not the rounding of its inputs."""
+    return copy.deepcopy(model).double()(x[:nref].double())
+
+
 def modelnew_args(p):
     """(add_value, scale) when the seed's ModelNew computes this problem, else a reason string.
 
@@ -285,6 +323,8 @@ def modelnew_args(p):
     -> * scale; add_value and scale are constructor arguments, so any constants in those two slots work.
     """
     chain = parse_epilogue(p["epilogue"])
+    if dtype_of(p) != "float32":
+        return f"n/a: ModelNew is float32-only (its fused kernel reads float*), dtype is {dtype_of(p)}"
     if p["groups"] != 1:
         return "n/a: groups != 1"
     if as_pair(p["dilation"], "dilation") != (1, 1):
@@ -403,16 +443,12 @@ def bench_torch(p, args, timer, seed_mn, skip):
     res = {}
     cudnn = torch.backends.cudnn
     tf32_before = cudnn.allow_tf32
-    torch.manual_seed(0)
-    model = make_model(p).to(DEVICE).eval()
-    x = torch.rand(p["batch"], p["in_channels"], p["height"], p["width"], device=DEVICE)  # never all-zero
+    model, x = torch_inputs(p)
     nref = min(2, p["batch"])
     try:
         with torch.no_grad():
             # float64 reference on the first batch items (cuDNN has no TF32 path for doubles).
-            m64 = copy.deepcopy(model).double()
-            y64 = m64(x[:nref].double())
-            del m64
+            y64 = reference64(model, x, nref)
 
             def err(y):
                 return (y[:nref].double() - y64).abs().max().item()
@@ -428,7 +464,10 @@ def bench_torch(p, args, timer, seed_mn, skip):
 
             if "eager" not in skip:
                 _guarded(res, "eager_tf32", lambda: eager(True))
-                _guarded(res, "eager_fp32", lambda: eager(False))
+                if dtype_of(p) == "float32":
+                    _guarded(res, "eager_fp32", lambda: eager(False))
+                else:  # the same run again: cuDNN's TF32 switch only changes float32 convolutions
+                    res["eager_fp32"] = {"na": f"n/a: cuDNN's TF32 switch does not apply to {dtype_of(p)}"}
             cudnn.allow_tf32 = True  # torch.compile and ModelNew run with PyTorch's default
 
             if "compile" not in skip:
@@ -462,6 +501,7 @@ def bench_torch(p, args, timer, seed_mn, skip):
                         def modelnew():
                             mn = mod.ModelNew(p["in_channels"], p["out_channels"], p["kernel_size"], p["stride"],
                                               p["padding"], p["output_padding"], *mn_args).to(DEVICE).eval()
+                            mn.to(memory_format=memory_format(p))  # as the model: weights laid out like x
                             mn.conv_transpose.load_state_dict(model.conv_transpose.state_dict())
                             y = mn(x)
                             e = err(y)
@@ -484,8 +524,8 @@ def bench_torch(p, args, timer, seed_mn, skip):
 # ----------------------------------------------------------------------------------------------------
 
 def problem_json(p, precision):
-    d = dict(p)
-    d["precision"] = precision
+    # dtype and layout spelled out where the line leaves them to the default: bench.json's argv says what ran.
+    d = dict(p, precision=precision, dtype=dtype_of(p), layout=layout_of(p))
     return json.dumps(d, separators=(",", ":"))
 
 
@@ -545,7 +585,8 @@ def parse_tool_json(stdout):
         return None, "the JSON document has no results"
     obj = dict(results[0], device=doc.get("device"), problem_key=doc.get("problem_key"))
     if not isinstance(obj.get("median_ms"), (int, float)) or isinstance(obj.get("median_ms"), bool):
-        return None, "JSON has no numeric median_ms"
+        # Without a GPU the tool still exits 0 with a document (compiled, not timed) that says why.
+        return None, f"no GPU: {doc['no_gpu']}" if doc.get("no_gpu") else "JSON has no numeric median_ms"
     return obj, None
 
 
@@ -668,7 +709,7 @@ def render_problem(pr):
              describe(p, geo) + ".  ",
              f"x {fmt_bytes(geo['x_bytes'])}, y {fmt_bytes(geo['y_bytes'])}, W {fmt_bytes(geo['w_bytes'])}; "
              f"≈{geo['gmac']:.1f} G multiply-adds.", "",
-             "| what | ms | x floor | vs eager TF32 | vs torch.compile | vs seed ModelNew | max \\|err\\| vs fp64 |",
+             "| what | ms | x floor | vs eager | vs torch.compile | vs seed ModelNew | max \\|err\\| vs fp64 |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     notes = []
 
@@ -690,7 +731,9 @@ def render_problem(pr):
             notes.append(f"{label}: {why}".replace("\n", " ")[:400])
 
     row("memory floor (x + y + W at copy BW)", {"median_ms": floor} if floor else None, "–")
-    row("PyTorch eager, cuDNN TF32", base.get("eager_tf32"))
+    # For 16-bit dtypes "eager_tf32" is the one eager run (PyTorch's defaults); TF32 is a float32 matter.
+    row("PyTorch eager, cuDNN TF32" if dtype_of(p) == "float32" else f"PyTorch eager, {dtype_of(p)}",
+        base.get("eager_tf32"))
     row("PyTorch eager, TF32 off (fp32)", base.get("eager_fp32"))
     row("torch.compile (default)", base.get("torch_compile"))
     row("seed ModelNew", base.get("seed_modelnew"))
@@ -745,21 +788,25 @@ def render_md(doc):
         f"L2 flushed ({m.get('flush_mib', '?')} MiB write) before each timed PyTorch run outside the timed "
         f"region; deconvtune times are the tool's own (`deconvtune run --reps {m.get('reps', '?')}`).",
         "- speedup columns: that baseline's ms / this row's ms (above 1 = this row is faster); "
-        "x floor: this row's ms / memory floor.",
-        "- max |err|: PyTorch rows vs a float64 PyTorch run on the first 2 batch items (inputs torch.rand); "
+        "x floor: this row's ms / memory floor; eager: PyTorch's defaults (cuDNN TF32 on for float32).",
+        "- dtype, layout: x, W, bias and y in that type (the floor counts its bytes), x, y and the model in "
+        "that memory format (NHWC = channels_last) for every row; deconvtune accumulates in fp32 for every dtype.",
+        "- max |err|: PyTorch rows vs a float64 PyTorch run on the first 2 batch items (inputs torch.rand, "
+        "rounded to the dtype: the float64 run takes the same rounded x, W and bias); "
         "deconvtune rows as the tool reports them, against its own bound; only verified runs count as best.",
     ]
     if m.get("sources"):
         hdr.append(f"- merged from: {', '.join(m['sources'])}")
     summary = ["## Summary", "",
-               "| problem | floor ms | eager TF32 ms | torch.compile ms | best tf32 ms | tf32 vs compile | "
+               "| problem | dtype, layout | floor ms | eager ms | torch.compile ms | best tf32 ms | tf32 vs compile | "
                "best fp32 ms | fp32 vs compile |",
-               "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+               "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for pr in probs:
         base, best = pr.get("baselines", {}), pr.get("deconvtune", {}).get("best", {})
         comp = _ms(base.get("torch_compile"))
         t, f = _ms(best.get("tf32")), _ms(best.get("fp32"))
-        summary.append(f"| {pr['problem']['name']} | {f_ms(pr.get('floor_ms'))} | {f_ms(_ms(base.get('eager_tf32')))} | "
+        summary.append(f"| {pr['problem']['name']} | {dtype_of(pr['problem'])}, {layout_of(pr['problem'])} | "
+                       f"{f_ms(pr.get('floor_ms'))} | {f_ms(_ms(base.get('eager_tf32')))} | "
                        f"{f_ms(comp)} | {f_ms(t)} | {f_ratio(comp, t)} | {f_ms(f)} | {f_ratio(comp, f)} |")
     body = ["## Problems", ""] + [render_problem(pr) + "\n" for pr in probs]
     return "\n".join(hdr + [""] + summary + [""] + body).rstrip() + "\n"
@@ -891,6 +938,9 @@ def render_only(args):
 # Self-test (CPU only, no GPU, no deconvtune build needed)
 # ----------------------------------------------------------------------------------------------------
 
+# The fake keeps the real CLI's --json contract (tools/: Output): stdout holds one JSON document and
+# nothing else, the human text goes to stderr; `run` prints {"device", "problem_key", ..., "results": [...]},
+# `inspect --list-configs` prints {"configs": [{"name", ...}, ...]}.
 FAKE_TOOL = r'''
 import json, sys
 a = sys.argv[1:]
@@ -901,24 +951,23 @@ prec = opt("--precision") or prob["precision"]
 if a[0] == "inspect":
     if prob["name"] == "odd_sizes":
         sys.exit("inspect: simulated failure")
-    print("# config  family  tile")
-    for c in ("direct_%s_a" % prec, "igemm_%s_b" % prec, "broken_%s" % prec, "chatty_%s" % prec):
-        print(c + "   implicit_gemm  64x64")
+    print(json.dumps({"configs": [{"name": c, "family": c.split("_")[0], "math": prec} for c in
+                                  ("direct_%s_a" % prec, "igemm_%s_b" % prec, "broken_%s" % prec, "chatty_%s" % prec)]}))
     sys.exit(0)
 cfg = opt("--config") or "default_%s" % prob["precision"]
+sys.stderr.write("problem   %s\ncompiling...\n" % prob["name"])
 if cfg.startswith("broken"):
-    print("compiling...", flush=True)
     sys.stderr.write("NVRTC error: simulated\nlaunch failed: too many resources requested\n")
     sys.exit(3)
-if cfg.startswith("chatty"):
-    print("just some text, no JSON")
-    sys.exit(0)
-ms = {"direct": 1.5, "igemm": 0.9, "default": 2.0}[cfg.split("_")[0]] * (0.5 if prob["precision"] == "tf32" else 1)
+ms = {"direct": 1.5, "igemm": 0.9, "default": 2.0, "chatty": 1.0}[cfg.split("_")[0]] * (0.5 if prob["precision"] == "tf32" else 1)
 bound = 1e-3 if prob["precision"] == "tf32" else 2e-6
-print("verifying...")
-print(json.dumps({"problem_key": "k", "config": cfg, "device": "Fake GPU", "median_ms": ms, "min_ms": ms * 0.98,
-                  "max_ms": ms * 1.05, "runs": int(opt("--reps")), "max_abs_err": bound / 3,
-                  "error_bound": bound, "verified": not cfg.startswith("igemm_fp32")}))
+result = {"config": cfg, "median_ms": ms, "min_ms": ms * 0.98, "max_ms": ms * 1.05, "runs": int(opt("--reps")),
+          "max_abs_err": bound / 3, "error_bound": bound, "status": "verified",
+          "verified": not cfg.startswith("igemm_fp32")}
+if cfg.startswith("chatty"):
+    print("verifying...")  # human text on stdout before the document: breaks the contract
+print(json.dumps({"device": "Fake GPU", "label": prob["name"], "name": prob["name"], "problem_key": "k",
+                  "problem": prob, "results": [result]}))
 '''
 
 
@@ -937,6 +986,7 @@ class ModelNew(nn.Module):  # same maths as the seed's ModelNew, without the CUD
 
 def selftest(args):
     import torch
+    global DEVICE
     ok = True
 
     def check(cond, what):
@@ -956,6 +1006,19 @@ def selftest(args):
         check(total <= TENSOR_BUDGET_BYTES, f"{p['name']}: x+y+W {fmt_bytes(total)} <= 3 GiB")
     check(problems[0]["name"] == "seed" and problems[0]["epilogue"] == SEED_CHAIN, "first problem is the seed")
     check(len(problems) >= 6, "seed + at least 5 others")
+    problems16 = load_problems(os.path.join(HERE, "problems_16bit.jsonl"))
+    # Each line of problems_16bit.jsonl is a problems.jsonl line under a suffixed name with dtype and layout set.
+    variants = {"bf16": ("bfloat16", "NCHW"), "fp16": ("float16", "NCHW"), "nhwc": ("float32", "NHWC")}
+    by_name = {p["name"]: p for p in problems}
+    made = []
+    for p in problems16:
+        stem, _, suffix = p["name"].rpartition("_")
+        dtype, layout = variants.get(suffix, (None, None))
+        made.append(stem if stem in by_name and p == dict(by_name[stem], name=p["name"], dtype=dtype,
+                                                          layout=layout) else None)
+    check(None not in made, f"problems_16bit.jsonl: {len(problems16)} variants of problems.jsonl lines")
+    check(all(made.count(stem) == 3 for stem in made) and "seed" in made and len(set(made)) >= 4,
+          f"the seed and >= 3 others, each in bf16, fp16 and NHWC ({sorted(set(made), key=made.index)})")
 
     log("\n2. validation rejects bad specs, naming the field")
     base = dict(problems[0])
@@ -972,6 +1035,42 @@ def selftest(args):
     check(parse_epilogue("leaky_relu") == [("leaky_relu", (0.01,))], "bare leaky_relu gets PyTorch's 0.01")
     check(parse_epilogue(SEED_CHAIN) == [("mish", ()), ("add", (0.5,)), ("hardtanh", (-1.0, 1.0)), ("mul", (2.0,))],
           "seed chain parses")
+
+    log("\n2b. dtype and layout: validation, bytes, ModelNew, torch inputs and their float64 reference")
+    for field, value in (("dtype", "half"), ("dtype", 16), ("dtype", "Float32"), ("layout", "NHCW"),
+                         ("layout", "channels_last"), ("layout", ["NHWC"])):
+        try:
+            validate_problem(dict(base, **{field: value}))
+            check(False, f"{field}={value!r} rejected")
+        except ValueError as e:
+            check(f"{field} must be one of" in str(e), f"{field}={value!r} rejected: {e}")
+    v16 = {p["name"]: p for p in problems16}
+    g32, g16, gcl = geometry(base), geometry(v16["seed_bf16"]), geometry(v16["seed_nhwc"])
+    check(all(g16[k] * 2 == g32[k] == gcl[k] for k in ("x_bytes", "y_bytes", "w_bytes")),
+          "bytes of x, y and W: half in bf16, the same in NHWC float32")
+    check(validate_problem(dict(base, dtype="float16"))["x_bytes"] * 2 == g32["x_bytes"], "float16: 2 bytes too")
+    for name in ("seed_bf16", "seed_fp16"):
+        mn = modelnew_args(v16[name])
+        check(isinstance(mn, str) and "float32-only" in mn, f"{name}: ModelNew {mn}")
+    check(modelnew_args(v16["seed_nhwc"]) == modelnew_args(base), "seed_nhwc: ModelNew runs (float32)")
+    DEVICE = "cpu"  # torch_inputs() places the tensors on DEVICE; the smoke run below sets it again
+    tinyq = lambda p: dict(p, batch=2, height=5, width=4, in_channels=8, out_channels=8)
+    with torch.no_grad():
+        m32, x32 = torch_inputs(tinyq(base))
+        for name, dtype, fmt in (("seed_bf16", torch.bfloat16, torch.contiguous_format),
+                                 ("seed_fp16", torch.float16, torch.contiguous_format),
+                                 ("seed_nhwc", torch.float32, torch.channels_last)):
+            m, x = torch_inputs(tinyq(v16[name]))
+            w = m.conv_transpose.weight
+            check(x.dtype == w.dtype == m.conv_transpose.bias.dtype == dtype and x.is_contiguous(memory_format=fmt)
+                  and w.is_contiguous(memory_format=fmt), f"{name}: x, W, bias in {dtype}, x and W {fmt}")
+            # The reference takes the rounded values: the float32 model and x rounded by hand give it bit for bit.
+            mr = copy.deepcopy(m32)
+            mr.load_state_dict({k: t.to(dtype).float() for k, t in m32.state_dict().items()})
+            want = reference64(mr, x32.to(dtype).float(), 2)
+            got = reference64(m, x, 2)
+            check(torch.equal(got, want) and (dtype == torch.float32 or not torch.equal(got, reference64(m32, x32, 2))),
+                  f"{name}: float64 reference from the same rounded inputs")
 
     log("\n3. every op of the epilogue vocabulary against a hand-written formula (float64)")
     v = torch.linspace(-30, 30, 2001, dtype=torch.float64)
@@ -1029,14 +1128,37 @@ def selftest(args):
         os.chmod(fake, 0o755)
         targs = argparse.Namespace(deconvtune=fake, configs_cmd=DEFAULT_CONFIGS_CMD, precisions=list(PRECISIONS),
                                    max_configs=0, reps=7, tool_timeout=60)
-        by_name = {p["name"]: p for p in problems}
         seed_tool = bench_tool(by_name["seed"], targs, lambda: None)
         odd_tool = bench_tool(by_name["odd_sizes"], targs, lambda: None)
         targs.max_configs = 2
         capped = bench_tool(by_name["seed"], targs, lambda: None)
         runs = seed_tool["runs"]
         check(len(runs) == 8, f"seed: 4 listed configs x 2 precisions run ({len(runs)})")
-        check(sum(not r["ok"] for r in runs) == 4, "broken (exit 3) and chatty (no JSON) recorded as failures")
+        check(sum(not r["ok"] for r in runs) == 4,
+              "broken (exit 3) and chatty (text before the JSON document on stdout) recorded as failures")
+        check(all(r["result"]["device"] == "Fake GPU" and r["result"]["problem_key"] == "k" and
+                  r["result"]["config"] == r["config_requested"] for r in runs if r["ok"]),
+              "a result carries its document's device and problem key")
+        sent = [json.loads(r["argv"][r["argv"].index("--problem") + 1]) for r in runs]
+        check(all(q == dict(by_name["seed"], precision=r["precision"], dtype="float32", layout="NCHW")
+                  for q, r in zip(sent, runs)),
+              "the tool gets the problem line as it stands, precision set per run, dtype and layout spelled out")
+        # Verbatim from `deconvtune run --problem seed --json` on a machine without a GPU.
+        no_gpu = ('{"device":null,"label":"n128 64->64 128x128 k3x3 s2x2 g1","name":"seed","no_gpu":"no CUDA '
+                  'driver on this machine","problem_key":"convT2d:n128:ci64:co64:h128:w128:k3x3:s2x2:p1x1:op1x1:'
+                  'd1x1:g1:bias:float32:NCHW:fp32|mish,add:0.5,hardtanh:-1:1,mul:2","results":[{"compile_ms":'
+                  '1040.3,"config":"pgemm_3xtf32_bn64_rp4_cp32_wm4_wn4_st2_xs0_wg0_mishexact","error_bound":null,'
+                  '"max_abs_err":null,"max_ms":null,"median_ms":null,"min_ms":null,"registers":128,"runs":0,'
+                  '"shared_bytes":231936,"spill_bytes":0,"status":"compiled","verified":false}]}\n')
+        obj, why = parse_tool_json(no_gpu)
+        check(obj is None and why == "no GPU: no CUDA driver on this machine", f"the CLI's no-GPU document: {why}")
+        timed = json.loads(no_gpu)
+        timed["device"] = "NVIDIA H200"
+        timed["results"][0].update(median_ms=0.5, min_ms=0.49, max_ms=0.52, runs=20, verified=True)
+        obj, why = parse_tool_json(json.dumps(timed, indent=1))
+        check(obj is not None and obj["median_ms"] == 0.5 and obj["device"] == timed["device"]
+              and obj["problem_key"].endswith("|mish,add:0.5,hardtanh:-1:1,mul:2"),
+              f"the CLI's document with times parses (pretty-printed too) ({why})")
         check(all("NVRTC error" in r.get("stderr_tail", "") for r in runs if r["config_requested"].startswith("broken")),
               "failure keeps the stderr tail")
         check(seed_tool["best"]["tf32"]["config"] == "igemm_tf32_b", "best tf32 = fastest verified")
@@ -1059,8 +1181,8 @@ def selftest(args):
             f.write(FAKE_MODELNEW)
         tiny = os.path.join(td, "tiny.jsonl")
         with open(tiny, "w") as f:
-            for p in problems:
-                if p["name"] in ("seed", "groups4", "asym_dilated"):
+            for p in problems + problems16:
+                if p["name"] in ("seed", "groups4", "asym_dilated", "seed_bf16", "seed_nhwc"):
                     f.write(json.dumps(dict(p, batch=2, height=min(p["height"], 8), width=min(p["width"], 6))) + "\n")
         rc = main(["--device", "cpu", "--copy-mib", "16", "--flush-mib", "1", "--reps", "3", "--warmup", "1",
                    "--deconvtune", fake, "--problems", tiny, "--out", out, "--reference-dir", ref,
@@ -1069,13 +1191,29 @@ def selftest(args):
             smoke = json.load(f)
         check(rc == 0 and os.path.isfile(os.path.join(out, "bench.md")), "bench.json and bench.md written")
         names = [pr["problem"]["name"] for pr in smoke["problems"]]
-        check(names == ["seed", "groups4", "asym_dilated"], f"all tiny problems recorded ({names})")
+        check(names == ["seed", "groups4", "asym_dilated", "seed_bf16", "seed_nhwc"],
+              f"all tiny problems recorded ({names})")
         b = {pr["problem"]["name"]: pr["baselines"] for pr in smoke["problems"]}
+        # PyTorch on the CPU has no 16-bit transposed convolution (1.13: slow_conv_transpose2d), so seed_bf16's
+        # eager run may only record its failure here; the GPU runs it.
+        e16 = b.pop("seed_bf16")
+        names.remove("seed_bf16")
+        check("median_ms" in e16["eager_tf32"] or "error" in e16["eager_tf32"],
+              f"seed_bf16: eager timed or its failure recorded "
+              f"({'ok' if 'median_ms' in e16['eager_tf32'] else e16['eager_tf32'].get('error', '')[:60]})")
+        check("na" in e16["eager_fp32"] and "na" in e16["seed_modelnew"], "seed_bf16: no TF32-off run, ModelNew n/a")
+        sent = {pr["problem"]["name"]: {(q["dtype"], q["layout"]) for q in
+                                        (json.loads(r["argv"][r["argv"].index("--problem") + 1])
+                                         for r in pr["deconvtune"]["runs"])} for pr in smoke["problems"]}
+        check(sent["seed_bf16"] == {("bfloat16", "NCHW")} and sent["seed_nhwc"] == {("float32", "NHWC")}
+              and sent["seed"] == {("float32", "NCHW")}, f"the tool gets each problem's dtype and layout ({sent})")
         check(all("median_ms" in b[n]["eager_tf32"] and "median_ms" in b[n]["eager_fp32"] for n in names),
               "eager TF32 and fp32 timed")
         check(all(b[n]["eager_fp32"]["max_abs_err"] < 1e-5 for n in names), "eager fp32 vs float64 error small")
         check("median_ms" in b["seed"]["seed_modelnew"] and b["seed"]["seed_modelnew"]["max_abs_err"] < 1e-5,
               "ModelNew (fake, from --reference-dir) timed and checked on the seed")
+        check("median_ms" in b["seed_nhwc"]["seed_modelnew"] and b["seed_nhwc"]["seed_modelnew"]["max_abs_err"] < 1e-5,
+              "ModelNew timed and checked on seed_nhwc (channels_last)")
         check("na" in b["groups4"]["seed_modelnew"] and "na" in b["asym_dilated"]["seed_modelnew"],
               "ModelNew n/a elsewhere")
         tc = b["seed"]["torch_compile"]
@@ -1086,7 +1224,11 @@ def selftest(args):
         render_only(argparse.Namespace(render=[os.path.join(out, "bench.json")] * 2, out=os.path.join(td, "re"),
                                        no_print=True))
         check(os.path.isfile(os.path.join(td, "re", "bench.md")), "--render re-renders (and merges) bench.json")
-    global DEVICE
+        with open(os.path.join(out, "bench.md")) as f:
+            smoke_md = f.read()
+        check("| seed_bf16 | bfloat16, NCHW |" in smoke_md and "| seed_nhwc | float32, NHWC |" in smoke_md
+              and "| PyTorch eager, bfloat16 |" in smoke_md and "`, bfloat16 NCHW." in smoke_md,
+              "bench.md shows each problem's dtype and layout")
     DEVICE = "cuda"
 
     log("\n7. tables from fake numbers")
