@@ -107,6 +107,14 @@ struct NamedShape {
 
 class OddShapeGpu : public ::testing::TestWithParam<NamedShape> {};
 
+// Shapes both the float32 and the dtype/layout suites take.
+constexpr const char* kOddChannelsK3s2 =
+    R"({"batch": 3, "in_channels": 61, "out_channels": 67, "height": 37, "width": 29,
+        "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1})";
+constexpr const char* kK5s3Gelu =
+    R"({"batch": 2, "in_channels": 32, "out_channels": 48, "height": 19, "width": 23,
+        "kernel_size": 5, "stride": 3, "padding": 1, "output_padding": 2, "epilogue": "gelu"})";
+
 TEST_P(OddShapeGpu, EveryConfigMatchesTheReference) {
   REQUIRE_GPU();
   for (Precision precision : {Precision::kFp32, Precision::kTf32}) {
@@ -121,12 +129,7 @@ TEST_P(OddShapeGpu, EveryConfigMatchesTheReference) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, OddShapeGpu,
     ::testing::Values(
-        NamedShape{"odd_channels_k3s2",
-                   R"({"batch": 3, "in_channels": 61, "out_channels": 67, "height": 37, "width": 29,
-            "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1})"},
-        NamedShape{"k5s3_gelu",
-                   R"({"batch": 2, "in_channels": 32, "out_channels": 48, "height": 19, "width": 23,
-            "kernel_size": 5, "stride": 3, "padding": 1, "output_padding": 2, "epilogue": "gelu"})"},
+        NamedShape{"odd_channels_k3s2", kOddChannelsK3s2}, NamedShape{"k5s3_gelu", kK5s3Gelu},
         NamedShape{"groups4_stride1_nobias",
                    R"({"batch": 2, "in_channels": 64, "out_channels": 64, "height": 17, "width": 33,
             "kernel_size": 3, "stride": 1, "padding": 1, "groups": 4, "bias": false})"},
@@ -367,12 +370,7 @@ TEST_P(DtypeLayoutGpu, EveryConfigMatchesTheReference) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, DtypeLayoutGpu,
     ::testing::Values(
-        NamedShape{"odd_channels_k3s2",
-                   R"({"batch": 3, "in_channels": 61, "out_channels": 67, "height": 37, "width": 29,
-            "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1})"},
-        NamedShape{"k5s3_gelu",
-                   R"({"batch": 2, "in_channels": 32, "out_channels": 48, "height": 19, "width": 23,
-            "kernel_size": 5, "stride": 3, "padding": 1, "output_padding": 2, "epilogue": "gelu"})"},
+        NamedShape{"odd_channels_k3s2", kOddChannelsK3s2}, NamedShape{"k5s3_gelu", kK5s3Gelu},
         NamedShape{"dilated_mixed_strides_odd_count",
                    R"({"batch": 5, "in_channels": 12, "out_channels": 21, "height": 13, "width": 11,
             "kernel_size": [3, 4], "stride": [2, 3], "padding": [2, 0], "output_padding": [0, 2],

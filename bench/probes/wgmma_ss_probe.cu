@@ -13,15 +13,7 @@
 #include <cstdlib>
 
 #include "../../templates/wgmma.cuh"
-
-#define CHECK(call)                                                                          \
-  do {                                                                                       \
-    const cudaError_t status = (call);                                                       \
-    if (status != cudaSuccess) {                                                             \
-      std::printf("CUDA error %s at %s:%d\n", cudaGetErrorString(status), __FILE__, __LINE__); \
-      std::exit(1);                                                                          \
-    }                                                                                        \
-  } while (0)
+#include "probe_check.cuh"
 
 constexpr int BM = 64, PLANES = 16, KSTEPS = PLANES / 2, PIX = 160;  // K = 64 channels
 constexpr int A_FLOATS = PLANES * BM * 4, B_FLOATS = PLANES * PIX * 4;
