@@ -1,5 +1,6 @@
 #pragma once
-// Internal to tuning_db/: the state behind a TuningDb, shared by tuning_db.cpp and exchange.cpp.
+// Internal to tuning_db/: the state behind a TuningDb and the writers shared by tuning_db.cpp and
+// exchange.cpp (their bodies are in rows.cpp).
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +19,9 @@ struct TuningDb::Impl {
   // this guards transactions made of several.
   mutable std::recursive_mutex mutex;
 };
+
+// The longest reason a trial keeps (record_trial cuts a longer one; validate_trial refuses it).
+inline constexpr size_t kMaxReasonBytes = 65536;
 
 // The columns of `trials`, in the order read_trial expects.
 inline constexpr const char* kTrialColumns =
