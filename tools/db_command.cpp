@@ -329,6 +329,7 @@ int prune(const DbArgs& args) {
     return kExitOk;
   }
   db::PruneOptions options;
+  options.keep_generator_version = generator_version();
   options.older_than_days = args.older_than_days;
   options.dry_run = args.dry_run;
   TuningDb db(path);

@@ -144,7 +144,7 @@ void CompilePipeline::compile_misses(std::vector<Candidate>& chunk,
     }
     take_resources(candidate, result.resources);
     candidate.cubin = std::move(result.cubin);
-    settings_.db->store_cubin(keys[j], candidate.cubin);
+    settings_.db->store_cubin(keys[j], candidate.cubin, generator_version());
   }
 }
 

@@ -36,6 +36,9 @@ inline constexpr const char* kDeviceColumns =
 
 namespace detail {
 
+// Throws FieldError("generator_version") unless `version` is a token (what every row holds).
+void validate_generator_version(const std::string& version);
+
 // Where a row came from: measured by this DB's tuner, or merged in by import.
 enum class Origin { kLocal, kImported };
 

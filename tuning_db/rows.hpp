@@ -37,7 +37,6 @@ std::vector<Row> select_rows(const TuningDb::Impl& impl, const std::string& sql,
   return rows;
 }
 
-
 // The Bind of select_rows for a query without parameters.
 inline constexpr auto kNoParameters = [](sqlite::Statement&) {};
 

@@ -18,7 +18,6 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/config.hpp"
-#include "codegen/generator.hpp"
 #include "codegen/sha256.hpp"
 #include "tuning_db/db_file.hpp"
 #include "tuning_db/detail.hpp"
@@ -428,14 +427,15 @@ std::optional<std::vector<char>> TuningDb::cached_cubin(const std::string& cache
   return std::nullopt;
 }
 
-void TuningDb::store_cubin(const std::string& cache_key, const std::vector<char>& cubin) {
+void TuningDb::store_cubin(const std::string& cache_key, const std::vector<char>& cubin,
+                           const std::string& generator_version) {
   if (!is_hex_digest(cache_key)) {
     throw FieldError("cache_key", fmt::format("'{}' is not a cubin_cache_key() (64 hex digits)",
                                               text::printable(cache_key.substr(0, 100))));
   }
   if (cubin.empty()) throw FieldError("cubin", "is empty");
   if (cubin.size() > (size_t{1} << 30)) throw FieldError("cubin", "is larger than 1 GiB");
-  std::string generator = generator_version();
+  validate_generator_version(generator_version);
   std::string now = utc_timestamp();
   std::string digest = cubin_digest(cubin);
   std::lock_guard lock(impl_->mutex);
@@ -447,7 +447,7 @@ void TuningDb::store_cubin(const std::string& cache_key, const std::vector<char>
         .bind(1, cache_key)
         .bind_blob(2, cubin.data(), cubin.size())
         .bind(3, digest)
-        .bind(4, generator)
+        .bind(4, generator_version)
         .bind(5, now)
         .run();
   });
@@ -475,10 +475,9 @@ struct PruneSelection {
   std::string trials, winners, cubins;
   std::string keep, cutoff;
 
-  explicit PruneSelection(const PruneOptions& options)
-      : keep(options.keep_generator_version.empty() ? generator_version()
-                                                    : options.keep_generator_version) {
+  explicit PruneSelection(const PruneOptions& options) : keep(options.keep_generator_version) {
     const bool by_age = options.older_than_days.has_value();
+    if (!by_age) validate_generator_version(keep);
     trials = by_age ? "measured_at < ?2" : "generator_version <> ?1";
     winners = by_age ? "updated_at < ?2" : "generator_version <> ?1";
     cubins = by_age ? "created_at < ?2" : "generator_version <> ?1";

@@ -144,7 +144,7 @@ struct TrialFilter {
 // What `prune` drops: rows of other generator versions than `keep_generator_version`, or, when
 // older_than_days is set, rows measured (cubins stored) more than that many days ago.
 struct PruneOptions {
-  std::string keep_generator_version;  // empty: generator_version() of this build
+  std::string keep_generator_version;  // required unless older_than_days is set
   std::optional<double> older_than_days;
   bool dry_run = false;  // count only
 };
@@ -212,8 +212,10 @@ class TuningDb {
 
   // The cubin cache, keyed by gpu/nvrtc_compiler's cubin_cache_key(). A cubin whose bytes do not
   // match their stored SHA-256 is absent (and dropped, when writable): the caller compiles again.
+  // A cubin is stored with the generator version of its source, which prune goes by.
   std::optional<std::vector<char>> cached_cubin(const std::string& cache_key) const;
-  void store_cubin(const std::string& cache_key, const std::vector<char>& cubin);
+  void store_cubin(const std::string& cache_key, const std::vector<char>& cubin,
+                   const std::string& generator_version);
   CubinCacheStats cubin_cache_stats() const;
 
   PruneReport prune(const PruneOptions& options);

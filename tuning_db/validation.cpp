@@ -130,6 +130,10 @@ Problem validate_key(const std::string& problem_key, const std::string& device_k
 
 }  // namespace
 
+void detail::validate_generator_version(const std::string& version) {
+  require_token("generator_version", version, 64);
+}
+
 double time_floor_ms(const Problem& problem) {
   constexpr double kFastestBytesPerMs = 20e12 / 1e3;  // 20 TB/s: see tuning_db.hpp
   return static_cast<double>(problem.io_bytes()) / kFastestBytesPerMs;
