@@ -19,6 +19,7 @@
 #include "tests/db_test_support.hpp"
 #include "tools/table.hpp"
 #include "tools/trial_report.hpp"
+#include "tuner/simulate.hpp"
 #include "tuner/tuner.hpp"
 
 namespace deconvtune::tools {

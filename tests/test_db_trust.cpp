@@ -22,6 +22,7 @@
 #include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
 #include "tuner/heuristic.hpp"
+#include "tuner/simulate.hpp"
 #include "tuner/tuner.hpp"
 #include "tuning_db/exchange.hpp"
 
@@ -315,7 +316,7 @@ TEST(DbTrust, RetuneReplacesAnUnbackedWinnerWithTheFastestVerifiedTrial) {
     tuner::TuneRequest request;
     request.problem = problem;
     request.db_path = path;
-    request.simulate = true;
+    request.simulation = tuner::Simulation{};
     request.retune = true;
     request.worker_binary = DECONVTUNE_BINARY;
     request.kernel_deadline_seconds = 1;

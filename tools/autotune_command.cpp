@@ -262,8 +262,7 @@ void fill_request(const AutotuneArgs& args, const std::vector<Problem>& problems
   request.trial.warmup_runs = args.warmup;
   request.kernel_deadline_seconds = args.kernel_deadline;
   request.launch_winner = !args.no_launch;
-  request.simulate = args.simulate;
-  request.simulate_trial_ms = args.simulate_trial_ms;
+  if (args.simulate) request.simulation = tuner::Simulation{args.simulate_trial_ms};
   request.start = args.start;
   if (!args.inject_faults.empty()) {
     for (int kind : parse_int_list(args.inject_faults, "--inject-faults")) {

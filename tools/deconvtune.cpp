@@ -222,8 +222,11 @@ int main(int argc, char** argv) {
   CLI::App* worker_cmd = app.add_subcommand("worker", "");  // hidden: the tuner's subprocess
   worker_cmd->group("");
   worker_cmd->add_option("--device", worker.device);
-  worker_cmd->add_flag("--simulate", worker.simulate);
-  worker_cmd->add_option("--simulate-trial-ms", worker.simulate_trial_ms);
+  // Test-only (the simulated measurer: tuner/simulate.hpp).
+  bool worker_simulates = false;
+  double worker_simulated_trial_ms = 0;
+  worker_cmd->add_flag("--simulate", worker_simulates);
+  worker_cmd->add_option("--simulate-trial-ms", worker_simulated_trial_ms);
 
   DbArgs db;
   CLI::App* db_cmd = add_db_command(app, db);
@@ -263,8 +266,11 @@ int main(int argc, char** argv) {
     if (*inspect_cmd) return inspect_command(inspect);
     if (*db_cmd) return db_command(db);
     if (*autotune_cmd) return autotune_command(autotune);
-    if (*worker_cmd)
+    if (*worker_cmd) {
+      if (worker_simulates)
+        worker.simulation = deconvtune::tuner::Simulation{worker_simulated_trial_ms};
       return worker_exit_code(deconvtune::tuner::serve_as_worker(worker, kExitFailure));
+    }
     if (*report_cmd) return default_report_command(report);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "deconvtune: error: %s\n", e.what());

@@ -99,7 +99,7 @@ std::vector<Candidate> CompilePipeline::compile_chunk(size_t begin, size_t end) 
       chunk.push_back(std::move(candidate));
       continue;
     }
-    if (settings_.simulate) {
+    if (settings_.simulate) {  // TEST SEAM
       SimulatedCompile compiled = simulated_compile(candidate.config, problem_);
       candidate.ok = compiled.ok;
       candidate.failure = compiled.log;

@@ -39,7 +39,7 @@ struct CompileSettings {
   std::string arch;
   DeviceLimits limits;  // the launch geometry's device
   unsigned threads = 1;
-  bool simulate = false;  // TEST ONLY: tuner/simulate.hpp's compile instead of NVRTC
+  bool simulate = false;  // TEST SEAM: tuner/simulate.hpp's compile instead of NVRTC
 };
 
 class CompilePipeline {

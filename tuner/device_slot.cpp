@@ -6,6 +6,7 @@
 
 #include "gpu/nvrtc_compiler.hpp"
 #include "tuner/run_control.hpp"
+#include "tuner/simulate.hpp"
 
 namespace deconvtune::tuner {
 namespace {
@@ -44,7 +45,7 @@ std::vector<std::unique_ptr<DeviceSlot>> open_devices(const TuneRequest& request
     }
     auto slot = std::make_unique<DeviceSlot>();
     slot->ordinal = ordinal;
-    if (request.simulate) {
+    if (request.simulation) {  // TEST SEAM
       slot->record = simulated_device();
     } else {
       open_gpu(*slot);

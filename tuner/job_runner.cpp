@@ -76,7 +76,7 @@ void JobRunner::first_round(const std::vector<Config>& order,
                             const std::vector<HalvingRound>& rounds,
                             std::vector<Candidate>& survivors, Ranking& ranking) {
   const CompileSettings settings{batch_.db, slot_.arch, slot_.limits, batch_.compile_threads,
-                                 request_.simulate && !request_.simulate_compiles};
+                                 request_.simulation && !request_.simulation->compile_for_real};
   const TrialOptions& options = rounds.empty() ? request_.trial : rounds.front().options;
   CompilePipeline pipeline(job_.problem, order, settings);
   try {

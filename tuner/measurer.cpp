@@ -11,6 +11,7 @@
 
 #include "tuner/executable.hpp"
 #include "tuner/run_control.hpp"
+#include "tuner/simulate.hpp"
 
 namespace deconvtune::tuner {
 
@@ -107,10 +108,8 @@ void Measurer::ensure_worker() {
   if (slot_.worker) return;
   std::vector<std::string> argv = {worker_executable(request_.worker_binary), "worker", "--device",
                                    std::to_string(slot_.ordinal)};
-  if (request_.simulate) {
-    argv.push_back("--simulate");
-    argv.push_back("--simulate-trial-ms");
-    argv.push_back(fmt::format("{}", request_.simulate_trial_ms));
+  if (request_.simulation) {  // TEST SEAM
+    for (std::string& arg : simulated_worker_args(*request_.simulation)) argv.push_back(arg);
   }
   if (slot_.worker_started) ++restarts_;
   slot_.worker = std::make_unique<WorkerProcess>(argv);

@@ -163,7 +163,7 @@ void launch_first_winner(TuneReport& first, const Problem& problem, DeviceSlot& 
   const TuneRequest& settings = *batch.request;
   if (stop_requested(settings)) {
     first.first_launch_skipped = "the run was interrupted";
-  } else if (settings.simulate) {
+  } else if (settings.simulation) {  // TEST SEAM
     first.first_launch_skipped = "simulated run: there is no GPU to launch on";
   } else if (!settings.launch_winner) {
     first.first_launch_skipped = "not asked for";
@@ -206,17 +206,6 @@ Strategy pick_strategy(size_t candidates, double budget_seconds, int max_trials)
   if (candidates <= kSmallSpace) return Strategy::kExhaustive;
   if (budget_seconds > 0 || max_trials > 0) return Strategy::kRandom;
   return Strategy::kSuccessiveHalving;
-}
-
-db::DeviceRecord simulated_device() {
-  db::DeviceRecord record;
-  record.name = "Simulated GPU (deconvtune --simulate)";
-  record.arch = kDefaultArch;
-  record.sm_count = 132;
-  record.driver_version = 0;
-  record.nvrtc_version = "simulated";
-  record.copy_gbps = kSimulatedCopyGbps;
-  return record;
 }
 
 TuneReport autotune(const TuneRequest& request, const ProgressFn& progress) {

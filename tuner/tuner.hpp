@@ -49,6 +49,14 @@ class ProblemSetupError : public TuneError {
   using TuneError::TuneError;
 };
 
+// TEST SEAM (tuner/simulate.hpp): a deterministic fake measurer instead of the GPU, so the
+// tuner, the DB's recording path, sharding and the kill and load tests run on a machine without
+// a GPU. The workers still run as subprocesses (the CLI's `worker --simulate`) and the DB is real.
+struct Simulation {
+  double trial_ms = 0;            // how long each simulated trial takes
+  bool compile_for_real = false;  // compile with NVRTC through the cubin cache; simulate measuring
+};
+
 struct TuneRequest {
   Problem problem;      // its precision is the tuning precision
   std::string db_path;  // empty: TuningDb::default_path()
@@ -74,12 +82,7 @@ struct TuneRequest {
   bool launch_winner = true;
   // When the run began, for FirstLaunch::since_start_ms and the budget; unset: when called.
   std::optional<std::chrono::steady_clock::time_point> start;
-  // TEST ONLY: a deterministic fake measurer (tuner/simulate.hpp) instead of the GPU, and no
-  // compilation; the workers still run as subprocesses and the DB path is the real one.
-  bool simulate = false;
-  double simulate_trial_ms = 0;  // how long each simulated trial takes
-  bool simulate_compiles =
-      false;  // simulate measuring only: compile with NVRTC, use the cubin cache
+  std::optional<Simulation> simulation;  // TEST SEAM: set, nothing runs on a GPU
   // Interruption (e.g. set from a SIGINT handler: a lock-free atomic is async-signal-safe). Once it
   // reads true, no candidate starts, the candidates in flight are abandoned within ~0.1 s (their
   // workers killed, nothing recorded for them; a chunk being compiled is finished first), no
@@ -130,10 +133,5 @@ TuneReport autotune(const TuneRequest& request, const ProgressFn& progress = {})
 std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
                                        const TuneRequest& settings,
                                        const ProgressFn& progress = {});
-
-// The device record a tuning run keys its results by: the GPU's, or the simulated one, whose copy
-// bandwidth is kSimulatedCopyGbps (as fictitious as its times).
-inline constexpr double kSimulatedCopyGbps = 10000;
-db::DeviceRecord simulated_device();
 
 }  // namespace deconvtune::tuner

@@ -150,7 +150,9 @@ class GpuMeasurer {
   uint64_t seed_ = 0;
 };
 
-bool simulate(const TrialRequest& request, double trial_ms, Channel& channel) {
+// TEST SEAM: one trial as tuner/simulate.hpp says, told through the protocol as a GPU worker tells
+// it (a fault ends the worker, a hang never answers).
+bool serve_simulated_trial(const TrialRequest& request, double trial_ms, Channel& channel) {
   // As the GPU worker's Verifier does: a problem that does not fit is refused before "ready".
   constexpr size_t kSimulatedMemory = size_t{80} << 30;
   if (verification_bytes(request.problem) > kSimulatedMemory) {
@@ -202,8 +204,9 @@ WorkerEnd serve_as_worker(const WorkerOptions& options, int lost_context_exit_co
       channel.send({{"type", "error"}, {"message", e.what()}});
       return WorkerEnd::kUnreadable;
     }
-    const bool go_on = options.simulate ? simulate(request, options.simulate_trial_ms, channel)
-                                        : gpu.measure(request, channel);
+    const bool go_on = options.simulation
+                           ? serve_simulated_trial(request, options.simulation->trial_ms, channel)
+                           : gpu.measure(request, channel);
     // The context is lost (or the worker could not set up): exit at once, since destructors that
     // touch the GPU could fail or block on a lost context.
     if (!go_on) _exit(lost_context_exit_code);
