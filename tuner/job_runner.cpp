@@ -31,14 +31,6 @@ bool plausible_timing(const TrialReply& reply) {
          std::isfinite(reply.max_error) && reply.max_error >= 0;
 }
 
-TrialReply failure_reply(const Candidate& candidate) {
-  TrialReply reply;
-  reply.config_name = candidate.name;
-  reply.status = Disposition::kCompileFailed;
-  reply.reason = candidate.failure;
-  return reply;
-}
-
 }  // namespace
 
 void JobRunner::run() {
@@ -86,7 +78,8 @@ void JobRunner::first_round(const std::vector<Config>& order,
         break;
       }
       if (!candidate->ok) {
-        record(*candidate, failure_reply(*candidate));
+        record(*candidate,
+               failed_reply(candidate->name, Disposition::kCompileFailed, candidate->failure));
         continue;
       }
       const TrialReply reply = measure(*candidate, options);
@@ -180,10 +173,8 @@ TrialReply JobRunner::measure(const Candidate& candidate, const TrialOptions& op
   TrialReply reply = measurer_.measure(job_.problem, candidate, options);
   job_.report.measure_seconds += seconds_since(start);
   if (reply.config_name != candidate.name) {
-    reply = TrialReply{};
-    reply.config_name = candidate.name;
-    reply.status = Disposition::kLaunchFailed;
-    reply.reason = "the worker answered for another config";
+    reply = failed_reply(candidate.name, Disposition::kLaunchFailed,
+                         "the worker answered for another config");
   }
   if (reply.status == Disposition::kOk && !plausible_timing(reply)) {
     reply.reason = fmt::format(

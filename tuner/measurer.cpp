@@ -50,15 +50,15 @@ TrialReply Measurer::measure_once(const Problem& problem, const Candidate& candi
     if (read == WorkerProcess::Read::kTimedOut) {
       slot_.worker->kill();
       drop_worker();
-      return failure(
-          candidate, Disposition::kTimedOut,
+      return failed_reply(
+          candidate.name, Disposition::kTimedOut,
           fmt::format("{} did not finish within {:.1f} s; the worker was killed", phase, deadline));
     }
     if (read == WorkerProcess::Read::kClosed) {
       killed_from_outside_ = slot_.worker->wait_exit(5.0) && slot_.worker->term_signal() == SIGKILL;
       std::string exit = finish_worker();
-      return failure(candidate, Disposition::kFaulted,
-                     fmt::format("the worker died during {} ({})", phase, exit));
+      return failed_reply(candidate.name, Disposition::kFaulted,
+                          fmt::format("the worker died during {} ({})", phase, exit));
     }
     nlohmann::json message;
     try {
@@ -87,21 +87,13 @@ TrialReply Measurer::measure_once(const Problem& problem, const Candidate& candi
     } catch (const ProtocolError& e) {
       slot_.worker->kill();
       drop_worker();
-      return failure(candidate, Disposition::kLaunchFailed,
-                     fmt::format("the worker's reply was unreadable: {}", e.what()));
+      return failed_reply(candidate.name, Disposition::kLaunchFailed,
+                          fmt::format("the worker's reply was unreadable: {}", e.what()));
     }
   }
   slot_.worker->kill();
   drop_worker();
-  return failure(candidate, Disposition::kLaunchFailed, "the worker sent no result");
-}
-
-TrialReply Measurer::failure(const Candidate& candidate, Disposition status, std::string reason) {
-  TrialReply reply;
-  reply.config_name = candidate.name;
-  reply.status = status;
-  reply.reason = std::move(reason);
-  return reply;
+  return failed_reply(candidate.name, Disposition::kLaunchFailed, "the worker sent no result");
 }
 
 void Measurer::ensure_worker() {

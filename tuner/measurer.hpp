@@ -32,7 +32,6 @@ class Measurer {
  private:
   TrialReply measure_once(const Problem& problem, const Candidate& candidate,
                           const TrialOptions& options);
-  static TrialReply failure(const Candidate& candidate, Disposition status, std::string reason);
   void ensure_worker();
   void send_request(const std::string& line);
   void abandon_if_interrupted(WorkerProcess::Read read);

@@ -58,14 +58,13 @@ TrialReply reply_from(const TrialResult& result) {
   return reply;
 }
 
-TrialReply failure(const std::string& config, Disposition status, const std::string& reason,
-                   bool context_lost) {
-  TrialReply reply;
-  reply.config_name = config;
-  reply.status = status;
-  reply.reason = reason;
-  reply.context_lost = context_lost;
-  return reply;
+// The worker could not set itself up for the problem: says why (before "ready", so the tuner
+// blames no candidate) and returns false, as the process must end.
+bool refuse_setup(const TrialRequest& request, const std::string& why, Channel& channel) {
+  TrialReply reply = failed_reply(request.config_name, Disposition::kLaunchFailed, why);
+  reply.context_lost = true;
+  channel.send(to_json(reply));
+  return false;
 }
 
 // Set up: says "ready" and reads the config's name; a name that is not a config is answered as
@@ -75,8 +74,7 @@ std::optional<Config> ready_for(const TrialRequest& request, Channel& channel) {
   try {
     return Config::from_name(request.config_name);
   } catch (const std::invalid_argument& e) {
-    channel.send(
-        to_json(failure(request.config_name, Disposition::kLaunchFailed, e.what(), false)));
+    channel.send(to_json(failed_reply(request.config_name, Disposition::kLaunchFailed, e.what())));
     return std::nullopt;
   }
 }
@@ -100,9 +98,7 @@ class GpuMeasurer {
     } catch (const std::exception& e) {
       // No GPU, a CUDA failure, or the problem does not fit: nothing this worker can measure, and
       // no candidate is to blame (the tuner reports the problem, not a trial).
-      channel.send(to_json(failure(request.config_name, Disposition::kLaunchFailed,
-                                   fmt::format("worker setup: {}", e.what()), true)));
-      return false;
+      return refuse_setup(request, fmt::format("worker setup: {}", e.what()), channel);
     }
     const std::optional<Config> config = ready_for(request, channel);
     if (!config) return true;
@@ -156,13 +152,12 @@ bool serve_simulated_trial(const TrialRequest& request, double trial_ms, Channel
   // As the GPU worker's Verifier does: a problem that does not fit is refused before "ready".
   constexpr size_t kSimulatedMemory = size_t{80} << 30;
   if (verification_bytes(request.problem) > kSimulatedMemory) {
-    channel.send(to_json(failure(
-        request.config_name, Disposition::kLaunchFailed,
+    return refuse_setup(
+        request,
         fmt::format(
             "worker setup: simulated: the problem needs {:.1f} GiB, the simulated GPU has 80",
             verification_bytes(request.problem) / 1073741824.0),
-        true)));
-    return false;
+        channel);
   }
   const std::optional<Config> config = ready_for(request, channel);
   if (!config) return true;

@@ -50,6 +50,10 @@ struct TrialReply {
   bool context_lost = false;  // the worker exits after sending this reply
 };
 
+// The reply for a trial that ended without a measurement: its config, how it ended and why. Both
+// halves of the protocol build their failures with it.
+TrialReply failed_reply(std::string config_name, Disposition status, std::string reason);
+
 nlohmann::json to_json(const TrialRequest& request);
 TrialRequest trial_request_from_json(const nlohmann::json& message);
 nlohmann::json to_json(const TrialReply& reply);
