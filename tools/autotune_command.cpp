@@ -17,6 +17,7 @@
 
 #include "codegen/generator.hpp"
 #include "gpu/driver_api.hpp"
+#include "tools/cli_checks.hpp"
 #include "tools/commands.hpp"
 #include "tools/table.hpp"
 #include "tools/trial_report.hpp"
@@ -26,10 +27,6 @@
 
 namespace deconvtune::tools {
 namespace {
-
-struct BadInput {
-  std::string message;
-};
 
 // Set by the SIGINT and SIGTERM handler, read by the tuner (TuneRequest::stop).
 std::atomic<bool> stop_requested{false};

@@ -30,10 +30,6 @@ namespace {
 using db::DbError;
 using db::TuningDb;
 
-struct BadInput {
-  std::string message;
-};
-
 std::string db_path(const DbArgs& args) {
   return args.db_path.empty() ? TuningDb::default_path() : args.db_path;
 }
