@@ -197,22 +197,20 @@ TrialReply JobRunner::measure(const Candidate& candidate, const TrialOptions& op
 
 void JobRunner::record(const Candidate& candidate, const TrialReply& reply) {
   db::TrialRecord trial;
+  static_cast<TrialMeasurement&>(trial) = reply;  // the measurement as the worker reported it
+  trial.config_name = candidate.name;
+  const bool ok = reply.status == Disposition::kOk;
+  trial.reason = ok ? "" : clip_reason(reply.reason);
+  if (!ok)
+    trial.median_ms = trial.min_ms = trial.max_ms = 0;  // a failed trial's times mean nothing
+  if (ok && !(trial.max_error >= 0)) trial.max_error = 0;
+  // The compile's count (ptxas's, or the cached cubin's own), else the loaded function's.
+  if (candidate.registers >= 0) trial.registers = candidate.registers;
+  if (trial.registers > 255) trial.registers = -1;
   trial.problem_key = job_.problem.key();
   trial.device_key = slot_.record.key();
   trial.generator_version = generator_version();
   trial.precision = job_.problem.precision;
-  trial.config_name = candidate.name;
-  trial.status = reply.status;
-  trial.reason = reply.status == Disposition::kOk ? "" : clip_reason(reply.reason);
-  if (reply.status == Disposition::kOk) {
-    trial.median_ms = reply.median_ms;
-    trial.min_ms = reply.min_ms;
-    trial.max_ms = reply.max_ms;
-  }
-  trial.max_error = reply.max_error;
-  if (!(trial.max_error >= 0) && reply.status == Disposition::kOk) trial.max_error = 0;
-  trial.registers = candidate.registers >= 0 ? candidate.registers : reply.registers;
-  if (trial.registers > 255) trial.registers = -1;
   trial.shared_bytes = candidate.shared_bytes;
   trial.spill_bytes = candidate.spill_bytes;
   trial.compile_ms = candidate.compile_ms;

@@ -45,14 +45,8 @@ class Channel {
 
 TrialReply reply_from(const TrialResult& result) {
   TrialReply reply;
-  reply.config_name = result.config_name;
-  reply.status = result.disposition;
-  reply.reason = result.reason;
-  reply.median_ms = result.timing.median_ms;
-  reply.min_ms = result.timing.min_ms;
-  reply.max_ms = result.timing.max_ms;
+  static_cast<TrialMeasurement&>(reply) = measurement_of(result);
   reply.runs = result.timing.runs;
-  reply.max_error = result.verification.max_abs_error;
   reply.error_bound = result.verification.bound;
   reply.context_lost = result.disposition == Disposition::kFaulted;
   return reply;

@@ -54,6 +54,7 @@
 
 #include "codegen/problem.hpp"
 #include "trial/disposition.hpp"
+#include "trial/measurement.hpp"
 
 namespace deconvtune::db {
 
@@ -97,19 +98,14 @@ struct ProblemRecord {
   std::string spec;  // Problem::to_json(), compact
 };
 
-// One measured (or failed) candidate. Its identity (what import de-duplicates on) is the key, the
-// config name and measured_at.
-struct TrialRecord {
+// One measured (or failed) candidate: its measurement (reason empty for kOk) under its key. Its
+// identity (what import de-duplicates on) is the key, the config name and measured_at.
+struct TrialRecord : TrialMeasurement {
   std::string problem_key;
   std::string device_key;
   std::string generator_version;
   Precision precision = Precision::kFp32;
-  std::string config_name;
-  Disposition status = Disposition::kOk;
-  std::string reason;  // empty for kOk
-  double median_ms = 0, min_ms = 0, max_ms = 0;
-  double max_error = 0;  // NaN: not finite (a wrong kernel's output); only for failed trials
-  int registers = -1, shared_bytes = -1, spill_bytes = -1;  // -1: unknown
+  int shared_bytes = -1, spill_bytes = -1;  // -1: unknown
   double compile_ms = 0;
   std::string measured_at;  // ISO 8601 UTC with microseconds; filled by record_trial when empty
 };
