@@ -23,16 +23,22 @@ void open_gpu(DeviceSlot& slot) {
   slot.context = std::make_unique<Context>(slot.ordinal);
   slot.context_ms = ms_since(start);
   const DeviceInfo& info = slot.context->info();
-  slot.record.name = info.name;
-  slot.record.arch = info.arch();
-  slot.record.sm_count = info.sm_count;
-  slot.record.driver_version = info.driver_version;
-  slot.record.nvrtc_version = nvrtc_version();
+  slot.record = device_record(info);
   slot.arch = info.arch();
   slot.limits = info.limits();
 }
 
 }  // namespace
+
+db::DeviceRecord device_record(const DeviceInfo& info) {
+  db::DeviceRecord record;
+  record.name = info.name;
+  record.arch = info.arch();
+  record.sm_count = info.sm_count;
+  record.driver_version = info.driver_version;
+  record.nvrtc_version = nvrtc_version();
+  return record;
+}
 
 std::vector<std::unique_ptr<DeviceSlot>> open_devices(const TuneRequest& request) {
   std::vector<int> ordinals = request.devices;

@@ -26,7 +26,15 @@
 #include "trial/benchmark.hpp"
 #include "tuning_db/tuning_db.hpp"
 
+namespace deconvtune {
+struct DeviceInfo;  // gpu/driver_api.hpp
+}
+
 namespace deconvtune::tuner {
+
+// The record a GPU's results are keyed by: its name, arch and SM count, its driver and this
+// build's NVRTC. The one conversion the tuner, the engine and the tests use.
+db::DeviceRecord device_record(const DeviceInfo& info);
 
 enum class Strategy { kExhaustive, kRandom, kSuccessiveHalving };
 std::string_view to_string(Strategy strategy);   // "exhaustive", "random", "halving"
