@@ -68,11 +68,7 @@ struct DeviceState {
     DriverApi::get().cuCtxSetCurrent(previous);
     const DeviceInfo& info = context->info();
     limits = info.limits();
-    record.name = info.name;
-    record.arch = info.arch();
-    record.sm_count = info.sm_count;
-    record.driver_version = info.driver_version;
-    record.nvrtc_version = nvrtc_version();
+    record = tuner::device_record(info);
   }
 };
 

@@ -106,7 +106,7 @@ inline std::string read_text(const std::string& path) {
 }
 
 // One line "[done/total] CONFIG STATUS ..." that the tuner prints on stderr after the trial's
-// transaction committed (tuner/tuner.cpp records, then reports progress).
+// transaction committed (tuner/job_runner.cpp records, then reports progress).
 struct Committed {
   std::string config;
   std::string status;

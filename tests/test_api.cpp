@@ -21,6 +21,7 @@
 #include "tests/api_test_util.hpp"
 #include "tests/unprivileged.hpp"
 #include "trial/verifier.hpp"
+#include "tuner/tuner.hpp"
 
 // GCC sees malloc'ed memory reach free() through inlined allocators and warns; it is the pairing
 // of this replacement itself.
@@ -502,16 +503,7 @@ TEST(ApiGpu, CachedPlanRunDoesNotAllocate) {
   EXPECT_TRUE(verifier.check_output().passed());
 }
 
-deconvtune::db::DeviceRecord this_gpu() {
-  const deconvtune::DeviceInfo& info = gpu().info();
-  deconvtune::db::DeviceRecord record;
-  record.name = info.name;
-  record.arch = info.arch();
-  record.sm_count = info.sm_count;
-  record.driver_version = info.driver_version;
-  record.nvrtc_version = deconvtune::nvrtc_version();
-  return record;
-}
+deconvtune::db::DeviceRecord this_gpu() { return deconvtune::tuner::device_record(gpu().info()); }
 
 TEST(ApiGpu, ConfigComesFromTheWinnerTheNearestOrTheRule) {
   REQUIRE_GPU();

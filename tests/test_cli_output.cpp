@@ -20,6 +20,7 @@
 #include "tools/commands.hpp"
 #include "tools/table.hpp"
 #include "tools/trial_report.hpp"
+#include "tuner/simulate.hpp"
 #include "tuner/tuner.hpp"
 
 namespace deconvtune::tools {

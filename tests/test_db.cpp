@@ -141,7 +141,7 @@ TEST(tuning_db, MigratesTheCommittedVersion1FileAndKeepsItsRows) {
   for (const DeviceRecord& device : db.devices()) EXPECT_EQ(device.nvrtc_version, "");
   // Version 2's additions work on the migrated file.
   std::string cache_key = cubin_cache_key("src", {}, "sm_90", "13.0");
-  db.store_cubin(cache_key, {'c', 'u', 'b'});
+  db.store_cubin(cache_key, {'c', 'u', 'b'}, generator_version());
   EXPECT_TRUE(db.cached_cubin(cache_key).has_value());
   WinnerKey key{winners[0].problem_key, winners[0].device_key, winners[0].generator_version,
                 winners[0].precision};
@@ -242,7 +242,7 @@ TEST(tuning_db, FilesThatAreNotSoundTuningDbsGiveClearErrorsAndStayUnchanged) {
     testing::fill_sample(db);
     for (int i = 0; i < 40; ++i) {
       db.store_cubin(cubin_cache_key(std::to_string(i), {}, "sm_90", "13.0"),
-                     std::vector<char>(3000, static_cast<char>(i)));
+                     std::vector<char>(3000, static_cast<char>(i)), generator_version());
     }
   }
   { RawDb(good).exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
@@ -565,14 +565,14 @@ TEST(tuning_db, CubinCacheStoresAndLoadsByContentKey) {
   {
     TuningDb db(path);
     EXPECT_FALSE(db.cached_cubin(key).has_value());
-    db.store_cubin(key, cubin);
+    db.store_cubin(key, cubin, generator_version());
     EXPECT_EQ(db.cached_cubin(key), cubin);
     std::vector<char> replaced(cubin.begin(), cubin.begin() + 10);
-    db.store_cubin(key, replaced);
+    db.store_cubin(key, replaced, generator_version());
     EXPECT_EQ(db.cached_cubin(key), replaced);
-    db.store_cubin(key, cubin);
-    EXPECT_THROW(db.store_cubin("not-a-key", cubin), FieldError);
-    EXPECT_THROW(db.store_cubin(key, {}), FieldError);
+    db.store_cubin(key, cubin, generator_version());
+    EXPECT_THROW(db.store_cubin("not-a-key", cubin, generator_version()), FieldError);
+    EXPECT_THROW(db.store_cubin(key, {}, generator_version()), FieldError);
     CubinCacheStats stats = db.cubin_cache_stats();
     EXPECT_EQ(stats.entries, 1);
     EXPECT_EQ(stats.bytes, 100000);
@@ -580,7 +580,7 @@ TEST(tuning_db, CubinCacheStoresAndLoadsByContentKey) {
   // Another process (here: connection) reads it back, read-only.
   TuningDb reader(path, true);
   EXPECT_EQ(reader.cached_cubin(key), cubin);
-  EXPECT_THROW(reader.store_cubin(key, cubin), DbError);
+  EXPECT_THROW(reader.store_cubin(key, cubin, generator_version()), DbError);
 }
 
 class ScopedEnv {
@@ -649,9 +649,10 @@ TEST(tuning_db, PruneDropsOtherGeneratorVersionsOrOldRowsAndDryRunCountsOnly) {
   old_trial.measured_at = "2020-01-01T00:00:00.000000Z";
   db.record_trial(old_trial);
   db.record_trial(testing::failed_trial(old_key, "c_old_failed", Disposition::kTimedOut, "3 s"));
-  db.store_cubin(cubin_cache_key("x", {}, "sm_90", "13.0"), {'a', 'b'});
+  db.store_cubin(cubin_cache_key("x", {}, "sm_90", "13.0"), {'a', 'b'}, generator_version());
 
   PruneOptions dry;
+  dry.keep_generator_version = current;
   dry.dry_run = true;
   PruneReport preview = db.prune(dry);
   EXPECT_EQ(preview.trials, 2);
@@ -669,7 +670,11 @@ TEST(tuning_db, PruneDropsOtherGeneratorVersionsOrOldRowsAndDryRunCountsOnly) {
   EXPECT_EQ(old_rows.trials, 1) << "only the trial from 2020";
   EXPECT_EQ(old_rows.winners, 1);
 
-  PruneReport done = db.prune({});
+  PruneOptions others;
+  others.keep_generator_version = current;
+  EXPECT_THROW(db.prune(PruneOptions{}), FieldError)
+      << "the version to keep is a value it is given";
+  PruneReport done = db.prune(others);
   EXPECT_EQ(done.trials, 2);
   EXPECT_EQ(db.trial_count(), 1);
   EXPECT_FALSE(db.winner(old_key).has_value());

@@ -16,6 +16,7 @@
 #include <map>
 #include <set>
 
+#include "codegen/generator.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
 #include "tests/fault_vfs.hpp"
@@ -87,7 +88,8 @@ void make_base_db(const std::string& path) {
   for (int i = 0; i < 8; ++i) {
     db.record_trial(trial_at(key, fmt::format("igemm_base_{}", i), 2.0 + 0.01 * i, i));
   }
-  db.store_cubin(cubin_cache_key("base", {}, "sm_90", ""), std::vector<char>(20000, 'c'));
+  db.store_cubin(cubin_cache_key("base", {}, "sm_90", ""), std::vector<char>(20000, 'c'),
+                 generator_version());
 }
 
 struct FaultSummary {
@@ -256,7 +258,7 @@ TEST(DbFaults, PowerLossAtAnyWriteOrSyncLeavesEveryCommittedTransaction) {
   steps.push_back([](TuningDb& db) {
     std::vector<char> cubin(100000);
     for (size_t i = 0; i < cubin.size(); ++i) cubin[i] = static_cast<char>(i * 7 + i / 4096);
-    db.store_cubin(cubin_cache_key("session", {}, "sm_90", ""), cubin);
+    db.store_cubin(cubin_cache_key("session", {}, "sm_90", ""), cubin, generator_version());
   });
 
   // states[i]: what the DB holds once i steps are committed.

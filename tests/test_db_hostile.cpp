@@ -15,6 +15,7 @@
 #include <functional>
 #include <optional>
 
+#include "codegen/generator.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
 #include "tests/unprivileged.hpp"
@@ -61,7 +62,8 @@ void make_sound_db(const std::string& path, int extra_trials = 0, int cubins = 0
   for (int i = 0; i < extra_trials; ++i) {
     db.record_trial(testing::ok_trial(key, fmt::format("igemm_extra_{}", i), 2.0 + 0.01 * i));
   }
-  for (int i = 0; i < cubins; ++i) db.store_cubin(cubin_key(i), cubin_bytes(i, cubin_size));
+  for (int i = 0; i < cubins; ++i)
+    db.store_cubin(cubin_key(i), cubin_bytes(i, cubin_size), generator_version());
 }
 
 // `sql` applied with a plain SQLite handle (what an attacker has), then closed and checkpointed.
@@ -370,7 +372,7 @@ std::string write_some(const std::string& path, const std::string& label) {
     db.upsert_device(testing::h100());
     db.record_trial(testing::ok_trial(testing::key_of(testing::small_problem(), testing::h100()),
                                       "igemm_after_flip", 0.75));
-    db.store_cubin(cubin_key(99), cubin_bytes(99, 5000));
+    db.store_cubin(cubin_key(99), cubin_bytes(99, 5000), generator_version());
   } catch (const DbError& e) {
     return e.what();
   } catch (const std::exception& e) {

@@ -16,6 +16,7 @@
 #include <set>
 #include <thread>
 
+#include "codegen/generator.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
 
@@ -97,7 +98,7 @@ TEST(tuning_db_processes, ConcurrentWritersLoseNothingAndReadersNeverSeeAHalfWin
           // Other kinds of writes interleave too.
           db.upsert_device(fixture.device);
           db.store_cubin(cubin_cache_key(trial.config_name, {}, "sm_90", "13.0"),
-                         std::vector<char>(4096, static_cast<char>(i)));
+                         std::vector<char>(4096, static_cast<char>(i)), generator_version());
         }
       }
       return true;
@@ -167,7 +168,7 @@ TEST(tuning_db_processes, KilledWriterLeavesASoundDbWithEveryCommittedTrial) {
         db.record_trial(trial);
         if (i % 7 == 0) {
           db.store_cubin(cubin_cache_key(trial.config_name, {}, "sm_90", "13.0"),
-                         std::vector<char>(16384, 'k'));
+                         std::vector<char>(16384, 'k'), generator_version());
         }
         // Reported only after record_trial returned, i.e. after COMMIT.
         if (write(pipe_fds[1], &i, sizeof(i)) != sizeof(i)) return false;

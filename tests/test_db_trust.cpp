@@ -22,6 +22,7 @@
 #include "gpu/nvrtc_compiler.hpp"
 #include "tests/db_test_support.hpp"
 #include "tuner/heuristic.hpp"
+#include "tuner/simulate.hpp"
 #include "tuner/tuner.hpp"
 #include "tuning_db/exchange.hpp"
 
@@ -88,9 +89,9 @@ int flipped_cubin_child() {
   const std::string a(64, 'a'), b(64, 'b'), c(64, 'c');
   {
     TuningDb db(path);
-    db.store_cubin(a, fake_cubin('x'));
-    db.store_cubin(b, fake_cubin('y'));
-    db.store_cubin(c, fake_cubin('z'));
+    db.store_cubin(a, fake_cubin('x'), generator_version());
+    db.store_cubin(b, fake_cubin('y'), generator_version());
+    db.store_cubin(c, fake_cubin('z'), generator_version());
   }
   // One byte flipped in two of the three cubins, in the file.
   for (const std::string& key : {a, b}) {
@@ -135,7 +136,7 @@ TEST(DbTrust, FlippedCubinInAReadOnlyDbIsAbsentAndKept) {
   TempDir dir;
   const std::string path = dir.file("t.db");
   const std::string key(64, 'd');
-  { TuningDb(path).store_cubin(key, fake_cubin('q')); }
+  { TuningDb(path).store_cubin(key, fake_cubin('q'), generator_version()); }
   raw_sql(path, "UPDATE cubin_cache SET sha256 = ?", [&](sqlite3_stmt* s) {
     sqlite3_bind_text(s, 1, std::string(64, '0').c_str(), -1, SQLITE_TRANSIENT);
   });
@@ -315,7 +316,7 @@ TEST(DbTrust, RetuneReplacesAnUnbackedWinnerWithTheFastestVerifiedTrial) {
     tuner::TuneRequest request;
     request.problem = problem;
     request.db_path = path;
-    request.simulate = true;
+    request.simulation = tuner::Simulation{};
     request.retune = true;
     request.worker_binary = DECONVTUNE_BINARY;
     request.kernel_deadline_seconds = 1;

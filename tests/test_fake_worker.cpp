@@ -106,7 +106,7 @@ TEST(TunerFakeWorker, EveryMalformedReplyIsRecordedWithItsReasonAndNothingHangs)
     TuneRequest request;
     request.problem = problem;
     request.db_path = dir.file(std::string(m.name) + ".db");
-    request.simulate = true;  // nothing compiled; the script is the worker
+    request.simulation = Simulation{};  // nothing compiled; the script is the worker
     request.worker_binary = script.string();
     request.kernel_deadline_seconds = 1;
     request.setup_deadline_seconds = 5;
@@ -155,7 +155,7 @@ TEST(TunerFakeWorker, AWorkerThatNeverGetsReadyEndsTheRunWithAClearError) {
   TuneRequest request;
   request.problem = small_problem();
   request.db_path = dir.file("mute.db");
-  request.simulate = true;
+  request.simulation = Simulation{};
   request.worker_binary = script.string();
   request.setup_deadline_seconds = 1;
   request.extra_candidates = {enumerate_space(request.problem).front()};

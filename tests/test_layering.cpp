@@ -120,6 +120,55 @@ TEST(Layering, ThePlantedArrowsBackUpAreFound) {
       << ::testing::PrintToString(walk.violations);
 }
 
+// A header that says "Internal to <folder>/" in its first lines (the parts of tuner.cpp and
+// tuning_db.cpp, the SQLite wrapper) is included from its own folder only: the stages above use the
+// stage's interface. Tests, fuzzers and benchmarks may look inside.
+TEST(Layering, InternalHeadersStayInTheirFolder) {
+  static const std::regex kInclude(R"re(^\s*#\s*include\s+"([^"]+/[^"]+)")re");
+  int internal = 0;
+  for (const auto& [folder, stage] : kStage) {
+    if (!std::filesystem::is_directory(kRoot / folder)) continue;
+    for (const auto& entry : std::filesystem::recursive_directory_iterator(kRoot / folder)) {
+      if (!entry.is_regular_file() || !is_host_source(entry.path())) continue;
+      std::ifstream in(entry.path());
+      std::string text;
+      for (int line = 1; std::getline(in, text); ++line) {
+        std::smatch match;
+        if (!std::regex_search(text, match, kInclude)) continue;
+        const std::string path = match[1].str();
+        std::ifstream header(kRoot / path);
+        std::string opening, first_lines;
+        for (int i = 0; i < 3 && std::getline(header, opening); ++i) first_lines += opening;
+        const std::string owner = path.substr(0, path.find('/'));
+        if (first_lines.find("// Internal to " + owner + "/") == std::string::npos) continue;
+        ++internal;
+        EXPECT_EQ(owner, folder) << entry.path().lexically_relative(kRoot).string() << ":" << line
+                                 << " includes " << path << ", internal to " << owner << "/";
+      }
+    }
+  }
+  EXPECT_GT(internal, 10) << "the internal headers were found";
+}
+
+// The tuning DB is a store (issue 16.2): the generator version of what it keeps is a value its
+// callers pass, never one it asks the generator for.
+TEST(Layering, TheTuningDbIsGivenTheGeneratorVersion) {
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(kRoot / "tuning_db")) {
+    if (!entry.is_regular_file() || !is_host_source(entry.path())) continue;
+    ++files;
+    std::ifstream in(entry.path());
+    std::string text;
+    for (int line = 1; std::getline(in, text); ++line) {
+      EXPECT_EQ(text.find("codegen/generator.hpp"), std::string::npos)
+          << entry.path().filename() << ":" << line;
+      EXPECT_EQ(text.find("generator_version()"), std::string::npos)
+          << entry.path().filename() << ":" << line;
+    }
+  }
+  EXPECT_GT(files, 5);
+}
+
 TEST(Layering, EveryFolderWithHostCodeIsPlaced) {
   for (const auto& entry : std::filesystem::directory_iterator(kRoot)) {
     const std::string name = entry.path().filename().string();

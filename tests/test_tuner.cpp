@@ -84,7 +84,7 @@ TuneRequest simulated_request(const std::string& db_path, const Problem& problem
   TuneRequest request;
   request.problem = problem;
   request.db_path = db_path;
-  request.simulate = true;
+  request.simulation = Simulation{};
   request.worker_binary = binary();
   request.kernel_deadline_seconds = 1;
   request.setup_deadline_seconds = 30;
@@ -707,12 +707,12 @@ TEST(TunerSimulate, BudgetStopsStartingCandidates) {
   // The whole space takes over 3 s of simulated trials; the budget is 1 s. How many trials
   // fit depends on how long the worker takes to start (seconds under a sanitizer on a loaded
   // machine), so the test asserts only that some ran, not all, and that none began past the budget.
-  request.simulate_trial_ms = 100;
+  request.simulation->trial_ms = 100;
   request.budget_seconds = 1.0;
   TuneReport report = autotune(request);
   EXPECT_TRUE(report.stopped_by_budget);
   EXPECT_GE(report.trials.size(), 1u);
-  ASSERT_GT(report.space_size * request.simulate_trial_ms / 1000.0, 3 * request.budget_seconds);
+  ASSERT_GT(report.space_size * request.simulation->trial_ms / 1000.0, 3 * request.budget_seconds);
   EXPECT_LT(static_cast<int>(report.trials.size()), report.space_size);
   EXPECT_LT(report.wall_seconds, request.budget_seconds + 1.5);
 }
@@ -804,7 +804,7 @@ TEST(TunerSimulate, AWorkerKilledFromOutsideIsRetriedOnceThenMarkedFaulted) {
   // A trial lasts 1.5 s and the killer strikes 0.7 s into a worker's life: past its start (fast
   // even under a sanitizer), inside its first trial.
   request.max_trials = 3;
-  request.simulate_trial_ms = 1500;
+  request.simulation->trial_ms = 1500;
   const TuneReport plain = autotune(request);
 
   request.db_path = dir.file("once.db");
@@ -885,7 +885,7 @@ TEST(TunerSimulate, RandomIsSeededAndHalvingFindsTheExhaustiveWinner) {
 TEST(TunerSimulate, CompiledCubinsFillTheCacheAndARetuneUsesIt) {
   TempDir dir;
   TuneRequest request = simulated_request(dir.file("t.db"), small_problem());
-  request.simulate_compiles = true;
+  request.simulation->compile_for_real = true;
   request.extra_candidates_only = true;
   request.extra_candidates = {Config::from_name("direct_ffma_t128_c1_mishexact"),
                               Config::from_name("direct_ffma_t256_c2_mishexact"), fault(0),
@@ -931,7 +931,7 @@ TEST(TunerSimulate, TwoDevicesShareTheProblemQueue) {
   for (int64_t batch = 1; batch <= 4; ++batch) problems.push_back(small_problem(batch));
   TuneRequest request = simulated_request(dir.file("t.db"), problems.front());
   request.devices = {0, 1};
-  request.simulate_trial_ms = 2;
+  request.simulation->trial_ms = 2;
   std::vector<TuneReport> reports = autotune_batch(problems, request);
   ASSERT_EQ(reports.size(), 4u) << "both simulated GPUs are one model: each problem tuned once";
   db::TuningDb db(request.db_path, true);

@@ -248,8 +248,8 @@ TuneRequest stoppable_request(const std::string& db_path, std::atomic<bool>& sto
   TuneRequest request;
   request.problem = Problem::seed();
   request.db_path = db_path;
-  request.simulate = true;
-  request.simulate_trial_ms = 20;
+  request.simulation = Simulation{};
+  request.simulation->trial_ms = 20;
   request.worker_binary = binary();
   request.setup_deadline_seconds = 60;
   request.stop = &stop;
@@ -277,7 +277,7 @@ TEST(TunerStop, TheCandidateInFlightIsAbandonedNotRecorded) {
   TempDir dir;
   std::atomic<bool> stop{false};
   TuneRequest request = stoppable_request(dir.file("t.db"), stop);
-  request.simulate_trial_ms = 2000;  // far longer than the ~50 ms a stop takes to be seen
+  request.simulation->trial_ms = 2000;  // far longer than the ~50 ms a stop takes to be seen
   std::vector<std::string> started;
   request.on_candidate_start = [&](const std::string&, const std::string& config) {
     started.push_back(config);

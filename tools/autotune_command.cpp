@@ -18,6 +18,7 @@
 
 #include "codegen/generator.hpp"
 #include "gpu/driver_api.hpp"
+#include "tools/cli_checks.hpp"
 #include "tools/commands.hpp"
 #include "tools/table.hpp"
 #include "tools/trial_report.hpp"
@@ -27,10 +28,6 @@
 
 namespace deconvtune::tools {
 namespace {
-
-struct BadInput {
-  std::string message;
-};
 
 // Set by the SIGINT and SIGTERM handler, read by the tuner (TuneRequest::stop).
 std::atomic<bool> stop_requested{false};
@@ -274,8 +271,7 @@ void fill_request(const AutotuneArgs& args, const std::vector<Problem>& problems
   request.trial.warmup_runs = args.warmup;
   request.kernel_deadline_seconds = args.kernel_deadline;
   request.launch_winner = !args.no_launch;
-  request.simulate = args.simulate;
-  request.simulate_trial_ms = args.simulate_trial_ms;
+  if (args.simulate) request.simulation = tuner::Simulation{args.simulate_trial_ms};
   request.start = args.start;
   if (!args.inject_faults.empty()) {
     for (int kind : parse_int_list(args.inject_faults, "--inject-faults")) {

@@ -16,6 +16,7 @@
 #include "codegen/search_space.hpp"
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
+#include "tools/cli_checks.hpp"
 #include "tools/table.hpp"
 #include "trial/benchmark.hpp"
 #include "trial/verifier.hpp"
@@ -24,10 +25,6 @@
 namespace deconvtune::tools {
 namespace {
 
-// Input errors are reported and mapped to kExitBadInput; they carry their own message.
-struct BadInput {
-  std::string message;
-};
 // A tool the command needs is missing or failed: kExitFailure.
 struct ToolFailure {
   std::string message;

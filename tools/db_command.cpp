@@ -30,10 +30,6 @@ namespace {
 using db::DbError;
 using db::TuningDb;
 
-struct BadInput {
-  std::string message;
-};
-
 std::string db_path(const DbArgs& args) {
   return args.db_path.empty() ? TuningDb::default_path() : args.db_path;
 }
@@ -329,6 +325,7 @@ int prune(const DbArgs& args) {
     return kExitOk;
   }
   db::PruneOptions options;
+  options.keep_generator_version = generator_version();
   options.older_than_days = args.older_than_days;
   options.dry_run = args.dry_run;
   TuningDb db(path);

@@ -107,6 +107,169 @@ std::string unknown_subcommand_message(CLI::App& app, int argc, char** argv) {
 
 }  // namespace
 
+namespace {
+
+using namespace deconvtune::tools;
+
+CLI::App* add_run_command(CLI::App& app, RunArgs& args) {
+  CLI::App* command = app.add_subcommand(
+      "run",
+      "Generate, compile, launch on fresh random inputs, verify against the float64 GPU reference "
+      "and time. Without a GPU: compile the problem's variants for sm_90a and say what was not "
+      "run.");
+  add_problem_options(*command, args.problem);
+  command->add_option("--config", args.config, "a config name (see inspect --list-configs)");
+  command->add_flag("--all-configs", args.all_configs, "run every config of the space (a sweep)");
+  command->add_option("--only", args.name_filter,
+                      "with --all-configs: only the configs whose name contains this text");
+  command->add_option("--reps", args.reps, "timed runs (median reported)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  command->add_option("--warmup", args.warmup, "untimed runs first")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  command->add_option("--seed", args.seed, "random seed for the inputs (default: fresh)");
+  command->add_option("--device", args.device, "GPU ordinal")->capture_default_str();
+  command->add_flag("--json", args.json, kJsonHelp);
+  command->add_flag("--wide", args.wide, kWideHelp);
+  command->add_flag("--require-gpu", args.require_gpu, "exit 3 when no GPU is present");
+  return command;
+}
+
+CLI::App* add_inspect_command(CLI::App& app, InspectArgs& args) {
+  CLI::App* command = app.add_subcommand(
+      "inspect",
+      "Print a config's generated CUDA source, its PTX, SASS or resources, or the space.");
+  add_problem_options(*command, args.problem);
+  command->add_option("--config", args.config, "a config name (default: the default config)");
+  command->add_option("--arch", args.arch, "target, e.g. sm_90a (default: the GPU's, else sm_90a)");
+  command->add_flag("--ptx", args.ptx, "print the PTX instead of the source");
+  command->add_flag("--sass", args.sass, "print the SASS (needs cuobjdump)");
+  command->add_flag("--resources", args.resources,
+                    "print registers, shared memory and spills (ptxas's report, else the cubin's)");
+  command->add_flag("--log", args.log, "print NVRTC's options and full log (ptxas report)");
+  command->add_flag("--list-configs", args.list_configs,
+                    "list the variant space: a table of config names and parameters");
+  command->add_flag("--json", args.json, "with --list-configs: " + std::string(kJsonHelp));
+  command->add_flag("--wide", args.wide, kWideHelp);
+  return command;
+}
+
+CLI::App* add_autotune_command(CLI::App& app, AutotuneArgs& args) {
+  CLI::App* command = app.add_subcommand(
+      "autotune",
+      "Find the fastest verified config of a problem (or of every problem in a file) on this GPU: "
+      "compile the space in parallel, verify each candidate against the float64 reference, time "
+      "it in a worker subprocess, record every trial and the winner in the tuning DB.");
+  command->add_option("--problem", args.problem,
+                      "'seed', a JSON file or inline JSON (see run --help)");
+  command->add_option("--problems", args.problems,
+                      "a file with one problem per line, as --problem takes ('#' comments)");
+  command->add_option("--precision", args.precision, "fp32 or tf32 (overrides the problem's)")
+      ->check(CLI::IsMember({"fp32", "tf32"}));
+  add_dtype_and_layout_options(*command, args.dtype, args.layout);
+  command
+      ->add_option("--db", args.db,
+                   "tuning DB path (default: $DECONVTUNE_DB, else "
+                   "$XDG_CACHE_HOME/deconvtune/tuning.db)")
+      ->check(tuning_db_path());
+  command
+      ->add_option("--strategy", args.strategy,
+                   "auto (exhaustive for small spaces, random under a budget, else "
+                   "halving), exhaustive, random or halving (successive halving)")
+      ->check(CLI::IsMember({"auto", "exhaustive", "random", "halving"}))
+      ->capture_default_str();
+  command
+      ->add_option("--budget-seconds", args.budget_seconds,
+                   "stop starting candidates after this long (0: no limit)")
+      ->check(finite_seconds("--budget-seconds"));
+  command
+      ->add_option("--max-trials", args.max_trials,
+                   "measure at most this many candidates per problem (0: no limit)")
+      ->check(CLI::NonNegativeNumber);
+  command->add_flag("--retune", args.retune,
+                    "measure again the configs the DB already holds for this problem and GPU");
+  command->add_option("--device", args.device, "GPU ordinal")->capture_default_str();
+  command->add_option("--devices", args.devices,
+                      "'all' or a list like 0,1: one measuring worker per GPU, sharing the "
+                      "problems");
+  command->add_option("--shard", args.shard,
+                      "i/n: tune only shard i (from 0) of n of the problems, a stable "
+                      "partition by problem key (merge the shard DBs with `db import`)");
+  command->add_option("--reps", args.reps, "timed runs per candidate (median recorded)")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  command->add_option("--warmup", args.warmup, "untimed runs first")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  command->add_option("--top", args.top, "rows of the best-candidates table")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  command->add_flag("--json", args.json, kJsonHelp);
+  command->add_flag("--wide", args.wide, kWideHelp);
+  command->add_flag("--no-launch", args.no_launch,
+                    "skip the winner's timed first launch at the end");
+  CLI::Option* quiet = command->add_flag("-q,--quiet", args.quiet,
+                                         "no progress: only the summary at the end and errors");
+  command
+      ->add_flag("-v,--verbose", args.verbose,
+                 "a line per trial even on a terminal, with the reason of each failure")
+      ->excludes(quiet);
+  // Test-only options, hidden from --help.
+  command->add_flag("--simulate", args.simulate)->group("");
+  command->add_option("--simulate-trial-ms", args.simulate_trial_ms)->group("");
+  command->add_option("--kernel-deadline", args.kernel_deadline)
+      ->check(finite_seconds("--kernel-deadline") & CLI::PositiveNumber)
+      ->group("");
+  command->add_option("--inject-faults", args.inject_faults)->group("");
+  return command;
+}
+
+// `deconvtune worker`, hidden: the tuner's measuring subprocess.
+struct WorkerArgs {
+  deconvtune::tuner::WorkerOptions options;
+  bool simulate = false;  // test-only (the simulated measurer: tuner/simulate.hpp)
+  double simulate_trial_ms = 0;
+};
+
+CLI::App* add_worker_command(CLI::App& app, WorkerArgs& args) {
+  CLI::App* command = app.add_subcommand("worker", "");
+  command->group("");
+  command->add_option("--device", args.options.device);
+  command->add_flag("--simulate", args.simulate);
+  command->add_option("--simulate-trial-ms", args.simulate_trial_ms);
+  return command;
+}
+
+int worker_command(WorkerArgs& args) {
+  if (args.simulate)
+    args.options.simulation = deconvtune::tuner::Simulation{args.simulate_trial_ms};
+  return worker_exit_code(deconvtune::tuner::serve_as_worker(args.options, kExitFailure));
+}
+
+CLI::App* add_default_report_command(CLI::App& app, DefaultReportArgs& args) {
+  CLI::App* command = app.add_subcommand(
+      "default-report",
+      "How far the untuned default (nearest tuned winner or rule, each problem's own winner left "
+      "out) is from the tuned winner, per problem and precision; verified and timed on the GPU.");
+  command->add_option("--problems", args.problems, "a problems file (as autotune takes)")
+      ->required();
+  command->add_option("--precisions", args.precisions, "fp32, tf32 or both")
+      ->check(CLI::IsMember({"fp32", "tf32", "fp32,tf32", "tf32,fp32"}))
+      ->capture_default_str();
+  command->add_option("--db", args.db, "tuning DB path (default: $DECONVTUNE_DB, else ~/.cache)")
+      ->check(tuning_db_path());
+  command->add_option("--out", args.out, "also write the markdown table to this file");
+  command->add_option("--reps", args.reps, "timed runs per config")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  command->add_option("--device", args.device, "GPU ordinal")->capture_default_str();
+  command->add_flag("--json", args.json, kJsonHelp);
+  return command;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace deconvtune::tools;
   CLI::App app{
@@ -117,146 +280,17 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "deconvtune 0.1.0");
 
   RunArgs run;
-  CLI::App* run_cmd = app.add_subcommand(
-      "run",
-      "Generate, compile, launch on fresh random inputs, verify against the float64 GPU reference "
-      "and time. Without a GPU: compile the problem's variants for sm_90a and say what was not "
-      "run.");
-  add_problem_options(*run_cmd, run.problem);
-  run_cmd->add_option("--config", run.config, "a config name (see inspect --list-configs)");
-  run_cmd->add_flag("--all-configs", run.all_configs, "run every config of the space (a sweep)");
-  run_cmd->add_option("--only", run.name_filter,
-                      "with --all-configs: only the configs whose name contains this text");
-  run_cmd->add_option("--reps", run.reps, "timed runs (median reported)")
-      ->check(CLI::Range(1, 10000))
-      ->capture_default_str();
-  run_cmd->add_option("--warmup", run.warmup, "untimed runs first")
-      ->check(CLI::Range(0, 1000))
-      ->capture_default_str();
-  run_cmd->add_option("--seed", run.seed, "random seed for the inputs (default: fresh)");
-  run_cmd->add_option("--device", run.device, "GPU ordinal")->capture_default_str();
-  run_cmd->add_flag("--json", run.json, kJsonHelp);
-  run_cmd->add_flag("--wide", run.wide, kWideHelp);
-  run_cmd->add_flag("--require-gpu", run.require_gpu, "exit 3 when no GPU is present");
-
+  CLI::App* run_cmd = add_run_command(app, run);
   InspectArgs inspect;
-  CLI::App* inspect_cmd = app.add_subcommand(
-      "inspect",
-      "Print a config's generated CUDA source, its PTX, SASS or resources, or the space.");
-  add_problem_options(*inspect_cmd, inspect.problem);
-  inspect_cmd->add_option("--config", inspect.config,
-                          "a config name (default: the default config)");
-  inspect_cmd->add_option("--arch", inspect.arch,
-                          "target, e.g. sm_90a (default: the GPU's, else sm_90a)");
-  inspect_cmd->add_flag("--ptx", inspect.ptx, "print the PTX instead of the source");
-  inspect_cmd->add_flag("--sass", inspect.sass, "print the SASS (needs cuobjdump)");
-  inspect_cmd->add_flag(
-      "--resources", inspect.resources,
-      "print registers, shared memory and spills (ptxas's report, else the cubin's)");
-  inspect_cmd->add_flag("--log", inspect.log, "print NVRTC's options and full log (ptxas report)");
-  inspect_cmd->add_flag("--list-configs", inspect.list_configs,
-                        "list the variant space: a table of config names and parameters");
-  inspect_cmd->add_flag("--json", inspect.json, "with --list-configs: " + std::string(kJsonHelp));
-  inspect_cmd->add_flag("--wide", inspect.wide, kWideHelp);
-
+  CLI::App* inspect_cmd = add_inspect_command(app, inspect);
   AutotuneArgs autotune;
-  CLI::App* autotune_cmd = app.add_subcommand(
-      "autotune",
-      "Find the fastest verified config of a problem (or of every problem in a file) on this GPU: "
-      "compile the space in parallel, verify each candidate against the float64 reference, time "
-      "it in a worker subprocess, record every trial and the winner in the tuning DB.");
-  autotune_cmd->add_option("--problem", autotune.problem,
-                           "'seed', a JSON file or inline JSON (see run --help)");
-  autotune_cmd->add_option("--problems", autotune.problems,
-                           "a file with one problem per line, as --problem takes ('#' comments)");
-  autotune_cmd
-      ->add_option("--precision", autotune.precision, "fp32 or tf32 (overrides the problem's)")
-      ->check(CLI::IsMember({"fp32", "tf32"}));
-  add_dtype_and_layout_options(*autotune_cmd, autotune.dtype, autotune.layout);
-  autotune_cmd
-      ->add_option("--db", autotune.db,
-                   "tuning DB path (default: $DECONVTUNE_DB, else "
-                   "$XDG_CACHE_HOME/deconvtune/tuning.db)")
-      ->check(tuning_db_path());
-  autotune_cmd
-      ->add_option("--strategy", autotune.strategy,
-                   "auto (exhaustive for small spaces, random under a budget, else "
-                   "halving), exhaustive, random or halving (successive halving)")
-      ->check(CLI::IsMember({"auto", "exhaustive", "random", "halving"}))
-      ->capture_default_str();
-  autotune_cmd
-      ->add_option("--budget-seconds", autotune.budget_seconds,
-                   "stop starting candidates after this long (0: no limit)")
-      ->check(finite_seconds("--budget-seconds"));
-  autotune_cmd
-      ->add_option("--max-trials", autotune.max_trials,
-                   "measure at most this many candidates per problem (0: no limit)")
-      ->check(CLI::NonNegativeNumber);
-  autotune_cmd->add_flag("--retune", autotune.retune,
-                         "measure again the configs the DB already holds for this problem and GPU");
-  autotune_cmd->add_option("--device", autotune.device, "GPU ordinal")->capture_default_str();
-  autotune_cmd->add_option("--devices", autotune.devices,
-                           "'all' or a list like 0,1: one measuring worker per GPU, sharing the "
-                           "problems");
-  autotune_cmd->add_option("--shard", autotune.shard,
-                           "i/n: tune only shard i (from 0) of n of the problems, a stable "
-                           "partition by problem key (merge the shard DBs with `db import`)");
-  autotune_cmd->add_option("--reps", autotune.reps, "timed runs per candidate (median recorded)")
-      ->check(CLI::Range(1, 10000))
-      ->capture_default_str();
-  autotune_cmd->add_option("--warmup", autotune.warmup, "untimed runs first")
-      ->check(CLI::Range(0, 1000))
-      ->capture_default_str();
-  autotune_cmd->add_option("--top", autotune.top, "rows of the best-candidates table")
-      ->check(CLI::Range(1, 10000))
-      ->capture_default_str();
-  autotune_cmd->add_flag("--json", autotune.json, kJsonHelp);
-  autotune_cmd->add_flag("--wide", autotune.wide, kWideHelp);
-  autotune_cmd->add_flag("--no-launch", autotune.no_launch,
-                         "skip the winner's timed first launch at the end");
-  CLI::Option* quiet = autotune_cmd->add_flag(
-      "-q,--quiet", autotune.quiet, "no progress: only the summary at the end and errors");
-  autotune_cmd
-      ->add_flag("-v,--verbose", autotune.verbose,
-                 "a line per trial even on a terminal, with the reason of each failure")
-      ->excludes(quiet);
-  // Test-only options, hidden from --help.
-  autotune_cmd->add_flag("--simulate", autotune.simulate)->group("");
-  autotune_cmd->add_option("--simulate-trial-ms", autotune.simulate_trial_ms)->group("");
-  autotune_cmd->add_option("--kernel-deadline", autotune.kernel_deadline)
-      ->check(finite_seconds("--kernel-deadline") & CLI::PositiveNumber)
-      ->group("");
-  autotune_cmd->add_option("--inject-faults", autotune.inject_faults)->group("");
-
-  deconvtune::tuner::WorkerOptions worker;
-  CLI::App* worker_cmd = app.add_subcommand("worker", "");  // hidden: the tuner's subprocess
-  worker_cmd->group("");
-  worker_cmd->add_option("--device", worker.device);
-  worker_cmd->add_flag("--simulate", worker.simulate);
-  worker_cmd->add_option("--simulate-trial-ms", worker.simulate_trial_ms);
-
+  CLI::App* autotune_cmd = add_autotune_command(app, autotune);
+  WorkerArgs worker;
+  CLI::App* worker_cmd = add_worker_command(app, worker);
   DbArgs db;
   CLI::App* db_cmd = add_db_command(app, db);
-
   DefaultReportArgs report;
-  CLI::App* report_cmd = app.add_subcommand(
-      "default-report",
-      "How far the untuned default (nearest tuned winner or rule, each problem's own winner left "
-      "out) is from the tuned winner, per problem and precision; verified and timed on the GPU.");
-  report_cmd->add_option("--problems", report.problems, "a problems file (as autotune takes)")
-      ->required();
-  report_cmd->add_option("--precisions", report.precisions, "fp32, tf32 or both")
-      ->check(CLI::IsMember({"fp32", "tf32", "fp32,tf32", "tf32,fp32"}))
-      ->capture_default_str();
-  report_cmd
-      ->add_option("--db", report.db, "tuning DB path (default: $DECONVTUNE_DB, else ~/.cache)")
-      ->check(tuning_db_path());
-  report_cmd->add_option("--out", report.out, "also write the markdown table to this file");
-  report_cmd->add_option("--reps", report.reps, "timed runs per config")
-      ->check(CLI::Range(1, 10000))
-      ->capture_default_str();
-  report_cmd->add_option("--device", report.device, "GPU ordinal")->capture_default_str();
-  report_cmd->add_flag("--json", report.json, kJsonHelp);
+  CLI::App* report_cmd = add_default_report_command(app, report);
 
   if (std::string unknown = unknown_subcommand_message(app, argc, argv); !unknown.empty()) {
     std::fprintf(stderr, "deconvtune: error: %s\n", unknown.c_str());
@@ -273,8 +307,7 @@ int main(int argc, char** argv) {
     if (*inspect_cmd) return inspect_command(inspect);
     if (*db_cmd) return db_command(db);
     if (*autotune_cmd) return autotune_command(autotune);
-    if (*worker_cmd)
-      return worker_exit_code(deconvtune::tuner::serve_as_worker(worker, kExitFailure));
+    if (*worker_cmd) return worker_command(worker);
     if (*report_cmd) return default_report_command(report);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "deconvtune: error: %s\n", e.what());

@@ -97,6 +97,18 @@ double measure_copy_gbps(const Context& context) {
   return 2.0 * static_cast<double>(bytes) / (timing.median_ms * 1e6);
 }
 
+TrialMeasurement measurement_of(const TrialResult& result) {
+  TrialMeasurement measurement;
+  measurement.config_name = result.config_name;
+  measurement.status = result.disposition;
+  measurement.reason = result.reason;
+  measurement.median_ms = result.timing.median_ms;
+  measurement.min_ms = result.timing.min_ms;
+  measurement.max_ms = result.timing.max_ms;
+  measurement.max_error = result.verification.max_abs_error;
+  return measurement;
+}
+
 TrialResult run_trial(const Context& context, Verifier& verifier, const Config& config,
                       const TrialOptions& options, const CompileResult* precompiled) {
   TrialResult result;

@@ -14,6 +14,7 @@
 #include "gpu/driver_api.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 #include "trial/disposition.hpp"
+#include "trial/measurement.hpp"
 #include "trial/verifier.hpp"
 
 namespace deconvtune {
@@ -40,6 +41,9 @@ struct TrialResult {
   Verification verification;
   Timing timing;
 };
+
+// The trial's result as the record that goes on to the tuner and the DB (registers unknown).
+TrialMeasurement measurement_of(const TrialResult& result);
 
 // A kernel compiled and loaded, ready to launch on (x, w, bias, y).
 //

@@ -3,6 +3,7 @@
 #include <optional>
 #include <utility>
 
+#include "codegen/generator.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 
 namespace deconvtune::tuner {
@@ -29,7 +30,7 @@ CubinLookup cached_or_compiled(db::TuningDb& db, const std::string& source, cons
   lookup.cubin = std::move(compiled.cubin);
   if (lookup.ok && store) {
     try {
-      db.store_cubin(key, lookup.cubin);
+      db.store_cubin(key, lookup.cubin, generator_version());
     } catch (const db::DbError&) {
     }
   }

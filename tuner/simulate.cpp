@@ -13,6 +13,21 @@ int fault_kind(const Config& config) {
 
 }  // namespace
 
+db::DeviceRecord simulated_device() {
+  db::DeviceRecord record;
+  record.name = "Simulated GPU (deconvtune --simulate)";
+  record.arch = kDefaultArch;
+  record.sm_count = 132;
+  record.driver_version = 0;
+  record.nvrtc_version = "simulated";
+  record.copy_gbps = kSimulatedCopyGbps;
+  return record;
+}
+
+std::vector<std::string> simulated_worker_args(const Simulation& simulation) {
+  return {"--simulate", "--simulate-trial-ms", fmt::format("{}", simulation.trial_ms)};
+}
+
 uint64_t simulation_hash(const std::string& config_name, const std::string& problem_key) {
   return sha256_prefix64(config_name + "|" + problem_key);
 }

@@ -26,7 +26,15 @@
 #include "trial/benchmark.hpp"
 #include "tuning_db/tuning_db.hpp"
 
+namespace deconvtune {
+struct DeviceInfo;  // gpu/driver_api.hpp
+}
+
 namespace deconvtune::tuner {
+
+// The record a GPU's results are keyed by: its name, arch and SM count, its driver and this
+// build's NVRTC. The one conversion the tuner, the engine and the tests use.
+db::DeviceRecord device_record(const DeviceInfo& info);
 
 enum class Strategy { kExhaustive, kRandom, kSuccessiveHalving };
 std::string_view to_string(Strategy strategy);   // "exhaustive", "random", "halving"
@@ -47,6 +55,14 @@ class TuneError : public std::runtime_error {
 class ProblemSetupError : public TuneError {
  public:
   using TuneError::TuneError;
+};
+
+// TEST SEAM (tuner/simulate.hpp): a deterministic fake measurer instead of the GPU, so the
+// tuner, the DB's recording path, sharding and the kill and load tests run on a machine without
+// a GPU. The workers still run as subprocesses (the CLI's `worker --simulate`) and the DB is real.
+struct Simulation {
+  double trial_ms = 0;            // how long each simulated trial takes
+  bool compile_for_real = false;  // compile with NVRTC through the cubin cache; simulate measuring
 };
 
 struct TuneRequest {
@@ -74,12 +90,7 @@ struct TuneRequest {
   bool launch_winner = true;
   // When the run began, for FirstLaunch::since_start_ms and the budget; unset: when called.
   std::optional<std::chrono::steady_clock::time_point> start;
-  // TEST ONLY: a deterministic fake measurer (tuner/simulate.hpp) instead of the GPU, and no
-  // compilation; the workers still run as subprocesses and the DB path is the real one.
-  bool simulate = false;
-  double simulate_trial_ms = 0;  // how long each simulated trial takes
-  bool simulate_compiles =
-      false;  // simulate measuring only: compile with NVRTC, use the cubin cache
+  std::optional<Simulation> simulation;  // TEST SEAM: set, nothing runs on a GPU
   // Interruption (e.g. set from a SIGINT handler: a lock-free atomic is async-signal-safe). Once it
   // reads true, no candidate starts, the candidates in flight are abandoned within ~0.1 s (their
   // workers killed, nothing recorded for them; a chunk being compiled is finished first), no
@@ -130,10 +141,5 @@ TuneReport autotune(const TuneRequest& request, const ProgressFn& progress = {})
 std::vector<TuneReport> autotune_batch(const std::vector<Problem>& problems,
                                        const TuneRequest& settings,
                                        const ProgressFn& progress = {});
-
-// The device record a tuning run keys its results by: the GPU's, or the simulated one, whose copy
-// bandwidth is kSimulatedCopyGbps (as fictitious as its times).
-inline constexpr double kSimulatedCopyGbps = 10000;
-db::DeviceRecord simulated_device();
 
 }  // namespace deconvtune::tuner

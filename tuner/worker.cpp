@@ -45,27 +45,20 @@ class Channel {
 
 TrialReply reply_from(const TrialResult& result) {
   TrialReply reply;
-  reply.config_name = result.config_name;
-  reply.status = result.disposition;
-  reply.reason = result.reason;
-  reply.median_ms = result.timing.median_ms;
-  reply.min_ms = result.timing.min_ms;
-  reply.max_ms = result.timing.max_ms;
+  static_cast<TrialMeasurement&>(reply) = measurement_of(result);
   reply.runs = result.timing.runs;
-  reply.max_error = result.verification.max_abs_error;
   reply.error_bound = result.verification.bound;
   reply.context_lost = result.disposition == Disposition::kFaulted;
   return reply;
 }
 
-TrialReply failure(const std::string& config, Disposition status, const std::string& reason,
-                   bool context_lost) {
-  TrialReply reply;
-  reply.config_name = config;
-  reply.status = status;
-  reply.reason = reason;
-  reply.context_lost = context_lost;
-  return reply;
+// The worker could not set itself up for the problem: says why (before "ready", so the tuner
+// blames no candidate) and returns false, as the process must end.
+bool refuse_setup(const TrialRequest& request, const std::string& why, Channel& channel) {
+  TrialReply reply = failed_reply(request.config_name, Disposition::kLaunchFailed, why);
+  reply.context_lost = true;
+  channel.send(to_json(reply));
+  return false;
 }
 
 // Set up: says "ready" and reads the config's name; a name that is not a config is answered as
@@ -75,8 +68,7 @@ std::optional<Config> ready_for(const TrialRequest& request, Channel& channel) {
   try {
     return Config::from_name(request.config_name);
   } catch (const std::invalid_argument& e) {
-    channel.send(
-        to_json(failure(request.config_name, Disposition::kLaunchFailed, e.what(), false)));
+    channel.send(to_json(failed_reply(request.config_name, Disposition::kLaunchFailed, e.what())));
     return std::nullopt;
   }
 }
@@ -100,9 +92,7 @@ class GpuMeasurer {
     } catch (const std::exception& e) {
       // No GPU, a CUDA failure, or the problem does not fit: nothing this worker can measure, and
       // no candidate is to blame (the tuner reports the problem, not a trial).
-      channel.send(to_json(failure(request.config_name, Disposition::kLaunchFailed,
-                                   fmt::format("worker setup: {}", e.what()), true)));
-      return false;
+      return refuse_setup(request, fmt::format("worker setup: {}", e.what()), channel);
     }
     const std::optional<Config> config = ready_for(request, channel);
     if (!config) return true;
@@ -150,17 +140,18 @@ class GpuMeasurer {
   uint64_t seed_ = 0;
 };
 
-bool simulate(const TrialRequest& request, double trial_ms, Channel& channel) {
+// TEST SEAM: one trial as tuner/simulate.hpp says, told through the protocol as a GPU worker tells
+// it (a fault ends the worker, a hang never answers).
+bool serve_simulated_trial(const TrialRequest& request, double trial_ms, Channel& channel) {
   // As the GPU worker's Verifier does: a problem that does not fit is refused before "ready".
   constexpr size_t kSimulatedMemory = size_t{80} << 30;
   if (verification_bytes(request.problem) > kSimulatedMemory) {
-    channel.send(to_json(failure(
-        request.config_name, Disposition::kLaunchFailed,
+    return refuse_setup(
+        request,
         fmt::format(
             "worker setup: simulated: the problem needs {:.1f} GiB, the simulated GPU has 80",
             verification_bytes(request.problem) / 1073741824.0),
-        true)));
-    return false;
+        channel);
   }
   const std::optional<Config> config = ready_for(request, channel);
   if (!config) return true;
@@ -202,8 +193,9 @@ WorkerEnd serve_as_worker(const WorkerOptions& options, int lost_context_exit_co
       channel.send({{"type", "error"}, {"message", e.what()}});
       return WorkerEnd::kUnreadable;
     }
-    const bool go_on = options.simulate ? simulate(request, options.simulate_trial_ms, channel)
-                                        : gpu.measure(request, channel);
+    const bool go_on = options.simulation
+                           ? serve_simulated_trial(request, options.simulation->trial_ms, channel)
+                           : gpu.measure(request, channel);
     // The context is lost (or the worker could not set up): exit at once, since destructors that
     // touch the GPU could fail or block on a lost context.
     if (!go_on) _exit(lost_context_exit_code);

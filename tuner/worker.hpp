@@ -4,12 +4,15 @@
 // reference before timing it. A candidate that loses the CUDA context ends the process after its
 // reply; the tuner starts a new worker. The worker half of the protocol lives here, beside the
 // tuner's half, so that any program that links the tuner can serve as its worker.
+#include <optional>
+
+#include "tuner/tuner.hpp"
+
 namespace deconvtune::tuner {
 
 struct WorkerOptions {
   int device = 0;
-  bool simulate = false;         // TEST ONLY: tuner/simulate.hpp instead of the GPU
-  double simulate_trial_ms = 0;  // TEST ONLY: how long each simulated trial takes
+  std::optional<Simulation> simulation;  // TEST SEAM: set, tuner/simulate.hpp instead of the GPU
 };
 
 enum class WorkerEnd {

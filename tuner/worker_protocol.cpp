@@ -102,6 +102,14 @@ TrialRequest trial_request_from_json(const json& message) {
   return request;
 }
 
+TrialReply failed_reply(std::string config_name, Disposition status, std::string reason) {
+  TrialReply reply;
+  reply.config_name = std::move(config_name);
+  reply.status = status;
+  reply.reason = std::move(reason);
+  return reply;
+}
+
 json to_json(const TrialReply& reply) {
   return {{"type", "result"},
           {"config", reply.config_name},

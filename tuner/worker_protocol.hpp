@@ -20,6 +20,7 @@
 
 #include "codegen/problem.hpp"
 #include "trial/benchmark.hpp"
+#include "trial/measurement.hpp"
 #include "tuning_db/tuning_db.hpp"
 
 namespace deconvtune::tuner {
@@ -37,18 +38,17 @@ struct TrialRequest {
   uint64_t input_seed = 1;
 };
 
-// The TrialResult fields the tuning DB records.
-struct TrialReply {
-  std::string config_name;
-  Disposition status = Disposition::kOk;
-  std::string reason;
-  double median_ms = 0, min_ms = 0, max_ms = 0;
+// The trial's measurement (registers: from the loaded function's attributes) and what the
+// protocol adds to it.
+struct TrialReply : TrialMeasurement {
   int runs = 0;
-  double max_error = 0;
   double error_bound = 0;
-  int registers = -1;         // from the loaded function's attributes; -1 when unknown
   bool context_lost = false;  // the worker exits after sending this reply
 };
+
+// The reply for a trial that ended without a measurement: its config, how it ended and why. Both
+// halves of the protocol build their failures with it.
+TrialReply failed_reply(std::string config_name, Disposition status, std::string reason);
 
 nlohmann::json to_json(const TrialRequest& request);
 TrialRequest trial_request_from_json(const nlohmann::json& message);

@@ -1,5 +1,6 @@
 #pragma once
-// Internal to tuning_db/: the state behind a TuningDb, shared by tuning_db.cpp and exchange.cpp.
+// Internal to tuning_db/: the state behind a TuningDb and the writers shared by tuning_db.cpp and
+// exchange.cpp (their bodies are in rows.cpp).
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +20,9 @@ struct TuningDb::Impl {
   mutable std::recursive_mutex mutex;
 };
 
+// The longest reason a trial keeps (record_trial cuts a longer one; validate_trial refuses it).
+inline constexpr size_t kMaxReasonBytes = 65536;
+
 // The columns of `trials`, in the order read_trial expects.
 inline constexpr const char* kTrialColumns =
     "problem_key, device_key, generator_version, precision, config_name, status, reason, "
@@ -31,6 +35,9 @@ inline constexpr const char* kDeviceColumns =
     "name, arch, sm_count, driver_version, nvrtc_version, copy_gbps";
 
 namespace detail {
+
+// Throws FieldError("generator_version") unless `version` is a token (what every row holds).
+void validate_generator_version(const std::string& version);
 
 // Where a row came from: measured by this DB's tuner, or merged in by import.
 enum class Origin { kLocal, kImported };

@@ -272,8 +272,8 @@ const json& section(ObjectReader& document, const std::string& name) {
   return rows;
 }
 
-ExchangeDocument validate_document(const json& root) {
-  ObjectReader document(root, "(document)");
+// The document's format, version and content ("winners" or "all"), checked.
+std::string read_preamble(ObjectReader& document) {
   std::string format = document.string("format");
   if (format != kExchangeFormat) {
     throw ImportError("format", fmt::format("'{}' is not '{}': not a deconvtune tuning DB export",
@@ -293,8 +293,10 @@ ExchangeDocument validate_document(const json& root) {
     throw ImportError("content",
                       fmt::format("'{}' is neither 'winners' nor 'all'", text::printable(content)));
   }
-  ExchangeDocument result;
+  return content;
+}
 
+void read_devices(ObjectReader& document, ExchangeDocument& result) {
   std::set<std::string> device_keys;
   const json& devices = section(document, "devices");
   for (size_t i = 0; i < devices.size(); ++i) {
@@ -320,7 +322,9 @@ ExchangeDocument validate_document(const json& root) {
     }
     result.devices.push_back(device);
   }
+}
 
+void read_problems(ObjectReader& document, ExchangeDocument& result) {
   std::set<std::string> problem_keys;
   const json& problems = section(document, "problems");
   for (size_t i = 0; i < problems.size(); ++i) {
@@ -346,7 +350,9 @@ ExchangeDocument validate_document(const json& root) {
     }
     result.problems.push_back({key, problem.to_json().dump()});
   }
+}
 
+void read_winners(ObjectReader& document, ExchangeDocument& result) {
   std::set<std::string> winner_keys;
   const json& winners = section(document, "winners");
   for (size_t i = 0; i < winners.size(); ++i) {
@@ -372,48 +378,58 @@ ExchangeDocument validate_document(const json& root) {
     }
     result.winners.push_back(winner);
   }
+}
 
+void read_trials(ObjectReader& document, ExchangeDocument& result) {
+  std::set<std::string> identities;
+  const json& trials = section(document, "trials");
+  for (size_t i = 0; i < trials.size(); ++i) {
+    std::string where = fmt::format("trials[{}]", i);
+    ObjectReader row(trials[i], where);
+    TrialRecord trial;
+    trial.problem_key = row.string("problem_key");
+    trial.device_key = row.string("device_key");
+    trial.generator_version = row.string("generator_version");
+    trial.precision = row.precision("precision");
+    trial.config_name = row.string("config_name");
+    std::string status = row.string("status");
+    try {
+      trial.status = parse_disposition(status);
+    } catch (const std::invalid_argument& e) {
+      throw ImportError(row.at("status"), e.what());
+    }
+    trial.reason = row.string("reason");
+    trial.median_ms = row.number("median_ms");
+    trial.min_ms = row.number("min_ms");
+    trial.max_ms = row.number("max_ms");
+    trial.max_error = row.number("max_error", /*null_is_nan=*/true);
+    trial.registers = row.int32("registers");
+    trial.shared_bytes = row.int32("shared_bytes");
+    trial.spill_bytes = row.int32("spill_bytes");
+    trial.compile_ms = row.number("compile_ms");
+    trial.measured_at = row.string("measured_at");
+    row.finish();
+    checked(where, [&] { validate_trial(trial); });
+    std::string identity = fmt::format(
+        "{}\n{}\n{}\n{}\n{}\n{}", trial.problem_key, trial.device_key, trial.generator_version,
+        to_string(trial.precision), trial.config_name, trial.measured_at);
+    if (!identities.insert(identity).second) {
+      throw ImportError(where, "the same trial (key, config, measured_at) appears twice");
+    }
+    result.trials.push_back(std::move(trial));
+  }
+}
+
+ExchangeDocument validate_document(const json& root) {
+  ObjectReader document(root, "(document)");
+  const std::string content = read_preamble(document);
+  ExchangeDocument result;
+  read_devices(document, result);
+  read_problems(document, result);
+  read_winners(document, result);
   // A winners export carries the trials that back its winners; one without them (written before
   // that rule) reads as having none, and its winners are refused on import for want of them.
-  if (content == "all" || document.has("trials")) {
-    std::set<std::string> identities;
-    const json& trials = section(document, "trials");
-    for (size_t i = 0; i < trials.size(); ++i) {
-      std::string where = fmt::format("trials[{}]", i);
-      ObjectReader row(trials[i], where);
-      TrialRecord trial;
-      trial.problem_key = row.string("problem_key");
-      trial.device_key = row.string("device_key");
-      trial.generator_version = row.string("generator_version");
-      trial.precision = row.precision("precision");
-      trial.config_name = row.string("config_name");
-      std::string status = row.string("status");
-      try {
-        trial.status = parse_disposition(status);
-      } catch (const std::invalid_argument& e) {
-        throw ImportError(row.at("status"), e.what());
-      }
-      trial.reason = row.string("reason");
-      trial.median_ms = row.number("median_ms");
-      trial.min_ms = row.number("min_ms");
-      trial.max_ms = row.number("max_ms");
-      trial.max_error = row.number("max_error", /*null_is_nan=*/true);
-      trial.registers = row.int32("registers");
-      trial.shared_bytes = row.int32("shared_bytes");
-      trial.spill_bytes = row.int32("spill_bytes");
-      trial.compile_ms = row.number("compile_ms");
-      trial.measured_at = row.string("measured_at");
-      row.finish();
-      checked(where, [&] { validate_trial(trial); });
-      std::string identity = fmt::format(
-          "{}\n{}\n{}\n{}\n{}\n{}", trial.problem_key, trial.device_key, trial.generator_version,
-          to_string(trial.precision), trial.config_name, trial.measured_at);
-      if (!identities.insert(identity).second) {
-        throw ImportError(where, "the same trial (key, config, measured_at) appears twice");
-      }
-      result.trials.push_back(std::move(trial));
-    }
-  }
+  if (content == "all" || document.has("trials")) read_trials(document, result);
   document.finish();
   return result;
 }

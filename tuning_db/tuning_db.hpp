@@ -54,6 +54,7 @@
 
 #include "codegen/problem.hpp"
 #include "trial/disposition.hpp"
+#include "trial/measurement.hpp"
 
 namespace deconvtune::db {
 
@@ -97,19 +98,14 @@ struct ProblemRecord {
   std::string spec;  // Problem::to_json(), compact
 };
 
-// One measured (or failed) candidate. Its identity (what import de-duplicates on) is the key, the
-// config name and measured_at.
-struct TrialRecord {
+// One measured (or failed) candidate: its measurement (reason empty for kOk) under its key. Its
+// identity (what import de-duplicates on) is the key, the config name and measured_at.
+struct TrialRecord : TrialMeasurement {
   std::string problem_key;
   std::string device_key;
   std::string generator_version;
   Precision precision = Precision::kFp32;
-  std::string config_name;
-  Disposition status = Disposition::kOk;
-  std::string reason;  // empty for kOk
-  double median_ms = 0, min_ms = 0, max_ms = 0;
-  double max_error = 0;  // NaN: not finite (a wrong kernel's output); only for failed trials
-  int registers = -1, shared_bytes = -1, spill_bytes = -1;  // -1: unknown
+  int shared_bytes = -1, spill_bytes = -1;  // -1: unknown
   double compile_ms = 0;
   std::string measured_at;  // ISO 8601 UTC with microseconds; filled by record_trial when empty
 };
@@ -144,7 +140,7 @@ struct TrialFilter {
 // What `prune` drops: rows of other generator versions than `keep_generator_version`, or, when
 // older_than_days is set, rows measured (cubins stored) more than that many days ago.
 struct PruneOptions {
-  std::string keep_generator_version;  // empty: generator_version() of this build
+  std::string keep_generator_version;  // required unless older_than_days is set
   std::optional<double> older_than_days;
   bool dry_run = false;  // count only
 };
@@ -212,8 +208,10 @@ class TuningDb {
 
   // The cubin cache, keyed by gpu/nvrtc_compiler's cubin_cache_key(). A cubin whose bytes do not
   // match their stored SHA-256 is absent (and dropped, when writable): the caller compiles again.
+  // A cubin is stored with the generator version of its source, which prune goes by.
   std::optional<std::vector<char>> cached_cubin(const std::string& cache_key) const;
-  void store_cubin(const std::string& cache_key, const std::vector<char>& cubin);
+  void store_cubin(const std::string& cache_key, const std::vector<char>& cubin,
+                   const std::string& generator_version);
   CubinCacheStats cubin_cache_stats() const;
 
   PruneReport prune(const PruneOptions& options);

@@ -1,0 +1,81 @@
+#pragma once
+// Internal to tuner/: one job, one problem on one GPU model, run on one device. The runner orders
+// the job's pending configs (what the runtime would run untuned first), compiles them through the
+// compile pipeline, measures each through the device's Measurer in the rounds of the job's
+// strategy, and records every trial in the DB as it ends (each in its own transaction), with
+// progress. A reply the DB would refuse (an implausible time or error) is recorded as
+// kLaunchFailed.
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "codegen/config.hpp"
+#include "codegen/problem.hpp"
+#include "tuner/compile_pipeline.hpp"
+#include "tuner/device_slot.hpp"
+#include "tuner/measurer.hpp"
+#include "tuner/run_control.hpp"
+#include "tuner/schedule.hpp"
+#include "tuner/tuner.hpp"
+
+namespace deconvtune::tuner {
+
+// What the devices of one batch share: the request, the DB, the progress count and the abort flag.
+struct BatchState {
+  const TuneRequest* request = nullptr;
+  db::TuningDb* db = nullptr;
+  Clock::time_point start;
+  std::mutex progress_mutex;
+  ProgressFn progress;
+  std::atomic<int> done{0};
+  std::atomic<int> total{0};
+  std::atomic<bool> abort{false};
+  unsigned compile_threads = 1;
+};
+
+struct Job {
+  Problem problem;
+  std::string model_key;  // the GPU model this job is for
+  std::vector<Config> pending;
+  Strategy strategy = Strategy::kExhaustive;
+  int planned = 0;
+  TuneReport report;
+};
+
+class JobRunner {
+ public:
+  JobRunner(BatchState& batch, DeviceSlot& slot, Job& job)
+      : batch_(batch),
+        request_(*batch.request),
+        slot_(slot),
+        job_(job),
+        measurer_(request_, slot) {}
+
+  // Fills job.report; throws ProblemSetupError when the worker cannot set up the problem.
+  void run();
+
+ private:
+  // (median ms, index into the survivors) of the candidates that verified in a round.
+  using Ranking = std::vector<std::pair<double, size_t>>;
+
+  void first_round(const std::vector<Config>& order, const std::vector<HalvingRound>& rounds,
+                   std::vector<Candidate>& survivors, Ranking& ranking);
+  void later_rounds(const std::vector<HalvingRound>& rounds,
+                    const std::vector<Candidate>& survivors, Ranking ranking);
+  void know_copy_bandwidth();
+  std::vector<Config> untuned_choices() const;
+  db::WinnerKey key() const;
+  bool should_stop();
+  TrialReply measure(const Candidate& candidate, const TrialOptions& options);
+  void record(const Candidate& candidate, const TrialReply& reply);
+
+  BatchState& batch_;
+  const TuneRequest& request_;
+  DeviceSlot& slot_;
+  Job& job_;
+  Measurer measurer_;
+};
+
+}  // namespace deconvtune::tuner
