@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# On the device: every GPU test of the carried build, fastest first, within DEADLINE seconds: the
+# GPU cases of deconvtune_tests (the every-config ones last), deconvtune_api_tests, the Python GPU
+# tests (bench/device/python_gpu.sh), then `run --problem seed --json`. One summary line per step on
+# stdout; the logs packed into $OUT/gpu_suite.tgz (a call brings back only a few files).
+set -u
+DEADLINE=${DEADLINE:-400}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+export DECONVTUNE_GOLDEN_DIR=$root/tests/golden DECONVTUNE_BINARY=$root/.carry/deconvtune
+export DECONVTUNE_WORKER=$root/.carry/deconvtune XDG_CACHE_HOME=/tmp/dt-cache
+logs=${OUT:-/tmp}/gpu_suite
+mkdir -p "$logs" /tmp/dt-cache
+left() { echo $((DEADLINE - SECONDS)); }
+step() {  # name, timeout, command...
+  local name=$1 limit=$2
+  shift 2
+  [ "$limit" -gt 5 ] || { echo "$name: not run (no time left)"; return; }
+  timeout "$limit" "$@" > "$logs/$name.txt" 2>&1
+  echo "$name: rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$logs/$name.txt" | tr '\n' ' ') at ${SECONDS}s"
+}
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$logs/device.txt"
+SLOW='Golden/GoldenGpu.*:Shapes/*:Gpu.NonFinite*:Compile.EveryConfig*'
+step gpu_fast 200 .carry/deconvtune_tests --gtest_color=no --gtest_filter="*Gpu*:Compile*:Reliability*-$SLOW"
+step api 150 .carry/deconvtune_api_tests --gtest_color=no
+OUT=$logs step python "$(left)" bash bench/device/python_gpu.sh
+step run_seed 90 .carry/deconvtune run --problem seed --json --require-gpu
+for filter in 'Gpu.NonFinite*' 'Golden/GoldenGpu.*' 'Shapes/DtypeLayoutGpu.*' 'Shapes/OddShapeGpu.*'; do
+  step "slow_$(echo "${filter%%.*}" | tr '/' '_')" "$(left)" .carry/deconvtune_tests \
+    --gtest_color=no --gtest_filter="$filter"
+done
+grep -h -E '^\[  FAILED  \] [A-Za-z]' "$logs"/*.txt | sort -u | head -20
+(cd "$(dirname "$logs")" && tar czf gpu_suite.tgz "$(basename "$logs")" && rm -rf "$logs")
