@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <optional>
+#include <thread>
 
 #include "codegen/generator.hpp"
 #include "codegen/search_space.hpp"
@@ -15,6 +17,8 @@ namespace {
 
 // A reason is kept whole up to this size (compile logs can be long); the DB takes 64 KiB.
 constexpr size_t kMaxReason = 16384;
+// Fresh stamps tried for a trial whose identity another process took first (JobRunner::record).
+constexpr int kStampAttempts = 1000;
 
 std::string clip_reason(std::string reason) {
   if (reason.size() > kMaxReason) reason = reason.substr(0, kMaxReason) + "\n[... cut]";
@@ -214,8 +218,18 @@ void JobRunner::record(const Candidate& candidate, const TrialReply& reply) {
   trial.shared_bytes = candidate.shared_bytes;
   trial.spill_bytes = candidate.spill_bytes;
   trial.compile_ms = candidate.compile_ms;
-  trial.measured_at = db::utc_timestamp();
-  batch_.db->record_trial(trial);
+  // A trial's identity includes measured_at, and a tuner of the same problem in another process
+  // can stamp the same instant (the clock may be coarser than its microseconds): the DB keeps the
+  // first row of an identity, so a stamp already taken is taken again until this trial is stored.
+  for (int attempt = 0;; ++attempt) {
+    trial.measured_at = db::utc_timestamp();
+    if (batch_.db->record_trial(trial)) break;
+    if (attempt == kStampAttempts) {
+      throw TuneError(fmt::format("the tuning DB kept refusing trial {} of {} as already there",
+                                  trial.config_name, trial.problem_key));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
   job_.report.trials.push_back(trial);
   std::lock_guard<std::mutex> lock(batch_.progress_mutex);
   const int done = ++batch_.done;
