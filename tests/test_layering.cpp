@@ -53,10 +53,11 @@ struct Walk {
   int includes_checked = 0;
 };
 
-// Every project include (a quoted path with a folder) of every stage under `root`, checked.
-Walk check_includes(const std::filesystem::path& root) {
+// Calls visit(folder, stage, file, line, path) for every project include (a quoted path with a
+// folder) of every host source of every stage under `root`.
+template <typename Visit>
+void for_each_include(const std::filesystem::path& root, Visit&& visit) {
   static const std::regex kInclude(R"re(^\s*#\s*include\s+"([^"]+/[^"]+)")re");
-  Walk walk;
   for (const auto& [folder, stage] : kStage) {
     if (!std::filesystem::is_directory(root / folder)) continue;
     for (const auto& entry : std::filesystem::recursive_directory_iterator(root / folder)) {
@@ -65,23 +66,31 @@ Walk check_includes(const std::filesystem::path& root) {
       std::string text;
       for (int line = 1; std::getline(in, text); ++line) {
         std::smatch match;
-        if (!std::regex_search(text, match, kInclude)) continue;
-        ++walk.includes_checked;
-        const std::string path = match[1].str();
-        const std::string target = stage_of_include(path);
-        const std::string where = entry.path().lexically_relative(root).string() + ":" +
-                                  std::to_string(line) + ": '" + path + "'";
-        const auto found = kStage.find(target);
-        if (found == kStage.end()) {
-          walk.violations.push_back(where + " is of no stage");
-        } else if (target != folder && found->second >= stage) {
-          walk.violations.push_back(where + " climbs from " + folder + " (stage " +
-                                    std::to_string(stage) + ") to " + target + " (stage " +
-                                    std::to_string(found->second) + ")");
-        }
+        if (std::regex_search(text, match, kInclude))
+          visit(folder, stage, entry.path(), line, match[1].str());
       }
     }
   }
+}
+
+// Every project include of every stage under `root`, checked.
+Walk check_includes(const std::filesystem::path& root) {
+  Walk walk;
+  for_each_include(root, [&](const std::string& folder, int stage,
+                             const std::filesystem::path& file, int line, const std::string& path) {
+    ++walk.includes_checked;
+    const std::string target = stage_of_include(path);
+    const std::string where =
+        file.lexically_relative(root).string() + ":" + std::to_string(line) + ": '" + path + "'";
+    const auto found = kStage.find(target);
+    if (found == kStage.end()) {
+      walk.violations.push_back(where + " is of no stage");
+    } else if (target != folder && found->second >= stage) {
+      walk.violations.push_back(where + " climbs from " + folder + " (stage " +
+                                std::to_string(stage) + ") to " + target + " (stage " +
+                                std::to_string(found->second) + ")");
+    }
+  });
   return walk;
 }
 
@@ -124,29 +133,18 @@ TEST(Layering, ThePlantedArrowsBackUpAreFound) {
 // tuning_db.cpp, the SQLite wrapper) is included from its own folder only: the stages above use the
 // stage's interface. Tests, fuzzers and benchmarks may look inside.
 TEST(Layering, InternalHeadersStayInTheirFolder) {
-  static const std::regex kInclude(R"re(^\s*#\s*include\s+"([^"]+/[^"]+)")re");
   int internal = 0;
-  for (const auto& [folder, stage] : kStage) {
-    if (!std::filesystem::is_directory(kRoot / folder)) continue;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(kRoot / folder)) {
-      if (!entry.is_regular_file() || !is_host_source(entry.path())) continue;
-      std::ifstream in(entry.path());
-      std::string text;
-      for (int line = 1; std::getline(in, text); ++line) {
-        std::smatch match;
-        if (!std::regex_search(text, match, kInclude)) continue;
-        const std::string path = match[1].str();
-        std::ifstream header(kRoot / path);
-        std::string opening, first_lines;
-        for (int i = 0; i < 3 && std::getline(header, opening); ++i) first_lines += opening;
-        const std::string owner = path.substr(0, path.find('/'));
-        if (first_lines.find("// Internal to " + owner + "/") == std::string::npos) continue;
-        ++internal;
-        EXPECT_EQ(owner, folder) << entry.path().lexically_relative(kRoot).string() << ":" << line
-                                 << " includes " << path << ", internal to " << owner << "/";
-      }
-    }
-  }
+  for_each_include(kRoot, [&](const std::string& folder, int, const std::filesystem::path& file,
+                              int line, const std::string& path) {
+    std::ifstream header(kRoot / path);
+    std::string opening, first_lines;
+    for (int i = 0; i < 3 && std::getline(header, opening); ++i) first_lines += opening;
+    const std::string owner = path.substr(0, path.find('/'));
+    if (first_lines.find("// Internal to " + owner + "/") == std::string::npos) return;
+    ++internal;
+    EXPECT_EQ(owner, folder) << file.lexically_relative(kRoot).string() << ":" << line
+                             << " includes " << path << ", internal to " << owner << "/";
+  });
   EXPECT_GT(internal, 10) << "the internal headers were found";
 }
 
