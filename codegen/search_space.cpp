@@ -244,7 +244,8 @@ FamilySpec wsgemm_family() {
       {"kc", "DT_KC", {0, 16, 32}, "input channels per slot with W streamed; 0: W resident"},
       {"coop", "DT_COOP", {0, 1}, "1: both consumers share each unit's slots (rp rows each)"},
       {"mc", "DT_MC", {1, 2}, "CTAs per cluster sharing each streamed W chunk (multicast)"},
-      {"xl", "DT_XL", {0, 1}, "x windows: 0 cp.async, rounded in place; 1 through registers"},
+      {"xl", "DT_XL", {0, 1, 2},
+       "x windows: 0 cp.async, rounded in place; N through registers, 4N loads in flight"},
   };
   spec.why_illegal = [](const Problem& p, const Config& c,
                         const DeviceLimits& device) -> std::string {
@@ -277,7 +278,8 @@ FamilySpec wsgemm_family() {
     if (!g.why_not.empty()) return g.why_not;
     const int64_t kc = c.param("kc");
     if (c.param("coop") == 1 && kc == 0) return "coop1 only with W streamed";
-    if (c.param("xl") == 1 && c.math != MathMode::kTf32) return "xl1 is measured under tf32 only";
+    if (c.param("xl") > 0 && c.math != MathMode::kTf32)
+      return "x windows through registers are measured under tf32 only";
     if (c.param("mc") > 1 && (kc == 0 || c.param("coop") == 0))
       return "clusters share streamed W chunks of cooperative units only (kc > 0, coop1)";
     if (kc > 0) {

@@ -59,7 +59,7 @@
 #define DT_MC 1  // CTAs of a cluster sharing each streamed W chunk (one multicast copy per CTA)
 #endif
 #ifndef DT_XL
-#define DT_XL 0  // x windows: 0 cp.async, then rounded in place; 1 through registers, rounded there
+#define DT_XL 0  // x windows: 0 cp.async, rounded in place; N through registers, 4N items in flight
 #endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
@@ -72,9 +72,14 @@ namespace dt {
 constexpr int CP = DT_CP, STAGES = DT_STAGES, RP = DT_RP;
 constexpr int BM = 64;  // output channels per CTA
 constexpr int WG_THREADS = 128, THREADS = 3 * WG_THREADS;
-// Windows through registers (DT_XL) hold four items' loads in the producer's registers.
-constexpr int PRODUCER_REGS = DT_XL ? 72 : 56, CONSUMER_REGS = DT_XL ? 216 : 224;
-static_assert(WG_THREADS * PRODUCER_REGS + 2 * WG_THREADS * CONSUMER_REGS <= 65536, "registers");
+// Windows through registers (DT_XL) hold 4 * DT_XL items' loads in the producer's registers.
+// The consumers take only what the producer gives back of the CTA's launch allocation (a
+// setmaxnreg.inc beyond it never returns): LAUNCH_REGS each under __launch_bounds__(THREADS, 1).
+constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
+constexpr int PRODUCER_REGS = DT_XL > 1 ? 96 : DT_XL ? 72 : 56;
+constexpr int CONSUMER_REGS = (LAUNCH_REGS + (LAUNCH_REGS - PRODUCER_REGS) / 2) / 8 * 8;
+static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 3 * LAUNCH_REGS, "registers");
+static_assert(DT_XL >= 0 && DT_XL <= 2, "x windows: cp.async, or 4 or 8 items in flight");
 static_assert(CP == 8 || CP == 16 || CP == 32 || CP == 64 || CP == 128, "wgmma N");
 static_assert(STAGES >= 2, "one slot per consumer at least");
 static_assert(2 * STAGES * 8 <= 128, "the barriers fit before W's 128-byte alignment");
@@ -108,6 +113,7 @@ constexpr int CLUSTER = DT_MC;
 // SS wgmmas of N = 64 saturate alone (bench/results/2026-12-01-h200-mc2-probe). The producer
 // then waits for its own loads, so it overlaps one window's loads only with the consumers' work.
 constexpr bool X_REGISTERS = DT_XL != 0;
+constexpr int WINDOW_LOADS = 4 * DT_XL;  // items per thread in flight through registers
 static_assert(CLUSTER == 1 || CLUSTER == 2, "clusters of 1 or 2 CTAs");
 static_assert(CLUSTER == 1 || DT_KC > 0, "clusters share streamed W chunks");
 constexpr int UNIT_ROWS = COOP ? 2 * RP : RP;  // phase rows per unit
@@ -311,19 +317,19 @@ __device__ __forceinline__ void prepare_window(float* slot, int tid) {
 }
 
 // XL: the same items as issue_window, loaded into registers (zero outside the image and past the
-// group's channels), rounded there and stored once. A step loads PRODUCER_UNROLL items before it
+// group's channels), rounded there and stored once. A step loads WINDOW_LOADS items before it
 // stores any, every load from a valid address (a zero is selected afterwards, so no branch stands
 // between the loads and they are in flight together).
 template <int R0>
 __device__ __forceinline__ void load_window(float* slot, const float* __restrict__ x, const Unit& u,
                                             bool live, int chunk, int group, int tid) {
   using S = Storage<R0>;
-  constexpr int ITEMS = PLANES * S::XPIX, STEP = PRODUCER_UNROLL * WG_THREADS;
+  constexpr int ITEMS = PLANES * S::XPIX, STEP = WINDOW_LOADS * WG_THREADS;
   const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
   for (int first = tid; first < ITEMS; first += STEP) {
-    float v[PRODUCER_UNROLL][4];
+    float v[WINDOW_LOADS][4];
 #pragma unroll
-    for (int b = 0; b < PRODUCER_UNROLL; ++b) {
+    for (int b = 0; b < WINDOW_LOADS; ++b) {
       const int item = first + b * WG_THREADS;
       const int xc = item % XC, xr = (item / XC) % S::XR;
       const int ci = chunk * KC + item / S::XPIX * 4;
@@ -339,7 +345,7 @@ __device__ __forceinline__ void load_window(float* slot, const float* __restrict
       }
     }
 #pragma unroll
-    for (int b = 0; b < PRODUCER_UNROLL; ++b) {
+    for (int b = 0; b < WINDOW_LOADS; ++b) {
       const int item = first + b * WG_THREADS;
       if (item < ITEMS)
         store_item(slot, item, ITEMS, make_float4(v[b][0], v[b][1], v[b][2], v[b][3]));

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # On the device: every wsgemm config of each problem verified and timed (SWEEP_PRECISION, default
-# tf32), summarised fastest first (sweep.py); then the GPU tests matching TEST_FILTER. Binaries and libraries come carried in .carry/. SWEEP_ONLY picks problems of
-# bench/problems.jsonl, SWEEP_FILTER the configs (a name part). Results: $OUT/sweep/.
+# tf32), summarised fastest first (sweep.py); then the GPU tests matching TEST_FILTER. Binaries and
+# libraries come carried in .carry/. SWEEP_ONLY picks problems of bench/problems.jsonl, each as
+# NAME or NAME:FILTER; SWEEP_FILTER is the configs' name part where an entry gives none (default
+# wsgemm). A problem may come more than once with different filters. Results: $OUT/sweep/.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -12,12 +14,15 @@ precision=${SWEEP_PRECISION:-tf32}
 out=${OUT:-/tmp}/sweep
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$out/device.txt"
-for name in ${SWEEP_ONLY:-wide_in wide_512 k4s2_wide k5s2_wide}; do
+index=0
+for entry in ${SWEEP_ONLY:-wide_in wide_512 k4s2_wide k5s2_wide}; do
+  name=${entry%%:*} filter=${SWEEP_FILTER:-wsgemm}
+  [ "$entry" != "$name" ] && filter=${entry#*:}
+  run=$out/${name}_${precision}_$((index += 1))
   grep "\"name\": \"$name\"" bench/problems.jsonl > "$out/$name.json"
   timeout "${SWEEP_TIMEOUT:-150}" "$cli" run --problem "$out/$name.json" --precision "$precision" \
-    --all-configs --only "${SWEEP_FILTER:-wsgemm}" --json > "$out/${name}_$precision.json" \
-    2> "$out/${name}_$precision.log"
-  python3 bench/device/sweep.py "$out/${name}_$precision.json" --top "${SWEEP_TOP:-6}"
+    --all-configs --only "$filter" --json > "$run.json" 2> "$run.log"
+  python3 bench/device/sweep.py "$run.json" --top "${SWEEP_TOP:-6}"
 done
 if [ -n "${TEST_FILTER:-}" ]; then
   timeout "${TEST_TIMEOUT:-240}" "$root/.carry/deconvtune_tests" --gtest_filter="$TEST_FILTER" \
