@@ -271,27 +271,41 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 // rate: bench/results/2026-12-01-h200-mc2-probe).
 constexpr int PRODUCER_UNROLL = 4;
 
+// Where item `item` of a window of this unit and chunk comes from: channel e of the item is
+// src + e * H * W where valid(e), and a zero elsewhere (outside the image, past the group's
+// channels, or a unit that is not live); src is a valid address either way, so a zero is chosen
+// by a select on the offset, not by a branch on the pointer, and unrolled items stay in one block.
+struct ItemSource {
+  const float* src;
+  bool inside;
+  int ci;  // the item's first channel in the group
+  __device__ bool valid(int e) const { return inside && ci + e < CI_PER_GROUP; }
+  __device__ const float* at(int e) const { return src + (valid(e) ? (i64)e * H * W : 0); }
+};
+template <int R0>
+__device__ __forceinline__ ItemSource item_source(const float* __restrict__ x, const Unit& u,
+                                                  bool live, int chunk, int group, int item) {
+  using S = Storage<R0>;
+  const int xc = item % XC, xr = (item / XC) % S::XR;
+  const int ih = u.q + class_shift(R0, false) + xr, iw = u.p0 + SHIFT_W0 + xc;
+  ItemSource out;
+  out.ci = chunk * KC + item / S::XPIX * 4;
+  out.inside = live && item < PLANES * S::XPIX && ih >= 0 && ih < H && iw >= 0 && iw < W;
+  out.src = x + x_index(u.n, group * CI_PER_GROUP + min(out.ci, CI_PER_GROUP - 1),
+                        out.inside ? ih : 0, out.inside ? iw : 0);
+  return out;
+}
+
 template <int R0>
 __device__ __forceinline__ void issue_window(float* slot, const float* __restrict__ x,
                                              const Unit& u, bool live, int chunk, int group,
                                              int tid) {
-  using S = Storage<R0>;
-  const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
 #pragma unroll PRODUCER_UNROLL
-  for (int item = tid; item < PLANES * S::XPIX; item += WG_THREADS) {
-    const int xc = item % XC, xr = (item / XC) % S::XR;
-    const int ci = chunk * KC + item / S::XPIX * 4;  // the item's first channel in the group
-    const int ih = ih0 + xr, iw = iw0 + xc;
-    const bool inside = live && ih >= 0 && ih < H && iw >= 0 && iw < W;
-    const float* src = x + x_index(u.n, group * CI_PER_GROUP + min(ci, CI_PER_GROUP - 1),
-                                   inside ? ih : 0, inside ? iw : 0);
+  for (int item = tid; item < PLANES * Storage<R0>::XPIX; item += WG_THREADS) {
+    const ItemSource source = item_source<R0>(x, u, live, chunk, group, item);
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const bool copy = inside && ci + e < CI_PER_GROUP;
-      // A zero fill reads nothing, from src itself (a valid address): an offset chosen by a
-      // select, not a pointer chosen by a branch, keeps the unrolled items in one block.
-      cp_async4_zero_fill(slot + item * 4 + e, src + (copy ? (i64)e * H * W : 0), copy);
-    }
+    for (int e = 0; e < 4; ++e)
+      cp_async4_zero_fill(slot + item * 4 + e, source.at(e), source.valid(e));
   }
 }
 // Item `item` of a window of `items`: v rounded to TF32, and under SPLIT the remainder in the
@@ -323,25 +337,16 @@ __device__ __forceinline__ void prepare_window(float* slot, int tid) {
 template <int R0>
 __device__ __forceinline__ void load_window(float* slot, const float* __restrict__ x, const Unit& u,
                                             bool live, int chunk, int group, int tid) {
-  using S = Storage<R0>;
-  constexpr int ITEMS = PLANES * S::XPIX, STEP = WINDOW_LOADS * WG_THREADS;
-  const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
+  constexpr int ITEMS = PLANES * Storage<R0>::XPIX, STEP = WINDOW_LOADS * WG_THREADS;
   for (int first = tid; first < ITEMS; first += STEP) {
     float v[WINDOW_LOADS][4];
 #pragma unroll
     for (int b = 0; b < WINDOW_LOADS; ++b) {
-      const int item = first + b * WG_THREADS;
-      const int xc = item % XC, xr = (item / XC) % S::XR;
-      const int ci = chunk * KC + item / S::XPIX * 4;
-      const int ih = ih0 + xr, iw = iw0 + xc;
-      const bool inside = live && item < ITEMS && ih >= 0 && ih < H && iw >= 0 && iw < W;
-      const float* src = x + x_index(u.n, group * CI_PER_GROUP + min(ci, CI_PER_GROUP - 1),
-                                     inside ? ih : 0, inside ? iw : 0);
+      const ItemSource source = item_source<R0>(x, u, live, chunk, group, first + b * WG_THREADS);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const bool copy = inside && ci + e < CI_PER_GROUP;
-        const float loaded = __ldg(src + (copy ? (i64)e * H * W : 0));
-        v[b][e] = copy ? loaded : 0.0f;
+        const float loaded = __ldg(source.at(e));
+        v[b][e] = source.valid(e) ? loaded : 0.0f;
       }
     }
 #pragma unroll
