@@ -59,7 +59,7 @@
 #define DT_MC 1  // CTAs of a cluster sharing each streamed W chunk (one multicast copy per CTA)
 #endif
 #ifndef DT_XL
-#define DT_XL 0  // x windows: 0 cp.async, rounded in place; N through registers, 4N items in flight
+#define DT_XL 0  // x windows: 0 cp.async, then rounded in place; 1 through registers, rounded there
 #endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
@@ -72,14 +72,14 @@ namespace dt {
 constexpr int CP = DT_CP, STAGES = DT_STAGES, RP = DT_RP;
 constexpr int BM = 64;  // output channels per CTA
 constexpr int WG_THREADS = 128, THREADS = 3 * WG_THREADS;
-// Windows through registers (DT_XL) hold 4 * DT_XL items' loads in the producer's registers.
+// Windows through registers (DT_XL) hold WINDOW_LOADS items' loads in the producer's registers.
 // The consumers take only what the producer gives back of the CTA's launch allocation (a
 // setmaxnreg.inc beyond it never returns): LAUNCH_REGS each under __launch_bounds__(THREADS, 1).
 constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
-constexpr int PRODUCER_REGS = DT_XL > 1 ? 96 : DT_XL ? 72 : 56;
+constexpr int PRODUCER_REGS = DT_XL ? 72 : 56;
 constexpr int CONSUMER_REGS = (LAUNCH_REGS + (LAUNCH_REGS - PRODUCER_REGS) / 2) / 8 * 8;
 static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 3 * LAUNCH_REGS, "registers");
-static_assert(DT_XL >= 0 && DT_XL <= 2, "x windows: cp.async, or 4 or 8 items in flight");
+static_assert(DT_XL == 0 || DT_XL == 1, "x windows: cp.async or registers");
 static_assert(CP == 8 || CP == 16 || CP == 32 || CP == 64 || CP == 128, "wgmma N");
 static_assert(STAGES >= 2, "one slot per consumer at least");
 static_assert(2 * STAGES * 8 <= 128, "the barriers fit before W's 128-byte alignment");
@@ -111,9 +111,14 @@ constexpr int CLUSTER = DT_MC;
 // 16-byte store of a pixel's 4 channels, instead of a 4-byte cp.async (4-way bank conflicts: the
 // lanes' pixels lie 16 bytes apart) and a read and a write to round it. Shared memory is what the
 // SS wgmmas of N = 64 saturate alone (bench/results/2026-12-01-h200-mc2-probe). The producer
-// then waits for its own loads, so it overlaps one window's loads only with the consumers' work.
+// then waits for its own loads, so it overlaps one window's loads only with the consumers' work:
+// that makes it the limit wherever windows are long (the seed: 1.86 ms against 1.22 with cp.async)
+// and pays only where a streamed kernel's ring turns slowly (k5s2: 11 %,
+// bench/results/2026-12-02-h200-xl).
 constexpr bool X_REGISTERS = DT_XL != 0;
-constexpr int WINDOW_LOADS = 4 * DT_XL;  // items per thread in flight through registers
+// Items per thread in flight through registers: eight measured slower than four on every
+// problem (bench/results/2026-12-02-h200-xl).
+constexpr int WINDOW_LOADS = 4;
 static_assert(CLUSTER == 1 || CLUSTER == 2, "clusters of 1 or 2 CTAs");
 static_assert(CLUSTER == 1 || DT_KC > 0, "clusters share streamed W chunks");
 constexpr int UNIT_ROWS = COOP ? 2 * RP : RP;  // phase rows per unit

@@ -115,6 +115,8 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
   EXPECT_EQ(default_config(wide).param("coop"), 1) << "the H200's streamed winners share units";
   EXPECT_EQ(default_config(wide).param("mc"), 1) << "clusters measured slower on the H200";
   EXPECT_EQ(default_config(wide).param("rs"), 1) << "k4 streams half its taps per slot with rs1";
+  EXPECT_EQ(default_config(wide).param("xl"), 1) << "registers won only the tall streamed kernels";
+  EXPECT_EQ(default_config(tf32).param("xl"), 0) << "cp.async keeps long windows in flight";
   int clustered = 0;
   for (const Config& c : enumerate_space(wide)) {
     if (c.family != Family::kWsgemm || c.param("mc") == 1) continue;
