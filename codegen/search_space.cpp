@@ -230,6 +230,60 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
   return g;
 }
 
+// Why `c` cannot serve `p` on `device` under the Hopper family's rules; empty when it can.
+std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLimits& device) {
+  if (device.sm_major != 9 || device.sm_minor != 0) return "wsgemm needs sm_90a (wgmma)";
+  if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
+  if (p.kernel.h > kWsMaxKernel || p.kernel.w > kWsMaxKernel)
+    return fmt::format("wsgemm unrolls kernels up to {0}x{0}", kWsMaxKernel);
+  const int64_t cp = c.param("cp");
+  const bool row_classes = c.param("rs") == 1;
+  if (row_classes && (p.stride.h == 1 || p.stride.h > 8)) return "rs1 needs a row stride of 2 to 8";
+  // Measured wrong on the H200 for every k3 problem of the benchmark set (max |err| 0.2-0.4)
+  // while rs0 and every tf32 config verify: excluded until the cause is found.
+  if (row_classes && c.math == MathMode::k3xTf32) return "3xtf32 with rs1 is not verified";
+  const int64_t qw = (p.out_width() + p.stride.w - 1) / p.stride.w;
+  if (cp > 8 && cp / 2 >= qw) return fmt::format("cp{} is wider than the {} phase columns", cp, qw);
+  // Narrow units re-read W and x per output and never won the H200 sweep (nor did cp128 or
+  // six slots, which the space no longer lists): cp8 only where the phase is too narrow for 16.
+  if (cp == 8 && qw > 8) return "cp8 only where cp16 is wider than the phase columns";
+  // Every phase's 64 x cp accumulator tile stays in the consumer's registers (the kernel's
+  // 168-register cap: 128 accumulators spill a little, more would spill a lot); 3xtf32 adds a
+  // tap's partial sums and a phase's corrections.
+  const int64_t phases = (row_classes ? 1 : p.stride.h) * p.stride.w;
+  const int64_t accumulators =
+      (c.param("rp") * phases + (c.math == MathMode::k3xTf32 ? 2 : 0)) * cp / 2;
+  if (accumulators > 128)
+    return fmt::format("{} accumulator registers per thread would spill", accumulators);
+  const WsGeometry g = ws_geometry(p, c);
+  if (!g.why_not.empty()) return g.why_not;
+  const int64_t kc = c.param("kc");
+  if (c.param("coop") == 1 && kc == 0) return "coop1 only with W streamed";
+  if (c.param("xl") > 0 && c.math != MathMode::kTf32)
+    return "x windows through registers are measured under tf32 only";
+  if (c.param("mc") > 1 && (kc == 0 || c.param("coop") == 0))
+    return "clusters share streamed W chunks of cooperative units only (kc > 0, coop1)";
+  if (kc > 0) {
+    if (c.math != MathMode::kTf32) return "W streams under tf32 only";
+    if (kc >= p.in_channels / p.groups) return fmt::format("kc{} holds every channel", kc);
+    // Streaming re-reads W for every unit: only where the slice cannot stay resident even
+    // beside the smallest ring (two slots of cp16 rp1 windows).
+    const std::map<std::string, int> smallest_resident = {
+        {"cp", 16}, {"rp", 1}, {"st", 2}, {"kc", 0}, {"coop", 0}, {"mc", 1}, {"xl", 0}};
+    Config resident = c;
+    for (auto& [name, value] : resident.params) {
+      if (auto it = smallest_resident.find(name); it != smallest_resident.end()) value = it->second;
+    }
+    if (ws_geometry(p, resident).shared_bytes <= device.max_shared_per_block)
+      return "W fits resident (kc0)";
+  }
+  if (g.shared_bytes > device.max_shared_per_block) {
+    return fmt::format("needs {} B of shared memory ({}), the device has {}", g.shared_bytes,
+                       kc > 0 ? "W streamed" : "W resident", device.max_shared_per_block);
+  }
+  return {};
+}
+
 FamilySpec wsgemm_family() {
   FamilySpec spec;
   spec.family = Family::kWsgemm;
@@ -246,62 +300,7 @@ FamilySpec wsgemm_family() {
       {"mc", "DT_MC", {1, 2}, "CTAs per cluster sharing each streamed W chunk (multicast)"},
       {"xl", "DT_XL", {0, 1}, "x windows: 0 cp.async, rounded in place; 1 through registers"},
   };
-  spec.why_illegal = [](const Problem& p, const Config& c,
-                        const DeviceLimits& device) -> std::string {
-    if (device.sm_major != 9 || device.sm_minor != 0) return "wsgemm needs sm_90a (wgmma)";
-    if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
-    if (p.kernel.h > kWsMaxKernel || p.kernel.w > kWsMaxKernel)
-      return fmt::format("wsgemm unrolls kernels up to {0}x{0}", kWsMaxKernel);
-    const int64_t cp = c.param("cp");
-    const bool row_classes = c.param("rs") == 1;
-    if (row_classes && (p.stride.h == 1 || p.stride.h > 8))
-      return "rs1 needs a row stride of 2 to 8";
-    // Measured wrong on the H200 for every k3 problem of the benchmark set (max |err| 0.2-0.4)
-    // while rs0 and every tf32 config verify: excluded until the cause is found.
-    if (row_classes && c.math == MathMode::k3xTf32) return "3xtf32 with rs1 is not verified";
-    const int64_t qw = (p.out_width() + p.stride.w - 1) / p.stride.w;
-    if (cp > 8 && cp / 2 >= qw)
-      return fmt::format("cp{} is wider than the {} phase columns", cp, qw);
-    // Narrow units re-read W and x per output and never won the H200 sweep (nor did cp128 or
-    // six slots, which the space no longer lists): cp8 only where the phase is too narrow for 16.
-    if (cp == 8 && qw > 8) return "cp8 only where cp16 is wider than the phase columns";
-    // Every phase's 64 x cp accumulator tile stays in the consumer's registers (the kernel's
-    // 168-register cap: 128 accumulators spill a little, more would spill a lot); 3xtf32 adds a
-    // tap's partial sums and a phase's corrections.
-    const int64_t phases = (row_classes ? 1 : p.stride.h) * p.stride.w;
-    const int64_t accumulators =
-        (c.param("rp") * phases + (c.math == MathMode::k3xTf32 ? 2 : 0)) * cp / 2;
-    if (accumulators > 128)
-      return fmt::format("{} accumulator registers per thread would spill", accumulators);
-    const WsGeometry g = ws_geometry(p, c);
-    if (!g.why_not.empty()) return g.why_not;
-    const int64_t kc = c.param("kc");
-    if (c.param("coop") == 1 && kc == 0) return "coop1 only with W streamed";
-    if (c.param("xl") > 0 && c.math != MathMode::kTf32)
-      return "x windows through registers are measured under tf32 only";
-    if (c.param("mc") > 1 && (kc == 0 || c.param("coop") == 0))
-      return "clusters share streamed W chunks of cooperative units only (kc > 0, coop1)";
-    if (kc > 0) {
-      if (c.math != MathMode::kTf32) return "W streams under tf32 only";
-      if (kc >= p.in_channels / p.groups) return fmt::format("kc{} holds every channel", kc);
-      // Streaming re-reads W for every unit: only where the slice cannot stay resident even
-      // beside the smallest ring (two slots of cp16 rp1 windows).
-      const std::map<std::string, int> smallest_resident = {
-          {"cp", 16}, {"rp", 1}, {"st", 2}, {"kc", 0}, {"coop", 0}, {"mc", 1}, {"xl", 0}};
-      Config resident = c;
-      for (auto& [name, value] : resident.params) {
-        if (auto it = smallest_resident.find(name); it != smallest_resident.end())
-          value = it->second;
-      }
-      if (ws_geometry(p, resident).shared_bytes <= device.max_shared_per_block)
-        return "W fits resident (kc0)";
-    }
-    if (g.shared_bytes > device.max_shared_per_block) {
-      return fmt::format("needs {} B of shared memory ({}), the device has {}", g.shared_bytes,
-                         kc > 0 ? "W streamed" : "W resident", device.max_shared_per_block);
-    }
-    return {};
-  };
+  spec.why_illegal = wsgemm_why_illegal;
   spec.launch = [](const Problem& p, const Config& c, const DeviceLimits& device) {
     const WsGeometry g = ws_geometry(p, c);
     LaunchGeometry geometry;
@@ -440,8 +439,7 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     // mc2 (clusters) measured slower on three of the four streamed problems: last.
     return std::make_tuple(kc > 0, c.param("mc"), 1 - c.param("coop"), rs_order, kc == 16 ? 0 : 1,
                            kc > 0 ? streamed_cp_order : resident_cp_order, rp_order, st_order,
-                           c.mish == MishVariant::kFast ? 0 : 1,
-                           xl_order);
+                           c.mish == MishVariant::kFast ? 0 : 1, xl_order);
   };
 
   const Config* hopper = nullptr;

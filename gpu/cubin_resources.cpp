@@ -111,8 +111,27 @@ ResourceUsage unknown_resources() {
   return usage;
 }
 
-ResourceUsage read_cubin(std::string_view data, const std::string& kernel) {
-  const Bytes bytes(data);
+// A cubin's section headers, named, with their contents checked to lie inside the file.
+struct Elf {
+  explicit Elf(std::string_view data) : bytes(data) {}
+  Elf(const Elf&) = delete;  // by_name points into sections
+  Elf& operator=(const Elf&) = delete;
+  Bytes bytes;
+  std::vector<Section> sections;
+  std::map<std::string_view, const Section*> by_name;
+  bool reserves_shared = false;  // the sm_90-on layout
+  std::string_view contents(const Section& section) const {
+    if (section.type == kShtNobits) throw Malformed{};
+    return bytes.slice(section.offset, section.size);
+  }
+  const Section* named(const std::string& name) const {
+    auto it = by_name.find(name);
+    return it == by_name.end() ? nullptr : it->second;
+  }
+};
+
+void read_sections(Elf& elf) {
+  const Bytes& bytes = elf.bytes;
   if (bytes.slice(0, 4) != std::string_view("\x7f"
                                             "ELF",
                                             4))
@@ -126,7 +145,8 @@ ResourceUsage read_cubin(std::string_view data, const std::string& kernel) {
   if (count == 0 || names_index >= count) throw Malformed{};  // no extended numbering in a cubin
   if (!bytes.holds(header_table, count * kSectionHeaderSize)) throw Malformed{};
 
-  std::vector<Section> sections(count);
+  std::vector<Section>& sections = elf.sections;
+  sections.resize(count);
   std::vector<uint64_t> name_offsets(count);
   for (uint64_t i = 0; i < count; ++i) {
     const uint64_t at = header_table + i * kSectionHeaderSize;
@@ -138,24 +158,24 @@ ResourceUsage read_cubin(std::string_view data, const std::string& kernel) {
     sections[i].info = static_cast<uint32_t>(bytes.read(at + 44, 4));
     sections[i].entry_size = bytes.read(at + 56, 8);
   }
-  auto contents = [&](const Section& section) {
-    if (section.type == kShtNobits) throw Malformed{};
-    return bytes.slice(section.offset, section.size);
-  };
-  const std::string_view names = contents(sections[names_index]);
-  std::map<std::string_view, const Section*> by_name;
-  bool reserves_shared = false;  // the sm_90-on layout
+  const std::string_view names = elf.contents(sections[names_index]);
   for (uint64_t i = 0; i < count; ++i) {
     sections[i].name = string_at(names, name_offsets[i]);
-    by_name.emplace(sections[i].name, &sections[i]);
-    if (sections[i].name.rfind(".nv.shared.reserved.", 0) == 0) reserves_shared = true;
+    elf.by_name.emplace(sections[i].name, &sections[i]);
+    if (sections[i].name.rfind(".nv.shared.reserved.", 0) == 0) elf.reserves_shared = true;
   }
+}
 
-  // EIATTR_REGCOUNT and EIATTR_FRAME_SIZE by symbol index, from every .nv.info* section.
+// EIATTR_REGCOUNT and EIATTR_FRAME_SIZE by symbol index, from every .nv.info* section.
+struct InfoAttributes {
   std::map<uint64_t, uint64_t> registers_of, frame_of;
-  for (const Section& section : sections) {
+};
+
+InfoAttributes read_info_attributes(const Elf& elf) {
+  InfoAttributes out;
+  for (const Section& section : elf.sections) {
     if (section.type != kShtCudaInfo || section.name.rfind(".nv.info", 0) != 0) continue;
-    const Bytes records(contents(section));
+    const Bytes records(elf.contents(section));
     for (uint64_t at = 0; at < section.size;) {
       const uint64_t format = records.read(at, 1);
       const uint64_t attribute = records.read(at + 1, 1);
@@ -166,7 +186,7 @@ ResourceUsage read_cubin(std::string_view data, const std::string& kernel) {
           if (field < 8) throw Malformed{};
           const uint64_t symbol = records.read(at + 4, 4);
           const uint64_t value = records.read(at + 8, 4);
-          auto& into = attribute == kEiattrRegcount ? registers_of : frame_of;
+          auto& into = attribute == kEiattrRegcount ? out.registers_of : out.frame_of;
           if (!into.emplace(symbol, value).second && into[symbol] != value) throw Malformed{};
         }
         at += 4 + field;
@@ -177,44 +197,64 @@ ResourceUsage read_cubin(std::string_view data, const std::string& kernel) {
       }
     }
   }
+  return out;
+}
 
+// The one symbol table (its entries and their string table).
+const Section& symbol_table(const Elf& elf) {
   const Section* symbols = nullptr;
-  for (const Section& section : sections) {
+  for (const Section& section : elf.sections) {
     if (section.type != kShtSymtab) continue;
     if (symbols) throw Malformed{};
     symbols = &section;
   }
-  if (!symbols || symbols->entry_size != kSymbolSize || symbols->link >= count) throw Malformed{};
-  const Bytes table(contents(*symbols));
-  const std::string_view strings = contents(sections[symbols->link]);
+  if (!symbols || symbols->entry_size != kSymbolSize || symbols->link >= elf.sections.size())
+    throw Malformed{};
+  return *symbols;
+}
+
+// What the cubin says of entry `name`, symbol `index`; unknown where it says nothing.
+ResourceUsage entry_resources(const Elf& elf, const InfoAttributes& info, uint64_t index,
+                              std::string_view name) {
+  ResourceUsage entry = unknown_resources();
+  if (auto found = info.registers_of.find(index); found != info.registers_of.end()) {
+    entry.registers = as_int(found->second);
+  } else if (const Section* text = elf.named(".text." + std::string(name))) {
+    entry.registers = static_cast<int>(text->info >> 24);
+  }
+  if (entry.registers <= 0 || entry.registers > kMaxRegisters) entry.registers = -1;
+  if (auto found = info.frame_of.find(index); found != info.frame_of.end()) {
+    entry.stack_bytes = as_int(found->second);
+    if (entry.stack_bytes == 0) entry.spill_store_bytes = entry.spill_load_bytes = 0;
+  }
+  if (const Section* shared = elf.named(".nv.shared." + std::string(name)); shared == nullptr) {
+    entry.shared_bytes = 0;
+  } else if (shared->type == kShtNobits) {
+    const int size = as_int(shared->size);
+    const int reserved = elf.reserves_shared ? kReservedSharedBytes : 0;
+    entry.shared_bytes = size >= reserved ? size - reserved : -1;
+  }
+  return entry;
+}
+
+// `kernel`'s resources, or (kernel empty) the most of every entry's.
+ResourceUsage read_cubin(std::string_view data, const std::string& kernel) {
+  Elf elf(data);
+  read_sections(elf);
+  const InfoAttributes info = read_info_attributes(elf);
+  const Section& symbols = symbol_table(elf);
+  const Bytes table(elf.contents(symbols));
+  const std::string_view strings = elf.contents(elf.sections[symbols.link]);
 
   std::optional<ResourceUsage> usage;
-  for (uint64_t index = 0; index < symbols->size / kSymbolSize; ++index) {
+  for (uint64_t index = 0; index < symbols.size / kSymbolSize; ++index) {
     const uint64_t at = index * kSymbolSize;
     const uint64_t type = table.read(at + 4, 1) & 0xf;
     const uint64_t other = table.read(at + 5, 1);
     if (type != kSttFunc || (other & kStoCudaEntry) == 0) continue;
     const std::string_view name = string_at(strings, table.read(at, 4));
     if (!kernel.empty() && name != kernel) continue;
-
-    ResourceUsage entry = unknown_resources();
-    if (auto found = registers_of.find(index); found != registers_of.end()) {
-      entry.registers = as_int(found->second);
-    } else if (auto text = by_name.find(".text." + std::string(name)); text != by_name.end()) {
-      entry.registers = static_cast<int>(text->second->info >> 24);
-    }
-    if (entry.registers <= 0 || entry.registers > kMaxRegisters) entry.registers = -1;
-    if (auto found = frame_of.find(index); found != frame_of.end()) {
-      entry.stack_bytes = as_int(found->second);
-      if (entry.stack_bytes == 0) entry.spill_store_bytes = entry.spill_load_bytes = 0;
-    }
-    if (auto shared = by_name.find(".nv.shared." + std::string(name)); shared == by_name.end()) {
-      entry.shared_bytes = 0;
-    } else if (shared->second->type == kShtNobits) {
-      const int size = as_int(shared->second->size);
-      const int reserved = reserves_shared ? kReservedSharedBytes : 0;
-      entry.shared_bytes = size >= reserved ? size - reserved : -1;
-    }
+    const ResourceUsage entry = entry_resources(elf, info, index, name);
     if (!kernel.empty()) return entry;
     if (!usage) {
       usage = entry;

@@ -95,16 +95,15 @@ inline std::string shell_quoted(const std::string& path) { return "'" + path + "
 
 inline DeviceRecord h100() { return {"NVIDIA H100 80GB HBM3", "sm_90", 132, 13000, "13.0"}; }
 
+// A problem small enough to tune in a second under the simulation and to verify on the CPU.
+inline nlohmann::json small_problem_json(int64_t batch = 2) {
+  return {{"batch", batch}, {"in_channels", 8}, {"out_channels", 16},
+          {"height", 12},   {"width", 10},      {"kernel_size", 3},
+          {"stride", 2},    {"padding", 1},     {"output_padding", 1}};
+}
+
 inline Problem small_problem(Precision precision = Precision::kFp32, int64_t batch = 2) {
-  Problem problem = Problem::from_json(nlohmann::json{{"batch", batch},
-                                                      {"in_channels", 8},
-                                                      {"out_channels", 16},
-                                                      {"height", 12},
-                                                      {"width", 10},
-                                                      {"kernel_size", 3},
-                                                      {"stride", 2},
-                                                      {"padding", 1},
-                                                      {"output_padding", 1}});
+  Problem problem = Problem::from_json(small_problem_json(batch));
   problem.precision = precision;
   return problem;
 }

@@ -80,17 +80,7 @@ TEST(ReliabilityCrash, TunerKilledAtRandomKeepsEveryCommittedTrial) {
   const std::string db_path = dir.file("crash.db");
   { db::TuningDb create(db_path); }
   // Two problems of about 30 and 70 candidates at 10 ms each: a run takes 0.3 to 0.7 s.
-  const std::string problems[] = {nlohmann::json{{"batch", 2},
-                                                 {"in_channels", 8},
-                                                 {"out_channels", 16},
-                                                 {"height", 12},
-                                                 {"width", 10},
-                                                 {"kernel_size", 3},
-                                                 {"stride", 2},
-                                                 {"padding", 1},
-                                                 {"output_padding", 1}}
-                                      .dump(),
-                                  "seed"};
+  const std::string problems[] = {db::testing::small_problem_json().dump(), "seed"};
   // Close-on-exec: the tuners must not hold the write end open.
   int stop_pipe[2];
   ASSERT_EQ(pipe2(stop_pipe, O_CLOEXEC), 0);

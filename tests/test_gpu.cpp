@@ -16,25 +16,14 @@
 #include "gpu/nvrtc_compiler.hpp"
 #include "reference/cpu_reference.hpp"
 #include "tests/golden.hpp"
+#include "tests/gpu_test_support.hpp"
 #include "trial/benchmark.hpp"
 #include "trial/verifier.hpp"
 
 namespace deconvtune {
 namespace {
 
-const Context* gpu() {
-  static std::unique_ptr<Context> context = [] {
-    return DriverApi::available() ? std::make_unique<Context>(0) : nullptr;
-  }();
-  return context.get();
-}
-
-#define REQUIRE_GPU()                                     \
-  do {                                                    \
-    std::string why;                                      \
-    if (!DriverApi::available(&why)) GTEST_SKIP() << why; \
-    gpu()->make_current();                                \
-  } while (0)
+const Context* gpu() { return gpu_tests::shared_context(); }
 
 TrialOptions verify_only() {
   TrialOptions options;

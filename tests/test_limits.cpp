@@ -13,8 +13,9 @@
 
 #include "codegen/problem.hpp"
 #include "codegen/search_space.hpp"
-#include "trial/benchmark.hpp"
 #include "gpu/driver_api.hpp"
+#include "tests/gpu_test_support.hpp"
+#include "trial/benchmark.hpp"
 #include "trial/verifier.hpp"
 
 namespace deconvtune {
@@ -164,19 +165,7 @@ TEST(Limits, VerificationBytesDoNotOverflowAtTheLargestProblem) {
 
 // ---- GPU ----
 
-const Context* gpu() {
-  static std::unique_ptr<Context> context = [] {
-    return DriverApi::available() ? std::make_unique<Context>(0) : nullptr;
-  }();
-  return context.get();
-}
-
-#define REQUIRE_GPU()                                     \
-  do {                                                    \
-    std::string why;                                      \
-    if (!DriverApi::available(&why)) GTEST_SKIP() << why; \
-    gpu()->make_current();                                \
-  } while (0)
+const Context* gpu() { return gpu_tests::shared_context(); }
 
 TEST(LimitsGpu, ProblemLargerThanTheGpuIsRefusedBeforeAllocation) {
   REQUIRE_GPU();

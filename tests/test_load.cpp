@@ -27,17 +27,7 @@ constexpr double kTrialMs = 1;
 std::vector<std::string> load_problems() {
   std::vector<std::string> problems;
   for (int i = 0; i < 4; ++i) {
-    problems.push_back(nlohmann::json{
-        {"batch", 1 + i},
-        {"in_channels", 8},
-        {"out_channels", 16},
-        {"height", 12},
-        {"width", 10},
-        {"kernel_size", 3},
-        {"stride", 2},
-        {"padding", 1},
-        {"output_padding",
-         1}}.dump());
+    problems.push_back(db::testing::small_problem_json(1 + i).dump());
   }
   return problems;
 }

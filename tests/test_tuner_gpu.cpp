@@ -10,19 +10,14 @@
 #include <nlohmann/json.hpp>
 
 #include "codegen/search_space.hpp"
-#include "trial/benchmark.hpp"
 #include "gpu/driver_api.hpp"
+#include "tests/gpu_test_support.hpp"
+#include "trial/benchmark.hpp"
 #include "trial/verifier.hpp"
 #include "tuner/tuner.hpp"
 
 namespace deconvtune::tuner {
 namespace {
-
-#define REQUIRE_GPU()                                     \
-  do {                                                    \
-    std::string why;                                      \
-    if (!DriverApi::available(&why)) GTEST_SKIP() << why; \
-  } while (0)
 
 class TunerGpu : public ::testing::Test {
  protected:
@@ -63,7 +58,7 @@ class TunerGpu : public ::testing::Test {
 };
 
 TEST_F(TunerGpu, EachFaultIsRecordedAndTuningEndsWithAVerifiedWinner) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   TuneRequest r = request();
   TuneReport report = autotune(r);
   std::map<std::string, db::TrialRecord> by_config;
@@ -109,7 +104,7 @@ TEST_F(TunerGpu, EachFaultIsRecordedAndTuningEndsWithAVerifiedWinner) {
 }
 
 TEST_F(TunerGpu, SecondRunMeasuresNothingAndLaunchesFromTheCubinCache) {
-  REQUIRE_GPU();
+  SKIP_WITHOUT_GPU();
   TuneRequest r = request();
   r.extra_candidates.erase(r.extra_candidates.begin() + 1, r.extra_candidates.begin() + 6);
   TuneReport first = autotune(r);

@@ -161,6 +161,35 @@ int compile_only(const Problem& problem, const std::vector<Config>& configs,
   return failures ? kExitFailure : kExitOk;
 }
 
+// The configs `run` measures: --config (or the default), or the space's under --all-configs.
+std::vector<Config> chosen_configs(const RunArgs& args, const Problem& problem,
+                                   const DeviceLimits& limits) {
+  if (!args.all_configs) return {load_config(args.config, problem, limits)};
+  std::vector<Config> configs;
+  for (Config& config : enumerate_space(problem, limits)) {
+    if (config.name().find(args.name_filter) != std::string::npos) configs.push_back(config);
+  }
+  if (configs.empty()) {
+    throw BadInput{fmt::format("no config of the space has '{}' in its name", args.name_filter)};
+  }
+  return configs;
+}
+
+RunRow trial_row(const Problem& problem, const Config& config, const TrialResult& trial,
+                 const DeviceLimits& limits) {
+  RunRow row = compiled_row(problem, config, trial.compile, limits);
+  row.status = to_string(trial.disposition);
+  if (trial.disposition == Disposition::kOk) {
+    row.median_ms = trial.timing.median_ms;
+    row.min_ms = trial.timing.min_ms;
+    row.max_ms = trial.timing.max_ms;
+    row.runs = trial.timing.runs;
+  }
+  row.max_abs_err = trial.verification.max_abs_error;
+  row.error_bound = trial.verification.bound;
+  return row;
+}
+
 int run_checked(const RunArgs& args) {
   const Output out(args.json, args.wide);
   Problem problem = load_problem(args.problem);
@@ -168,17 +197,7 @@ int run_checked(const RunArgs& args) {
   std::optional<Context> context;
   if (DriverApi::available(&why_no_gpu)) context.emplace(args.device);
   const DeviceLimits limits = target_limits(context, kDefaultArch);
-  std::vector<Config> configs;
-  if (args.all_configs) {
-    for (Config& config : enumerate_space(problem, limits)) {
-      if (config.name().find(args.name_filter) != std::string::npos) configs.push_back(config);
-    }
-    if (configs.empty()) {
-      throw BadInput{fmt::format("no config of the space has '{}' in its name", args.name_filter)};
-    }
-  } else {
-    configs.push_back(load_config(args.config, problem, limits));
-  }
+  const std::vector<Config> configs = chosen_configs(args, problem, limits);
   out.say("problem   {}\n", out.problem_text(problem));
   out.say("output    [{}, {}, {}, {}] ({:.3f} GiB), {:.2f} G multiply-adds\n", problem.batch,
           problem.out_channels, problem.out_height(), problem.out_width(),
@@ -217,20 +236,13 @@ int run_checked(const RunArgs& args) {
   const std::vector<CompileResult> compiled =
       compile_configs(problem, configs, context->info().arch(), limits);
   for (size_t i = 0; i < configs.size(); ++i) {
+    // Said before the launch, so that a kernel that never returns is named by the last line.
+    if (configs.size() > 1)
+      fmt::print(stderr, "run: {}/{} {}\n", i + 1, configs.size(), configs[i].name());
     TrialResult trial = run_trial(*context, verifier, configs[i], options, &compiled[i]);
     const bool ok = trial.disposition == Disposition::kOk;
     failures += !ok;
-    RunRow row = compiled_row(problem, configs[i], trial.compile, limits);
-    row.status = to_string(trial.disposition);
-    if (ok) {
-      row.median_ms = trial.timing.median_ms;
-      row.min_ms = trial.timing.min_ms;
-      row.max_ms = trial.timing.max_ms;
-      row.runs = trial.timing.runs;
-    }
-    row.max_abs_err = trial.verification.max_abs_error;
-    row.error_bound = trial.verification.bound;
-    rows.push_back(row);
+    rows.push_back(trial_row(problem, configs[i], trial, limits));
     if (!ok) fmt::print(stderr, "  {}: {}\n", trial.config_name, trial.reason);
     if (trial.disposition == Disposition::kFaulted) {
       fmt::print(stderr, "The CUDA context is lost; stopping.\n");

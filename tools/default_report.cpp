@@ -51,6 +51,176 @@ nlohmann::json pick_json(const std::string& config, const std::optional<Measured
           {"median_ms", json_number(m && m->status == "ok" ? m->ms : NAN)}};
 }
 
+// Whose winners are reported: the GPU present, else the DB's only device (times as recorded).
+struct ReportDevice {
+  bool gpu = false;
+  std::string why_no_gpu;
+  std::optional<Context> context;
+  DeviceLimits limits;
+  db::DeviceRecord record;
+};
+
+// The device to report on, or the reason there is none (no GPU and not exactly one device).
+std::string open_report_device(const DefaultReportArgs& args, const db::TuningDb& db,
+                               ReportDevice& device) {
+  device.gpu = DriverApi::available(&device.why_no_gpu);
+  if (device.gpu) {
+    device.context.emplace(args.device);
+    const DeviceInfo& info = device.context->info();
+    device.limits = info.limits();
+    device.record = {info.name, info.arch(), info.sm_count, info.driver_version, nvrtc_version()};
+    return "";
+  }
+  std::vector<db::DeviceRecord> devices = db.devices();
+  if (devices.size() != 1) {
+    return fmt::format(
+        "no GPU ({}) and the DB holds {} devices: cannot tell whose winners to report",
+        device.why_no_gpu, devices.size());
+  }
+  device.record = devices.front();
+  return "";
+}
+
+// One row's three picks: the tuned winner (if any), the heuristic's and the rule's.
+struct Picks {
+  std::optional<db::WinnerRecord> winner;
+  UntunedChoice heuristic;
+  Config rule;
+};
+
+using MeasuredConfigs = std::map<std::string, std::optional<Measured>>;
+
+// Without a GPU: the times the tuner recorded for the picks on this problem, where it did.
+MeasuredConfigs recorded_times(const db::TuningDb& db, const db::WinnerKey& key) {
+  MeasuredConfigs measured;
+  for (const db::TrialRecord& trial : db.trials(key)) {
+    if (trial.status == Disposition::kOk)
+      measured[trial.config_name] = Measured{"ok", trial.median_ms};
+  }
+  return measured;
+}
+
+// On the GPU: each distinct pick verified against float64 and timed now. Counts the picks that did
+// not verify in `failures`; nullopt when the CUDA context is lost (nothing more can run).
+std::optional<MeasuredConfigs> measure_now(const DefaultReportArgs& args, Context& context,
+                                           const Problem& problem, const Picks& picks,
+                                           int& failures) {
+  std::vector<Config> configs = {picks.heuristic.config, picks.rule};
+  if (picks.winner) configs.push_back(Config::from_name(picks.winner->config_name));
+  MeasuredConfigs measured;
+  std::vector<Config> unique;
+  for (const Config& c : configs) {
+    if (measured.emplace(c.name(), std::nullopt).second) unique.push_back(c);
+  }
+  Verifier verifier(context, problem);
+  verifier.randomize_inputs(1);
+  const std::vector<CompileResult> compiled =
+      compile_configs(problem, unique, context.info().arch());
+  TrialOptions options;
+  options.timed_runs = args.reps;
+  for (size_t i = 0; i < unique.size(); ++i) {
+    TrialResult trial = run_trial(context, verifier, unique[i], options, &compiled[i]);
+    measured[unique[i].name()] =
+        Measured{std::string(to_string(trial.disposition)), trial.timing.median_ms};
+    if (trial.disposition == Disposition::kOk) continue;
+    ++failures;
+    fmt::print(stderr, "{} on {}: {}\n", unique[i].name(), problem.key(), trial.reason);
+    if (trial.disposition == Disposition::kFaulted) return std::nullopt;
+  }
+  return measured;
+}
+
+// The picks' ratios over the winner, across the rows that have one.
+struct Ratios {
+  std::vector<double> heuristic, rule;
+  static double geomean(const std::vector<double>& v) {
+    double log_sum = 0;
+    for (double x : v) log_sum += std::log(x);
+    return v.empty() ? NAN : std::exp(log_sum / static_cast<double>(v.size()));
+  }
+  static double worst(const std::vector<double>& v) {
+    return v.empty() ? NAN : *std::max_element(v.begin(), v.end());
+  }
+  void add(std::vector<double>& to, const std::optional<Measured>& pick,
+           const std::optional<Measured>& winner) {
+    if (const double ratio = ratio_of(pick, winner); !std::isnan(ratio)) to.push_back(ratio);
+  }
+  std::string sentence() const {
+    return fmt::format(
+        "\nOver the {} rows with a tuned winner: heuristic / winner geometric mean {:.2f}x (worst "
+        "{:.2f}x); rule / winner {:.2f}x (worst {:.2f}x).\n",
+        heuristic.size(), geomean(heuristic), worst(heuristic), geomean(rule), worst(rule));
+  }
+  nlohmann::json json() const {
+    return {{"rows_with_winner", heuristic.size()},
+            {"heuristic_over_winner_geomean", json_number(geomean(heuristic))},
+            {"heuristic_over_winner_worst", json_number(worst(heuristic))},
+            {"rule_over_winner_geomean", json_number(geomean(rule))},
+            {"rule_over_winner_worst", json_number(worst(rule))}};
+  }
+};
+
+Table report_table() {
+  return Table({{"problem"},
+                {"precision"},
+                {"winner ms", Align::kRight},
+                {"heuristic ms", Align::kRight},
+                {"heuristic / winner", Align::kRight},
+                {"rule ms", Align::kRight},
+                {"rule / winner", Align::kRight},
+                {"winner"},
+                {"heuristic pick (source)"},
+                {"rule pick"}});
+}
+
+// One (problem, precision): its row of the table and of the JSON, and its ratios.
+void add_row(const Problem& problem, const Picks& picks, const MeasuredConfigs& measured,
+             Table& table, nlohmann::json& rows, Ratios& ratios) {
+  auto find = [&](const std::string& name) -> std::optional<Measured> {
+    auto it = measured.find(name);
+    return it == measured.end() ? std::nullopt : it->second;
+  };
+  const std::optional<Measured> w = picks.winner ? find(picks.winner->config_name) : std::nullopt;
+  const std::optional<Measured> h = find(picks.heuristic.config.name());
+  const std::optional<Measured> r = find(picks.rule.name());
+  ratios.add(ratios.heuristic, h, w);
+  ratios.add(ratios.rule, r, w);
+  const char* source = picks.heuristic.nearest_key.empty() ? "rule" : "nearest";
+  table.add_row({problem_text(problem, /*wide=*/false), std::string(to_string(problem.precision)),
+                 ms_text(w), ms_text(h), ratio_text(h, w), ms_text(r), ratio_text(r, w),
+                 picks.winner ? "`" + picks.winner->config_name + "`" : "not tuned",
+                 fmt::format("`{}` ({})", picks.heuristic.config.name(), source),
+                 "`" + picks.rule.name() + "`"});
+  nlohmann::json heuristic_pick = pick_json(picks.heuristic.config.name(), h);
+  heuristic_pick["source"] = source;
+  heuristic_pick["over_winner"] = json_number(ratio_of(h, w));
+  nlohmann::json rule_pick = pick_json(picks.rule.name(), r);
+  rule_pick["over_winner"] = json_number(ratio_of(r, w));
+  rows.push_back(
+      {{"name", problem.name.empty() ? nlohmann::json(nullptr) : nlohmann::json(problem.name)},
+       {"problem_key", problem.key()},
+       {"label", compact_label(problem)},
+       {"precision", to_string(problem.precision)},
+       {"winner", pick_json(picks.winner ? picks.winner->config_name : "", w)},
+       {"heuristic", heuristic_pick},
+       {"rule", rule_pick}});
+}
+
+std::string report_heading(const DefaultReportArgs& args, const ReportDevice& device) {
+  return fmt::format(
+      "# Untuned default vs tuned winner ({}, generator {})\n\n"
+      "heuristic = what the runtime runs for a problem it has no winner for: the nearest tuned "
+      "problem's winner (this problem's own winner left out) when legal, else the rule "
+      "(default_config). Times: {}. Ratios > 1: slower than the winner.\n\n",
+      device.record.key(), generator_version(),
+      device.gpu
+          ? fmt::format("measured now, median of {} runs after verification against float64",
+                        args.reps)
+          : fmt::format("no GPU ({}): the times the tuner recorded in the DB, where it measured "
+                        "the config",
+                        device.why_no_gpu));
+}
+
 int report(const DefaultReportArgs& args) {
   const Output output(args.json, /*wide=*/false);
   std::vector<Precision> precisions;
@@ -59,157 +229,47 @@ int report(const DefaultReportArgs& args) {
     precisions.push_back(parse_precision(item));
   std::vector<Problem> problems = tuner::read_problems_file(args.problems);
   db::TuningDb db(args.db.empty() ? db::TuningDb::default_path() : args.db, /*read_only=*/true);
-
-  std::string why_no_gpu;
-  const bool gpu = DriverApi::available(&why_no_gpu);
-  std::optional<Context> context;
-  DeviceLimits limits;
-  db::DeviceRecord device;
-  if (gpu) {
-    context.emplace(args.device);
-    const DeviceInfo& info = context->info();
-    limits = info.limits();
-    device = {info.name, info.arch(), info.sm_count, info.driver_version, nvrtc_version()};
-  } else {
-    // Without a GPU: the winners of the DB's only device, if it has exactly one.
-    std::vector<db::DeviceRecord> devices = db.devices();
-    if (devices.size() != 1) {
-      const std::string why = fmt::format(
-          "no GPU ({}) and the DB holds {} devices: cannot tell whose winners to report",
-          why_no_gpu, devices.size());
-      fmt::print(stderr, "deconvtune: error: {}\n", why);
-      // A reader of --json gets a document saying why there are no rows, not an empty stdout.
-      if (output.json())
-        output.emit({{"error", why}, {"no_gpu", why_no_gpu}, {"rows", nlohmann::json::array()}});
-      return kExitNoGpu;
+  ReportDevice device;
+  if (const std::string why = open_report_device(args, db, device); !why.empty()) {
+    fmt::print(stderr, "deconvtune: error: {}\n", why);
+    // A reader of --json gets a document saying why there are no rows, not an empty stdout.
+    if (output.json()) {
+      output.emit(
+          {{"error", why}, {"no_gpu", device.why_no_gpu}, {"rows", nlohmann::json::array()}});
     }
-    device = devices.front();
+    return kExitNoGpu;
   }
-  const std::string device_key = device.key();
-  std::string out = fmt::format(
-      "# Untuned default vs tuned winner ({}, generator {})\n\n"
-      "heuristic = what the runtime runs for a problem it has no winner for: the nearest tuned "
-      "problem's winner (this problem's own winner left out) when legal, else the rule "
-      "(default_config). Times: {}. Ratios > 1: slower than the winner.\n\n",
-      device_key, generator_version(),
-      gpu ? fmt::format("measured now, median of {} runs after verification against float64",
-                        args.reps)
-          : fmt::format("no GPU ({}): the times the tuner recorded in the DB, where it measured "
-                        "the config",
-                        why_no_gpu));
-  Table table({{"problem"},
-               {"precision"},
-               {"winner ms", Align::kRight},
-               {"heuristic ms", Align::kRight},
-               {"heuristic / winner", Align::kRight},
-               {"rule ms", Align::kRight},
-               {"rule / winner", Align::kRight},
-               {"winner"},
-               {"heuristic pick (source)"},
-               {"rule pick"}});
-  std::vector<double> heuristic_ratios, rule_ratios;
+  const std::string device_key = device.record.key();
+  Table table = report_table();
+  Ratios ratios;
   nlohmann::json rows = nlohmann::json::array();
   int failures = 0;
   for (Problem problem : problems) {
     for (Precision precision : precisions) {
       problem.precision = precision;
-      std::optional<db::WinnerRecord> winner =
-          db.winner({problem.key(), device_key, generator_version(), precision});
-      const UntunedChoice heuristic =
-          choose_untuned_config(problem, limits, db, device_key, generator_version());
-      const Config rule = default_config(problem, limits);
-      std::map<std::string, std::optional<Measured>> measured;
-      // Without a GPU: the times the tuner recorded for these configs on this problem, if any.
-      for (const db::TrialRecord& trial :
-           db.trials({problem.key(), device_key, generator_version(), precision})) {
-        if (trial.status == Disposition::kOk)
-          measured[trial.config_name] = Measured{"ok", trial.median_ms};
+      const db::WinnerKey key{problem.key(), device_key, generator_version(), precision};
+      const Picks picks{
+          db.winner(key),
+          choose_untuned_config(problem, device.limits, db, device_key, generator_version()),
+          default_config(problem, device.limits)};
+      std::optional<MeasuredConfigs> measured =
+          device.gpu ? measure_now(args, *device.context, problem, picks, failures)
+                     : recorded_times(db, key);
+      if (!measured) {
+        fmt::print(stderr, "The CUDA context is lost; stopping.\n");
+        return kExitFailure;
       }
-      if (gpu) {
-        std::vector<Config> configs = {heuristic.config, rule};
-        if (winner) configs.push_back(Config::from_name(winner->config_name));
-        measured.clear();
-        std::vector<Config> unique;
-        for (const Config& c : configs) {
-          if (!measured.count(c.name())) measured[c.name()] = std::nullopt, unique.push_back(c);
-        }
-        Verifier verifier(*context, problem);
-        verifier.randomize_inputs(1);
-        const std::vector<CompileResult> compiled =
-            compile_configs(problem, unique, context->info().arch());
-        TrialOptions options;
-        options.timed_runs = args.reps;
-        for (size_t i = 0; i < unique.size(); ++i) {
-          TrialResult trial = run_trial(*context, verifier, unique[i], options, &compiled[i]);
-          const bool ok = trial.disposition == Disposition::kOk;
-          failures += !ok;
-          measured[unique[i].name()] =
-              Measured{std::string(to_string(trial.disposition)), trial.timing.median_ms};
-          if (!ok)
-            fmt::print(stderr, "{} on {}: {}\n", unique[i].name(), problem.key(), trial.reason);
-          if (trial.disposition == Disposition::kFaulted) {
-            fmt::print(stderr, "The CUDA context is lost; stopping.\n");
-            return kExitFailure;
-          }
-        }
-      }
-      auto find = [&](const std::string& name) -> std::optional<Measured> {
-        auto it = measured.find(name);
-        return it == measured.end() ? std::nullopt : it->second;
-      };
-      const std::optional<Measured> w = winner ? find(winner->config_name) : std::nullopt;
-      const std::optional<Measured> h = find(heuristic.config.name());
-      const std::optional<Measured> r = find(rule.name());
-      if (w && h && w->status == "ok" && h->status == "ok")
-        heuristic_ratios.push_back(h->ms / w->ms);
-      if (w && r && w->status == "ok" && r->status == "ok") rule_ratios.push_back(r->ms / w->ms);
-      table.add_row({problem_text(problem, /*wide=*/false), std::string(to_string(precision)),
-                     ms_text(w), ms_text(h), ratio_text(h, w), ms_text(r), ratio_text(r, w),
-                     winner ? "`" + winner->config_name + "`" : "not tuned",
-                     fmt::format("`{}` ({})", heuristic.config.name(),
-                                 heuristic.nearest_key.empty() ? "rule" : "nearest"),
-                     "`" + rule.name() + "`"});
-      nlohmann::json heuristic_pick = pick_json(heuristic.config.name(), h);
-      heuristic_pick["source"] = heuristic.nearest_key.empty() ? "rule" : "nearest";
-      heuristic_pick["over_winner"] = json_number(ratio_of(h, w));
-      nlohmann::json rule_pick = pick_json(rule.name(), r);
-      rule_pick["over_winner"] = json_number(ratio_of(r, w));
-      rows.push_back(
-          {{"name", problem.name.empty() ? nlohmann::json(nullptr) : nlohmann::json(problem.name)},
-           {"problem_key", problem.key()},
-           {"label", compact_label(problem)},
-           {"precision", to_string(precision)},
-           {"winner", pick_json(winner ? winner->config_name : "", w)},
-           {"heuristic", heuristic_pick},
-           {"rule", rule_pick}});
+      add_row(problem, picks, *measured, table, rows, ratios);
     }
   }
-  auto geomean = [](const std::vector<double>& v) {
-    double log_sum = 0;
-    for (double x : v) log_sum += std::log(x);
-    return v.empty() ? NAN : std::exp(log_sum / static_cast<double>(v.size()));
-  };
-  auto worst = [](const std::vector<double>& v) {
-    return v.empty() ? NAN : *std::max_element(v.begin(), v.end());
-  };
-  out += table.markdown();
-  out += fmt::format(
-      "\nOver the {} rows with a tuned winner: heuristic / winner geometric mean {:.2f}x (worst "
-      "{:.2f}x); rule / winner {:.2f}x (worst {:.2f}x).\n",
-      heuristic_ratios.size(), geomean(heuristic_ratios), worst(heuristic_ratios),
-      geomean(rule_ratios), worst(rule_ratios));
+  const std::string out = report_heading(args, device) + table.markdown() + ratios.sentence();
   output.say("{}", out);
   if (output.json()) {
     output.emit({{"device_key", device_key},
                  {"generator", generator_version()},
-                 {"times", gpu ? "measured" : "recorded"},
+                 {"times", device.gpu ? "measured" : "recorded"},
                  {"rows", rows},
-                 {"summary",
-                  {{"rows_with_winner", heuristic_ratios.size()},
-                   {"heuristic_over_winner_geomean", json_number(geomean(heuristic_ratios))},
-                   {"heuristic_over_winner_worst", json_number(worst(heuristic_ratios))},
-                   {"rule_over_winner_geomean", json_number(geomean(rule_ratios))},
-                   {"rule_over_winner_worst", json_number(worst(rule_ratios))}}}});
+                 {"summary", ratios.json()}});
   }
   if (!args.out.empty()) {
     std::ofstream file(args.out);

@@ -31,15 +31,21 @@ double read_error(const Statement& statement, int column) {
   return statement.is_null(column) ? std::nan("") : statement.column_double(column);
 }
 
+// The five columns every trial and winner query selects first: the winner key and the config.
+template <typename Record>
+void read_key_columns(const Statement& statement, Record& record) {
+  record.problem_key = statement.column_text(0);
+  record.device_key = statement.column_text(1);
+  record.generator_version = statement.column_text(2);
+  record.precision = read_precision(statement, 3);
+  record.config_name = statement.column_text(4);
+}
+
 }  // namespace
 
 TrialRecord read_trial(const Statement& statement) {
   TrialRecord trial;
-  trial.problem_key = statement.column_text(0);
-  trial.device_key = statement.column_text(1);
-  trial.generator_version = statement.column_text(2);
-  trial.precision = read_precision(statement, 3);
-  trial.config_name = statement.column_text(4);
+  read_key_columns(statement, trial);
   std::string status = statement.column_text(5);
   try {
     trial.status = parse_disposition(status);
@@ -61,11 +67,7 @@ TrialRecord read_trial(const Statement& statement) {
 
 WinnerRecord read_winner(const Statement& statement) {
   WinnerRecord winner;
-  winner.problem_key = statement.column_text(0);
-  winner.device_key = statement.column_text(1);
-  winner.generator_version = statement.column_text(2);
-  winner.precision = read_precision(statement, 3);
-  winner.config_name = statement.column_text(4);
+  read_key_columns(statement, winner);
   winner.median_ms = statement.column_double(5);
   winner.max_error = statement.column_double(6);
   winner.updated_at = statement.column_text(7);
