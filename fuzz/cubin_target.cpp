@@ -1,14 +1,10 @@
 #include <string>
 
-#include "fuzz/fuzz_targets.hpp"
+#include "fuzz/fuzz_support.hpp"
 #include "gpu/nvrtc_compiler.hpp"
 
 namespace deconvtune::fuzz {
 namespace {
-
-void require(bool holds, const std::string& what) {
-  if (!holds) throw InvariantBroken(what);
-}
 
 // What any answer of cubin_resources keeps to, whatever the bytes.
 void check(const ResourceUsage& r, const std::string& query) {

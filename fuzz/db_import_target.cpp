@@ -7,36 +7,12 @@
 #include <vector>
 
 #include "codegen/config.hpp"
-#include "fuzz/fuzz_targets.hpp"
+#include "fuzz/fuzz_support.hpp"
 #include "tuning_db/exchange.hpp"
 #include "tuning_db/tuning_db.hpp"
 
 namespace deconvtune::fuzz {
 namespace {
-
-void require(bool holds, const std::string& what) {
-  if (!holds) throw InvariantBroken(what);
-}
-
-// One scratch file per process, rewritten for each input, removed at exit.
-class ScratchFile {
- public:
-  ScratchFile()
-      : path_(std::filesystem::temp_directory_path() /
-              fmt::format("deconvtune-fuzz-import-{}", getpid())) {}
-  ~ScratchFile() {
-    std::error_code ignored;
-    std::filesystem::remove(path_, ignored);
-  }
-  std::string write(std::string_view contents) {
-    std::ofstream(path_, std::ios::binary | std::ios::trunc)
-        .write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    return path_.string();
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 std::string full_export(const db::TuningDb& db) {
   db::ExportOptions options;
@@ -47,7 +23,7 @@ std::string full_export(const db::TuningDb& db) {
 }  // namespace
 
 void db_import_target(std::string_view data) {
-  static ScratchFile scratch;
+  static ScratchFile scratch("import");
   // What `db import FILE` reads: a JSON export or a DB file, told apart by the SQLite magic.
   db::ExchangeDocument document;
   try {

@@ -2,16 +2,10 @@
 #include <limits>
 
 #include "codegen/epilogue.hpp"
-#include "fuzz/fuzz_targets.hpp"
+#include "fuzz/fuzz_support.hpp"
 
 namespace deconvtune::fuzz {
-namespace {
-
-void require(bool holds, const std::string& what) {
-  if (!holds) throw InvariantBroken(what);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 void epilogue_target(std::string_view data) {
   Epilogue chain;

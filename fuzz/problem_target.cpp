@@ -9,34 +9,10 @@
 #include "codegen/generator.hpp"
 #include "codegen/problem.hpp"
 #include "codegen/search_space.hpp"
-#include "fuzz/fuzz_targets.hpp"
+#include "fuzz/fuzz_support.hpp"
 
 namespace deconvtune::fuzz {
 namespace {
-
-void require(bool holds, const std::string& what) {
-  if (!holds) throw InvariantBroken(what);
-}
-
-// One scratch file per process, rewritten for each input, removed at exit.
-class ScratchFile {
- public:
-  ScratchFile()
-      : path_(std::filesystem::temp_directory_path() /
-              fmt::format("deconvtune-fuzz-problem-{}.json", getpid())) {}
-  ~ScratchFile() {
-    std::error_code ignored;
-    std::filesystem::remove(path_, ignored);
-  }
-  const std::filesystem::path& write(std::string_view contents) {
-    std::ofstream(path_, std::ios::binary | std::ios::trunc)
-        .write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    return path_;
-  }
-
- private:
-  std::filesystem::path path_;
-};
 
 // The problem, or nullopt when it was refused with a ProblemError (the documented refusal).
 // Anything else escapes to the harness as a finding.
@@ -75,7 +51,7 @@ void check_accepted(const Problem& problem) {
 }  // namespace
 
 void problem_target(std::string_view data) {
-  static ScratchFile scratch;
+  static ScratchFile scratch("problem.json");
   const std::string text(data);
   std::string file_refusal, inline_refusal;
   // A file named by the argument; its contents go through the same JSON parser.
