@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -94,6 +95,16 @@ using deconvtune::testing::run_cli;
 inline std::string shell_quoted(const std::string& path) { return "'" + path + "'"; }
 
 inline DeviceRecord h100() { return {"NVIDIA H100 80GB HBM3", "sm_90", 132, 13000, "13.0"}; }
+
+// The DbError `action` throws, or "(no DbError)".
+inline std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const DbError& e) {
+    return e.what();
+  }
+  return "(no DbError)";
+}
 
 // A problem small enough to tune in a second under the simulation and to verify on the CPU.
 inline nlohmann::json small_problem_json(int64_t batch = 2) {

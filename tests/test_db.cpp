@@ -21,16 +21,8 @@ namespace {
 
 using testing::TempDir;
 
+using testing::error_of;
 using testing::RawDb;
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const DbError& e) {
-    return e.what();
-  }
-  return "(no DbError)";
-}
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

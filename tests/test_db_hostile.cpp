@@ -26,6 +26,7 @@ namespace deconvtune::db {
 namespace {
 
 using testing::CliResult;
+using testing::error_of;
 using testing::RawDb;
 using testing::run_cli;
 using testing::shell_quoted;
@@ -33,15 +34,6 @@ using testing::TempDir;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const DbError& e) {
-    return e.what();
-  }
-  return "(no DbError)";
 }
 
 std::string cubin_key(int i) { return cubin_cache_key(std::to_string(i), {}, "sm_90", ""); }
