@@ -7,3 +7,9 @@ add_test(NAME Bench.RunBenchSelftest
          COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/bench/run_bench.py --selftest
                  --reference-dir ${CMAKE_SOURCE_DIR}/bench/reference)
 set_tests_properties(Bench.RunBenchSelftest PROPERTIES TIMEOUT 300)
+# bench/decoder_bench.py's CPU self-test: every decoder through every row (torch.compile's skipped
+# where PyTorch is older than 2.0) on a tiny batch, so the GPU run meets no Python error.
+add_test(NAME Bench.DecoderBenchSelftest
+         COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/bench/decoder_bench.py --selftest)
+set_tests_properties(Bench.DecoderBenchSelftest PROPERTIES TIMEOUT 300
+                     ENVIRONMENT "PYTHONPATH=${CMAKE_SOURCE_DIR}/python")

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import operator
+import statistics
 
 import torch
 import torch.fx
@@ -27,7 +28,9 @@ from . import torch as dtorch
 class ConversionRecord:
     """One ConvTranspose2d of the model. name: its module path ('decoder.0'), or for a functional
     call its node in the traced graph and its weight ('conv_transpose2d (F.conv_transpose2d, weight
-    w1)'). reason starts with 'fused' or 'not fused' ('kept unfused' after a failed check)."""
+    w1)'). reason starts with 'fused' or 'not fused' ('kept unfused' after a failed check, or where
+    the fused block was not faster on CUDA example inputs: then, as for a timed block kept fused,
+    it gives both times)."""
     name: str
     fused: bool
     reason: str  # why it was fused or not, and where the chain ends
@@ -518,14 +521,19 @@ def _check(reference, converted, example_inputs, precision):
     return ""
 
 
-def _build(model, precision, unfused=frozenset()):
-    """(the converted copy of model, its records): every fusable match fused except those whose
-    index (in graph order) is in `unfused`, whose records still say fused (convert rewrites them)."""
+def _traced(model):
+    """A torch.fx trace of a copy of model (the original is never touched)."""
     try:
-        gm = torch.fx.symbolic_trace(copy.deepcopy(model))
+        return torch.fx.symbolic_trace(copy.deepcopy(model))
     except Exception as e:  # fx raises many types (TraceError, TypeError, ...) for untraceable code
         raise TypeError(f"convert: torch.fx cannot trace {type(model).__name__} ({type(e).__name__}: {e}); "
                         "data-dependent control flow in forward must move into a submodule") from e
+
+
+def _build(model, precision, unfused=frozenset()):
+    """(the converted copy of model, its records): every fusable match fused except those whose
+    index (in graph order) is in `unfused`, whose records still say fused (convert rewrites them)."""
+    gm = _traced(model)
     matches = _matches(gm)
     # Every call of a ConvTranspose2d module is matched: a module called more than once is here as often.
     conv_targets = [m.nodes[0].target for m in matches if m.nodes[0].op == "call_module"]
@@ -539,7 +547,94 @@ def _build(model, precision, unfused=frozenset()):
     return gm, [m.record for m in matches]
 
 
-def convert(model, example_inputs=None, precision=None, report=False):
+def _timed(example_inputs):
+    """Whether convert() times the blocks on these inputs: only CUDA ones (on the CPU the fused
+    module runs PyTorch's own ops, so a CPU timing says nothing about the kernels)."""
+    return any(isinstance(t, torch.Tensor) and t.is_cuda for t in pytree.tree_flatten(example_inputs)[0])
+
+
+def _time_block(fn, args, reps=20, warmup=3):
+    """fn(*args)'s median time in ms on the GPU: CUDA events around each of `reps` runs after
+    `warmup` untimed ones (the fused module's first call plans and may compile its kernel)."""
+    device = next(a.device for a in args if isinstance(a, torch.Tensor))
+    with torch.no_grad(), torch.cuda.device(device):
+        for _ in range(warmup):
+            fn(*args)
+        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
+        torch.cuda.synchronize()  # nothing queued before is counted in the first run
+        for start, end in events:
+            start.record()
+            fn(*args)
+            end.record()
+        torch.cuda.synchronize()  # every end event has completed before it is read
+        return statistics.median(start.elapsed_time(end) for start, end in events)
+
+
+class _InputRecorder(torch.fx.Interpreter):
+    """Runs a traced graph, keeping the values of the nodes asked for (the blocks' inputs)."""
+
+    def __init__(self, gm, wanted):
+        super().__init__(gm)
+        self.wanted, self.values = set(wanted), {}
+
+    def run_node(self, node):
+        value = super().run_node(node)
+        if node in self.wanted:  # a copy: an in-place op later in the graph may overwrite the value
+            self.values[node] = value.clone() if isinstance(value, torch.Tensor) else value
+        return value
+
+
+def _original_block(gm, match):
+    """The block's unfused ops (the convolution, its batch norm and chain as the model wrote them)
+    as a module of one input, sharing gm's modules and tensors."""
+    graph = torch.fx.Graph()
+    copied = {match.call["input"]: graph.placeholder("x")}
+
+    def copy_arg(node):
+        if node not in copied:  # a weight, bias or statistics tensor read from the model
+            assert node.op == "get_attr", node.format_node()
+            copied[node] = graph.node_copy(node)
+        return copied[node]
+
+    for node in match.nodes:
+        copied[node] = graph.node_copy(node, copy_arg)
+    graph.output(copied[match.nodes[-1]])
+    return torch.fx.GraphModule(gm, graph)
+
+
+def _block_timings(model, example_inputs, precision, indices):
+    """{index: (fused ms, unfused ms)} for the blocks at those indices (graph order), each timed on
+    its own input in the original model run on example_inputs: the fused module against the ops
+    it replaces."""
+    gm = _traced(model)
+    matches = _matches(gm)
+    recorder = _InputRecorder(gm, [matches[i].call["input"] for i in indices])
+    with torch.no_grad():
+        recorder.run(*example_inputs)
+    timings = {}
+    for i in indices:
+        match, block_input = matches[i], (recorder.values[matches[i].call["input"]],)
+        fused = dtorch.ConvTranspose2dEpilogue.from_conv_transpose(match.conv, match.epilogue, match.batchnorm,
+                                                                   precision=precision)
+        timings[i] = (_time_block(fused, block_input), _time_block(_original_block(gm, match), block_input))
+    return timings
+
+
+def _keep_faster(timings):
+    """{index: (stays fused, its reason)} from {index: (fused ms, unfused ms)}: a block stays fused
+    only when fused is faster, so converting never makes the model slower on the example inputs."""
+    decisions = {}
+    for i, (fused_ms, unfused_ms) in timings.items():
+        if fused_ms < unfused_ms:
+            decisions[i] = (True, f"fused ({fused_ms:.3f} ms against {unfused_ms:.3f} ms unfused on the example "
+                                  "inputs)")
+        else:
+            decisions[i] = (False, f"kept unfused: fused {fused_ms:.3f} ms, unfused {unfused_ms:.3f} ms on the example "
+                                   "inputs")
+    return decisions
+
+
+def convert(model, example_inputs=None, precision=None, report=False, keep_faster=True):
     """A new module computing what `model` does, each ConvTranspose2d with the BatchNorm2d and
     elementwise ops after it fused into one ConvTranspose2dEpilogue; `model` is left untouched. It
     is a torch.fx.GraphModule: forward and the submodules it uses, not model's other methods.
@@ -549,6 +644,10 @@ def convert(model, example_inputs=None, precision=None, report=False):
     error vs float64. On a mismatch each fused block is checked alone, and the ones that fail stay
     unfused; if the rest still fails together, every block stays unfused (the report says why).
     precision: the fused modules' ('fp32', 'tf32'; None: follow torch.backends.cudnn.allow_tf32).
+    On CUDA example_inputs (and keep_faster=True) each block still fused is then timed on its own
+    input there (CUDA events, median of 20), fused against the ops it replaces, and kept unfused
+    where fused is not faster, so converting never makes the model slower on those inputs; the
+    records give both times. On CPU inputs nothing is timed.
     report: also return a list of ConversionRecord, one per ConvTranspose2d, in graph order.
     Raises TypeError for a model torch.fx cannot trace (the message says where it stopped)."""
     if not isinstance(model, nn.Module):
@@ -580,4 +679,26 @@ def convert(model, example_inputs=None, precision=None, report=False):
             converted, records = _build(model, precision, fused)
         for i, why in failing.items():
             records[i].fused, records[i].reason = False, why
+    if keep_faster and _timed(example_inputs):
+        converted, records = _keep_the_faster(model, example_inputs, precision, converted, records)
     return (converted, records) if report else converted
+
+
+def _keep_the_faster(model, example_inputs, precision, converted, records):
+    """convert()'s result with every fused block that is not faster than its ops kept unfused, and
+    every timed block's reason giving both times."""
+    fused = [i for i, r in enumerate(records) if r.fused]
+    if not fused:
+        return converted, records
+    decisions = _keep_faster(_block_timings(model, example_inputs, precision, fused))
+    slower = {i for i, (stays_fused, _) in decisions.items() if not stays_fused}
+    if slower:  # those blocks run the model's own ops again: their error is the original's
+        reasons = [r.reason for r in records]
+        converted, records = _build(model, precision, set(range(len(records))) - set(fused) | slower)
+        for record, reason in zip(records, reasons):
+            record.fused = record.fused and reason.startswith("fused")
+            record.reason = reason
+    for i, (stays_fused, reason) in decisions.items():
+        chain = records[i].reason.partition(";")[2]  # where the chain stops, after 'fused'
+        records[i].fused, records[i].reason = stays_fused, reason + (f";{chain}" if chain else "")
+    return converted, records

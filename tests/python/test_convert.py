@@ -5,8 +5,11 @@ nn.Sequential and with functional calls are converted without edits and match th
 CPU path, eval-mode BatchNorm2d is folded, the report names every ConvTranspose2d and why it was or
 was not fused (output used twice, op not supported, BatchNorm in training mode, ...), the original
 is untouched, the converted model trains, and a converted model that fails its check on
-example_inputs is kept unfused. GPU part (skipped without CUDA and the library): the same decoders
-converted on the GPU match the original within the precision's bound, gradients included.
+example_inputs is kept unfused; with example inputs on CUDA (made to count as such here, with fake
+timings) a block whose fused module is not faster than its ops is kept unfused, the report giving
+both times. GPU part (skipped without CUDA and the library): the same decoders converted on the GPU
+match the original within the precision's bound, gradients included, and a decoder converted with
+CUDA example inputs reports every block's two times.
 
 Environment: DECONVTUNE_TEST_LIBRARY_DIR (the library's folder; empty: GPU checks are skipped),
 DECONVTUNE_DB (the tests' DB path).
@@ -14,6 +17,7 @@ DECONVTUNE_DB (the tests' DB path).
 import copy
 import json
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import deconvtune.torch as dtorch
+from deconvtune import _convert as dconvert  # after deconvtune.torch, which imports it
 
 LIBRARY_DIR = os.environ.get("DECONVTUNE_TEST_LIBRARY_DIR", "")
 if LIBRARY_DIR:
@@ -345,6 +350,116 @@ class Conversion(unittest.TestCase):
             dtorch.convert(nn.ReLU(), example_inputs=3)
 
 
+FUSED_WITH_TIMES = re.compile(r"fused \(\d+\.\d{3} ms against \d+\.\d{3} ms unfused on the example inputs\)")
+KEPT_UNFUSED_WITH_TIMES = re.compile(r"kept unfused: fused \d+\.\d{3} ms, unfused \d+\.\d{3} ms on the example inputs")
+
+
+class FakeTimes:
+    """Stands in for _convert._time_block: fused modules take fused_ms(module) ms, the unfused ops
+    unfused_ms. Runs both on their input and keeps what they were given and what they computed, so a
+    test can check each block was timed on its own input and that its two forms agree."""
+
+    def __init__(self, fused_ms, unfused_ms=0.3):
+        self.fused_ms, self.unfused_ms, self.calls = fused_ms, unfused_ms, []
+
+    def __call__(self, fn, args, reps=20, warmup=3):
+        fused = isinstance(fn, dtorch.ConvTranspose2dEpilogue)
+        with torch.no_grad():
+            self.calls.append((fused, tuple(args[0].shape), fn(*args)))
+        return self.fused_ms(fn) if fused else self.unfused_ms
+
+
+class KeepFaster(unittest.TestCase):
+    """keep_faster on the CPU: _timed made to say the inputs are CUDA ones, _time_block a fake."""
+
+    def convert_timed(self, model, x, times, **kwargs):
+        with mock.patch.object(dconvert, "_timed", lambda example_inputs: True), \
+                mock.patch.object(dconvert, "_time_block", times):
+            return dtorch.convert(model, (x,), precision="fp32", report=True, **kwargs)
+
+    def test_the_decision_keeps_fused_only_what_is_faster(self):
+        decisions = dconvert._keep_faster({0: (0.412, 0.398), 1: (0.21, 0.4), 2: (0.3, 0.3)})
+        self.assertEqual(decisions, {
+            0: (False, "kept unfused: fused 0.412 ms, unfused 0.398 ms on the example inputs"),
+            1: (True, "fused (0.210 ms against 0.400 ms unfused on the example inputs)"),
+            2: (False, "kept unfused: fused 0.300 ms, unfused 0.300 ms on the example inputs")})  # equal: not faster
+
+    def test_a_block_not_faster_fused_stays_unfused_and_the_report_gives_both_times(self):
+        torch.manual_seed(0)
+        model = sequential_decoder()
+        x = torch.randn(2, 16, 5, 4)
+        times = FakeTimes(lambda m: 0.5 if m.epilogue.startswith("leaky_relu") else 0.1)
+        converted, records = self.convert_timed(model, x, times)
+        self.assertEqual([r.fused for r in records], [True, False, True, True])
+        self.assertTrue(records[1].reason.startswith(
+            "kept unfused: fused 0.500 ms, unfused 0.300 ms on the example inputs; the chain stops"), records[1].reason)
+        for i in (0, 2, 3):
+            self.assertTrue(records[i].reason.startswith(
+                "fused (0.100 ms against 0.300 ms unfused on the example inputs); the chain stops"), records[i].reason)
+        self.assertIsInstance(converted.get_submodule("3"), nn.ConvTranspose2d)
+        self.assertEqual(sum(isinstance(m, dtorch.ConvTranspose2dEpilogue) for m in converted.modules()), 3)
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(converted(x), model(x), rtol=1e-5, atol=1e-5))
+        # Each block was timed on its own input, fused then unfused, and the two computed the same.
+        shapes = [(2, 16, 5, 4), (2, 12, 10, 8), (2, 8, 20, 16), (2, 8, 20, 16)]
+        self.assertEqual([(fused, shape) for fused, shape, _ in times.calls],
+                         [(fused, shape) for shape in shapes for fused in (True, False)])
+        for (_, _, fused_y), (_, _, unfused_y) in zip(times.calls[::2], times.calls[1::2]):
+            self.assertTrue(torch.allclose(fused_y, unfused_y, rtol=1e-5, atol=1e-5))
+
+    def test_functional_blocks_all_slower_fused_leave_the_model_as_it_was(self):
+        torch.manual_seed(0)
+        model = FunctionalDecoder().eval()
+        x = torch.randn(2, 16, 3, 4)
+        times = FakeTimes(lambda m: 1.0)
+        converted, records = self.convert_timed(model, x, times)
+        self.assertFalse(any(r.fused for r in records))
+        by_name = records_by_name(records)
+        for name in ("conv_transpose2d (F.conv_transpose2d, weight w1)", "up3"):
+            self.assertRegex(by_name[name].reason, "^" + KEPT_UNFUSED_WITH_TIMES.pattern)
+        self.assertTrue(by_name["up2"].reason.startswith("not fused: nothing to fuse"))  # not timed: never fused
+        self.assertFalse(any(isinstance(m, dtorch.ConvTranspose2dEpilogue) for m in converted.modules()))
+        with torch.no_grad():
+            self.assertTrue(torch.equal(converted(x), model(x)))
+        for (_, _, fused_y), (_, _, unfused_y) in zip(times.calls[::2], times.calls[1::2]):
+            self.assertTrue(torch.allclose(fused_y, unfused_y, rtol=1e-5, atol=1e-5))
+
+    def test_a_block_failing_its_check_is_not_timed_and_keeps_its_reason(self):
+        torch.manual_seed(0)
+        model = sequential_decoder()
+        x = torch.randn(2, 16, 5, 4)
+        forward = dtorch.ConvTranspose2dEpilogue.forward
+
+        def wrong_after_leaky_relu(self, x):
+            return forward(self, x) + (1e-3 if self.epilogue.startswith("leaky_relu") else 0.0)
+
+        times = FakeTimes(lambda m: 0.5 if m.epilogue.startswith("mish") else 0.1)
+        with mock.patch.object(dtorch.ConvTranspose2dEpilogue, "forward", wrong_after_leaky_relu):
+            converted, records = self.convert_timed(model, x, times)
+        self.assertEqual([r.fused for r in records], [True, False, False, True])
+        self.assertTrue(records[1].reason.startswith("kept unfused: with only this block fused"), records[1].reason)
+        self.assertRegex(records[2].reason, "^" + KEPT_UNFUSED_WITH_TIMES.pattern)
+        self.assertRegex(records[0].reason, "^" + FUSED_WITH_TIMES.pattern)
+        self.assertEqual(len(times.calls), 6)  # blocks 0, 2 and 3, each fused and unfused
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(converted(x), model(x), rtol=1e-5, atol=1e-5))
+
+    def test_keep_faster_false_and_cpu_inputs_time_nothing(self):
+        torch.manual_seed(0)
+        model = sequential_decoder()
+        x = torch.randn(2, 16, 5, 4)
+        times = FakeTimes(lambda m: 1.0)
+        converted, records = self.convert_timed(model, x, times, keep_faster=False)
+        self.assertEqual(times.calls, [])
+        self.assertEqual([r.fused for r in records], [True] * 4)
+        self.assertFalse(any("ms" in r.reason for r in records), records)
+        with mock.patch.object(dconvert, "_time_block", times):  # CPU inputs: _timed says no
+            converted, records = dtorch.convert(model, (x,), precision="fp32", report=True)
+        self.assertEqual(times.calls, [])
+        self.assertEqual([r.fused for r in records], [True] * 4)
+        self.assertFalse(dconvert._timed((x, [x])))
+
+
 class _Lambda(nn.Module):
     def __init__(self, function):
         super().__init__()
@@ -370,6 +485,21 @@ class Gpu(unittest.TestCase):
                 (expected,) = torch.autograd.grad(model(x), x, grad_y)
                 tolerance = 1e-3 if precision == "fp32" else 3e-2
                 self.assertTrue(torch.allclose(got, expected, rtol=tolerance, atol=tolerance), precision)
+
+    def test_a_decoder_converted_on_cuda_inputs_reports_both_times_for_every_block(self):
+        torch.manual_seed(0)
+        model = randomize_batchnorms(nn.Sequential(
+            nn.ConvTranspose2d(64, 32, 4, 2, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU(),
+            nn.ConvTranspose2d(32, 16, 4, 2, 1, bias=False), nn.BatchNorm2d(16), nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(16, 3, 4, 2, 1), nn.Tanh())).eval().cuda()
+        x = torch.randn(8, 64, 8, 8, device="cuda")
+        converted, records = dtorch.convert(model, (x,), precision="fp32", report=True)
+        self.assertEqual(len(records), 3)
+        for record in records:
+            pattern = FUSED_WITH_TIMES if record.fused else KEPT_UNFUSED_WITH_TIMES
+            self.assertRegex(record.reason, "^" + pattern.pattern)
+        with torch.no_grad():
+            self.assertTrue(torch.allclose(converted(x), model(x), rtol=1e-3, atol=1e-3))
 
 
 if __name__ == "__main__":
