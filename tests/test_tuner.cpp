@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "codegen/search_space.hpp"
 #include "gpu/driver_api.hpp"
 #include "tests/cli_runner.hpp"
+#include "tuner/job_runner.hpp"
 #include "tuner/problem_set.hpp"
 #include "tuner/progress.hpp"
 #include "tuner/schedule.hpp"
@@ -78,6 +80,15 @@ Problem small_problem(int64_t batch = 2, int64_t channels = 8) {
 
 Config fault(int kind) {
   return Config::from_name("fault_ffma_kind" + std::to_string(kind) + "_mishexact");
+}
+
+// The first config of the space that the simulation verifies: its trial is kOk and makes a winner.
+Config verified_config(const Problem& problem) {
+  for (const Config& config : enumerate_space(problem)) {
+    SimulatedBehaviour behaviour;
+    if (simulated_trial(config, problem, &behaviour).status == Disposition::kOk) return config;
+  }
+  throw std::logic_error("the simulation verifies no config of " + problem.key());
 }
 
 TuneRequest simulated_request(const std::string& db_path, const Problem& problem) {
@@ -339,17 +350,8 @@ TEST(TunerProtocol, WorkerSubprocessAnswersInOrderAndExitsAfterAFault) {
   TrialRequest request;
   request.problem = small_problem();
   request.options.timed_runs = 25;
-  // A config the simulation verifies.
-  std::string ok_config;
-  for (const Config& config : enumerate_space(request.problem)) {
-    SimulatedBehaviour behaviour;
-    if (simulated_trial(config, request.problem, &behaviour).status == Disposition::kOk) {
-      ok_config = config.name();
-      break;
-    }
-  }
-  ASSERT_FALSE(ok_config.empty());
-  request.config_name = ok_config;
+  const Config ok_config = verified_config(request.problem);
+  request.config_name = ok_config.name();
   ASSERT_TRUE(worker.send_line(to_json(request).dump()));
   std::vector<std::string> types;
   json result;
@@ -363,7 +365,7 @@ TEST(TunerProtocol, WorkerSubprocessAnswersInOrderAndExitsAfterAFault) {
   EXPECT_EQ(types, (std::vector<std::string>{"ready", "verified", "result"}));
   TrialReply reply = trial_reply_from_json(result);
   SimulatedBehaviour behaviour;
-  TrialReply expected = simulated_trial(Config::from_name(ok_config), request.problem, &behaviour);
+  TrialReply expected = simulated_trial(ok_config, request.problem, &behaviour);
   EXPECT_EQ(reply.status, Disposition::kOk);
   EXPECT_DOUBLE_EQ(reply.median_ms, expected.median_ms);
   EXPECT_EQ(reply.runs, 25);
@@ -987,6 +989,123 @@ TEST(TunerSimulate, CliTwiceSecondRunSkipsEverything) {
   EXPECT_EQ(b["trials"], 0);
   EXPECT_EQ(b["skipped"], a["space"]);
   EXPECT_EQ(b["winner"], a["winner"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A trial's identity includes measured_at, so a tuner of the same problem in another process can
+// take the stamp first. These runs hand the tuner its stamps (Simulation::stamp_clock) so that the
+// collision happens every time instead of once in a load test's thousand trials.
+
+// Distinct valid stamps, one microsecond apart: 2026-12-01T00:00:00.000001Z for 1.
+std::string fake_stamp(int microsecond) {
+  char text[32];
+  std::snprintf(text, sizeof text, "2026-12-01T00:00:00.%06dZ", microsecond);
+  return text;
+}
+
+// Alone in the space, and measured again although the DB already holds a trial of it (the other
+// tuner's).
+TuneRequest lone_candidate_request(const std::string& db_path, const Problem& problem,
+                                   const Config& config) {
+  TuneRequest request = simulated_request(db_path, problem);
+  request.extra_candidates = {config};
+  request.extra_candidates_only = true;
+  request.retune = true;
+  return request;
+}
+
+// What another tuner recorded for `config` under `stamp` before this one ran: a failed trial, so
+// that it makes no winner and is told from this tuner's (verified) one.
+db::TrialRecord record_other_tuners_trial(const TuneRequest& request, const Config& config,
+                                          const std::string& stamp) {
+  db::TrialRecord trial;
+  trial.config_name = config.name();
+  trial.status = Disposition::kLaunchFailed;
+  trial.reason = "measured by another tuner";
+  trial.problem_key = request.problem.key();
+  trial.device_key = simulated_device().key();
+  trial.generator_version = generator_version();
+  trial.precision = request.problem.precision;
+  trial.measured_at = stamp;
+  db::TuningDb db(request.db_path);
+  db.upsert_device(simulated_device());
+  db.upsert_problem(request.problem);
+  EXPECT_TRUE(db.record_trial(trial));
+  return trial;
+}
+
+void expect_same_row(const db::TrialRecord& stored, const db::TrialRecord& expected) {
+  EXPECT_EQ(stored.config_name, expected.config_name);
+  EXPECT_EQ(stored.status, expected.status);
+  EXPECT_EQ(stored.reason, expected.reason);
+  EXPECT_EQ(stored.measured_at, expected.measured_at);
+  EXPECT_DOUBLE_EQ(stored.median_ms, expected.median_ms);
+}
+
+TEST(TunerStamp, ATrialWhoseFirstStampIsTakenIsStoredUnderAFreshOneAndReported) {
+  TempDir dir;
+  const Problem problem = small_problem();
+  const Config config = verified_config(problem);
+  TuneRequest request = lone_candidate_request(dir.file("t.db"), problem, config);
+  std::atomic<int> stamps{0};
+  request.simulation->stamp_clock = [&stamps] { return fake_stamp(++stamps); };
+  const db::TrialRecord others = record_other_tuners_trial(request, config, fake_stamp(1));
+  std::vector<db::TrialRecord> progressed;
+  const TuneReport report = autotune(
+      request, [&](int, int, const db::TrialRecord& trial) { progressed.push_back(trial); });
+
+  EXPECT_EQ(stamps.load(), 2) << "the taken stamp, then one fresh stamp that the DB stores";
+  ASSERT_EQ(report.trials.size(), 1u);
+  const db::TrialRecord& mine = report.trials.front();
+  EXPECT_EQ(mine.config_name, config.name());
+  EXPECT_EQ(mine.status, Disposition::kOk) << mine.reason;
+  EXPECT_EQ(mine.measured_at, fake_stamp(2));
+  ASSERT_EQ(progressed.size(), 1u);
+  EXPECT_EQ(progressed.front().measured_at, fake_stamp(2));
+  ASSERT_TRUE(report.winner);
+  EXPECT_EQ(report.winner->config_name, config.name());
+  EXPECT_EQ(report.winner->updated_at, fake_stamp(2)) << "the winner is backed by the stored row";
+
+  // Both trials are in the DB: the other tuner's as it was, then this tuner's as reported.
+  db::TuningDb db(request.db_path, true);
+  const std::vector<db::TrialRecord> stored = db.trials(key_of(problem));
+  ASSERT_EQ(stored.size(), 2u);
+  expect_same_row(stored[0], others);
+  expect_same_row(stored[1], mine);
+  EXPECT_EQ(db.integrity_check(), "ok");
+}
+
+TEST(TunerStamp, WhenEveryStampIsTakenTheTunerStopsNamingTheConfigAndTheProblem) {
+  TempDir dir;
+  const Problem problem = small_problem();
+  const Config config = verified_config(problem);
+  TuneRequest request = lone_candidate_request(dir.file("t.db"), problem, config);
+  std::atomic<int> stamps{0};
+  request.simulation->stamp_clock = [&stamps] {
+    ++stamps;
+    return fake_stamp(1);
+  };
+  const db::TrialRecord others = record_other_tuners_trial(request, config, fake_stamp(1));
+  int progressed = 0;
+  try {
+    autotune(request, [&](int, int, const db::TrialRecord&) { ++progressed; });
+    ADD_FAILURE() << "a trial the DB never stores was not reported as an error";
+  } catch (const TuneError& e) {
+    EXPECT_TRUE(contains(e.what(), "kept refusing")) << e.what();
+    EXPECT_TRUE(contains(e.what(), config.name())) << e.what();
+    EXPECT_TRUE(contains(e.what(), problem.key())) << e.what();
+  }
+  EXPECT_EQ(stamps.load(), 1 + kStampAttempts) << "the first stamp and every fresh one";
+  EXPECT_EQ(progressed, 0) << "a trial not stored is not reported as done";
+
+  // Only the other tuner's trial, as it was, and no winner made from a trial that is not there.
+  db::TuningDb db(request.db_path, true);
+  EXPECT_EQ(db.trial_count(), 1);
+  const std::vector<db::TrialRecord> stored = db.trials(key_of(problem));
+  ASSERT_EQ(stored.size(), 1u);
+  expect_same_row(stored[0], others);
+  EXPECT_FALSE(db.winner(key_of(problem)));
+  EXPECT_EQ(db.integrity_check(), "ok");
 }
 
 // Issue 7: n shards into n DBs, merged with `db import`, give the unsharded run's winners.

@@ -17,8 +17,6 @@ namespace {
 
 // A reason is kept whole up to this size (compile logs can be long); the DB takes 64 KiB.
 constexpr size_t kMaxReason = 16384;
-// Fresh stamps tried for a trial whose identity another process took first (JobRunner::record).
-constexpr int kStampAttempts = 1000;
 
 std::string clip_reason(std::string reason) {
   if (reason.size() > kMaxReason) reason = reason.substr(0, kMaxReason) + "\n[... cut]";
@@ -221,8 +219,14 @@ void JobRunner::record(const Candidate& candidate, const TrialReply& reply) {
   // A trial's identity includes measured_at, and a tuner of the same problem in another process
   // can stamp the same instant (the clock may be coarser than its microseconds): the DB keeps the
   // first row of an identity, so a stamp already taken is taken again until this trial is stored.
+  auto stamp = [this] {
+    if (request_.simulation && request_.simulation->stamp_clock) {  // TEST SEAM
+      return request_.simulation->stamp_clock();
+    }
+    return db::utc_timestamp();
+  };
   for (int attempt = 0;; ++attempt) {
-    trial.measured_at = db::utc_timestamp();
+    trial.measured_at = stamp();
     if (batch_.db->record_trial(trial)) break;
     if (attempt == kStampAttempts) {
       throw TuneError(fmt::format("the tuning DB kept refusing trial {} of {} as already there",

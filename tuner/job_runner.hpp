@@ -44,6 +44,11 @@ struct Job {
   TuneReport report;
 };
 
+// Fresh stamps tried for a trial whose identity another process took first (JobRunner::record):
+// plenty for a clock coarse enough to repeat itself, yet few enough that a DB refusing every stamp
+// stops the tuner with an error instead of holding it forever. The tests count them.
+inline constexpr int kStampAttempts = 1000;
+
 class JobRunner {
  public:
   JobRunner(BatchState& batch, DeviceSlot& slot, Job& job)

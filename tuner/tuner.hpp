@@ -63,6 +63,10 @@ class ProblemSetupError : public TuneError {
 struct Simulation {
   double trial_ms = 0;            // how long each simulated trial takes
   bool compile_for_real = false;  // compile with NVRTC through the cubin cache; simulate measuring
+  // The trials' measured_at instead of db::utc_timestamp(), so that a test can hand the tuner a
+  // stamp the DB already holds (two tuners stamping one instant) when it wants to, not by chance.
+  // Called from every device's thread. Null: the real clock.
+  std::function<std::string()> stamp_clock = nullptr;
 };
 
 struct TuneRequest {
