@@ -233,6 +233,12 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
 // Why `c` cannot serve `p` on `device` under the Hopper family's rules; empty when it can.
 std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLimits& device) {
   if (device.sm_major != 9 || device.sm_minor != 0) return "wsgemm needs sm_90a (wgmma)";
+  if (p.layout != Layout::kNchw) return "wsgemm takes NCHW only";
+  if (p.dtype != DType::kFloat32) {
+    // cp.async copies bytes and cannot widen them; 3xtf32 would add nothing to exact operands.
+    if (c.param("xl") != 1) return "16-bit x comes through registers (xl1)";
+    if (c.math != MathMode::kTf32) return "16-bit tensors take tf32 math (exact on them)";
+  }
   if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
   if (p.kernel.h > kWsMaxKernel || p.kernel.w > kWsMaxKernel)
     return fmt::format("wsgemm unrolls kernels up to {0}x{0}", kWsMaxKernel);
@@ -300,6 +306,7 @@ FamilySpec wsgemm_family() {
       {"mc", "DT_MC", {1, 2}, "CTAs per cluster sharing each streamed W chunk (multicast)"},
       {"xl", "DT_XL", {0, 1}, "x windows: 0 cp.async, rounded in place; 1 through registers"},
   };
+  spec.float32_nchw_only = false;  // 16-bit NCHW too (wsgemm_why_illegal)
   spec.why_illegal = wsgemm_why_illegal;
   spec.launch = [](const Problem& p, const Config& c, const DeviceLimits& device) {
     const WsGeometry g = ws_geometry(p, c);
@@ -365,12 +372,13 @@ const FamilySpec& family_spec(Family family) {
   throw std::out_of_range(fmt::format("no family '{}'", to_string(family)));
 }
 
-bool math_meets(MathMode math, Precision precision) {
-  return precision == Precision::kTf32 || math != MathMode::kTf32;
+bool math_meets(MathMode math, Precision precision, DType dtype) {
+  // A 16-bit x and W are exact in TF32, so one TF32 product is their fp32 product.
+  return precision == Precision::kTf32 || math != MathMode::kTf32 || dtype != DType::kFloat32;
 }
 
 std::string why_illegal(const Problem& problem, const Config& config, const DeviceLimits& device) {
-  if (!math_meets(config.math, problem.precision)) {
+  if (!math_meets(config.math, problem.precision, problem.dtype)) {
     return fmt::format("math {} cannot meet precision {}", to_string(config.math),
                        to_string(problem.precision));
   }
@@ -444,9 +452,11 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
 
   const Config* hopper = nullptr;
   for (const Config& config : space) {
-    // Under fp32, wsgemm's 3xtf32 measured slower than pgemm's (4.4 vs 3.9 ms on the seed).
+    // Under fp32, wsgemm's 3xtf32 measured slower than pgemm's (4.4 vs 3.9 ms on the seed). For
+    // 16-bit tensors wsgemm is in the space (the tuner verifies it) but not yet the default: it
+    // has not run on a GPU.
     if (config.family == Family::kWsgemm && config.math == MathMode::kTf32 &&
-        (hopper == nullptr || rank(config) < rank(*hopper)))
+        problem.dtype == DType::kFloat32 && (hopper == nullptr || rank(config) < rank(*hopper)))
       hopper = &config;
   }
   if (hopper != nullptr) return *hopper;

@@ -50,8 +50,9 @@ const std::vector<FamilySpec>& families();
 const std::vector<FamilySpec>& test_only_families();
 const FamilySpec& family_spec(Family family);
 
-// Which math modes meet a precision mode's error bound: fp32 needs FFMA or 3xTF32.
-bool math_meets(MathMode math, Precision precision);
+// Which math modes meet a precision mode's error bound: fp32 needs FFMA or 3xTF32 on float32
+// tensors; on 16-bit ones, whose values TF32 holds exactly, TF32 too.
+bool math_meets(MathMode math, Precision precision, DType dtype = DType::kFloat32);
 
 // The legality verdict for one config: empty when legal, otherwise why not.
 std::string why_illegal(const Problem& problem, const Config& config, const DeviceLimits& device);

@@ -119,6 +119,10 @@ constexpr bool X_REGISTERS = DT_XL != 0;
 // Items per thread in flight through registers: eight measured slower than four on every
 // problem (bench/results/2026-12-02-h200-xl).
 constexpr int WINDOW_LOADS = 4;
+// 16-bit x and W are exact in TF32, so one TF32 product per multiply-add is their fp32 product;
+// x is widened on its way through registers (cp.async cannot convert).
+static_assert(DT_DTYPE == 0 || (X_REGISTERS && !DT_MATH_3XTF32 && !DT_NHWC),
+              "16-bit tensors: NCHW, x through registers, tf32 math");
 static_assert(CLUSTER == 1 || CLUSTER == 2, "clusters of 1 or 2 CTAs");
 static_assert(CLUSTER == 1 || DT_KC > 0, "clusters share streamed W chunks");
 constexpr int UNIT_ROWS = COOP ? 2 * RP : RP;  // phase rows per unit
@@ -177,14 +181,14 @@ static_assert(WORKSPACE_FLOATS * 4 < (1ll << 31), "the packed W's size is an int
 
 // Element f of the W image of class r0's chunk `chunk` for the CTA's (group, co_base): W rounded
 // to TF32 (split per use instead under SPLIT), zero past the group's channels.
-__device__ __forceinline__ float w_operand(const float* __restrict__ w, int r0, int chunk, int f,
+__device__ __forceinline__ float w_operand(const elem* __restrict__ w, int r0, int chunk, int f,
                                            int group, int co_base) {
   const int q = f % 4, co = (f / 4) % BM, plane = (f / (4 * BM)) % PLANES;
   const int tap = f / (4 * BM * PLANES), kw = tap % KW, kh = class_kernel_row(r0, tap / KW);
   const int ci = chunk * KC + plane * 4 + q, co_g = co_base + co;
   float v = 0.0f;
   if (ci < CI_PER_GROUP && co_g < CO_PER_GROUP)
-    v = __ldg(&w[w_index(group * CI_PER_GROUP + ci, co_g, kh, kw)]);
+    v = to_f32(__ldg(&w[w_index(group * CI_PER_GROUP + ci, co_g, kh, kw)]));
   return SPLIT ? v : __uint_as_float(to_tf32(v));
 }
 
@@ -281,14 +285,14 @@ constexpr int PRODUCER_UNROLL = 4;
 // channels, or a unit that is not live); src is a valid address either way, so a zero is chosen
 // by a select on the offset, not by a branch on the pointer, and unrolled items stay in one block.
 struct ItemSource {
-  const float* src;
+  const elem* src;
   bool inside;
   int ci;  // the item's first channel in the group
   __device__ bool valid(int e) const { return inside && ci + e < CI_PER_GROUP; }
-  __device__ const float* at(int e) const { return src + (valid(e) ? (i64)e * H * W : 0); }
+  __device__ const elem* at(int e) const { return src + (valid(e) ? (i64)e * H * W : 0); }
 };
 template <int R0>
-__device__ __forceinline__ ItemSource item_source(const float* __restrict__ x, const Unit& u,
+__device__ __forceinline__ ItemSource item_source(const elem* __restrict__ x, const Unit& u,
                                                   bool live, int chunk, int group, int item) {
   using S = Storage<R0>;
   const int xc = item % XC, xr = (item / XC) % S::XR;
@@ -302,9 +306,8 @@ __device__ __forceinline__ ItemSource item_source(const float* __restrict__ x, c
 }
 
 template <int R0>
-__device__ __forceinline__ void issue_window(float* slot, const float* __restrict__ x,
-                                             const Unit& u, bool live, int chunk, int group,
-                                             int tid) {
+__device__ __forceinline__ void issue_window(float* slot, const elem* __restrict__ x, const Unit& u,
+                                             bool live, int chunk, int group, int tid) {
 #pragma unroll PRODUCER_UNROLL
   for (int item = tid; item < PLANES * Storage<R0>::XPIX; item += WG_THREADS) {
     const ItemSource source = item_source<R0>(x, u, live, chunk, group, item);
@@ -340,7 +343,7 @@ __device__ __forceinline__ void prepare_window(float* slot, int tid) {
 // stores any, every load from a valid address (a zero is selected afterwards, so no branch stands
 // between the loads and they are in flight together).
 template <int R0>
-__device__ __forceinline__ void load_window(float* slot, const float* __restrict__ x, const Unit& u,
+__device__ __forceinline__ void load_window(float* slot, const elem* __restrict__ x, const Unit& u,
                                             bool live, int chunk, int group, int tid) {
   constexpr int ITEMS = PLANES * Storage<R0>::XPIX, STEP = WINDOW_LOADS * WG_THREADS;
   for (int first = tid; first < ITEMS; first += STEP) {
@@ -350,7 +353,7 @@ __device__ __forceinline__ void load_window(float* slot, const float* __restrict
       const ItemSource source = item_source<R0>(x, u, live, chunk, group, first + b * WG_THREADS);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float loaded = __ldg(source.at(e));
+        const float loaded = to_f32(__ldg(source.at(e)));
         v[b][e] = source.valid(e) ? loaded : 0.0f;
       }
     }
@@ -490,9 +493,9 @@ __device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2], con
 }
 
 template <int R0>
-__device__ __forceinline__ void run_class(unsigned char* smem, const float* __restrict__ x,
-                                          const float* __restrict__ w,
-                                          const float* __restrict__ bias, float* __restrict__ y,
+__device__ __forceinline__ void run_class(unsigned char* smem, const elem* __restrict__ x,
+                                          const elem* __restrict__ w, const elem* __restrict__ bias,
+                                          elem* __restrict__ y,
                                           const float* __restrict__ w_packed) {
   using S = Storage<R0>;
   static_assert(sizeof(S) <= SMEM_BYTES, "storage");
@@ -509,7 +512,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
       s.w[0][f] = w_operand(w, R0, 0, f, group, co_base);
   }
   // With W streamed, this CTA's chunks in the packed image: chunk c at w_block + c * W_FLOATS.
-  const float* w_block = STREAM_W ? w_packed + blockIdx.y * BLOCK_FLOATS + class_offset(R0) : w;
+  const float* w_block = w_packed + (STREAM_W ? blockIdx.y * BLOCK_FLOATS + class_offset(R0) : 0);
   if (threadIdx.x == 0) {
     for (int i = 0; i < STAGES; ++i) {
       mbarrier_init(&s.full[i], WG_THREADS);
@@ -570,36 +573,36 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
         fence_proxy_async();
         mbarrier_arrive(&s.full[slot]);
       }
-      return;  // (past the cluster meeting)
-    }
-    auto issue = [&](i64 i, int slot) {
-      const i64 k = i / CHUNKS;
-      issue_window<R0>(s.x[slot], x, unit_of(strip.unit(k)), strip.live(k), (int)(i % CHUNKS),
-                       group, tid);
-      issue_w_chunk(i, slot);
-    };
-    // LOOKAHEAD windows are in flight while the oldest is rounded and published; a slot is
-    // refilled only after the window before it is published, so a consumer never waits for the
-    // producer to wait for the other consumer.
-    constexpr int LOOKAHEAD = STAGES - 1;
-    for (i64 i = 0; i < LOOKAHEAD; ++i) {
-      if (i < items) issue(i, (int)i);
-      cp_async_commit();
-    }
-    for (i64 i = 0; i < items; ++i) {
-      const int slot = (int)(i % STAGES);
-      cp_async_wait<LOOKAHEAD - 1>();
-      prepare_window<R0>(s.x[slot], tid);
-      fence_proxy_async();
-      mbarrier_arrive(&s.full[slot]);
-      const i64 next = i + LOOKAHEAD;
-      if (next < items) {
-        free_slot(next);
-        issue(next, (int)(next % STAGES));
+    } else {  // not instantiated for 16-bit x (cp.async copies bytes, it cannot widen them)
+      auto issue = [&](i64 i, int slot) {
+        const i64 k = i / CHUNKS;
+        issue_window<R0>(s.x[slot], x, unit_of(strip.unit(k)), strip.live(k), (int)(i % CHUNKS),
+                         group, tid);
+        issue_w_chunk(i, slot);
+      };
+      // LOOKAHEAD windows are in flight while the oldest is rounded and published; a slot is
+      // refilled only after the window before it is published, so a consumer never waits for the
+      // producer to wait for the other consumer.
+      constexpr int LOOKAHEAD = STAGES - 1;
+      for (i64 i = 0; i < LOOKAHEAD; ++i) {
+        if (i < items) issue(i, (int)i);
+        cp_async_commit();
       }
-      cp_async_commit();
+      for (i64 i = 0; i < items; ++i) {
+        const int slot = (int)(i % STAGES);
+        cp_async_wait<LOOKAHEAD - 1>();
+        prepare_window<R0>(s.x[slot], tid);
+        fence_proxy_async();
+        mbarrier_arrive(&s.full[slot]);
+        const i64 next = i + LOOKAHEAD;
+        if (next < items) {
+          free_slot(next);
+          issue(next, (int)(next % STAGES));
+        }
+        cp_async_commit();
+      }
+      cp_async_wait<0>();
     }
-    cp_async_wait<0>();
     return;  // (past the cluster meeting)
   }
   registers_increase<CONSUMER_REGS>();
@@ -608,7 +611,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     const int co = min(co_base + 16 * warp + g + 8 * half, CO_PER_GROUP - 1);
-    bias_v[half] = HAS_BIAS ? __ldg(&bias[group * CO_PER_GROUP + co]) : 0.0f;
+    bias_v[half] = HAS_BIAS ? to_f32(__ldg(&bias[group * CO_PER_GROUP + co])) : 0.0f;
   }
   // A barrier wait names its phase by parity alone, so a consumer may wait for a slot only once
   // the slot's earlier rounds are over. Units alternate, and with W streamed a unit spans more
@@ -669,7 +672,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
       for (int half = 0; half < 2; ++half) {
         const int co = co_base + 16 * warp + g + 8 * half;
         if (co >= CO_PER_GROUP) continue;
-        float* row = y + y_index(u.n, group * CO_PER_GROUP + co, oh, 0);
+        elem* row = y + y_index(u.n, group * CO_PER_GROUP + co, oh, 0);
 #pragma unroll
         for (int j = 0; j < CP / 8; ++j) {
           const int p = u.p0 + 8 * j + 2 * t;
@@ -692,10 +695,9 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const float* __re
 }
 
 template <int R = 0>
-__device__ __forceinline__ void dispatch_class(unsigned char* smem, const float* __restrict__ x,
-                                               const float* __restrict__ w,
-                                               const float* __restrict__ bias,
-                                               float* __restrict__ y,
+__device__ __forceinline__ void dispatch_class(unsigned char* smem, const elem* __restrict__ x,
+                                               const elem* __restrict__ w,
+                                               const elem* __restrict__ bias, elem* __restrict__ y,
                                                const float* __restrict__ w_packed) {
   if constexpr (R + 1 < CLASSES) {
     if ((int)blockIdx.z != R) return dispatch_class<R + 1>(smem, x, w, bias, y, w_packed);
@@ -714,8 +716,8 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 #if DT_MC > 1
     __cluster_dims__(DT_MC, 1, 1)
 #endif
-        deconv_wsgemm(const float* __restrict__ x, const float* __restrict__ w,
-                      const float* __restrict__ bias, float* __restrict__ y,
+        deconv_wsgemm(const dt::elem* __restrict__ x, const dt::elem* __restrict__ w,
+                      const dt::elem* __restrict__ bias, dt::elem* __restrict__ y,
                       const float* __restrict__ w_packed) {
   extern __shared__ __align__(128) unsigned char smem[];
   dt::dispatch_class(smem, x, w, bias, y, w_packed);
@@ -723,7 +725,7 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 
 #if DT_KC > 0
 // W -> the packed image of every W block, class and chunk (see w_operand), grid-stride.
-extern "C" __global__ void deconv_wsgemm_pack(const float* __restrict__ w,
+extern "C" __global__ void deconv_wsgemm_pack(const dt::elem* __restrict__ w,
                                               float* __restrict__ w_packed) {
   using dt::i64;
   for (i64 e = blockIdx.x * (i64)blockDim.x + threadIdx.x; e < dt::WORKSPACE_FLOATS;

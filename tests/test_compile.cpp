@@ -175,11 +175,20 @@ TEST(Compile, GeneralKernelOfEveryDtypeAndLayoutCompilesWithoutSpills) {
         }
         ASSERT_FALSE(direct.empty());
         if (!float32_nchw) {
-          EXPECT_EQ(direct.size(), space.size()) << "only the general kernel serves it";
-          EXPECT_EQ(default_config(problem).family, Family::kDirect);
+          // Besides the general kernel only wsgemm serves other types, and only 16-bit NCHW:
+          // x through registers (cp.async cannot widen), TF32 math (exact on 16-bit values).
+          for (const Config& config : space) {
+            if (config.family == Family::kDirect) continue;
+            EXPECT_EQ(config.family, Family::kWsgemm) << config.name();
+            EXPECT_EQ(layout, Layout::kNchw) << config.name();
+            EXPECT_EQ(config.param("xl"), 1) << config.name();
+            EXPECT_EQ(config.math, MathMode::kTf32) << config.name();
+          }
+          EXPECT_EQ(default_config(problem).family, Family::kDirect)
+              << "wsgemm is not the 16-bit default before it has run on a GPU";
           Problem float32 = shape;
           for (const Config& config : enumerate_space(float32)) {
-            if (config.family == Family::kDirect) continue;
+            if (config.family != Family::kPgemm) continue;
             EXPECT_NE(why_illegal(problem, config, {}).find("takes float32 NCHW only"),
                       std::string::npos)
                 << config.name();
@@ -212,6 +221,31 @@ TEST(Compile, GeneralKernelOfEveryDtypeAndLayoutCompilesWithoutSpills) {
           ASSERT_TRUE(reference.ok) << reference.log;
         }
       }
+    }
+  }
+}
+
+// The Hopper family on 16-bit NCHW tensors: the xl1 sibling of each float32 default (W resident
+// and W streamed), in bfloat16 and float16, compiles for sm_90a without spills.
+TEST(Compile, SixteenBitWsgemmCompilesWithoutSpills) {
+  Problem streamed = compile_problems()[1];
+  streamed.in_channels = 256;
+  streamed.out_channels = 128;
+  for (Problem shape : {compile_problems()[1], streamed}) {
+    shape.batch = 2;
+    std::string name = default_config(shape).name();
+    ASSERT_EQ(default_config(shape).family, Family::kWsgemm) << name;
+    name.replace(name.find("_xl0_"), 5, "_xl1_");
+    for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
+      Problem problem = shape;
+      problem.dtype = dtype;
+      const Config config = Config::from_name(name);
+      ASSERT_EQ(why_illegal(problem, config, {}), "") << problem.key() << " " << name;
+      const CompileResult compiled = compile_cuda(generate_kernel(problem, config).source, {});
+      ASSERT_TRUE(compiled.ok) << problem.key() << " " << name << ":\n" << compiled.log;
+      EXPECT_FALSE(compiled.resources.spills()) << problem.key() << " " << name;
+      problem.layout = Layout::kNhwc;
+      EXPECT_NE(why_illegal(problem, config, {}), "") << "NHWC: " << name;
     }
   }
 }
