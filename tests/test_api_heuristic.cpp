@@ -108,6 +108,42 @@ TEST(ApiHeuristic, IllegalWinnerIsSkipped) {
       tensor_core);
 }
 
+TEST(ApiHeuristic, AWinnerOfAnotherDtypeOrLayoutIsNotBorrowed) {
+  db::TuningDb db(":memory:");
+  Problem half = Problem::seed();
+  half.precision = Precision::kTf32;
+  half.dtype = DType::kBFloat16;
+  // A float32 neighbour's winner that is legal for the bfloat16 problem too (wsgemm xl1), and a
+  // bfloat16 neighbour's (the general kernel, not the rule's pick).
+  std::string shared, general;
+  for (const Config& config : enumerate_space(half)) {
+    if (config.family == Family::kWsgemm && shared.empty()) shared = config.name();
+    if (config.family == Family::kDirect && !(config == default_config(half)) && general.empty())
+      general = config.name();
+  }
+  ASSERT_FALSE(shared.empty() || general.empty());
+  Problem float32 = seed_with(64);
+  float32.precision = Precision::kTf32;
+  record_winner(db, float32, shared, 1.0);
+  UntunedChoice choice =
+      choose_untuned_config(half, DeviceLimits{}, db, test_device().key(), generator_version());
+  EXPECT_EQ(choice.source(), "rule") << choice.config.name();
+  Problem half_neighbour = float32;
+  half_neighbour.dtype = DType::kBFloat16;
+  half_neighbour.batch = 8;  // farther than the float32 one by size
+  record_winner(db, half_neighbour, general, 1.0);
+  choice =
+      choose_untuned_config(half, DeviceLimits{}, db, test_device().key(), generator_version());
+  EXPECT_EQ(choice.config.name(), general);
+  Problem channels_last = half;
+  channels_last.dtype = DType::kFloat32;
+  channels_last.layout = Layout::kNhwc;
+  EXPECT_EQ(choose_untuned_config(channels_last, DeviceLimits{}, db, test_device().key(),
+                                  generator_version())
+                .source(),
+            "rule");
+}
+
 TEST(ApiHeuristic, OnlySameDeviceGeneratorAndPrecisionCount) {
   db::TuningDb db(":memory:");
   const std::string config = two_other_configs(Problem::seed()).first;

@@ -65,6 +65,9 @@ UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& 
     } catch (const std::exception&) {
       continue;  // a damaged spec, or one this build no longer accepts
     }
+    // A config verified on float32 NCHW data is another instantiation for 16-bit or NHWC data
+    // (DT_DTYPE, DT_NHWC): its verification says nothing there.
+    if (tuned.dtype != problem.dtype || tuned.layout != problem.layout) continue;
     const double distance = problem_distance(problem, tuned) + (this_gpu ? 0 : kOtherGpuStep);
     // Equal distances: the first wins, and winners() is ordered by key.
     if (best && distance >= best->distance) continue;

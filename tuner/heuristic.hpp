@@ -40,11 +40,11 @@ bool serves_as_tuned(const db::WinnerRecord& winner);
 // bias and epilogue.
 double problem_distance(const Problem& a, const Problem& b);
 
-// Among the DB's winners of `generator_version` and the problem's precision, tuned on `device_key`
-// or on another GPU of its db::device_class (the problem's own winner included there), never the
-// problem itself on this GPU (the tuned path's business) nor `exclude_key` (a leave-one-out
-// report), the nearest whose config is legal
-// for the problem on `device` and may win; else default_config(). Only supported winners count
+// Among the DB's winners of `generator_version` and the problem's precision, dtype and layout,
+// tuned on `device_key` or on another GPU of its db::device_class (the problem's own winner
+// included there), never the problem itself on this GPU (the tuned path's business) nor
+// `exclude_key` (a leave-one-out report), the nearest whose config is legal for the problem on
+// `device` and may win; else default_config(). Only supported winners count
 // (TuningDb::winners()), so no config a forged or unbacked row names is served. Throws db::DbError
 // when the DB cannot be read.
 UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& device,
