@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # For run_bench.py --configs-cmd "bench/device/knob_candidates.sh {bin} {problem} {precision} KNOB":
 # the problem's default config, then every config of its space that differs from it in KNOB alone
-# (a name part such as xl or st: `_xl0_` against `_xl1_`, `_xl2_`), so one run measures one knob
+# (a name part such as xl or st: `_st2_` against `_st3_`, `_st4_`), so one run measures one knob
 # beside PyTorch on every problem.
 set -euo pipefail
 bin=$1 problem=$2 precision=$3 knob=$4
