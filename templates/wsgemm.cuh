@@ -72,7 +72,7 @@ namespace dt {
 constexpr int CP = DT_CP, STAGES = DT_STAGES, RP = DT_RP;
 constexpr int BM = 64;  // output channels per CTA
 constexpr int WG_THREADS = 128, THREADS = 3 * WG_THREADS;
-// Windows through registers (DT_XL) hold WINDOW_LOADS items' loads in the producer's registers.
+// Windows through registers (DT_XL) hold PRODUCER_UNROLL items' loads in the producer's registers.
 // The consumers take only what the producer gives back of the CTA's launch allocation (a
 // setmaxnreg.inc beyond it never returns): LAUNCH_REGS each under __launch_bounds__(THREADS, 1).
 constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
@@ -116,9 +116,6 @@ constexpr int CLUSTER = DT_MC;
 // and pays only where a streamed kernel's ring turns slowly (k5s2: 11 %,
 // bench/results/2026-12-02-h200-xl).
 constexpr bool X_REGISTERS = DT_XL != 0;
-// Items per thread in flight through registers: eight measured slower than four on every
-// problem (bench/results/2026-12-02-h200-xl).
-constexpr int WINDOW_LOADS = 4;
 // 16-bit x and W are exact in TF32, so one TF32 product per multiply-add is their fp32 product;
 // x is widened on its way through registers (cp.async cannot convert).
 static_assert(DT_DTYPE == 0 || (X_REGISTERS && !DT_MATH_3XTF32 && !DT_NHWC),
@@ -277,7 +274,8 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 // Items per step of the producer's loops: one item's address arithmetic is a chain of ~40
 // dependent instructions, so a loop taken one item at a time issues a copy every ~180 cycles;
 // four at a time overlap their chains (the seed's time grows with C_in at ~3x the tensor cores'
-// rate: bench/results/2026-12-01-h200-mc2-probe).
+// rate: bench/results/2026-12-01-h200-mc2-probe). Through registers (XL), eight loads in flight
+// per thread measured slower than four on every problem (bench/results/2026-12-02-h200-xl).
 constexpr int PRODUCER_UNROLL = 4;
 
 // Where item `item` of a window of this unit and chunk comes from: channel e of the item is
@@ -339,17 +337,17 @@ __device__ __forceinline__ void prepare_window(float* slot, int tid) {
 }
 
 // XL: the same items as issue_window, loaded into registers (zero outside the image and past the
-// group's channels), rounded there and stored once. A step loads WINDOW_LOADS items before it
+// group's channels), rounded there and stored once. A step loads PRODUCER_UNROLL items before it
 // stores any, every load from a valid address (a zero is selected afterwards, so no branch stands
 // between the loads and they are in flight together).
 template <int R0>
 __device__ __forceinline__ void load_window(float* slot, const elem* __restrict__ x, const Unit& u,
                                             bool live, int chunk, int group, int tid) {
-  constexpr int ITEMS = PLANES * Storage<R0>::XPIX, STEP = WINDOW_LOADS * WG_THREADS;
+  constexpr int ITEMS = PLANES * Storage<R0>::XPIX, STEP = PRODUCER_UNROLL * WG_THREADS;
   for (int first = tid; first < ITEMS; first += STEP) {
-    float v[WINDOW_LOADS][4];
+    float v[PRODUCER_UNROLL][4];
 #pragma unroll
-    for (int b = 0; b < WINDOW_LOADS; ++b) {
+    for (int b = 0; b < PRODUCER_UNROLL; ++b) {
       const ItemSource source = item_source<R0>(x, u, live, chunk, group, first + b * WG_THREADS);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
@@ -358,7 +356,7 @@ __device__ __forceinline__ void load_window(float* slot, const elem* __restrict_
       }
     }
 #pragma unroll
-    for (int b = 0; b < WINDOW_LOADS; ++b) {
+    for (int b = 0; b < PRODUCER_UNROLL; ++b) {
       const int item = first + b * WG_THREADS;
       if (item < ITEMS)
         store_item(slot, item, ITEMS, make_float4(v[b][0], v[b][1], v[b][2], v[b][3]));
