@@ -184,8 +184,9 @@ TEST(Compile, GeneralKernelOfEveryDtypeAndLayoutCompilesWithoutSpills) {
             EXPECT_EQ(config.param("xl"), 1) << config.name();
             EXPECT_EQ(config.math, MathMode::kTf32) << config.name();
           }
-          EXPECT_EQ(default_config(problem).family, Family::kDirect)
-              << "wsgemm is not the 16-bit default before it has run on a GPU";
+          EXPECT_EQ(default_config(problem).family,
+                    layout == Layout::kNchw ? Family::kWsgemm : Family::kDirect)
+              << "the Hopper family is the default wherever it serves the problem";
           Problem float32 = shape;
           for (const Config& config : enumerate_space(float32)) {
             if (config.family != Family::kPgemm) continue;
