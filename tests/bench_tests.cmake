@@ -13,3 +13,7 @@ add_test(NAME Bench.DecoderBenchSelftest
          COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/bench/decoder_bench.py --selftest)
 set_tests_properties(Bench.DecoderBenchSelftest PROPERTIES TIMEOUT 300
                      ENVIRONMENT "PYTHONPATH=${CMAKE_SOURCE_DIR}/python")
+# bench/device/sass_hotspots.py's self-test: the profile's per-instruction stall summary parses a
+# source page of Nsight Compute's CSV shape and refuses one without samples.
+add_test(NAME Bench.SassHotspotsSelftest
+         COMMAND ${DECONVTUNE_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/bench/device/sass_hotspots.py --selftest)
