@@ -104,15 +104,16 @@ __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;" ::: "memory");
 }
 
-// Named barrier ID (1-15; 0 is __syncthreads's) across THREADS threads, a multiple of 32: some
-// warps arrive and go on, the others wait until every arrival is in.
-template <int ID, int THREADS>
-__device__ __forceinline__ void named_barrier_arrive() {
-  asm volatile("bar.arrive %0, %1;" ::"n"(ID), "n"(THREADS) : "memory");
+// Named barrier `id` (1-15, the same in every thread of a warp; 0 is __syncthreads's) across
+// THREADS threads, a multiple of 32: some warps arrive and go on, the others wait until every
+// arrival is in.
+template <int THREADS>
+__device__ __forceinline__ void named_barrier_arrive(int id) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "n"(THREADS) : "memory");
 }
-template <int ID, int THREADS>
-__device__ __forceinline__ void named_barrier_wait() {
-  asm volatile("bar.sync %0, %1;" ::"n"(ID), "n"(THREADS) : "memory");
+template <int THREADS>
+__device__ __forceinline__ void named_barrier_wait(int id) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "n"(THREADS) : "memory");
 }
 
 // The warpgroup's registers per thread become REGS (a multiple of 8 in 24..256). Every warp of the

@@ -613,10 +613,16 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
   }
   // A barrier wait names its phase by parity alone, so a consumer may wait for a slot only once
   // the slot's earlier rounds are over. Units alternate, and with W streamed a unit spans more
-  // items than the ring has slots: a consumer starts a unit once the other has waited for the
-  // last item of the unit before (which makes every earlier item published).
-  // (Cooperative consumers both take every item in order.)
-  constexpr int UNIT_ORDER = 1;  // named barrier: the other consumer reached its last item
+  // items than the ring has slots and a slot's bulk bytes may land after a later slot's: a
+  // consumer starts a unit once the other has waited for the last item of the unit before (which
+  // makes every earlier item published). With W resident no order is needed: a unit is one item,
+  // the producer's threads arrive in item order, so the consumer's own previous item being
+  // published means every earlier one is. (Cooperative consumers both take every item in order.)
+  // One named barrier per direction: consumer c waits at UNIT_ORDER + c and the other arrives
+  // there. With one for both, a consumer running a unit ahead would pair its own arrive with its
+  // next wait (bar counts threads, not roles) and pass unordered.
+  constexpr bool ORDER_UNITS = !COOP && STREAM_W;
+  constexpr int UNIT_ORDER = 1;  // named barriers 1 and 2 (0 is __syncthreads)
   const int consumer = warpgroup - 1;
   const int row0 = COOP ? consumer * RP : 0;  // the consumer's first phase row in a unit
   auto release = [&](i64 item) {
@@ -630,7 +636,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
   };
   for (i64 k = COOP ? 0 : consumer; k < count; k += COOP ? 1 : 2) {
     const Unit u = unit_of(strip.unit(k));
-    if (!COOP && k > 0) named_barrier_wait<UNIT_ORDER, 2 * WG_THREADS>();
+    if (ORDER_UNITS && k > 0) named_barrier_wait<2 * WG_THREADS>(UNIT_ORDER + consumer);
     // Not zeroed: each phase's first wgmma overwrites its tile (a phase no tap reaches is zero,
     // below), and writes to the accumulators between wgmmas would serialise them.
     float acc[TILES][CP / 2];
@@ -639,7 +645,8 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
       const i64 item = k * CHUNKS + chunk;
       const int slot = (int)(item % STAGES);
       mbarrier_wait(&s.full[slot], (unsigned)((item / STAGES) & 1));
-      if (!COOP && chunk == CHUNKS - 1) named_barrier_arrive<UNIT_ORDER, 2 * WG_THREADS>();
+      if (ORDER_UNITS && chunk == CHUNKS - 1)
+        named_barrier_arrive<2 * WG_THREADS>(UNIT_ORDER + 1 - consumer);
       const unsigned long long x_desc = wgmma_desc(s.x[slot], S::XPIX * 16, 128);
       if constexpr (SPLIT) {
         mainloop_3xtf32<R0>(acc, s.w[0], x_desc, row0, warp, lane);
