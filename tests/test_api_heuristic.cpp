@@ -116,10 +116,11 @@ TEST(ApiHeuristic, AWinnerOfAnotherDtypeOrLayoutIsNotBorrowed) {
   // A float32 neighbour's winner that is legal for the bfloat16 problem too (wsgemm xl1), and a
   // bfloat16 neighbour's (the general kernel, not the rule's pick).
   std::string shared, general;
+  const Config rule = default_config(half);
   for (const Config& config : enumerate_space(half)) {
-    if (config.family == Family::kWsgemm && !(config == default_config(half)) && shared.empty())
+    if (config.family == Family::kWsgemm && !(config == rule) && shared.empty())
       shared = config.name();
-    if (config.family == Family::kDirect && !(config == default_config(half)) && general.empty())
+    if (config.family == Family::kDirect && !(config == rule) && general.empty())
       general = config.name();
   }
   ASSERT_FALSE(shared.empty() || general.empty());
