@@ -2,7 +2,9 @@
 # On the device: every GPU test of the carried build, fastest first, within DEADLINE seconds: the
 # GPU cases of deconvtune_tests (the every-config ones last), deconvtune_api_tests, the Python GPU
 # tests (bench/device/python_gpu.sh), then `run --problem seed --json`. One summary line per step on
-# stdout; the logs packed into $OUT/gpu_suite.tgz (a call brings back only a few files).
+# stdout; the logs packed into $OUT/gpu_suite.tgz (a call brings back only a few files). STEPS: an
+# extended regex of the step names to run (gpu_fast api python run_seed slow_Gpu slow_Golden_GoldenGpu
+# slow_Shapes_DtypeLayoutGpu slow_Shapes_OddShapeGpu), so the suite can be split across calls.
 set -u
 DEADLINE=${DEADLINE:-400}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,6 +18,7 @@ left() { echo $((DEADLINE - SECONDS)); }
 step() {  # name, timeout, command...
   local name=$1 limit=$2
   shift 2
+  [[ $name =~ ${STEPS:-.} ]] || return 0
   [ "$limit" -gt 5 ] || { echo "$name: not run (no time left)"; return; }
   timeout "$limit" "$@" > "$logs/$name.txt" 2>&1
   echo "$name: rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$logs/$name.txt" | tr '\n' ' ') at ${SECONDS}s"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the device: the Python/PyTorch tests as CTest runs them (Api.PythonTorch*), against the carried
 # library, under the device's PyTorch (2.x, so the torch.compile cases run). Logs: $OUT/python/.
+# PYTHON_TESTS: the runs instead of the default three, ';'-separated (a test file and its arguments).
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=${OUT:-/tmp}/python
@@ -11,7 +12,8 @@ export PYTHONPATH=$root/python DECONVTUNE_REFERENCE_DIR=$root/bench/reference \
   DECONVTUNE_WORKER=$root/.carry/deconvtune XDG_CACHE_HOME=/tmp/dt-cache PYTHONUNBUFFERED=1
 python3 -c 'import torch; print("torch", torch.__version__, torch.cuda.get_device_name())'
 cd /tmp/dt
-for test in "test_compile.py" "test_torch.py -k Gpu." "test_convert.py -k Gpu."; do
+IFS=';' read -r -a tests <<< "${PYTHON_TESTS:-test_compile.py;test_torch.py -k Gpu.;test_convert.py -k Gpu.}"
+for test in "${tests[@]}"; do
   log=$out/${test%%.py*}.txt
   # shellcheck disable=SC2086
   timeout "${PYTHON_TIMEOUT:-200}" python3 "$root/tests/python/"$test > "$log" 2>&1

@@ -3,7 +3,8 @@
 # tf32), summarised fastest first (sweep.py); then the GPU tests matching TEST_FILTER. Binaries and
 # libraries come carried in .carry/. SWEEP_ONLY picks problems of bench/problems.jsonl, each as
 # NAME or NAME:FILTER; SWEEP_FILTER is the configs' name part where an entry gives none (default
-# wsgemm). A problem may come more than once with different filters. Results: $OUT/sweep/.
+# wsgemm). A problem (of bench/problems.jsonl or problems_16bit.jsonl) may come more than once with
+# different filters. Results: $OUT/sweep/.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -19,7 +20,7 @@ for entry in ${SWEEP_ONLY:-wide_in wide_512 k4s2_wide k5s2_wide}; do
   name=${entry%%:*} filter=${SWEEP_FILTER:-wsgemm}
   [ "$entry" != "$name" ] && filter=${entry#*:}
   run=$out/${name}_${precision}_$((index += 1))
-  grep "\"name\": \"$name\"" bench/problems.jsonl > "$out/$name.json"
+  grep -h "\"name\": \"$name\"" bench/problems.jsonl bench/problems_16bit.jsonl > "$out/$name.json"
   timeout "${SWEEP_TIMEOUT:-150}" "$cli" run --problem "$out/$name.json" --precision "$precision" \
     --all-configs --only "$filter" --json > "$run.json" 2> "$run.log"
   python3 bench/device/sweep.py "$run.json" --top "${SWEEP_TOP:-6}"

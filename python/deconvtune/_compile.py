@@ -33,14 +33,38 @@ NAME = "deconvtune"
 _OPTIONS = ("precision", "db_path", "on_miss", "inductor")
 _log = logging.getLogger("deconvtune.torch")
 _lock = threading.Lock()
-_reports = []  # one list of ConversionRecord per graph the backend compiled, in order
+_reports = []  # (dynamo's frame and compile ids or None, the graph's ConversionRecords), in order
 
 
 def compile_reports():
     """What the backend did: one list of ConversionRecord (one per ConvTranspose2d, fused or why
-    not) per graph it compiled in this process, oldest first."""
+    not) per graph it compiled in this process, oldest first (where dynamo restarted a graph's
+    analysis, the attempt that stands)."""
     with _lock:
-        return [list(records) for records in _reports]
+        return [list(records) for _, records in _reports]
+
+
+def _graph_id():
+    """(frame id, compile id) of the graph dynamo is compiling and whether this is a restarted
+    attempt at it; (None, False) where this PyTorch does not say."""
+    try:
+        from torch._guards import CompileContext
+        compile_id = CompileContext.current_compile_id()
+        return (compile_id.frame_id, compile_id.frame_compile_id), bool(getattr(compile_id, "attempt", 0))
+    except (ImportError, AttributeError):
+        return None, False
+
+
+def _record(records):
+    """Keeps one report per graph: dynamo may restart a graph's analysis after the backend ran
+    (PyTorch 2.11 does, under dynamic=True, to specialise a float such as a batch norm's eps, as
+    compile id 0/0_1), and the new attempt's report replaces the abandoned one's."""
+    graph, restarted = _graph_id()
+    with _lock:
+        if restarted and graph is not None and _reports and _reports[-1][0] == graph:
+            _reports[-1] = (graph, records)
+        else:
+            _reports.append((graph, records))
 
 
 def backend(gm, example_inputs, mode=None, options=None):
@@ -53,8 +77,7 @@ def backend(gm, example_inputs, mode=None, options=None):
     ours = {k: options.pop(k) for k in _OPTIONS if k in options}
     gm, records = rewrite(gm, precision=ours.get("precision"), report=True, db_path=ours.get("db_path"),
                           on_miss=ours.get("on_miss", "heuristic"))
-    with _lock:
-        _reports.append(records)
+    _record(records)
     for record in records:
         _log.info("deconvtune backend: %s: %s", record.name, record.reason)
     if not ours.get("inductor", True):

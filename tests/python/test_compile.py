@@ -166,6 +166,30 @@ class Rewrite(unittest.TestCase):
             dtorch.enable()
 
 
+class Reports(unittest.TestCase):
+    """compile_reports(): one report per graph, however often dynamo ran the backend for it."""
+
+    def backend_runs(self, graph_ids):
+        from deconvtune import _compile
+        before = len(dtorch.compile_reports())
+        for graph_id in graph_ids:
+            with mock.patch.object(_compile, "_graph_id", return_value=graph_id):
+                dtorch.backend(torch.fx.symbolic_trace(sequential_decoder()), [], options={"inductor": False})
+        return dtorch.compile_reports()[before:]
+
+    def test_a_restarted_attempt_replaces_the_abandoned_one(self):
+        reports = self.backend_runs([((0, 0), False), ((0, 0), True), ((0, 1), False), ((0, 1), True)])
+        self.assertEqual(len(reports), 2)
+        self.assertEqual([len(r) for r in reports], [4, 4])  # each a whole graph's records
+
+    def test_graphs_are_counted_apart(self):
+        # A first attempt is a new graph even where ids repeat (dynamo's reset() starts them over),
+        # and so is every call where this PyTorch gives no ids.
+        self.assertEqual(len(self.backend_runs([((0, 0), False), ((0, 0), False)])), 2)
+        self.assertEqual(len(self.backend_runs([(None, False), (None, True)])), 2)
+        self.assertEqual(len(self.backend_runs([((0, 0), False), ((1, 0), True)])), 2)
+
+
 class _WeightArgument(nn.Module):
     def forward(self, x, w):
         return F.relu(F.conv_transpose2d(x, w))
@@ -329,6 +353,8 @@ class Compile(unittest.TestCase):
         torch._dynamo.reset()  # dynamo's memory of the sizes above (automatic dynamic) starts over
         torch.manual_seed(0)
         reports = self.compiled_matches(sequential_decoder(), [(n, 16, 5, 4) for n in (2, 3, 4, 5)], dynamic=True)
+        # One graph (PyTorch 2.11 restarts its analysis once to specialise the batch norms' float
+        # eps and momentum; compile_reports() keeps the attempt that stands).
         self.assertEqual(len(reports), 1, torch._dynamo.utils.counters["recompiles"])
 
     def test_the_backend_as_a_callable_and_without_inductor(self):
