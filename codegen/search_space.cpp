@@ -219,12 +219,18 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
     }
     g.classes = p.stride.h;
   }
+  auto round_up = [](int64_t bytes, int64_t unit) { return (bytes + unit - 1) / unit * unit; };
   for (const auto& [kernel_rows, window_rows] : classes) {
     const int64_t w_bytes = w_images * kernel_rows * p.kernel.w * kc * 64 * 4;
     // 3xtf32 keeps a small-part plane beside each window's big one.
     const int64_t parts = c.math == MathMode::k3xTf32 ? 2 : 1;
     const int64_t slot_bytes = parts * kc * window_rows * window_columns * 4;
-    const int64_t bytes = (128 + w_bytes + stages * slot_bytes + 127) / 128 * 128;
+    int64_t bytes = round_up(128 + w_bytes + stages * slot_bytes, 128);
+    if (c.param("xl") == 2) {  // the staging ring: 32 channels' 16-byte aligned runs
+      const int64_t row_align = 16 / p.element_bytes();
+      const int64_t run_elements = round_up(window_columns + row_align - 1, row_align);
+      bytes += round_up(32 * window_rows * run_elements * p.element_bytes(), 128);
+    }
     g.shared_bytes = std::max(g.shared_bytes, bytes);
   }
   return g;
@@ -236,7 +242,7 @@ std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLi
   if (p.layout != Layout::kNchw) return "wsgemm takes NCHW only";
   if (p.dtype != DType::kFloat32) {
     // cp.async copies bytes and cannot widen them; 3xtf32 would add nothing to exact operands.
-    if (c.param("xl") != 1) return "16-bit x comes through registers (xl1)";
+    if (c.param("xl") == 0) return "16-bit x comes through registers or staged (xl1, xl2)";
     if (c.math != MathMode::kTf32) return "16-bit tensors take tf32 math (exact on them)";
   }
   if (c.math == MathMode::k3xTf32 && p.precision == Precision::kTf32) return "3xtf32 under tf32";
@@ -266,7 +272,17 @@ std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLi
   const int64_t kc = c.param("kc");
   if (c.param("coop") == 1 && kc == 0) return "coop1 only with W streamed";
   if (c.param("xl") > 0 && c.math != MathMode::kTf32)
-    return "x windows through registers are measured under tf32 only";
+    return "x windows through registers or staged are measured under tf32 only";
+  if (c.param("xl") == 2) {
+    // Measured slower than cp.async with W resident (H200: seed 1.99 ms against 1.22, groups4
+    // 1.07 against 0.62, seed bfloat16 2.22 against 1.50 through registers) and faster with W
+    // streamed and tall kernels (k4s2_wide 0.75 against 0.91): bench/results/2026-12-02-h200-staged.
+    if (kc == 0) return "xl2 (staged windows) only with W streamed";
+    // A staged run is one bulk copy from a 16-byte aligned start in x's row.
+    if (p.width % (16 / p.element_bytes()) != 0)
+      return fmt::format("xl2 needs the width to be a multiple of {} (16-byte rows), not {}",
+                         16 / p.element_bytes(), p.width);
+  }
   if (c.param("mc") > 1 && (kc == 0 || c.param("coop") == 0))
     return "clusters share streamed W chunks of cooperative units only (kc > 0, coop1)";
   if (kc > 0) {
@@ -304,7 +320,10 @@ FamilySpec wsgemm_family() {
       {"kc", "DT_KC", {0, 16, 32}, "input channels per slot with W streamed; 0: W resident"},
       {"coop", "DT_COOP", {0, 1}, "1: both consumers share each unit's slots (rp rows each)"},
       {"mc", "DT_MC", {1, 2}, "CTAs per cluster sharing each streamed W chunk (multicast)"},
-      {"xl", "DT_XL", {0, 1}, "x windows: 0 cp.async, rounded in place; 1 through registers"},
+      {"xl",
+       "DT_XL",
+       {0, 1, 2},
+       "x windows: 0 cp.async, rounded in place; 1 through registers; 2 rows by bulk copy, staged"},
   };
   spec.float32_nchw_only = false;  // 16-bit NCHW too (wsgemm_why_illegal)
   spec.why_illegal = wsgemm_why_illegal;
@@ -433,7 +452,8 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   // chunks, two phase rows per consumer; one row phase per CTA for kernels taller than 3 (k4s2_wide
   // 0.886 ms against 1.62 with every phase, k5s2_wide 0.252: half the taps per slot leaves room for
   // three slots) with units of 64 phase columns where they fit, every row phase for k3 with 32;
-  // there x windows through registers (xl1: k5s2_wide 0.219 against 0.245), elsewhere cp.async.
+  // there staged windows where they fit (xl2: k4s2_wide 0.75 against 0.91), else x through registers
+  // (xl1: k5s2_wide 0.219 against 0.245), elsewhere cp.async.
   auto rank = [&problem](const Config& c) {
     const int cp = c.param("cp"), st = c.param("st"), kc = c.param("kc"), rs = c.param("rs");
     const bool tall = problem.kernel.h > 3;
@@ -443,7 +463,10 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     const int st_order = st == 3 ? 0 : st == 2 ? 1 : st;
     const int rs_order = kc > 0 && tall ? 1 - rs : rs;
     // x windows through registers won only there (bench/results/2026-12-02-h200-xl).
-    const int xl_order = kc > 0 && tall ? 1 - c.param("xl") : c.param("xl");
+    // Staged windows (xl2) won there too, ahead of registers (k4s2_wide 0.75 ms against 0.91):
+    // bench/results/2026-12-02-h200-staged; elsewhere last.
+    const int xl = c.param("xl");
+    const int xl_order = kc > 0 && tall ? 2 - xl : xl;
     // mc2 (clusters) measured slower on three of the four streamed problems: last.
     return std::make_tuple(kc > 0, c.param("mc"), 1 - c.param("coop"), rs_order, kc == 16 ? 0 : 1,
                            kc > 0 ? streamed_cp_order : resident_cp_order, rp_order, st_order,

@@ -90,7 +90,8 @@ struct PlanState {
   int ordinal = 0;
   bool has_bias = true;
   size_t x_bytes = 0, w_bytes = 0, bias_bytes = 0, y_bytes = 0;
-  uintptr_t element_bytes = 4;  // of the problem's dtype: what x, w and bias must be aligned to
+  uintptr_t element_bytes = 4;  // of the problem's dtype: what w and bias must be aligned to
+  uintptr_t x_alignment = 4;    // the kernel's widest read of x
   uintptr_t y_alignment = 4;    // the kernel's widest store to y
 
   PlanState() = default;
@@ -123,7 +124,7 @@ struct PlanState {
       throw Error(Status::kInvalidArgument,
                   "Plan::run: bias was given but the problem has none (\"bias\": false)");
     }
-    for (auto [pointer, name, alignment] : {std::tuple{x, "x", element_bytes},
+    for (auto [pointer, name, alignment] : {std::tuple{x, "x", x_alignment},
                                             {w, "w", element_bytes},
                                             {bias, "bias", element_bytes},
                                             {y, "y", y_alignment}}) {
@@ -452,6 +453,9 @@ struct Engine::Impl {
     // The tensor-core families (float32 only) store y up to 4 floats at a time (float4) where
     // rows allow; the general kernel stores single elements.
     state->y_alignment = config.family == Family::kDirect ? element : 16;
+    // Staged Hopper windows (xl2) copy rows of x in 16-byte units.
+    state->x_alignment =
+        config.family == Family::kWsgemm && config.param("xl") == 2 ? 16 : element;
     return state;
   }
 

@@ -8,8 +8,9 @@
 //   the ring is free, loads the unit's input window (lanes along w, so every load is a full
 //   128-byte line), rounds it to TF32 and writes it channel-innermost (the transpose NCHW needs:
 //   TF32 wgmma reads K-major operands only), then arrives on the slot's `full` barrier. The
-//   window comes by cp.async and is rounded in place (XL = 0), or through registers, rounded
-//   there and stored once (XL = 1).
+//   window comes by cp.async and is rounded in place (XL = 0), through registers, rounded there
+//   and stored once (XL = 1), or staged (XL = 2): the bulk copy engine brings each (channel,
+//   window row) as one row of x into a staging ring, and the producer transposes it from there.
 // - Warpgroups 1 and 2, the consumers, take alternate units: wait for the slot, queue every wgmma
 //   of every phase and tap, wait for them, free the slot, then run the epilogue and store y from
 //   registers while the other consumer's wgmmas run.
@@ -59,7 +60,7 @@
 #define DT_MC 1  // CTAs of a cluster sharing each streamed W chunk (one multicast copy per CTA)
 #endif
 #ifndef DT_XL
-#define DT_XL 0  // x windows: 0 cp.async, then rounded in place; 1 through registers, rounded there
+#define DT_XL 0  // x windows: 0 cp.async, rounded in place; 1 through registers; 2 staged rows
 #endif
 #if !defined(DT_MATH_TF32) && !defined(DT_MATH_3XTF32)
 #define DT_MATH_TF32 1
@@ -76,13 +77,12 @@ constexpr int WG_THREADS = 128, THREADS = 3 * WG_THREADS;
 // The consumers take only what the producer gives back of the CTA's launch allocation (a
 // setmaxnreg.inc beyond it never returns): LAUNCH_REGS each under __launch_bounds__(THREADS, 1).
 constexpr int LAUNCH_REGS = 65536 / THREADS / 8 * 8;
-constexpr int PRODUCER_REGS = DT_XL ? 72 : 56;
+constexpr int PRODUCER_REGS = DT_XL == 1 ? 72 : 56;
 constexpr int CONSUMER_REGS = (LAUNCH_REGS + (LAUNCH_REGS - PRODUCER_REGS) / 2) / 8 * 8;
 static_assert(PRODUCER_REGS + 2 * CONSUMER_REGS <= 3 * LAUNCH_REGS, "registers");
-static_assert(DT_XL == 0 || DT_XL == 1, "x windows: cp.async or registers");
+static_assert(DT_XL >= 0 && DT_XL <= 2, "x windows: cp.async, registers or staged");
 static_assert(CP == 8 || CP == 16 || CP == 32 || CP == 64 || CP == 128, "wgmma N");
 static_assert(STAGES >= 2, "one slot per consumer at least");
-static_assert(2 * STAGES * 8 <= 128, "the barriers fit before W's 128-byte alignment");
 static_assert(DT_KC % 8 == 0, "W streams in whole k8 steps");
 
 // tf32: one TF32 product per multiply-add, both operands rounded to nearest (SS). 3xtf32 (fp32
@@ -115,11 +115,29 @@ constexpr int CLUSTER = DT_MC;
 // that makes it the limit wherever windows are long (the seed: 1.86 ms against 1.22 with cp.async)
 // and pays only where a streamed kernel's ring turns slowly (k5s2: 11 %,
 // bench/results/2026-12-02-h200-xl).
-constexpr bool X_REGISTERS = DT_XL != 0;
+constexpr bool X_REGISTERS = DT_XL == 1;
+constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // window columns
+// Staged windows (XL = 2): the bulk copy engine moves x, so the producer's threads neither compute
+// an address per element nor wait for loads (the copies set its pace with XL = 0: k4s2_wide takes
+// 0.92 ms, 0.41 without them, bench/results/2026-12-02-h200-wa). A (channel, window row) is one
+// contiguous run of x, copied whole from its 16-byte aligned start in one instruction into a
+// staging ring of PIECE-channel pieces; the producer then reads each pixel's 4 channels from
+// there (lanes along w: conflict-free), rounds (or widens) them and stores the K-major item once.
+// The runs are clipped to the image, the rest of the window is zeroed on the way.
+constexpr bool STAGED = DT_XL == 2;
+constexpr int ROW_ALIGN = 16 / (int)sizeof(elem);  // elements per 16 bytes: a bulk copy's unit
+// 32 channels' runs are staged: pieces of 16 where KC allows (each piece costs ~1.2 us of the
+// producer's time whatever its size: k4s2_wide 0.75 ms in pieces of 16, 1.05 in pieces of 8, and
+// as slow with 8 of them in flight as with 4, bench/results/2026-12-02-h200-staged).
+constexpr int PIECE = KC % 16 == 0 ? 16 : 8;  // channels per staged piece
+constexpr int STAGING_DEPTH = 32 / PIECE;     // pieces in flight
+constexpr int SXC = (XC + 2 * (ROW_ALIGN - 1)) / ROW_ALIGN * ROW_ALIGN;  // staged run columns
+static_assert(!STAGED || W % ROW_ALIGN == 0, "staged rows start 16-byte aligned in every row");
 // 16-bit x and W are exact in TF32, so one TF32 product per multiply-add is their fp32 product;
-// x is widened on its way through registers (cp.async cannot convert).
-static_assert(DT_DTYPE == 0 || (X_REGISTERS && !DT_MATH_3XTF32 && !DT_NHWC),
-              "16-bit tensors: NCHW, x through registers, tf32 math");
+// x is widened on its way through registers or from the staging ring (cp.async cannot convert).
+static_assert(DT_DTYPE == 0 || ((X_REGISTERS || STAGED) && !DT_MATH_3XTF32 && !DT_NHWC),
+              "16-bit tensors: NCHW, x through registers or staged, tf32 math");
+static_assert(!STAGED || !DT_NHWC, "staged rows are NCHW rows");
 static_assert(CLUSTER == 1 || CLUSTER == 2, "clusters of 1 or 2 CTAs");
 static_assert(CLUSTER == 1 || DT_KC > 0, "clusters share streamed W chunks");
 constexpr int UNIT_ROWS = COOP ? 2 * RP : RP;  // phase rows per unit
@@ -129,7 +147,6 @@ constexpr i64 UNITS = (i64)N * QWB * QHB;
 constexpr int CO_BLOCKS = (CO_PER_GROUP + BM - 1) / BM;
 constexpr int CLASSES = DT_RS ? SH : 1;
 constexpr int CLASS_ROWS = DT_RS ? 1 : SH;                             // row phases per class
-constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // window columns
 
 // Kernel rows and input-row shifts of the class of row phases [r0, r0 + CLASS_ROWS). The whole
 // range (RS = 0) has every kernel row and the closed-form shift bounds; one row phase (RS = 1,
@@ -204,19 +221,39 @@ struct Storage {
   static constexpr int W_SLOTS = STREAM_W ? STAGES : 1;
   unsigned long long full[STAGES];
   unsigned long long empty[STAGES];
+  unsigned long long staged[STAGING_DEPTH];  // (STAGED) the staging ring's pieces have landed
   alignas(128) float w[W_SLOTS][W_FLOATS];
   alignas(128) float x[STAGES][SLOT];
 };
+// With staged windows the staging ring follows: piece [channel][window row][SXC], each run
+// 16-byte aligned.
+template <int R0>
+struct StagedStorage {
+  static constexpr int PIECE_ELEMS = PIECE * Storage<R0>::XR * SXC;
+  Storage<R0> ring;
+  alignas(128) elem staging[STAGING_DEPTH][PIECE_ELEMS];
+};
+template <int R0, bool WITH_STAGING = STAGED>
+struct SharedOf {
+  using type = Storage<R0>;
+};
+template <int R0>
+struct SharedOf<R0, true> {
+  using type = StagedStorage<R0>;
+};
+static_assert(SXC * sizeof(elem) % 16 == 0, "staged runs stay 16-byte aligned");
+static_assert((2 * STAGES + STAGING_DEPTH) * 8 <= 128, "the barriers fit before W's alignment");
 static_assert(chunk_floats(0) * 4 % 128 == 0, "each W image keeps the windows 128-byte aligned");
 static_assert(sizeof(Storage<0>) % 16 == 0, "slots stay 16-byte aligned");
 
 template <int R = 0>
 __host__ __device__ constexpr int max_storage_bytes() {
   if constexpr (R + 1 < CLASSES) {
-    return sizeof(Storage<R>) > max_storage_bytes<R + 1>() ? (int)sizeof(Storage<R>)
-                                                           : max_storage_bytes<R + 1>();
+    return sizeof(typename SharedOf<R>::type) > max_storage_bytes<R + 1>()
+               ? (int)sizeof(typename SharedOf<R>::type)
+               : max_storage_bytes<R + 1>();
   } else {
-    return (int)sizeof(Storage<R>);
+    return (int)sizeof(typename SharedOf<R>::type);
   }
 }
 constexpr int SMEM_BYTES = max_storage_bytes();
@@ -277,7 +314,6 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 // rate: bench/results/2026-12-01-h200-mc2-probe). Through registers (XL), eight loads in flight
 // per thread measured slower than four on every problem (bench/results/2026-12-02-h200-xl).
 constexpr int PRODUCER_UNROLL = 4;
-
 // Where item `item` of a window of this unit and chunk comes from: channel e of the item is
 // src + e * H * W where valid(e), and a zero elsewhere (outside the image, past the group's
 // channels, or a unit that is not live); src is a valid address either way, so a zero is chosen
@@ -361,6 +397,59 @@ __device__ __forceinline__ void load_window(float* slot, const elem* __restrict_
       if (item < ITEMS)
         store_item(slot, item, ITEMS, make_float4(v[b][0], v[b][1], v[b][2], v[b][3]));
     }
+  }
+}
+
+// XL = 2, step 1: the bulk copies of piece `piece` (channels PIECE * piece on) of a unit's chunk
+// into staging buffer `buffer`, which completes on `landed`; every producer thread arrives there
+// once, after adding the bytes of its copies (one (channel, window row) run each). Runs outside
+// the image, past the group's channels or of a unit that is not live are not copied:
+// transpose_piece zeroes them.
+template <int R0>
+__device__ __forceinline__ void stage_piece(elem* buffer, unsigned long long* landed,
+                                            const elem* __restrict__ x, const Unit& u, bool live,
+                                            int chunk, int piece, int group, int tid) {
+  using S = Storage<R0>;
+  static_assert(PIECE * S::XR <= 2 * WG_THREADS, "two runs per producer thread at most");
+  const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
+  const int c0 = iw0 - (iw0 % ROW_ALIGN + ROW_ALIGN) % ROW_ALIGN;  // iw0 rounded down
+  const int lo = max(c0, 0), hi = min(c0 + SXC, W);
+#pragma unroll
+  for (int run = tid; run < PIECE * S::XR; run += WG_THREADS) {
+    const int c = run / S::XR, ih = ih0 + run % S::XR, ci = chunk * KC + piece * PIECE + c;
+    if (live && ci < CI_PER_GROUP && ih >= 0 && ih < H && lo < hi) {
+      const unsigned bytes = (unsigned)((hi - lo) * sizeof(elem));
+      mbarrier_expect_bytes(landed, bytes);
+      bulk_copy_to_shared(buffer + run * SXC + (lo - c0),
+                          x + x_index(u.n, group * CI_PER_GROUP + ci, ih, lo), bytes, landed);
+    }
+  }
+  mbarrier_arrive(landed);
+}
+
+// XL = 2, step 2: once the piece has landed, its items (2 planes of the window) from the staging
+// buffer into the slot, rounded to TF32, zero wherever stage_piece copied nothing.
+template <int R0>
+__device__ __forceinline__ void transpose_piece(float* slot, const elem* buffer, const Unit& u,
+                                                bool live, int chunk, int piece, int tid) {
+  using S = Storage<R0>;
+  constexpr int ITEMS = PLANES * S::XPIX, PIECE_ITEMS = PIECE / 4 * S::XPIX;
+  const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
+  const int skew = (iw0 % ROW_ALIGN + ROW_ALIGN) % ROW_ALIGN;  // iw0's column in its run
+  // (Reading 4 or 8 items before storing any measured no faster: k4s2_wide 0.753 and 0.856 ms.)
+#pragma unroll PRODUCER_UNROLL
+  for (int item = tid; item < PIECE_ITEMS; item += WG_THREADS) {
+    const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
+    const int ih = ih0 + xr, iw = iw0 + xc, ci = chunk * KC + piece * PIECE + plane * 4;
+    const bool inside = live && ih >= 0 && ih < H && iw >= 0 && iw < W;
+    const elem* from = buffer + (plane * 4 * S::XR + xr) * SXC + skew + xc;
+    float v[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const float staged = to_f32(from[e * S::XR * SXC]);
+      v[e] = inside && ci + e < CI_PER_GROUP ? staged : 0.0f;
+    }
+    store_item(slot, piece * PIECE_ITEMS + item, ITEMS, make_float4(v[0], v[1], v[2], v[3]));
   }
 }
 
@@ -496,8 +585,8 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
                                           elem* __restrict__ y,
                                           const float* __restrict__ w_packed) {
   using S = Storage<R0>;
-  static_assert(sizeof(S) <= SMEM_BYTES, "storage");
-  S& s = *reinterpret_cast<S*>(smem);
+  static_assert(sizeof(typename SharedOf<R0>::type) <= SMEM_BYTES, "storage");
+  S& s = *reinterpret_cast<S*>(smem);  // the ring comes first either way
   // Broadcast from lane 0, so the compiler sees the role is uniform across each warp (wgmma
   // issued on a path it cannot prove warp-uniform is serialised).
   const int warpgroup = __shfl_sync(0xffffffffu, (int)threadIdx.x / WG_THREADS, 0);
@@ -512,6 +601,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
   // With W streamed, this CTA's chunks in the packed image: chunk c at w_block + c * W_FLOATS.
   const float* w_block = w_packed + (STREAM_W ? blockIdx.y * BLOCK_FLOATS + class_offset(R0) : 0);
   if (threadIdx.x == 0) {
+    for (int i = 0; i < STAGING_DEPTH; ++i) mbarrier_init(&s.staged[i], WG_THREADS);
     for (int i = 0; i < STAGES; ++i) {
       mbarrier_init(&s.full[i], WG_THREADS);
       // Every consumer thread of every CTA of the cluster frees each slot.
@@ -560,7 +650,40 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
     auto free_slot = [&](i64 i) {
       mbarrier_wait<(CLUSTER > 1)>(&s.empty[i % STAGES], (unsigned)((i / STAGES) & 1) ^ 1u);
     };
-    if constexpr (X_REGISTERS) {
+    if constexpr (STAGED) {
+      auto& staging = reinterpret_cast<StagedStorage<R0>*>(smem)->staging;
+      // Pieces run over (item, piece) in order, STAGING_DEPTH of them in flight; a buffer is
+      // refilled once every producer thread is done reading it (named barrier PRODUCER_SYNC).
+      constexpr int PIECES = KC / PIECE, PRODUCER_SYNC = 3;
+      static_assert(KC % PIECE == 0, "whole pieces per chunk");
+      const i64 pieces = items * PIECES;
+      auto stage = [&](i64 g) {
+        const i64 i = g / PIECES, k = i / CHUNKS;
+        const int buffer = (int)(g % STAGING_DEPTH);
+        stage_piece<R0>(staging[buffer], &s.staged[buffer], x, unit_of(strip.unit(k)),
+                        strip.live(k), (int)(i % CHUNKS), (int)(g % PIECES), group, tid);
+      };
+      for (i64 g = 0; g < STAGING_DEPTH && g < pieces; ++g) stage(g);
+      for (i64 i = 0; i < items; ++i) {
+        const int slot = (int)(i % STAGES);
+        const i64 k = i / CHUNKS;
+        const Unit u = unit_of(strip.unit(k));
+        free_slot(i);
+        issue_w_chunk(i, slot);
+        for (int piece = 0; piece < PIECES; ++piece) {
+          const i64 g = i * PIECES + piece;
+          const int buffer = (int)(g % STAGING_DEPTH);
+          mbarrier_wait(&s.staged[buffer], (unsigned)((g / STAGING_DEPTH) & 1));
+          transpose_piece<R0>(s.x[slot], staging[buffer], u, strip.live(k), (int)(i % CHUNKS),
+                              piece, tid);
+          // Every producer thread is done reading the buffer before its next copies.
+          named_barrier_wait<WG_THREADS>(PRODUCER_SYNC);
+          if (g + STAGING_DEPTH < pieces) stage(g + STAGING_DEPTH);
+        }
+        fence_proxy_async();  // the slot's items for the tensor cores
+        mbarrier_arrive(&s.full[slot]);
+      }
+    } else if constexpr (X_REGISTERS) {
       for (i64 i = 0; i < items; ++i) {
         const int slot = (int)(i % STAGES);
         const i64 k = i / CHUNKS;

@@ -115,8 +115,21 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
   EXPECT_EQ(default_config(wide).param("coop"), 1) << "the H200's streamed winners share units";
   EXPECT_EQ(default_config(wide).param("mc"), 1) << "clusters measured slower on the H200";
   EXPECT_EQ(default_config(wide).param("rs"), 1) << "k4 streams half its taps per slot with rs1";
-  EXPECT_EQ(default_config(wide).param("xl"), 1) << "registers won only the tall streamed kernels";
+  EXPECT_EQ(default_config(wide).param("xl"), 2) << "staged windows won the tall streamed kernels";
   EXPECT_EQ(default_config(tf32).param("xl"), 0) << "cp.async keeps long windows in flight";
+  EXPECT_EQ(count(tf32_space, "_xl2_"), 0) << "staged windows only with W streamed";
+  // A staged run is one bulk copy of 16-byte units: widths of 4 floats or 8 16-bit elements.
+  Problem narrow = wide;
+  narrow.width = 6;
+  EXPECT_EQ(count(enumerate_space(narrow), "_xl2_"), 0);
+  EXPECT_EQ(default_config(narrow).param("xl"), 1) << "registers where staging cannot serve";
+  for (auto [width, staged] : {std::pair{12, false}, {16, true}}) {
+    Problem half = wide;
+    half.dtype = DType::kBFloat16;
+    half.width = width;
+    EXPECT_EQ(count(enumerate_space(half), "_xl2_") > 0, staged) << width;
+    EXPECT_EQ(count(enumerate_space(half), "_xl0_"), 0) << "cp.async cannot widen 16-bit x";
+  }
   int clustered = 0;
   for (const Config& c : enumerate_space(wide)) {
     if (c.family != Family::kWsgemm || c.param("mc") == 1) continue;

@@ -49,9 +49,9 @@ def _graph_id():
     attempt at it; (None, False) where this PyTorch does not say."""
     try:
         from torch._guards import CompileContext
-        compile_id = CompileContext.current_compile_id()
-        return (compile_id.frame_id, compile_id.frame_compile_id), bool(getattr(compile_id, "attempt", 0))
-    except (ImportError, AttributeError):
+        trace = CompileContext.current_trace_id()  # (compile id, attempt): "0/0_1" is attempt 1
+        return (trace.compile_id.frame_id, trace.compile_id.frame_compile_id), trace.attempt > 0
+    except (ImportError, AttributeError):  # no such API here, or no graph being compiled (None)
         return None, False
 
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# On the device: named configs of named problems under several carried CLIs (template variants
+# built here as .carry/deconvtune_<tag>), each verified against the float64 GPU reference and
+# timed: one line per run. Usage: config_sweep.sh "tag:problem:config ..." (tag "" is
+# .carry/deconvtune). Problems come from bench/problems.jsonl or problems_16bit.jsonl.
+# Logs: $OUT/configs/.
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root"
+export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+out=${OUT:-/tmp}/configs
+mkdir -p "$out"
+for entry in $1; do
+  IFS=: read -r tag name config <<< "$entry"
+  grep -h "\"name\": \"$name\"" bench/problems.jsonl bench/problems_16bit.jsonl > "$out/$name.json"
+  log=$out/${tag:-main}_${name}_${config}.txt
+  timeout "${CONFIG_TIMEOUT:-60}" ".carry/deconvtune${tag:+_$tag}" run --problem "$out/$name.json" \
+    --precision tf32 --reps 20 --config "$config" > "$log" 2>&1
+  echo "${tag:-main} $name rc=$? $(grep -E ' (ok|wrong|fault|timeout|compile)' "$log" | tail -1)"
+done
