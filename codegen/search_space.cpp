@@ -276,7 +276,8 @@ std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLi
   if (c.param("xl") == 2) {
     // Measured slower than cp.async with W resident (H200: seed 1.99 ms against 1.22, groups4
     // 1.07 against 0.62, seed bfloat16 2.22 against 1.50 through registers) and faster with W
-    // streamed and tall kernels (k4s2_wide 0.75 against 0.91): bench/results/2026-12-02-h200-staged.
+    // streamed and tall kernels (k4s2_wide 0.75 against 0.91):
+    // bench/results/2026-12-02-h200-staged.
     if (kc == 0) return "xl2 (staged windows) only with W streamed";
     // A staged run is one bulk copy from a 16-byte aligned start in x's row.
     if (p.width % (16 / p.element_bytes()) != 0)
@@ -452,8 +453,8 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   // chunks, two phase rows per consumer; one row phase per CTA for kernels taller than 3 (k4s2_wide
   // 0.886 ms against 1.62 with every phase, k5s2_wide 0.252: half the taps per slot leaves room for
   // three slots) with units of 64 phase columns where they fit, every row phase for k3 with 32;
-  // there staged windows where they fit (xl2: k4s2_wide 0.75 against 0.91), else x through registers
-  // (xl1: k5s2_wide 0.219 against 0.245), elsewhere cp.async.
+  // there staged windows where they fit (xl2: k4s2_wide 0.75 against 0.91), else x through
+  // registers (xl1: k5s2_wide 0.219 against 0.245), elsewhere cp.async.
   auto rank = [&problem](const Config& c) {
     const int cp = c.param("cp"), st = c.param("st"), kc = c.param("kc"), rs = c.param("rs");
     const bool tall = problem.kernel.h > 3;

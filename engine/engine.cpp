@@ -454,8 +454,7 @@ struct Engine::Impl {
     // rows allow; the general kernel stores single elements.
     state->y_alignment = config.family == Family::kDirect ? element : 16;
     // Staged Hopper windows (xl2) copy rows of x in 16-byte units.
-    state->x_alignment =
-        config.family == Family::kWsgemm && config.param("xl") == 2 ? 16 : element;
+    state->x_alignment = config.family == Family::kWsgemm && config.param("xl") == 2 ? 16 : element;
     return state;
   }
 

@@ -146,7 +146,7 @@ constexpr int QHB = (QH + UNIT_ROWS - 1) / UNIT_ROWS;
 constexpr i64 UNITS = (i64)N * QWB * QHB;
 constexpr int CO_BLOCKS = (CO_PER_GROUP + BM - 1) / BM;
 constexpr int CLASSES = DT_RS ? SH : 1;
-constexpr int CLASS_ROWS = DT_RS ? 1 : SH;                             // row phases per class
+constexpr int CLASS_ROWS = DT_RS ? 1 : SH;  // row phases per class
 
 // Kernel rows and input-row shifts of the class of row phases [r0, r0 + CLASS_ROWS). The whole
 // range (RS = 0) has every kernel row and the closed-form shift bounds; one row phase (RS = 1,

@@ -116,14 +116,35 @@ TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
        }) {
     problems.push_back(Problem::from_json(nlohmann::json::parse(spec)));
   }
+  auto every = [](const std::vector<Config>& configs, size_t step) {
+    std::vector<Config> sample;
+    for (size_t i = 0; i < configs.size(); i += step) sample.push_back(configs[i]);
+    return sample;
+  };
+  // Every eighth config of each space keeps the test short; each covers bn/rp/cp/st/xs choices.
+  std::vector<std::pair<Problem, std::vector<Config>>> cases;
+  for (const Problem& problem : problems)
+    cases.emplace_back(problem, every(enumerate_space(problem), 8));
+  // Staged windows (xl2) need W streamed and 16-byte rows: every twelfth of those configs alone,
+  // for 32-bit and 16-bit x (the staging ring holds x's own type).
+  for (DType dtype : {DType::kFloat32, DType::kBFloat16}) {
+    Problem problem = Problem::from_json(nlohmann::json::parse(
+        R"({"batch": 1, "in_channels": 300, "out_channels": 72, "height": 9, "width": 24,
+            "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
+    problem.dtype = dtype;
+    std::vector<Config> staged;
+    for (const Config& config : enumerate_space(problem)) {
+      if (config.family == Family::kWsgemm && config.param("xl") == 2) staged.push_back(config);
+    }
+    ASSERT_GT(staged.size(), 24u) << to_string(dtype);
+    cases.emplace_back(problem, every(staged, 12));
+  }
   CompileOptions options;
   options.arch = "compute_90a";  // PTX only: the figure is visible without running ptxas
   int checked = 0;
-  for (const Problem& problem : problems) {
-    const std::vector<Config> space = enumerate_space(problem);
-    // Every eighth config of the space keeps the test short; each covers bn/rp/cp/st/xs choices.
-    for (size_t i = 0; i < space.size(); i += 8) {
-      const GeneratedKernel kernel = generate_kernel(problem, space[i]);
+  for (const auto& [problem, configs] : cases) {
+    for (const Config& config : configs) {
+      const GeneratedKernel kernel = generate_kernel(problem, config);
       if (kernel.launch.shared_bytes == 0) continue;  // the direct kernel needs none
       const CompileResult compiled = compile_cuda(kernel.source, options);
       ASSERT_TRUE(compiled.ok) << kernel.config_name << "\n" << compiled.log;
@@ -132,7 +153,7 @@ TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
       ++checked;
     }
   }
-  EXPECT_GT(checked, 20);
+  EXPECT_GT(checked, 40);
 }
 
 // A streamed kernel carries a second entry (the W packer) and states its workspace; ptxas's report
