@@ -2,6 +2,8 @@
 // the rule's default otherwise, and only winners of the same GPU class, generator and precision.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "codegen/generator.hpp"
 #include "tests/api_test_util.hpp"
 #include "tuner/heuristic.hpp"
@@ -30,16 +32,18 @@ TEST(ApiHeuristic, DistanceIsZeroForTheSameProblemAndGrowsWithSizeAndGeometry) {
   stride1.output_padding = {0, 0};
   EXPECT_GT(problem_distance(seed, stride1), problem_distance(seed, seed_with(1)));
   EXPECT_EQ(problem_distance(seed, stride1), problem_distance(stride1, seed));
-  // Another dtype or layout weighs as a geometry step: a float32 neighbour of the same shape is
-  // farther than a bfloat16 one of 1/128 the batch.
+  // Another dtype or layout is no neighbour at all, however alike the shape; within one, sizes
+  // count as before.
   Problem half = seed;
   half.dtype = DType::kBFloat16;
   Problem half_small = seed_with(1);
   half_small.dtype = DType::kBFloat16;
-  EXPECT_GT(problem_distance(half, seed), problem_distance(half, half_small));
+  EXPECT_TRUE(std::isinf(problem_distance(half, seed)));
+  EXPECT_DOUBLE_EQ(problem_distance(half, half_small), 7);
   Problem channels_last = seed;
   channels_last.layout = Layout::kNhwc;
-  EXPECT_DOUBLE_EQ(problem_distance(channels_last, seed), problem_distance(half, seed));
+  EXPECT_TRUE(std::isinf(problem_distance(channels_last, seed)));
+  EXPECT_TRUE(std::isinf(problem_distance(seed, channels_last)));
 }
 
 TEST(ApiHeuristic, EmptyDbGivesTheRuleDefault) {

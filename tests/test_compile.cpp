@@ -1,8 +1,10 @@
 // NVRTC needs no GPU: generation and compilation of every variant are CPU tests.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
@@ -174,6 +176,39 @@ TEST(Compile, StreamedDefaultCompilesWithItsPackerAndNoSpills) {
   EXPECT_EQ(compiled.resources.registers,
             cubin_resources(compiled.cubin, "deconv_wsgemm").registers);
   EXPECT_FALSE(compiled.resources.spills()) << compiled.log;
+}
+
+// The consumers' unit order (templates/wsgemm.cuh, ORDER_UNITS): where the two consumer
+// warpgroups alternate units of streamed W, one named barrier per direction between them (each
+// consumer arrives once and waits once per unit); none with W resident, where in-order arrivals
+// already order the slots' rounds, nor where cooperative consumers both take every unit. The PTX
+// keeps the inline barriers as written, so they can be counted there.
+TEST(Compile, ConsumersOrderUnitsOnlyWhereTheyAlternateStreamedUnits) {
+  const Problem wide = Problem::from_json(nlohmann::json::parse(
+      R"({"batch": 2, "in_channels": 256, "out_channels": 128, "height": 16, "width": 16,
+          "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1, "precision": "tf32"})"));
+  Problem resident = Problem::seed();
+  resident.precision = Precision::kTf32;
+  auto count = [](const std::string& text, const std::regex& pattern) {
+    return std::distance(std::sregex_iterator(text.begin(), text.end(), pattern),
+                         std::sregex_iterator());
+  };
+  const std::regex arrive(R"(bar\.arrive\s+%r\d+,\s*256;)"), wait(R"(bar\.sync\s+%r\d+,\s*256;)");
+  for (auto [problem, part, ordered] : {std::tuple{wide, "_rs0_kc16_coop0_mc1_xl0_", true},
+                                        {wide, "_rs0_kc16_coop1_mc1_xl0_", false},
+                                        {resident, "_rs0_kc0_coop0_mc1_xl0_", false}}) {
+    const std::vector<Config> space = enumerate_space(problem);
+    const auto config = std::find_if(space.begin(), space.end(), [&](const Config& c) {
+      return c.family == Family::kWsgemm && c.name().find(part) != std::string::npos;
+    });
+    ASSERT_NE(config, space.end()) << part;
+    CompileOptions options;
+    options.arch = "compute_90a";  // PTX only
+    const CompileResult compiled = compile_cuda(generate_kernel(problem, *config).source, options);
+    ASSERT_TRUE(compiled.ok) << compiled.log;
+    EXPECT_EQ(count(compiled.ptx, arrive), ordered ? 1 : 0) << config->name();
+    EXPECT_EQ(count(compiled.ptx, wait), ordered ? 1 : 0) << config->name();
+  }
 }
 
 // Every (dtype, layout) of two odd problems: only the general kernel serves them (the tensor-core

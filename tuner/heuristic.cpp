@@ -1,6 +1,7 @@
 #include "tuner/heuristic.hpp"
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,6 +15,9 @@ bool serves_as_tuned(const db::WinnerRecord& winner) {
 }
 
 double problem_distance(const Problem& a, const Problem& b) {
+  // A config verified on float32 NCHW data is another instantiation for 16-bit or NHWC data
+  // (DT_DTYPE, DT_NHWC): its verification says nothing there.
+  if (a.dtype != b.dtype || a.layout != b.layout) return std::numeric_limits<double>::infinity();
   auto size_term = [](int64_t x, int64_t y) {
     return std::fabs(std::log2(static_cast<double>(x) / static_cast<double>(y)));
   };
@@ -23,10 +27,8 @@ double problem_distance(const Problem& a, const Problem& b) {
   double distance = size_term(a.batch, b.batch) + size_term(a.in_channels, b.in_channels) +
                     size_term(a.out_channels, b.out_channels) + size_term(a.height, b.height) +
                     size_term(a.width, b.width);
-  // So does another data type or layout: the kernels that serve it and its traffic differ.
-  distance += kGeometryStep *
-              (!(a.kernel == b.kernel) + !(a.stride == b.stride) + !(a.dilation == b.dilation) +
-               (a.groups != b.groups) + (a.dtype != b.dtype) + (a.layout != b.layout));
+  distance += kGeometryStep * (!(a.kernel == b.kernel) + !(a.stride == b.stride) +
+                               !(a.dilation == b.dilation) + (a.groups != b.groups));
   distance += 2 * (!(a.padding == b.padding) + !(a.output_padding == b.output_padding));
   distance += 1 * (a.bias != b.bias) + 1 * !(a.epilogue == b.epilogue);
   return distance;
@@ -65,10 +67,8 @@ UntunedChoice choose_untuned_config(const Problem& problem, const DeviceLimits& 
     } catch (const std::exception&) {
       continue;  // a damaged spec, or one this build no longer accepts
     }
-    // A config verified on float32 NCHW data is another instantiation for 16-bit or NHWC data
-    // (DT_DTYPE, DT_NHWC): its verification says nothing there.
-    if (tuned.dtype != problem.dtype || tuned.layout != problem.layout) continue;
     const double distance = problem_distance(problem, tuned) + (this_gpu ? 0 : kOtherGpuStep);
+    if (!std::isfinite(distance)) continue;  // not a neighbour at all
     // Equal distances: the first wins, and winners() is ordered by key.
     if (best && distance >= best->distance) continue;
     Config config;

@@ -37,7 +37,7 @@ bool serves_as_tuned(const db::WinnerRecord& winner);
 
 // How unlike two problems are for kernel selection: |log2| ratios of the sizes, plus a large
 // step for each geometry difference (kernel, stride, dilation, groups), smaller ones for padding,
-// bias and epilogue.
+// bias and epilogue; infinite between problems of another dtype or layout (no neighbours).
 double problem_distance(const Problem& a, const Problem& b);
 
 // Among the DB's winners of `generator_version` and the problem's precision, dtype and layout,

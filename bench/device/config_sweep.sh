@@ -13,7 +13,7 @@ out=${OUT:-/tmp}/configs
 mkdir -p "$out"
 for entry in $1; do
   IFS=: read -r tag name config <<< "$entry"
-  grep -h "\"name\": \"$name\"" bench/problems.jsonl bench/problems_16bit.jsonl > "$out/$name.json"
+  bash bench/device/problem_file.sh "$name" "$out/$name.json" || continue
   log=$out/${tag:-main}_${name}_${config:-default}.txt
   timeout "${CONFIG_TIMEOUT:-60}" ".carry/deconvtune${tag:+_$tag}" run --problem "$out/$name.json" \
     --precision tf32 --reps 20 ${config:+--config "$config"} > "$log" 2>&1

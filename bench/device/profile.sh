@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # On the device: Nsight Compute over one launch of deconv_wsgemm for each "problem:config" argument
-# (problem: a name in bench/problems.jsonl), tf32. Why a kernel is as fast as it is, in the
-# counters' words: speed of light, memory and compute workloads, warp stalls, scheduler, occupancy.
-# Results: $OUT/profile/<problem>.txt (ncu's details page), .hotspots.txt (the SASS instructions
-# holding most warp-stall samples: bench/device/sass_hotspots.py), .sass.csv and .ncu-rep.
+# (problem: a name in bench/problems.jsonl or problems_16bit.jsonl), tf32. Why a kernel is as fast
+# as it is, in the counters' words: speed of light, memory and compute workloads, warp stalls,
+# scheduler, occupancy. Results: $OUT/profile/<problem>.txt (ncu's details page), .hotspots.txt
+# (the SASS instructions holding most warp-stall samples, with their stall reasons:
+# bench/device/sass_hotspots.py), .sass.csv and .ncu-rep.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
@@ -15,7 +16,7 @@ sections="--section SpeedOfLight --section MemoryWorkloadAnalysis --section Comp
   --section SourceCounters"
 for pair in "$@"; do
   name=${pair%%:*} config=${pair#*:}
-  grep "\"name\": \"$name\"" bench/problems.jsonl > "$out/$name.json"
+  bash bench/device/problem_file.sh "$name" "$out/$name.json" || continue
   # One launch after the verifying one: the timed kernel, caches as the benchmark leaves them.
   # shellcheck disable=SC2086
   timeout "${PROFILE_TIMEOUT:-120}" ncu --clock-control none --kernel-name deconv_wsgemm \

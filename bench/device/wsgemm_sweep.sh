@@ -20,7 +20,7 @@ for entry in ${SWEEP_ONLY:-wide_in wide_512 k4s2_wide k5s2_wide}; do
   name=${entry%%:*} filter=${SWEEP_FILTER:-wsgemm}
   [ "$entry" != "$name" ] && filter=${entry#*:}
   run=$out/${name}_${precision}_$((index += 1))
-  grep -h "\"name\": \"$name\"" bench/problems.jsonl bench/problems_16bit.jsonl > "$out/$name.json"
+  bash bench/device/problem_file.sh "$name" "$out/$name.json" || continue
   timeout "${SWEEP_TIMEOUT:-150}" "$cli" run --problem "$out/$name.json" --precision "$precision" \
     --all-configs --only "$filter" --json > "$run.json" 2> "$run.log"
   python3 bench/device/sweep.py "$run.json" --top "${SWEEP_TOP:-6}"
