@@ -198,8 +198,9 @@ TEST(Compile, ConsumersOrderUnitsOnlyWhereTheyAlternateStreamedUnits) {
                                         {wide, "_rs0_kc16_coop1_mc1_xl0_", false},
                                         {resident, "_rs0_kc0_coop0_mc1_xl0_", false}}) {
     const std::vector<Config> space = enumerate_space(problem);
+    const std::string wanted = part;  // (a lambda cannot capture a structured binding in C++17)
     const auto config = std::find_if(space.begin(), space.end(), [&](const Config& c) {
-      return c.family == Family::kWsgemm && c.name().find(part) != std::string::npos;
+      return c.family == Family::kWsgemm && c.name().find(wanted) != std::string::npos;
     });
     ASSERT_NE(config, space.end()) << part;
     CompileOptions options;
