@@ -182,6 +182,9 @@ struct WsGeometry {
 
 constexpr int64_t kWsMaxKernel = 16;  // the template unrolls over every kernel row and column
 
+// Elements of x per 16 bytes, a bulk copy's unit: a staged run (xl2) starts and ends on one.
+int64_t staged_row_align(const Problem& p) { return 16 / p.element_bytes(); }
+
 WsGeometry ws_geometry(const Problem& p, const Config& c) {
   WsGeometry g;
   const int64_t cp = c.param("cp"), stages = c.param("st");
@@ -227,7 +230,7 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
     const int64_t slot_bytes = parts * kc * window_rows * window_columns * 4;
     int64_t bytes = round_up(128 + w_bytes + stages * slot_bytes, 128);
     if (c.param("xl") == 2) {  // the staging ring: 32 channels' 16-byte aligned runs
-      const int64_t row_align = 16 / p.element_bytes();
+      const int64_t row_align = staged_row_align(p);
       const int64_t run_elements = round_up(window_columns + row_align - 1, row_align);
       bytes += round_up(32 * window_rows * run_elements * p.element_bytes(), 128);
     }
@@ -280,9 +283,9 @@ std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLi
     // bench/results/2026-12-02-h200-staged.
     if (kc == 0) return "xl2 (staged windows) only with W streamed";
     // A staged run is one bulk copy from a 16-byte aligned start in x's row.
-    if (p.width % (16 / p.element_bytes()) != 0)
+    if (p.width % staged_row_align(p) != 0)
       return fmt::format("xl2 needs the width to be a multiple of {} (16-byte rows), not {}",
-                         16 / p.element_bytes(), p.width);
+                         staged_row_align(p), p.width);
   }
   if (c.param("mc") > 1 && (kc == 0 || c.param("coop") == 0))
     return "clusters share streamed W chunks of cooperative units only (kc > 0, coop1)";
@@ -440,6 +443,14 @@ std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& 
     }
   }
   return space;
+}
+
+PointerAlignment pointer_alignment(const Problem& problem, const Config& config) {
+  const int64_t element = problem.element_bytes();
+  PointerAlignment alignment;
+  alignment.x = config.family == Family::kWsgemm && config.param("xl") == 2 ? 16 : element;
+  alignment.y = config.family == Family::kDirect ? element : 16;
+  return alignment;
 }
 
 Config default_config(const Problem& problem, const DeviceLimits& device) {

@@ -60,6 +60,15 @@ std::string why_illegal(const Problem& problem, const Config& config, const Devi
 // Every legal config for the problem and device, in a stable order.
 std::vector<Config> enumerate_space(const Problem& problem, const DeviceLimits& device = {});
 
+// What a config's kernel needs of x's and y's base addresses, in bytes: its widest access. The
+// tensor-core families store y 16 bytes at a time, staged Hopper windows (xl2) copy x's rows in
+// 16-byte units; elsewhere one element.
+struct PointerAlignment {
+  int64_t x = 4;
+  int64_t y = 4;
+};
+PointerAlignment pointer_alignment(const Problem& problem, const Config& config);
+
 // The config to run when nothing is tuned: a rule-based pick from the space, never empty (the
 // general direct kernel serves every problem).
 Config default_config(const Problem& problem, const DeviceLimits& device = {});

@@ -450,11 +450,9 @@ struct Engine::Impl {
     state->w_bytes = static_cast<size_t>(problem.w_elements()) * element;
     state->bias_bytes = problem.bias ? static_cast<size_t>(problem.out_channels) * element : 0;
     state->y_bytes = static_cast<size_t>(problem.y_elements()) * element;
-    // The tensor-core families (float32 only) store y up to 4 floats at a time (float4) where
-    // rows allow; the general kernel stores single elements.
-    state->y_alignment = config.family == Family::kDirect ? element : 16;
-    // Staged Hopper windows (xl2) copy rows of x in 16-byte units.
-    state->x_alignment = config.family == Family::kWsgemm && config.param("xl") == 2 ? 16 : element;
+    const PointerAlignment alignment = pointer_alignment(problem, config);
+    state->x_alignment = static_cast<uintptr_t>(alignment.x);
+    state->y_alignment = static_cast<uintptr_t>(alignment.y);
     return state;
   }
 

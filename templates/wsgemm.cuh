@@ -314,6 +314,22 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 // rate: bench/results/2026-12-01-h200-mc2-probe). Through registers (XL), eight loads in flight
 // per thread measured slower than four on every problem (bench/results/2026-12-02-h200-xl).
 constexpr int PRODUCER_UNROLL = 4;
+
+// The input pixel of a unit's window's first row and column (either may lie outside the image),
+// and for staged windows (XL = 2) that column's place in its 16-byte aligned run: runs start at
+// iw0 - skew.
+struct WindowOrigin {
+  int ih0, iw0, skew;
+};
+template <int R0>
+__device__ __forceinline__ WindowOrigin window_origin(const Unit& u) {
+  WindowOrigin out;
+  out.ih0 = u.q + class_shift(R0, false);
+  out.iw0 = u.p0 + SHIFT_W0;
+  out.skew = (out.iw0 % ROW_ALIGN + ROW_ALIGN) % ROW_ALIGN;
+  return out;
+}
+
 // Where item `item` of a window of this unit and chunk comes from: channel e of the item is
 // src + e * H * W where valid(e), and a zero elsewhere (outside the image, past the group's
 // channels, or a unit that is not live); src is a valid address either way, so a zero is chosen
@@ -330,7 +346,8 @@ __device__ __forceinline__ ItemSource item_source(const elem* __restrict__ x, co
                                                   bool live, int chunk, int group, int item) {
   using S = Storage<R0>;
   const int xc = item % XC, xr = (item / XC) % S::XR;
-  const int ih = u.q + class_shift(R0, false) + xr, iw = u.p0 + SHIFT_W0 + xc;
+  const WindowOrigin origin = window_origin<R0>(u);
+  const int ih = origin.ih0 + xr, iw = origin.iw0 + xc;
   ItemSource out;
   out.ci = chunk * KC + item / S::XPIX * 4;
   out.inside = live && item < PLANES * S::XPIX && ih >= 0 && ih < H && iw >= 0 && iw < W;
@@ -411,12 +428,13 @@ __device__ __forceinline__ void stage_piece(elem* buffer, unsigned long long* la
                                             int chunk, int piece, int group, int tid) {
   using S = Storage<R0>;
   static_assert(PIECE * S::XR <= 2 * WG_THREADS, "two runs per producer thread at most");
-  const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
-  const int c0 = iw0 - (iw0 % ROW_ALIGN + ROW_ALIGN) % ROW_ALIGN;  // iw0 rounded down
+  const WindowOrigin origin = window_origin<R0>(u);
+  const int c0 = origin.iw0 - origin.skew;  // the runs' first column
   const int lo = max(c0, 0), hi = min(c0 + SXC, W);
 #pragma unroll
   for (int run = tid; run < PIECE * S::XR; run += WG_THREADS) {
-    const int c = run / S::XR, ih = ih0 + run % S::XR, ci = chunk * KC + piece * PIECE + c;
+    const int c = run / S::XR, ih = origin.ih0 + run % S::XR;
+    const int ci = chunk * KC + piece * PIECE + c;
     if (live && ci < CI_PER_GROUP && ih >= 0 && ih < H && lo < hi) {
       const unsigned bytes = (unsigned)((hi - lo) * sizeof(elem));
       mbarrier_expect_bytes(landed, bytes);
@@ -434,15 +452,15 @@ __device__ __forceinline__ void transpose_piece(float* slot, const elem* buffer,
                                                 bool live, int chunk, int piece, int tid) {
   using S = Storage<R0>;
   constexpr int ITEMS = PLANES * S::XPIX, PIECE_ITEMS = PIECE / 4 * S::XPIX;
-  const int ih0 = u.q + class_shift(R0, false), iw0 = u.p0 + SHIFT_W0;
-  const int skew = (iw0 % ROW_ALIGN + ROW_ALIGN) % ROW_ALIGN;  // iw0's column in its run
+  const WindowOrigin origin = window_origin<R0>(u);
   // (Reading 4 or 8 items before storing any measured no faster: k4s2_wide 0.753 and 0.856 ms.)
 #pragma unroll PRODUCER_UNROLL
   for (int item = tid; item < PIECE_ITEMS; item += WG_THREADS) {
     const int xc = item % XC, xr = (item / XC) % S::XR, plane = item / S::XPIX;
-    const int ih = ih0 + xr, iw = iw0 + xc, ci = chunk * KC + piece * PIECE + plane * 4;
+    const int ih = origin.ih0 + xr, iw = origin.iw0 + xc;
+    const int ci = chunk * KC + piece * PIECE + plane * 4;
     const bool inside = live && ih >= 0 && ih < H && iw >= 0 && iw < W;
-    const elem* from = buffer + (plane * 4 * S::XR + xr) * SXC + skew + xc;
+    const elem* from = buffer + (plane * 4 * S::XR + xr) * SXC + origin.skew + xc;
     float v[4];
 #pragma unroll
     for (int e = 0; e < 4; ++e) {

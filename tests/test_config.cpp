@@ -123,12 +123,23 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
   narrow.width = 6;
   EXPECT_EQ(count(enumerate_space(narrow), "_xl2_"), 0);
   EXPECT_EQ(default_config(narrow).param("xl"), 1) << "registers where staging cannot serve";
+  // Plan::run checks x and y against each config's widest access (engine/engine.cpp).
+  EXPECT_EQ(pointer_alignment(wide, default_config(wide)).x, 16) << "xl2 copies 16-byte runs";
+  EXPECT_EQ(pointer_alignment(narrow, default_config(narrow)).x, 4);
+  EXPECT_EQ(pointer_alignment(wide, default_config(wide)).y, 16);
+  for (const Config& c : enumerate_space(wide)) {
+    if (c.family == Family::kDirect) {
+      EXPECT_EQ(pointer_alignment(wide, c).x, 4);
+      EXPECT_EQ(pointer_alignment(wide, c).y, 4) << "the general kernel stores single elements";
+    }
+  }
   for (auto [width, staged] : {std::pair{12, false}, {16, true}}) {
     Problem half = wide;
     half.dtype = DType::kBFloat16;
     half.width = width;
     EXPECT_EQ(count(enumerate_space(half), "_xl2_") > 0, staged) << width;
     EXPECT_EQ(count(enumerate_space(half), "_xl0_"), 0) << "cp.async cannot widen 16-bit x";
+    EXPECT_EQ(pointer_alignment(half, default_config(half)).x, staged ? 16 : 2) << width;
   }
   int clustered = 0;
   for (const Config& c : enumerate_space(wide)) {

@@ -3,8 +3,9 @@
 # GPU cases of deconvtune_tests (the every-config ones last), deconvtune_api_tests, the Python GPU
 # tests (bench/device/python_gpu.sh), then `run --problem seed --json`. One summary line per step on
 # stdout; the logs packed into $OUT/gpu_suite.tgz (a call brings back only a few files). STEPS: an
-# extended regex of the step names to run (gpu_fast api python run_seed slow_Gpu slow_Golden_GoldenGpu
-# slow_Shapes_DtypeLayoutGpu slow_Shapes_OddShapeGpu), so the suite can be split across calls.
+# extended regex of the step names to run (gpu_fast api python run_seed slow_Gpu_NonFinite
+# slow_Gpu_Staged slow_Golden_GoldenGpu slow_Shapes_DtypeLayoutGpu slow_Shapes_OddShapeGpu), so the
+# suite can be split across calls.
 set -u
 DEADLINE=${DEADLINE:-400}
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,13 +25,15 @@ step() {  # name, timeout, command...
   echo "$name: rc=$? $(grep -E '^\[  (PASSED|FAILED) ' "$logs/$name.txt" | tr '\n' ' ') at ${SECONDS}s"
 }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$logs/device.txt"
-SLOW='Golden/GoldenGpu.*:Shapes/*:Gpu.NonFinite*:Compile.EveryConfig*'
+SLOW='Golden/GoldenGpu.*:Shapes/*:Gpu.NonFinite*:Gpu.Staged*:Compile.EveryConfig*'
 step gpu_fast 200 .carry/deconvtune_tests --gtest_color=no --gtest_filter="*Gpu*:Compile*:Reliability*-$SLOW"
 step api 150 .carry/deconvtune_api_tests --gtest_color=no
 OUT=$logs step python "$(left)" bash bench/device/python_gpu.sh
 step run_seed 90 .carry/deconvtune run --problem seed --json --require-gpu
-for filter in 'Gpu.NonFinite*' 'Golden/GoldenGpu.*' 'Shapes/DtypeLayoutGpu.*' 'Shapes/OddShapeGpu.*'; do
-  step "slow_$(echo "${filter%%.*}" | tr '/' '_')" "$(left)" .carry/deconvtune_tests \
+for filter in 'Gpu.NonFinite*' 'Gpu.Staged*' 'Golden/GoldenGpu.*' 'Shapes/DtypeLayoutGpu.*' \
+  'Shapes/OddShapeGpu.*'; do
+  name=${filter%\*}
+  step "slow_$(echo "${name%.}" | tr '/.' '__')" "$(left)" .carry/deconvtune_tests \
     --gtest_color=no --gtest_filter="$filter"
 done
 grep -h -E '^\[  FAILED  \] [A-Za-z]' "$logs"/*.txt | sort -u | head -20
