@@ -11,12 +11,15 @@ events, L2 flushed before each run, median of --reps) as:
     unfused), and convert(..., keep_faster=False) beside it, so the table shows what keeping costs
     or saves;
   - torch.compile(model, backend="deconvtune");
+  - deconvtune.torch.autotune(model, x, budget_s=--tune-budget) into a DB of this run (shared by
+    the decoders, which meet some problems twice), then convert(model, x, db_path=that DB): what a
+    user gets after tuning once (on the CPU self-test the tuner simulates, so only the plumbing runs);
 and each output is checked against a float64 run of the same model: within the TF32 bound
 (deconvtune.torch.PRECISION_BOUNDS, relative to max(1, |y|)) beyond eager's own error. Rows that
 need torch.compile are skipped, saying so, where PyTorch has none (< 2.0). Writes decoder_bench.md
 and decoder_bench.json to --out (default $OUT/decoders, else bench/results/latest-decoders).
 
-    python3 bench/decoder_bench.py [--only dcgan,functional] [--reps 20] [--out DIR]
+    python3 bench/decoder_bench.py [--only dcgan,functional] [--reps 20] [--tune-budget 30] [--out DIR]
 Needs PYTHONPATH=python (or `pip install ./python`) and DECONVTUNE_LIBRARY_PATH.
 CPU check of everything but the GPU (tiny batch, wall clock, no L2 flush; torch 1.13 is enough):
     PYTHONPATH=python /usr/bin/python3 bench/decoder_bench.py --selftest
@@ -102,10 +105,28 @@ def has_compile():
     return hasattr(torch, "compile")
 
 
-def converted(model, x, keep_faster):
+def converted(model, x, keep_faster, db_path=None):
     import deconvtune.torch as dtorch
-    module, records = dtorch.convert(model, (x,), report=True, keep_faster=keep_faster)
+    module, records = dtorch.convert(model, (x,), report=True, keep_faster=keep_faster, db_path=db_path)
     return module, [{"name": r.name, "fused": r.fused, "reason": r.reason, "epilogue": r.epilogue} for r in records]
+
+
+def tuned_then_converted(model, x, args):
+    """autotune's winners for the model's problems into args.tune_db, then convert() using them; the
+    records add each tuned problem's winner."""
+    import deconvtune.torch as dtorch
+    results = dtorch.autotune(model, (x,), budget_s=args.tune_budget, db=args.tune_db, progress=False,
+                              simulate=x.device.type != "cuda")
+    module, records = converted(model, x, True, args.tune_db)
+    for result in results:
+        records.append({"name": result.name, "tuned": True, "winner": result.winner, "winner_ms": result.winner_ms,
+                        "reason": result.reason, "trials": result.trials})
+    return module, records
+
+
+def block_records(row):
+    """A row's records of convert()'s blocks (without autotune's)."""
+    return [r for r in row.get("records") or [] if not r.get("tuned")]
 
 
 def compiled(model, backend="inductor"):
@@ -117,16 +138,21 @@ def compiled(model, backend="inductor"):
     return torch.compile(model, backend=backend)
 
 
-def ways(model, x):
+TUNED_ROW = "autotune, then convert(model, x, db_path)"
+
+
+def ways(model, x, args):
     """(row name, a function building the callable to time and the records it reports, or a reason
     the row is skipped)."""
     no_compile = "skipped: this PyTorch has no torch.compile (needs >= 2.0)"
+    no_tuning = "skipped: --tune-budget 0"
     return [("eager (TF32)", lambda: (model, None)),
             ("torch.compile", (lambda: (compiled(model), None)) if has_compile() else no_compile),
             ("convert(model, x)", lambda: converted(model, x, True)),
             ("convert(keep_faster=False)", lambda: converted(model, x, False)),
             ("torch.compile(backend='deconvtune')",
-             (lambda: (compiled(model, "deconvtune"), None)) if has_compile() else no_compile)]
+             (lambda: (compiled(model, "deconvtune"), None)) if has_compile() else no_compile),
+            (TUNED_ROW, (lambda: tuned_then_converted(model, x, args)) if args.tune_budget > 0 else no_tuning)]
 
 
 def bench_decoder(name, args, timer, device):
@@ -140,7 +166,7 @@ def bench_decoder(name, args, timer, device):
     bound = dtorch.PRECISION_BOUNDS["tf32"] * scale
     result = {"name": name, "input": list(x.shape), "output": list(exact.shape), "rows": {}}
     eager_err = None
-    for row_name, build in ways(model, x):
+    for row_name, build in ways(model, x, args):
         if isinstance(build, str):
             result["rows"][row_name] = {"skipped": build}
             continue
@@ -175,7 +201,7 @@ def bench_decoder(name, args, timer, device):
 
 def cell(row, eager_ms):
     if "skipped" in row:
-        return "skipped (no torch.compile)", ""
+        return row["skipped"], ""
     if "time" not in row:
         return "error: " + row.get("error", "?")[:60], ""
     ms = row["time"]["median_ms"]
@@ -200,13 +226,21 @@ def render(doc):
             bad += "error" in row or row.get("ok") is False
             err = (f"{row['max_abs_err']:.2e} ({row['allowed']:.1e})" + ("" if row["ok"] else " **FAILED**")
                    if "max_abs_err" in row else "")
-            records = row.get("records")
+            records = block_records(row)
             fused = f"{sum(r['fused'] for r in records)} of {len(records)}" if records else ""
             lines.append(f"| {d['name']} | {way} | {ms} | {ratio} | {err} | {fused} |")
     lines += ["", "convert()'s reasons (keep_faster on):", ""]
     for d in doc["decoders"]:
         for r in d["rows"].get("convert(model, x)", {}).get("records", []):
             lines.append(f"- {d['name']} `{r['name']}` ({r['epilogue'] or '-'}): {r['reason']}")
+    tuned = [(d["name"], r) for d in doc["decoders"] for r in d["rows"].get(TUNED_ROW, {}).get("records") or []
+             if r.get("tuned")]
+    if tuned:
+        lines += ["", f"autotune's winners (budget {doc['tune_budget_s']} s per decoder; a problem an earlier "
+                      "decoder tuned is not measured again):", ""]
+        for name, r in tuned:
+            result = (f"`{r['winner']}` {r['winner_ms']:.4f} ms" if r["winner"] else f"no winner: {r['reason']}")
+            lines.append(f"- {name} `{r['name']}`: {result} ({r['trials']} trials in this run)")
     return "\n".join(lines) + "\n", bad
 
 
@@ -225,11 +259,16 @@ def run(args, device):
     if device == "cuda":
         torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
     os.makedirs(args.out, exist_ok=True)
+    # The tuned row's DB: new for each run, so its winners are this run's (kept beside the table).
+    args.tune_db = os.path.join(args.out, "decoder_bench_tuning.db")
+    for stale in (args.tune_db, args.tune_db + "-wal", args.tune_db + "-shm"):
+        if os.path.exists(stale):
+            os.remove(stale)
     timer = run_bench.Timer(args.reps, args.warmup, args.flush_mib)
     doc = {"date_utc": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"),
            "device": torch.cuda.get_device_name() if device == "cuda" else "cpu (self-test)",
            "torch": torch.__version__, "deconvtune": deconvtune.__version__, "batch": args.batch, "size": args.size,
-           "reps": args.reps, "decoders": [],
+           "reps": args.reps, "tune_budget_s": args.tune_budget, "decoders": [],
            "timing": ("CUDA events, L2 flushed before each, cuDNN TF32 on" if device == "cuda"
                       else "wall clock on the CPU: only the self-test's, meaning nothing")}
     for name in [n for n in args.only.split(",") if n] or list(DECODERS):
@@ -242,7 +281,7 @@ def selftest():
     """Every decoder through every row on the CPU, small: the rows run, convert() fuses every block,
     the outputs are within their bound, the table and JSON are written."""
     out = tempfile.mkdtemp(prefix="decoder-bench-selftest-")
-    args = argparse.Namespace(only="", reps=2, warmup=1, flush_mib=0, batch=2, size=4, out=out)
+    args = argparse.Namespace(only="", reps=2, warmup=1, flush_mib=0, batch=2, size=4, out=out, tune_budget=5)
     doc, text, bad = run(args, "cpu")
     failures = []
     for d in doc["decoders"]:
@@ -255,6 +294,9 @@ def selftest():
         records = d["rows"]["convert(keep_faster=False)"].get("records", [])
         if [r["fused"] for r in records] != [True] * 3:
             failures.append(f"{d['name']}: convert fused {records}, not all three blocks")
+        tuned = [r for r in d["rows"][TUNED_ROW].get("records") or [] if r.get("tuned")]
+        if not tuned or not all(r["winner"] for r in tuned):
+            failures.append(f"{d['name']}: autotune gave {tuned}, not a (simulated) winner per problem")
         if d["output"] != [2, CHANNELS[-1], 32, 32]:
             failures.append(f"{d['name']}: output shape {d['output']}")
     with open(os.path.join(out, "decoder_bench.json")) as fh:
@@ -277,6 +319,8 @@ def main(argv=None):
     parser.add_argument("--flush-mib", type=int, default=256)
     parser.add_argument("--batch", type=int, default=BATCH)
     parser.add_argument("--size", type=int, default=SIZE, help="the input's height and width")
+    parser.add_argument("--tune-budget", type=float, default=30,
+                        help="seconds of autotune per decoder for the tuned row (0: no tuned row)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--selftest", action="store_true", help="a small run on the CPU (no GPU needed)")
     args = parser.parse_args(argv)

@@ -453,6 +453,9 @@ PointerAlignment pointer_alignment(const Problem& problem, const Config& config)
   return alignment;
 }
 
+// Below this many output pixels per SM a problem has short strips (default_config).
+constexpr int64_t kShortStripPixelsPerSm = 384;
+
 Config default_config(const Problem& problem, const DeviceLimits& device) {
   std::vector<Config> space = enumerate_space(problem, device);
   // The Hopper family where it serves the problem, by the H200 runs of the benchmark set
@@ -466,6 +469,26 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   // three slots) with units of 64 phase columns where they fit, every row phase for k3 with 32;
   // there staged windows where they fit (xl2: k4s2_wide 0.75 against 0.91), else x through
   // registers (xl1: k5s2_wide 0.219 against 0.245), elsewhere cp.async.
+  // Short strips: so few output pixels per SM that each CTA gets one or two units. There what a
+  // CTA does before its first unit (loading a resident W slice) and how many units share each
+  // streamed chunk decide, not the per-unit rates the long-strip order below was measured on. The
+  // decoder blocks of bench/problems_decoders.jsonl (62 and 248 pixels per SM) won streamed,
+  // cooperative, every row phase per CTA, three slots, x through registers for units of 8 or 16
+  // phase columns (H200, bench/results/2026-12-03-h200-decoders: dcgan0 0.036 ms against 0.075
+  // for the long-strip pick, mixed1 0.024 against 0.063); k5s2_wide (496) keeps the long-strip
+  // order, which measured faster there.
+  const bool short_strips = problem.batch * problem.out_height() * problem.out_width() <
+                            kShortStripPixelsPerSm * device.sm_count;
+  auto short_strip_rank = [](const Config& c) {
+    const int cp = c.param("cp"), st = c.param("st"), kc = c.param("kc");
+    const int xl = c.param("xl"), xl_order = cp <= 16 ? (xl == 1 ? 0 : 1 + xl) : xl;
+    return std::make_tuple(kc == 0, c.param("mc"), 1 - c.param("coop"),
+                           st == 3   ? 0
+                           : st == 2 ? 1
+                                     : st,
+                           c.param("rs"), kc == 16 ? 0 : 1, -cp, c.param("rp") == 2 ? 0 : 1,
+                           c.mish == MishVariant::kFast ? 0 : 1, xl_order);
+  };
   auto rank = [&problem](const Config& c) {
     const int cp = c.param("cp"), st = c.param("st"), kc = c.param("kc"), rs = c.param("rs");
     const bool tall = problem.kernel.h > 3;
@@ -490,9 +513,11 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     // Under fp32, wsgemm's 3xtf32 measured slower than pgemm's (4.4 vs 3.9 ms on the seed). For
     // 16-bit NCHW tensors (xl1 alone) it is the default too: verified on the H200 and, on the
     // seed, 1.50 ms in bfloat16 against torch.compile's 2.26 (bench/results/2026-12-02-h200-wa).
-    if (config.family == Family::kWsgemm && config.math == MathMode::kTf32 &&
-        (hopper == nullptr || rank(config) < rank(*hopper)))
-      hopper = &config;
+    if (config.family != Family::kWsgemm || config.math != MathMode::kTf32) continue;
+    const bool better =
+        hopper == nullptr || (short_strips ? short_strip_rank(config) < short_strip_rank(*hopper)
+                                           : rank(config) < rank(*hopper));
+    if (better) hopper = &config;
   }
   if (hopper != nullptr) return *hopper;
   // Until a tuned winner exists: the configs that measured best on the seed shape

@@ -108,7 +108,7 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
     EXPECT_EQ(c.param("mc"), 1) << "clusters share streamed W chunks only";
   }
   Problem wide = Problem::from_json(nlohmann::json::parse(
-      R"({"batch": 1, "in_channels": 256, "out_channels": 64, "height": 8, "width": 8,
+      R"({"batch": 32, "in_channels": 256, "out_channels": 64, "height": 64, "width": 64,
           "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
   EXPECT_GT(count(enumerate_space(wide), "wsgemm_tf32"), 0);
   EXPECT_GT(count(enumerate_space(wide), "_coop1_"), 0);
@@ -200,6 +200,46 @@ TEST(Config, DefaultServesAnyProblemAndNarrowGroups) {
   p.groups = 64;  // one output channel per group: only c1 is legal
   EXPECT_TRUE(why_illegal(p, default_config(p), {}).empty()) << default_config(p).name();
   EXPECT_FALSE(why_illegal(p, Config::from_name("direct_ffma_t256_c8_mishexact"), {}).empty());
+}
+
+// A problem given as JSON (PyTorch's ConvTranspose2d names), under tf32.
+Problem benchmark_problem(const std::string& text) {
+  Problem p = Problem::from_json(nlohmann::json::parse(text));
+  p.precision = Precision::kTf32;
+  return p;
+}
+
+TEST(Config, DefaultOnShortStripsStreamsCooperativeUnitsOfEveryRowPhase) {
+  // dcgan0 (62 output pixels per SM) and mixed1 (248), whose resident or row-class picks took
+  // 2-2.6x their tuned winners' time on the H200.
+  for (const char* text :
+       {R"({"batch": 32, "in_channels": 256, "out_channels": 128, "height": 8, "width": 8,
+            "kernel_size": 4, "stride": 2, "padding": 1, "epilogue": "relu"})",
+        R"({"batch": 32, "in_channels": 128, "out_channels": 64, "height": 16, "width": 16,
+            "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1,
+            "epilogue": "silu"})"}) {
+    const Config c = default_config(benchmark_problem(text));
+    SCOPED_TRACE(c.name());
+    EXPECT_EQ(c.family, Family::kWsgemm);
+    EXPECT_GT(c.param("kc"), 0);
+    EXPECT_EQ(c.param("coop"), 1);
+    EXPECT_EQ(c.param("rs"), 0);
+    EXPECT_EQ(c.param("st"), 3);
+    EXPECT_EQ(c.param("xl"), 1);  // units of 8 or 16 phase columns
+  }
+  // Long strips keep the order measured on the benchmark set: k4s2_wide and k5s2_wide (496
+  // pixels per SM, just above the line) serve one row phase per CTA.
+  for (const char* text :
+       {R"({"batch": 32, "in_channels": 256, "out_channels": 128, "height": 64, "width": 64,
+            "kernel_size": 4, "stride": 2, "padding": 1, "epilogue": "relu"})",
+        R"({"batch": 16, "in_channels": 256, "out_channels": 128, "height": 32, "width": 32,
+            "kernel_size": 5, "stride": 2, "padding": 2, "output_padding": 1,
+            "epilogue": "gelu"})"}) {
+    const Config c = default_config(benchmark_problem(text));
+    SCOPED_TRACE(c.name());
+    EXPECT_EQ(c.family, Family::kWsgemm);
+    EXPECT_EQ(c.param("rs"), 1);
+  }
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Where the wsgemm time goes, by leaving stages out (bench/probes/stage_probe.cu).
 #   stage_probe.sh build PROBLEM[:CONFIG] ...   here (nvcc, build/deconvtune): for each problem of
-#       bench/problems.jsonl (its default config, or CONFIG), the generated kernel and its
+#       the benchmark sets (bench/device/problem_file.sh; its default config, or CONFIG), the generated kernel and its
 #       variants, built into .carry/stage/ (carry .carry to the device)
 #   stage_probe.sh run                           on the device: times every variant built
 # Variants: base (as generated), nocopy (the producer moves no x: W, barriers and ring stay),
@@ -18,7 +18,7 @@ build)
   for pair in "$@"; do
     name=${pair%%:*} config=
     [ "$pair" != "$name" ] && config="--config ${pair#*:}"
-    grep "\"name\": \"$name\"" "$root/bench/problems.jsonl" > "$out/$name.json"
+    bash "$root/bench/device/problem_file.sh" "$name" "$out/$name.json"
     # shellcheck disable=SC2086
     "$root/build/deconvtune" inspect --problem "$out/$name.json" --precision tf32 $config \
       > "$out/$name.cu"

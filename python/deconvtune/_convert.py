@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import operator
+import os
 import statistics
 
 import torch
@@ -393,12 +394,13 @@ def _matches(gm, graph_inputs=False):
     return [m for m in (_match(node, gm, modules, graph_inputs) for node in list(gm.graph.nodes)) if m is not None]
 
 
-def _replace(gm, match, precision, conv_targets, replaced):
-    """Swaps the match's nodes for one call of its fused module. replaced: each earlier match's
-    last node -> its replacement (the match's stored nodes may be one), updated here."""
+def _replace(gm, match, options, conv_targets, replaced):
+    """Swaps the match's nodes for one call of its fused module (built with `options`, its keyword
+    arguments: precision, db_path). replaced: each earlier match's last node -> its replacement
+    (the match's stored nodes may be one), updated here."""
     graph, conv_node, last = gm.graph, match.nodes[0], match.nodes[-1]
     fused = dtorch.ConvTranspose2dEpilogue.from_conv_transpose(match.conv, match.epilogue, match.batchnorm,
-                                                               precision=precision)
+                                                               **options)
     if conv_node.op == "call_module" and conv_targets.count(conv_node.target) == 1:
         name = conv_node.target  # in place: the fused module keeps the convolution's path
     else:  # a module called more than once (its other calls keep it), or a functional call
@@ -530,9 +532,10 @@ def _traced(model):
                         "data-dependent control flow in forward must move into a submodule") from e
 
 
-def _build(model, precision, unfused=frozenset()):
-    """(the converted copy of model, its records): every fusable match fused except those whose
-    index (in graph order) is in `unfused`, whose records still say fused (convert rewrites them)."""
+def _build(model, options, unfused=frozenset()):
+    """(the converted copy of model, its records): every fusable match fused (its module built with
+    `options`) except those whose index (in graph order) is in `unfused`, whose records still say
+    fused (convert rewrites them)."""
     gm = _traced(model)
     matches = _matches(gm)
     # Every call of a ConvTranspose2d module is matched: a module called more than once is here as often.
@@ -540,7 +543,7 @@ def _build(model, precision, unfused=frozenset()):
     replaced = {}
     for i, match in enumerate(matches):
         if match.record.fused and i not in unfused:
-            _replace(gm, match, precision, conv_targets, replaced)
+            _replace(gm, match, options, conv_targets, replaced)
     gm.delete_all_unused_submodules()
     gm.graph.lint()
     gm.recompile()
@@ -602,7 +605,7 @@ def _original_block(gm, match):
     return torch.fx.GraphModule(gm, graph)
 
 
-def _block_timings(model, example_inputs, precision, indices):
+def _block_timings(model, example_inputs, options, indices):
     """{index: (fused ms, unfused ms)} for the blocks at those indices (graph order), each timed on
     its own input in the original model run on example_inputs: the fused module against the ops
     it replaces."""
@@ -615,7 +618,7 @@ def _block_timings(model, example_inputs, precision, indices):
     for i in indices:
         match, block_input = matches[i], (recorder.values[matches[i].call["input"]],)
         fused = dtorch.ConvTranspose2dEpilogue.from_conv_transpose(match.conv, match.epilogue, match.batchnorm,
-                                                                   precision=precision)
+                                                                   **options)
         timings[i] = (_time_block(fused, block_input), _time_block(_original_block(gm, match), block_input))
     return timings
 
@@ -634,7 +637,7 @@ def _keep_faster(timings):
     return decisions
 
 
-def convert(model, example_inputs=None, precision=None, report=False, keep_faster=True):
+def convert(model, example_inputs=None, precision=None, report=False, keep_faster=True, db_path=None):
     """A new module computing what `model` does, each ConvTranspose2d with the BatchNorm2d and
     elementwise ops after it fused into one ConvTranspose2dEpilogue; `model` is left untouched. It
     is a torch.fx.GraphModule: forward and the submodules it uses, not model's other methods.
@@ -649,6 +652,8 @@ def convert(model, example_inputs=None, precision=None, report=False, keep_faste
     where fused is not faster, so converting never makes the model slower on those inputs; the
     records give both times. On CPU inputs nothing is timed.
     report: also return a list of ConversionRecord, one per ConvTranspose2d, in graph order.
+    db_path: the fused modules' tuning DB (None: the default; a DB deconvtune.torch.autotune filled
+    gives them, and the keep-faster timing, the tuned kernels).
     Raises TypeError for a model torch.fx cannot trace (the message says where it stopped)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"convert: model must be a torch.nn.Module, got {type(model).__name__}")
@@ -659,7 +664,10 @@ def convert(model, example_inputs=None, precision=None, report=False, keep_faste
     elif example_inputs is not None and not isinstance(example_inputs, (tuple, list)):
         raise TypeError(f"convert: example_inputs must be a tensor or a tuple of forward's arguments, got "
                         f"{type(example_inputs).__name__}")
-    converted, records = _build(model, precision)
+    if db_path is not None and not isinstance(db_path, (str, os.PathLike)):
+        raise TypeError(f"convert: db_path must be a path or None, got {type(db_path).__name__}")
+    options = {"precision": precision, "db_path": None if db_path is None else os.fspath(db_path)}
+    converted, records = _build(model, options)
     fused = {i for i, r in enumerate(records) if r.fused}
     if not (example_inputs and fused):
         return (converted, records) if report else converted
@@ -669,32 +677,32 @@ def convert(model, example_inputs=None, precision=None, report=False, keep_faste
     if mismatch:
         failing = {}
         for i in sorted(fused):
-            alone = _check(reference, _build(model, precision, fused - {i})[0], example_inputs, precision)
+            alone = _check(reference, _build(model, options, fused - {i})[0], example_inputs, precision)
             if alone:
                 failing[i] = f"kept unfused: with only this block fused, {alone}"
-        converted, records = _build(model, precision, set(failing))
+        converted, records = _build(model, options, set(failing))
         together = _check(reference, converted, example_inputs, precision) if fused - set(failing) else ""
         if together:  # each of the rest passes alone, not all of them at once
             failing = {i: f"kept unfused: with every block fused, {mismatch}" for i in fused}
-            converted, records = _build(model, precision, fused)
+            converted, records = _build(model, options, fused)
         for i, why in failing.items():
             records[i].fused, records[i].reason = False, why
     if keep_faster and _timed(example_inputs):
-        converted, records = _keep_the_faster(model, example_inputs, precision, converted, records)
+        converted, records = _keep_the_faster(model, example_inputs, options, converted, records)
     return (converted, records) if report else converted
 
 
-def _keep_the_faster(model, example_inputs, precision, converted, records):
+def _keep_the_faster(model, example_inputs, options, converted, records):
     """convert()'s result with every fused block that is not faster than its ops kept unfused, and
     every timed block's reason giving both times."""
     fused = [i for i, r in enumerate(records) if r.fused]
     if not fused:
         return converted, records
-    decisions = _keep_faster(_block_timings(model, example_inputs, precision, fused))
+    decisions = _keep_faster(_block_timings(model, example_inputs, options, fused))
     slower = {i for i, (stays_fused, _) in decisions.items() if not stays_fused}
     if slower:  # those blocks run the model's own ops again: their error is the original's
         reasons = [r.reason for r in records]
-        converted, records = _build(model, precision, set(range(len(records))) - set(fused) | slower)
+        converted, records = _build(model, options, set(range(len(records))) - set(fused) | slower)
         for record, reason in zip(records, reasons):
             record.fused = record.fused and reason.startswith("fused")
             record.reason = reason

@@ -17,6 +17,7 @@ DECONVTUNE_DB (the tests' DB path).
 import copy
 import json
 import os
+import pathlib
 import re
 import subprocess
 import tempfile
@@ -118,6 +119,18 @@ class Conversion(unittest.TestCase):
         self.assertFalse(any(isinstance(m, (nn.BatchNorm2d, nn.ReLU, nn.Tanh)) for m in converted.modules()))
         self.assertEqual({m.precision for m in fused}, {"fp32"})
         self.assertIn("0.conv_transpose.weight", converted.state_dict())  # fused in place of the conv
+
+    def test_the_fused_modules_use_the_tuning_db_given(self):
+        model = sequential_decoder()
+        folder = tempfile.mkdtemp(prefix="convert-db-")
+        for db_path, expected in ((None, None), (os.path.join(folder, "tuned.db"), os.path.join(folder, "tuned.db")),
+                                  (pathlib.Path(folder) / "p.db", os.path.join(folder, "p.db"))):
+            converted = dtorch.convert(model, db_path=db_path)
+            fused = [m for m in converted.modules() if isinstance(m, dtorch.ConvTranspose2dEpilogue)]
+            self.assertEqual(len(fused), 4)
+            self.assertEqual({m.db_path for m in fused}, {expected})
+        with self.assertRaisesRegex(TypeError, "convert: db_path must be a path or None, got int"):
+            dtorch.convert(model, db_path=3)
 
     def test_a_functional_decoder(self):
         torch.manual_seed(0)
