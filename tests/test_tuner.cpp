@@ -108,6 +108,23 @@ db::WinnerKey key_of(const Problem& problem) {
 
 // ---------------------------------------------------------------------------------------------
 
+TEST(Tuner, ABudgetIsSharedFairlyAmongTheProblemsLeft) {
+  using std::chrono::seconds;
+  const tuner::Clock::time_point start{};
+  auto at = [&](tuner::Clock::time_point t) {
+    return std::chrono::duration<double>(t - start).count();
+  };
+  // Three problems, 30 s, one GPU: the first gets 10 s; one that took 4 leaves 26 for two.
+  EXPECT_DOUBLE_EQ(at(tuner::fair_share_deadline(start, 30, start, 3, 1)), 10);
+  EXPECT_DOUBLE_EQ(at(tuner::fair_share_deadline(start, 30, start + seconds(4), 2, 1)), 17);
+  EXPECT_DOUBLE_EQ(at(tuner::fair_share_deadline(start, 30, start + seconds(17), 1, 1)), 30);
+  // Two GPUs run two of four problems at once: each of those gets half of what is left.
+  EXPECT_DOUBLE_EQ(at(tuner::fair_share_deadline(start, 30, start, 4, 2)), 15);
+  // More GPUs than problems left, or the budget spent: the run's own end.
+  EXPECT_DOUBLE_EQ(at(tuner::fair_share_deadline(start, 30, start + seconds(20), 1, 4)), 30);
+  EXPECT_DOUBLE_EQ(at(tuner::fair_share_deadline(start, 30, start + seconds(31), 3, 1)), 30);
+}
+
 TEST(TunerStrategy, PickedBySpaceSizeAndBudget) {
   EXPECT_EQ(pick_strategy(54, 0, 0), Strategy::kExhaustive);
   EXPECT_EQ(pick_strategy(kSmallSpace, 30, 0), Strategy::kExhaustive);

@@ -152,6 +152,16 @@ db::WinnerKey JobRunner::key() const {
   return {job_.problem.key(), slot_.record.key(), generator_version(), job_.problem.precision};
 }
 
+Clock::time_point fair_share_deadline(Clock::time_point start, double budget_seconds,
+                                      Clock::time_point now, size_t jobs_left, size_t devices) {
+  const Clock::time_point end = start + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(budget_seconds));
+  if (now >= end || jobs_left == 0) return end;
+  const double share =
+      static_cast<double>(std::min(devices, jobs_left)) / static_cast<double>(jobs_left);
+  return now + std::chrono::duration_cast<Clock::duration>((end - now) * share);
+}
+
 bool JobRunner::should_stop() {
   TuneReport& report = job_.report;
   if (batch_.abort || stop_requested(request_)) return true;
@@ -159,7 +169,8 @@ bool JobRunner::should_stop() {
     report.stopped_by_budget = true;
     return true;
   }
-  if (request_.budget_seconds > 0 && seconds_since(batch_.start) >= request_.budget_seconds) {
+  if (request_.budget_seconds > 0 && (seconds_since(batch_.start) >= request_.budget_seconds ||
+                                      (job_.deadline && Clock::now() >= *job_.deadline))) {
     report.stopped_by_budget = true;
     return true;
   }

@@ -7,6 +7,7 @@
 // kLaunchFailed.
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,7 +43,16 @@ struct Job {
   Strategy strategy = Strategy::kExhaustive;
   int planned = 0;
   TuneReport report;
+  // Under a budget: when this job stops starting candidates (its share, fair_share_deadline).
+  std::optional<Clock::time_point> deadline;
 };
+
+// When a job taken at `now` stops, under a budget of `budget_seconds` from `start` shared by the
+// jobs not yet started (this one included, `jobs_left`) on `devices` devices at once: an equal
+// part of what is left, so the last problems of a batch are not left without a trial when the
+// first ones could use the whole budget; what a job leaves unused goes to the jobs after it.
+Clock::time_point fair_share_deadline(Clock::time_point start, double budget_seconds,
+                                      Clock::time_point now, size_t jobs_left, size_t devices);
 
 // Fresh stamps tried for a trial whose identity another process took first (JobRunner::record):
 // plenty for a clock coarse enough to repeat itself, yet few enough that a DB refusing every stamp

@@ -122,6 +122,13 @@ std::vector<bool> run_jobs(std::vector<Job>& jobs,
     for (size_t i = 0; i < jobs.size(); ++i) {
       if (!taken[i] && jobs[i].model_key == slot.record.key()) {
         taken[i] = true;
+        if (settings.budget_seconds > 0) {
+          size_t jobs_left = 1;  // this one, and those not started that have candidates to measure
+          for (size_t j = i + 1; j < jobs.size(); ++j)
+            jobs_left += !taken[j] && !jobs[j].pending.empty();
+          jobs[i].deadline = fair_share_deadline(batch.start, settings.budget_seconds, Clock::now(),
+                                                 jobs_left, slots.size());
+        }
         return &jobs[i];
       }
     }

@@ -407,6 +407,25 @@ def conv_transpose2d_epilogue(x, weight, bias=None, stride=1, padding=0, output_
                   epilogue_text(epilogue), precision, db_path or "", on_miss)
 
 
+def _is_compiling():
+    compiler = getattr(torch, "compiler", None)
+    if compiler is not None and hasattr(compiler, "is_compiling"):
+        return compiler.is_compiling()
+    dynamo = getattr(torch, "_dynamo", None)
+    return bool(dynamo is not None and getattr(dynamo, "is_compiling", lambda: False)())
+
+
+def _needs_the_op(x, weight, bias):
+    """Whether a call must go through the custom op (or autograd.Function): where autograd records
+    it, under torch.compile or export (whose graphs hold the op), or under a functorch transform.
+    Elsewhere (inference) _forward runs directly: the op's dispatch costs more host time per call
+    (30-70 us on the H200's host, bench/results/2026-12-03-h200-decoders) than a small block's kernel."""
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+        return True
+    transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return _is_compiling() or bool(transforms_active is not None and transforms_active())
+
+
 def _fused(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
            on_miss):
     """The op on arguments already checked and canonical (pairs as lists, the epilogue as its text):
@@ -414,8 +433,9 @@ def _fused(x, weight, bias, stride, padding, output_padding, groups, dilation, e
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"deconvtune: x must be a torch.Tensor, got {type(x).__name__}")
     x, weight, bias = _autocast(x, weight, bias)
-    return _apply(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
-                  on_miss)
+    call = _apply if _needs_the_op(x, weight, bias) else _forward
+    return call(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,
+                on_miss)
 
 
 # torch.fx records calls of these as single nodes (leaves) rather than tracing into them.

@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import unittest
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
@@ -349,6 +350,33 @@ class Training(unittest.TestCase):
         self.assertIsNotNone(block.conv_transpose.bias.grad)
         with torch.no_grad():
             self.assertIsNone(block(x).grad_fn)
+
+    def test_inference_calls_skip_the_op_and_autograd_calls_take_it(self):
+        block = dtorch.ConvTranspose2dEpilogue(4, 4, 3, epilogue="tanh")
+        x = torch.randn(1, 4, 3, 3)
+        expected = torch.tanh(block.conv_transpose(x)).detach()
+        calls = []
+        real_apply = dtorch._apply
+
+        def counting_apply(*args):
+            calls.append(args[0].shape)
+            return real_apply(*args)
+
+        with mock.patch.object(dtorch, "_apply", counting_apply):
+            with torch.no_grad():
+                self.assertTrue(torch.allclose(block(x), expected, atol=1e-6))
+            with torch.inference_mode():
+                self.assertTrue(torch.allclose(block(x), expected, atol=1e-6))
+            block.requires_grad_(False)
+            self.assertTrue(torch.allclose(block(x), expected, atol=1e-6))  # nothing requires grad
+            self.assertEqual(calls, [])
+            block.requires_grad_(True)
+            y = block(x)  # autograd records it: through the op, which has the backward
+            self.assertEqual(len(calls), 1)
+            self.assertIsNotNone(y.grad_fn)
+            with torch.no_grad(), mock.patch.object(dtorch, "_is_compiling", lambda: True):
+                block(x)  # torch.compile's graph holds the op
+            self.assertEqual(len(calls), 2)
 
     def test_a_second_derivative_is_refused_not_wrong(self):
         block = dtorch.ConvTranspose2dEpilogue(4, 4, 3, epilogue="tanh")
