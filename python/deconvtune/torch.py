@@ -415,15 +415,25 @@ def _is_compiling():
     return bool(dynamo is not None and getattr(dynamo, "is_compiling", lambda: False)())
 
 
+_PLAIN_TENSOR_TYPES = (torch.Tensor, nn.Parameter)
+
+
 def _needs_the_op(x, weight, bias):
     """Whether a call must go through the custom op (or autograd.Function): where autograd records
-    it, under torch.compile or export (whose graphs hold the op), or under a functorch transform.
-    Elsewhere (inference) _forward runs directly: the op's dispatch costs more host time per call
-    (30-70 us on the H200's host, bench/results/2026-12-03-h200-decoders) than a small block's kernel."""
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
+    it; where anything traces it (torch.compile, export, make_fx, AOT autograd: their graphs hold
+    the op), seen as dynamo compiling, a tensor subclass (FakeTensor, FunctionalTensor) or a
+    dispatch mode; under a functorch transform. Elsewhere (inference on plain tensors) _forward runs
+    directly: the op's dispatch costs more host time per call (30-70 us on the H200's host,
+    bench/results/2026-12-03-h200-decoders) than a small block's kernel."""
+    tensors = [t for t in (x, weight, bias) if t is not None]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return True
+    if any(type(t) not in _PLAIN_TENSOR_TYPES for t in tensors) or _is_compiling():
+        return True
+    dispatch_modes = getattr(torch._C, "_len_torch_dispatch_stack", None)
     transforms_active = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return _is_compiling() or bool(transforms_active is not None and transforms_active())
+    return bool((dispatch_modes is not None and dispatch_modes() > 0) or
+                (transforms_active is not None and transforms_active()))
 
 
 def _fused(x, weight, bias, stride, padding, output_padding, groups, dilation, epilogue, precision, db_path,

@@ -377,6 +377,16 @@ class Training(unittest.TestCase):
             with torch.no_grad(), mock.patch.object(dtorch, "_is_compiling", lambda: True):
                 block(x)  # torch.compile's graph holds the op
             self.assertEqual(len(calls), 2)
+            # What traces with fake tensors (AOT autograd, export) meets the op, never a data pointer.
+            from torch._subclasses.fake_tensor import FakeTensorMode
+            conv = block.conv_transpose
+            with torch.no_grad():
+                mode = FakeTensorMode()
+                fakes = [mode.from_tensor(t.detach()) for t in (x, conv.weight, conv.bias)]
+                with mode:
+                    y = dtorch.conv_transpose2d_epilogue(*fakes, epilogue="tanh")
+            self.assertEqual(len(calls), 3)
+            self.assertEqual(tuple(y.shape), tuple(expected.shape))
 
     def test_a_second_derivative_is_refused_not_wrong(self):
         block = dtorch.ConvTranspose2dEpilogue(4, 4, 3, epilogue="tanh")
