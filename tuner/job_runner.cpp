@@ -169,8 +169,9 @@ bool JobRunner::should_stop() {
     report.stopped_by_budget = true;
     return true;
   }
-  if (request_.budget_seconds > 0 && (seconds_since(batch_.start) >= request_.budget_seconds ||
-                                      (job_.deadline && Clock::now() >= *job_.deadline))) {
+  if (request_.budget_seconds > 0 &&
+      (seconds_since(batch_.start) >= request_.budget_seconds ||
+       (job_.deadline && !report.trials.empty() && Clock::now() >= *job_.deadline))) {
     report.stopped_by_budget = true;
     return true;
   }

@@ -50,7 +50,10 @@ struct Job {
 // When a job taken at `now` stops, under a budget of `budget_seconds` from `start` shared by the
 // jobs not yet started (this one included, `jobs_left`) on `devices` devices at once: an equal
 // part of what is left, so the last problems of a batch are not left without a trial when the
-// first ones could use the whole budget; what a job leaves unused goes to the jobs after it.
+// first ones could use the whole budget; what a job leaves unused goes to the jobs after it. A
+// share ends a job only after its first trial (the untuned choice, measured first): the worker's
+// setup and the first compiles can take longer than a short share. The run's budget stays a hard
+// end.
 Clock::time_point fair_share_deadline(Clock::time_point start, double budget_seconds,
                                       Clock::time_point now, size_t jobs_left, size_t devices);
 
