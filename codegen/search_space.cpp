@@ -182,7 +182,7 @@ struct WsGeometry {
 
 constexpr int64_t kWsMaxKernel = 16;  // the template unrolls over every kernel row and column
 
-// Elements of x per 16 bytes, a bulk copy's unit: a staged run (xl2) starts and ends on one.
+// Elements of x per 16 bytes: a staged run (xl2, a row of a tensor map box) is a multiple of one.
 int64_t staged_row_align(const Problem& p) { return 16 / p.element_bytes(); }
 
 WsGeometry ws_geometry(const Problem& p, const Config& c) {
@@ -223,16 +223,21 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
     g.classes = p.stride.h;
   }
   auto round_up = [](int64_t bytes, int64_t unit) { return (bytes + unit - 1) / unit * unit; };
+  int64_t box_rows = 0;  // staged windows: one tensor map box for every class
+  for (const auto& [kernel_rows, window_rows] : classes) box_rows = std::max(box_rows, window_rows);
   for (const auto& [kernel_rows, window_rows] : classes) {
     const int64_t w_bytes = w_images * kernel_rows * p.kernel.w * kc * 64 * 4;
     // 3xtf32 keeps a small-part plane beside each window's big one.
     const int64_t parts = c.math == MathMode::k3xTf32 ? 2 : 1;
     const int64_t slot_bytes = parts * kc * window_rows * window_columns * 4;
     int64_t bytes = round_up(128 + w_bytes + stages * slot_bytes, 128);
-    if (c.param("xl") == 2) {  // the staging ring: 32 channels' 16-byte aligned runs
+    if (c.param("xl") == 2) {  // the staging ring: 32 channels in pieces, each 128-byte aligned
+      const int64_t piece = kc % 16 == 0 ? 16 : 8;
+      // The box starts on a 16-byte boundary, the window's first column (w_lo) into it.
       const int64_t row_align = staged_row_align(p);
-      const int64_t run_elements = round_up(window_columns + row_align - 1, row_align);
-      bytes += round_up(32 * window_rows * run_elements * p.element_bytes(), 128);
+      const int64_t skew = w_lo - floor_div(w_lo, row_align) * row_align;
+      const int64_t run_elements = round_up(skew + window_columns, row_align);
+      bytes += 32 / piece * round_up(piece * box_rows * run_elements * p.element_bytes(), 128);
     }
     g.shared_bytes = std::max(g.shared_bytes, bytes);
   }
@@ -282,7 +287,7 @@ std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLi
     // streamed and tall kernels (k4s2_wide 0.75 against 0.91):
     // bench/results/2026-12-02-h200-staged.
     if (kc == 0) return "xl2 (staged windows) only with W streamed";
-    // A staged run is one bulk copy from a 16-byte aligned start in x's row.
+    // The tensor map of x has rows of 16-byte multiples.
     if (p.width % staged_row_align(p) != 0)
       return fmt::format("xl2 needs the width to be a multiple of {} (16-byte rows), not {}",
                          staged_row_align(p), p.width);

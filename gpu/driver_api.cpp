@@ -166,15 +166,20 @@ CUfunction Module::function(const std::string& name) const {
 }
 
 int Module::int_global(const std::string& name, int fallback) const {
+  const std::vector<int> value = int_array_global(name, 1);
+  return value.empty() ? fallback : value.front();
+}
+
+std::vector<int> Module::int_array_global(const std::string& name, size_t count) const {
   CUdeviceptr address = 0;
   size_t bytes = 0;
   if (DriverApi::get().cuModuleGetGlobal(&address, &bytes, module_, name.c_str()) != CUDA_SUCCESS ||
-      bytes != sizeof(int)) {
-    return fallback;
+      bytes != count * sizeof(int)) {
+    return {};
   }
-  int value = 0;
-  DT_CU(cuMemcpyDtoH(&value, address, sizeof(int)));
-  return value;
+  std::vector<int> values(count);
+  DT_CU(cuMemcpyDtoH(values.data(), address, bytes));
+  return values;
 }
 
 Event::Event() { DT_CU(cuEventCreate(&event_, CU_EVENT_DEFAULT)); }

@@ -74,6 +74,7 @@ struct DriverApi {
   X(cuEventElapsedTime, "cuEventElapsedTime")                  \
   X(cuStreamSynchronize, "cuStreamSynchronize")                \
   X(cuStreamWaitEvent, "cuStreamWaitEvent")                    \
+  X(cuTensorMapEncodeTiled, "cuTensorMapEncodeTiled")          \
   X(cuGetErrorName, "cuGetErrorName")                          \
   X(cuGetErrorString, "cuGetErrorString")
 
@@ -132,6 +133,8 @@ class Module {
   CUfunction function(const std::string& name) const;
   // The value of a `__device__ const int` the module defines, or `fallback` when it has none.
   int int_global(const std::string& name, int fallback) const;
+  // The values of a `__device__ const int name[count]` the module defines; empty when it has none.
+  std::vector<int> int_array_global(const std::string& name, size_t count) const;
 
  private:
   CUmodule module_ = nullptr;

@@ -48,6 +48,24 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* smem, const void* gmem
       "l"(gmem), "r"(bytes), "r"(shared_address(barrier))
       : "memory");
 }
+// A tensor map (CUtensorMap: 128 opaque bytes the host encodes), passed as a __grid_constant__
+// kernel parameter so the TMA engine reads it from parameter space.
+struct alignas(64) TensorMap {
+  unsigned long long opaque[16];
+};
+// One box of a 4-D tensor map (innermost coordinate first; any coordinate may lie outside the
+// tensor, whose elements land as zeros) copied by the TMA engine into this CTA's shared memory at
+// `smem` (128-byte aligned), densely, innermost dimension first; the whole box's bytes count
+// towards `barrier`'s current phase, the zeros included.
+__device__ __forceinline__ void tensor_copy_to_shared(void* smem, const TensorMap* map, int c0,
+                                                      int c1, int c2, int c3,
+                                                      unsigned long long* barrier) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], "
+      "[%1, {%2, %3, %4, %5}], [%6];" ::"r"(shared_address(smem)),
+      "l"(map), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(shared_address(barrier))
+      : "memory");
+}
 // The same bytes written to the same place in the shared memory of every CTA of the cluster in
 // `cta_mask`, each completing on its own barrier at `barrier`'s place.
 __device__ __forceinline__ void bulk_copy_to_cluster(void* smem, const void* gmem, unsigned bytes,

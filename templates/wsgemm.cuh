@@ -9,8 +9,9 @@
 //   128-byte line), rounds it to TF32 and writes it channel-innermost (the transpose NCHW needs:
 //   TF32 wgmma reads K-major operands only), then arrives on the slot's `full` barrier. The
 //   window comes by cp.async and is rounded in place (XL = 0), through registers, rounded there
-//   and stored once (XL = 1), or staged (XL = 2): the bulk copy engine brings each (channel,
-//   window row) as one row of x into a staging ring, and the producer transposes it from there.
+//   and stored once (XL = 1), or staged (XL = 2): the TMA engine brings each piece of the window
+//   (16 channels' rows) as one box of a tensor map of x into a staging ring, and the producer
+//   transposes it from there.
 // - Warpgroups 1 and 2, the consumers, take alternate units: wait for the slot, queue every wgmma
 //   of every phase and tap, wait for them, free the slot, then run the epilogue and store y from
 //   registers while the other consumer's wgmmas run.
@@ -117,22 +118,29 @@ constexpr int CLUSTER = DT_MC;
 // bench/results/2026-12-02-h200-xl).
 constexpr bool X_REGISTERS = DT_XL == 1;
 constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // window columns
-// Staged windows (XL = 2): the bulk copy engine moves x, so the producer's threads neither compute
+// Staged windows (XL = 2): the TMA engine moves x, so the producer's threads neither compute
 // an address per element nor wait for loads (the copies set its pace with XL = 0: k4s2_wide takes
-// 0.92 ms, 0.41 without them, bench/results/2026-12-02-h200-wa). A (channel, window row) is one
-// contiguous run of x, copied whole from its 16-byte aligned start in one instruction into a
-// staging ring of PIECE-channel pieces; the producer then reads each pixel's 4 channels from
-// there (lanes along w: conflict-free), rounds (or widens) them and stores the K-major item once.
-// The runs are clipped to the image, the rest of the window is zeroed on the way.
+// 0.92 ms, 0.41 without them, bench/results/2026-12-02-h200-wa). A piece of PIECE channels of the
+// window (their rows' runs of SXC columns) is one box of a 4-D tensor map of x (w, h, channel, n),
+// so one instruction copies it into the staging ring, zeros outside the image included; the
+// producer then reads each pixel's 4 channels from there (lanes along w: conflict-free), rounds
+// (or widens) them and stores the K-major item once. (A bulk copy per (channel, window row)
+// instead cost k4s2_wide 0.26 ms of its 0.75: the TMA engine takes ~13 ns per small copy,
+// bench/results/2026-12-03-h200-tma.)
 constexpr bool STAGED = DT_XL == 2;
-constexpr int ROW_ALIGN = 16 / (int)sizeof(elem);  // elements per 16 bytes: a bulk copy's unit
-// 32 channels' runs are staged: pieces of 16 where KC allows (each piece costs ~1.2 us of the
-// producer's time whatever its size: k4s2_wide 0.75 ms in pieces of 16, 1.05 in pieces of 8, and
-// as slow with 8 of them in flight as with 4, bench/results/2026-12-02-h200-staged).
+constexpr int ROW_ALIGN = 16 / (int)sizeof(elem);  // elements per 16 bytes: a box row's unit
+// 32 channels' runs are staged: pieces of 16 where KC allows (k4s2_wide 0.75 ms in pieces of 16,
+// 1.05 in pieces of 8, and as slow with 8 of them in flight as with 4,
+// bench/results/2026-12-02-h200-staged).
 constexpr int PIECE = KC % 16 == 0 ? 16 : 8;  // channels per staged piece
 constexpr int STAGING_DEPTH = 32 / PIECE;     // pieces in flight
-constexpr int SXC = (XC + 2 * (ROW_ALIGN - 1)) / ROW_ALIGN * ROW_ALIGN;  // staged run columns
-static_assert(!STAGED || W % ROW_ALIGN == 0, "staged rows start 16-byte aligned in every row");
+// A box's innermost coordinate must be a multiple of 16 bytes (the TMA engine faults with an
+// illegal instruction otherwise), and so must the tensor map's row stride (W elements). Units
+// start at multiples of CP, so every window starts SKEW columns into its box.
+constexpr int SKEW = (SHIFT_W0 % ROW_ALIGN + ROW_ALIGN) % ROW_ALIGN;
+constexpr int SXC = (SKEW + XC + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;  // staged run columns
+static_assert(!STAGED || W % ROW_ALIGN == 0, "staged rows of x are 16-byte multiples");
+static_assert(CP % ROW_ALIGN == 0, "units start on 16-byte boundaries of x's rows");
 // 16-bit x and W are exact in TF32, so one TF32 product per multiply-add is their fp32 product;
 // x is widened on its way through registers or from the staging ring (cp.async cannot convert).
 static_assert(DT_DTYPE == 0 || ((X_REGISTERS || STAGED) && !DT_MATH_3XTF32 && !DT_NHWC),
@@ -225,11 +233,19 @@ struct Storage {
   alignas(128) float w[W_SLOTS][W_FLOATS];
   alignas(128) float x[STAGES][SLOT];
 };
-// With staged windows the staging ring follows: piece [channel][window row][SXC], each run
-// 16-byte aligned.
+// With staged windows the staging ring follows: piece [channel][box row][SXC] (a tensor map box,
+// innermost first), each piece 128-byte aligned as the TMA engine requires. One box serves every
+// row class: BOX_ROWS, the most window rows of any (the rest of a smaller class's are not read).
+__host__ __device__ constexpr int box_rows(int r0 = 0) {
+  const int rows = class_shift(r0, true) - class_shift(r0, false) + UNIT_ROWS;
+  return r0 + 1 < CLASSES && box_rows(r0 + 1) > rows ? box_rows(r0 + 1) : rows;
+}
+constexpr int BOX_ROWS = box_rows();
 template <int R0>
 struct StagedStorage {
-  static constexpr int PIECE_ELEMS = PIECE * Storage<R0>::XR * SXC;
+  static constexpr int BOX_ELEMS = PIECE * BOX_ROWS * SXC;
+  static constexpr int PIECE_ELEMS =
+      (BOX_ELEMS * (int)sizeof(elem) + 127) / 128 * 128 / (int)sizeof(elem);
   Storage<R0> ring;
   alignas(128) elem staging[STAGING_DEPTH][PIECE_ELEMS];
 };
@@ -315,18 +331,15 @@ __device__ __forceinline__ Unit unit_of(i64 u) {
 // per thread measured slower than four on every problem (bench/results/2026-12-02-h200-xl).
 constexpr int PRODUCER_UNROLL = 4;
 
-// The input pixel of a unit's window's first row and column (either may lie outside the image),
-// and for staged windows (XL = 2) that column's place in its 16-byte aligned run: runs start at
-// iw0 - skew.
+// The input pixel of a unit's window's first row and column (either may lie outside the image).
 struct WindowOrigin {
-  int ih0, iw0, skew;
+  int ih0, iw0;
 };
 template <int R0>
 __device__ __forceinline__ WindowOrigin window_origin(const Unit& u) {
   WindowOrigin out;
   out.ih0 = u.q + class_shift(R0, false);
   out.iw0 = u.p0 + SHIFT_W0;
-  out.skew = (out.iw0 % ROW_ALIGN + ROW_ALIGN) % ROW_ALIGN;
   return out;
 }
 
@@ -417,36 +430,27 @@ __device__ __forceinline__ void load_window(float* slot, const elem* __restrict_
   }
 }
 
-// XL = 2, step 1: the bulk copies of piece `piece` (channels PIECE * piece on) of a unit's chunk
-// into staging buffer `buffer`, which completes on `landed`; every producer thread arrives there
-// once, after adding the bytes of its copies (one (channel, window row) run each). Runs outside
-// the image, past the group's channels or of a unit that is not live are not copied:
-// transpose_piece zeroes them.
+// XL = 2, step 1: piece `piece` (channels PIECE * piece on) of a unit's chunk, one box of the
+// tensor map of x, copied into staging buffer `buffer`, which completes on `landed`; every producer
+// thread arrives there once. A unit that is not live copies nothing. The box's channels past the
+// group's (the next group's, or zeros past the tensor) are zeroed by transpose_piece.
 template <int R0>
 __device__ __forceinline__ void stage_piece(elem* buffer, unsigned long long* landed,
-                                            const elem* __restrict__ x, const Unit& u, bool live,
+                                            const TensorMap* x_map, const Unit& u, bool live,
                                             int chunk, int piece, int group, int tid) {
-  using S = Storage<R0>;
-  static_assert(PIECE * S::XR <= 2 * WG_THREADS, "two runs per producer thread at most");
-  const WindowOrigin origin = window_origin<R0>(u);
-  const int c0 = origin.iw0 - origin.skew;  // the runs' first column
-  const int lo = max(c0, 0), hi = min(c0 + SXC, W);
-#pragma unroll
-  for (int run = tid; run < PIECE * S::XR; run += WG_THREADS) {
-    const int c = run / S::XR, ih = origin.ih0 + run % S::XR;
-    const int ci = chunk * KC + piece * PIECE + c;
-    if (live && ci < CI_PER_GROUP && ih >= 0 && ih < H && lo < hi) {
-      const unsigned bytes = (unsigned)((hi - lo) * sizeof(elem));
-      mbarrier_expect_bytes(landed, bytes);
-      bulk_copy_to_shared(buffer + run * SXC + (lo - c0),
-                          x + x_index(u.n, group * CI_PER_GROUP + ci, ih, lo), bytes, landed);
-    }
+  constexpr unsigned BOX_BYTES = StagedStorage<R0>::BOX_ELEMS * sizeof(elem);
+  if (tid == 0 && live) {
+    const WindowOrigin origin = window_origin<R0>(u);
+    mbarrier_expect_bytes(landed, BOX_BYTES);
+    tensor_copy_to_shared(buffer, x_map, origin.iw0 - SKEW, origin.ih0,
+                          group * CI_PER_GROUP + chunk * KC + piece * PIECE, (int)u.n, landed);
   }
   mbarrier_arrive(landed);
 }
 
-// XL = 2, step 2: once the piece has landed, its items (2 planes of the window) from the staging
-// buffer into the slot, rounded to TF32, zero wherever stage_piece copied nothing.
+// XL = 2, step 2: once the piece has landed, its items (PIECE / 4 planes of the window) from the
+// staging buffer into the slot, rounded to TF32, zero outside the image, past the group's
+// channels and for a unit that is not live.
 template <int R0>
 __device__ __forceinline__ void transpose_piece(float* slot, const elem* buffer, const Unit& u,
                                                 bool live, int chunk, int piece, int tid) {
@@ -460,11 +464,11 @@ __device__ __forceinline__ void transpose_piece(float* slot, const elem* buffer,
     const int ih = origin.ih0 + xr, iw = origin.iw0 + xc;
     const int ci = chunk * KC + piece * PIECE + plane * 4;
     const bool inside = live && ih >= 0 && ih < H && iw >= 0 && iw < W;
-    const elem* from = buffer + (plane * 4 * S::XR + xr) * SXC + origin.skew + xc;
+    const elem* from = buffer + (plane * 4 * BOX_ROWS + xr) * SXC + SKEW + xc;
     float v[4];
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const float staged = to_f32(from[e * S::XR * SXC]);
+      const float staged = to_f32(from[e * BOX_ROWS * SXC]);
       v[e] = inside && ci + e < CI_PER_GROUP ? staged : 0.0f;
     }
     store_item(slot, piece * PIECE_ITEMS + item, ITEMS, make_float4(v[0], v[1], v[2], v[3]));
@@ -600,8 +604,8 @@ __device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2], con
 template <int R0>
 __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __restrict__ x,
                                           const elem* __restrict__ w, const elem* __restrict__ bias,
-                                          elem* __restrict__ y,
-                                          const float* __restrict__ w_packed) {
+                                          elem* __restrict__ y, const float* __restrict__ w_packed,
+                                          const TensorMap* x_map) {
   using S = Storage<R0>;
   static_assert(sizeof(typename SharedOf<R0>::type) <= SMEM_BYTES, "storage");
   S& s = *reinterpret_cast<S*>(smem);  // the ring comes first either way
@@ -678,7 +682,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
       auto stage = [&](i64 g) {
         const i64 i = g / PIECES, k = i / CHUNKS;
         const int buffer = (int)(g % STAGING_DEPTH);
-        stage_piece<R0>(staging[buffer], &s.staged[buffer], x, unit_of(strip.unit(k)),
+        stage_piece<R0>(staging[buffer], &s.staged[buffer], x_map, unit_of(strip.unit(k)),
                         strip.live(k), (int)(i % CHUNKS), (int)(g % PIECES), group, tid);
       };
       for (i64 g = 0; g < STAGING_DEPTH && g < pieces; ++g) stage(g);
@@ -844,11 +848,12 @@ template <int R = 0>
 __device__ __forceinline__ void dispatch_class(unsigned char* smem, const elem* __restrict__ x,
                                                const elem* __restrict__ w,
                                                const elem* __restrict__ bias, elem* __restrict__ y,
-                                               const float* __restrict__ w_packed) {
+                                               const float* __restrict__ w_packed,
+                                               const TensorMap* x_map) {
   if constexpr (R + 1 < CLASSES) {
-    if ((int)blockIdx.z != R) return dispatch_class<R + 1>(smem, x, w, bias, y, w_packed);
+    if ((int)blockIdx.z != R) return dispatch_class<R + 1>(smem, x, w, bias, y, w_packed, x_map);
   }
-  run_class<R>(smem, x, w, bias, y, w_packed);
+  run_class<R>(smem, x, w, bias, y, w_packed, x_map);
 }
 }  // namespace dt
 
@@ -857,6 +862,13 @@ extern "C" __device__ const int dt_shared_bytes = dt::SMEM_BYTES;
 // The workspace the loader gives the kernel (its fifth argument, the packed W) and fills with
 // deconv_wsgemm_pack before each launch; 0: W resident, no workspace.
 extern "C" __device__ const int dt_workspace_bytes = (int)(dt::WORKSPACE_FLOATS * 4);
+#if DT_XL == 2
+// Staged windows take a tensor map of x as their sixth argument, which the loader encodes for
+// each x: element bytes, then x's extents and the box's, innermost first (w, h, channel, n).
+extern "C" __device__ const int dt_x_tensor_map[9] = {
+    (int)sizeof(dt::elem), dt::W, dt::H, dt::CI, (int)dt::N, dt::SXC, dt::BOX_ROWS, dt::PIECE, 1};
+static_assert(dt::SXC <= 256 && dt::BOX_ROWS <= 256, "a tensor map box is at most 256 a side");
+#endif
 
 extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 #if DT_MC > 1
@@ -864,9 +876,18 @@ extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)
 #endif
         deconv_wsgemm(const dt::elem* __restrict__ x, const dt::elem* __restrict__ w,
                       const dt::elem* __restrict__ bias, dt::elem* __restrict__ y,
-                      const float* __restrict__ w_packed) {
+                      const float* __restrict__ w_packed
+#if DT_XL == 2
+                      ,
+                      const __grid_constant__ dt::TensorMap x_map
+#endif
+        ) {
   extern __shared__ __align__(128) unsigned char smem[];
-  dt::dispatch_class(smem, x, w, bias, y, w_packed);
+#if DT_XL == 2
+  dt::dispatch_class(smem, x, w, bias, y, w_packed, &x_map);
+#else
+  dt::dispatch_class(smem, x, w, bias, y, w_packed, nullptr);
+#endif
 }
 
 #if DT_KC > 0

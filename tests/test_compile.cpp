@@ -128,12 +128,15 @@ TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
   for (const Problem& problem : problems)
     cases.emplace_back(problem, every(enumerate_space(problem), 8));
   // Staged windows (xl2) need W streamed and 16-byte rows: every twelfth of those configs alone,
-  // for 32-bit and 16-bit x (the staging ring holds x's own type).
-  for (DType dtype : {DType::kFloat32, DType::kBFloat16}) {
+  // for 32-bit and 16-bit x (the staging ring holds x's own type), and for k3 s2, whose two row
+  // classes span different window rows (one tensor map box serves both).
+  for (const auto& [dtype, kernel] : {std::pair{DType::kFloat32, 4}, std::pair{DType::kBFloat16, 4},
+                                      std::pair{DType::kFloat32, 3}}) {
     Problem problem = Problem::from_json(nlohmann::json::parse(
         R"({"batch": 1, "in_channels": 300, "out_channels": 72, "height": 9, "width": 24,
             "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
     problem.dtype = dtype;
+    problem.kernel = {kernel, kernel};
     std::vector<Config> staged;
     for (const Config& config : enumerate_space(problem)) {
       if (config.family == Family::kWsgemm && config.param("xl") == 2) staged.push_back(config);
@@ -176,6 +179,46 @@ TEST(Compile, StreamedDefaultCompilesWithItsPackerAndNoSpills) {
   EXPECT_EQ(compiled.resources.registers,
             cubin_resources(compiled.cubin, "deconv_wsgemm").registers);
   EXPECT_FALSE(compiled.resources.spills()) << compiled.log;
+}
+
+// Staged windows (xl2) copy each piece of a window as one box of a tensor map of x, which the
+// module describes (dt_x_tensor_map: element bytes, x's extents, the box) for the loader to
+// encode; one bulk copy per (channel, row) instead cost k4s2_wide a third of its time.
+TEST(Compile, StagedWindowsCopyEachPieceAsOneTensorMapBox) {
+  const Problem problem = Problem::from_json(nlohmann::json::parse(
+      R"({"batch": 2, "in_channels": 256, "out_channels": 128, "height": 12, "width": 20,
+          "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
+  const Config config =
+      Config::from_name("wsgemm_tf32_cp16_rp2_st3_rs1_kc16_coop1_mc1_xl2_mishexact");
+  const GeneratedKernel kernel = generate_kernel(problem, config);
+  CompileOptions options;
+  options.arch = "compute_90a";
+  options.want_ptx = true;
+  const CompileResult compiled = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(compiled.ok) << compiled.log;
+  auto count = [&](const std::string& text) {
+    int n = 0;
+    for (size_t at = compiled.ptx.find(text); at != std::string::npos;
+         at = compiled.ptx.find(text, at + 1))
+      ++n;
+    return n;
+  };
+  EXPECT_EQ(count("cp.async.bulk.tensor.4d"), 2 * 2) << "one per row class, at two call sites";
+  // The W chunks stay plain bulk copies: one per class.
+  EXPECT_EQ(count("cp.async.bulk.shared::cluster.global"), 2);
+  // 4-byte elements; x 20 x 12 x 256 x 2; box: 3 columns of skew (the window's first column,
+  // -1, is 3 past the 16-byte boundary at -4) + cp16 + 2 shift columns, rounded to 4 floats (24),
+  // 2 * rp2 + 1 window rows (5), 16 channels, one image. (PTX spells the ints' little-endian
+  // bytes and leaves out trailing zeros.)
+  std::string stated = "dt_x_tensor_map[36] = {";
+  for (int value : {4, 20, 12, 256, 2, 24, 5, 16, 1}) {
+    for (int byte = 0; byte < 4; ++byte)
+      stated += std::to_string((value >> (8 * byte)) & 255) + ", ";
+  }
+  stated.resize(stated.size() - std::string("0, 0, 0, ").size() - 2);
+  EXPECT_NE(compiled.ptx.find(stated + "}"), std::string::npos) << stated;
+  EXPECT_NE(compiled.ptx.find(".param .align 64 .b8 deconv_wsgemm_param_5[128]"),
+            std::string::npos);
 }
 
 // The consumers' unit order (templates/wsgemm.cuh, ORDER_UNITS): where the two consumer

@@ -37,13 +37,49 @@ LoadedKernel::LoadedKernel(const GeneratedKernel& kernel, const std::vector<char
     pack_geometry_.grid[0] = std::min<unsigned>(
         (static_cast<unsigned>(workspace_bytes) / 4 + kPackThreads - 1) / kPackThreads, 4096);
   }
+  const std::vector<int> x_box = module_.int_array_global("dt_x_tensor_map", 9);
+  if (!x_box.empty()) {
+    const bool sane = (x_box[0] == 2 || x_box[0] == 4) &&
+                      std::all_of(x_box.begin() + 1, x_box.end(), [](int v) { return v > 0; }) &&
+                      std::all_of(x_box.begin() + 5, x_box.end(), [](int v) { return v <= 256; });
+    if (!sane || pack_ == nullptr) {
+      throw std::logic_error(
+          fmt::format("{}: the kernel states an unusable tensor map of x", kernel.config_name));
+    }
+    TensorBox box;
+    box.element_bytes = x_box[0];
+    for (int d = 0; d < 4; ++d) {
+      box.extents[d] = static_cast<cuuint64_t>(x_box[1 + d]);
+      box.box[d] = static_cast<cuuint32_t>(x_box[5 + d]);
+    }
+    x_box_ = box;
+  }
+}
+
+CUtensorMap LoadedKernel::x_map(CUdeviceptr x) const {
+  const TensorBox& b = *x_box_;
+  // Dense NCHW: each dimension's stride in bytes is the product of the extents inside it.
+  const cuuint64_t row = b.extents[0] * static_cast<cuuint64_t>(b.element_bytes);
+  const cuuint64_t strides[3] = {row, row * b.extents[1], row * b.extents[1] * b.extents[2]};
+  const cuuint32_t element_strides[4] = {1, 1, 1, 1};
+  CUtensorMap map;
+  // The staging ring holds x's own bits (16-bit x is widened from there): a bit copy serves.
+  DT_CU(cuTensorMapEncodeTiled(
+      &map, b.element_bytes == 2 ? CU_TENSOR_MAP_DATA_TYPE_UINT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT32,
+      4, reinterpret_cast<void*>(x), b.extents, strides, b.box, element_strides,
+      CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+      CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE));
+  return map;
 }
 
 void LoadedKernel::launch(CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias, CUdeviceptr y,
                           CUstream stream) const {
   CUdeviceptr workspace = workspace_.get();
-  // Kernels without a workspace have four parameters: the driver reads only those.
-  void* args[] = {&x, &w, &bias, &y, &workspace};
+  CUtensorMap map{};
+  if (x_box_) map = x_map(x);
+  // Kernels without a workspace have four parameters, without a tensor map five: the driver
+  // reads only those.
+  void* args[] = {&x, &w, &bias, &y, &workspace, &map};
   if (pack_ == nullptr) {
     deconvtune::launch(function_, geometry_, args, stream);
     return;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -52,6 +53,10 @@ TrialMeasurement measurement_of(const TrialResult& result);
 // before every launch, so a launch never depends on an earlier one's w. The workspace belongs to
 // this object: launches take turns at it (each waits on the stream for the previous one's end),
 // so one LoadedKernel stays safe to launch from several threads and streams.
+//
+// A kernel whose module states `dt_x_tensor_map` (wsgemm with staged windows) takes a tensor map
+// of x as a sixth argument, encoded here for each launch's x from the extents and box the module
+// states (x must then be 16-byte aligned, as the config's pointer_alignment says).
 class LoadedKernel {
  public:
   LoadedKernel(const GeneratedKernel& kernel, const std::vector<char>& cubin);
@@ -68,6 +73,13 @@ class LoadedKernel {
   DeviceBuffer workspace_;
   std::unique_ptr<Event> workspace_released_;  // recorded after each launch that used it
   mutable std::mutex workspace_turn_;
+  struct TensorBox {
+    int element_bytes = 0;
+    cuuint64_t extents[4] = {};  // x's, innermost first: w, h, channel, n
+    cuuint32_t box[4] = {};
+  };
+  std::optional<TensorBox> x_box_;
+  CUtensorMap x_map(CUdeviceptr x) const;
 };
 
 // Times `run` with CUDA events: warm-up, then the median of `timed_runs`, the L2 flushed first.

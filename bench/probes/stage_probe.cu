@@ -7,6 +7,7 @@
 // nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a -DKERNEL_SOURCE='"k.cu"' \
 //      -o probe stage_probe.cu
 // ./probe GRID_X GRID_Y GRID_Z   (the launch of `deconvtune inspect --resources`)
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -51,13 +52,43 @@ int main(int argc, char** argv) {
   // The L2 flushed before each launch, as the benchmark does: 2 x the H200's 60 MB.
   const long long flush_count = 30ll << 20;
   float* flush = filled(flush_count, 6);
-  CHECK(cudaFuncSetAttribute(deconv_wsgemm, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                             SMEM_BYTES));
+  CHECK(
+      cudaFuncSetAttribute(deconv_wsgemm, cudaFuncAttributeMaxDynamicSharedMemorySize, SMEM_BYTES));
+#if DT_XL == 2
+  // Staged windows take a tensor map of x, encoded as the product's loader does from what the
+  // module states (trial/benchmark.cpp).
+  dt::TensorMap x_map;
+  {
+    using Encode =
+        CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
+                     const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
+                     CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+    void* entry = nullptr;
+    cudaDriverEntryPointQueryResult found;
+    CHECK(cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &entry, cudaEnableDefault, &found));
+    const cuuint64_t extents[4] = {(cuuint64_t)W, (cuuint64_t)H, (cuuint64_t)CI, (cuuint64_t)N};
+    const cuuint64_t strides[3] = {W * 4ull, W * H * 4ull, W * H * CI * 4ull};
+    const cuuint32_t box[4] = {(cuuint32_t)SXC, (cuuint32_t)BOX_ROWS, (cuuint32_t)PIECE, 1};
+    const cuuint32_t unit[4] = {1, 1, 1, 1};
+    if (reinterpret_cast<Encode>(entry)(
+            reinterpret_cast<CUtensorMap*>(&x_map), CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, x, extents,
+            strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
+            CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
+            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) {
+      std::printf("cuTensorMapEncodeTiled failed\n");
+      return 1;
+    }
+  }
+#endif
   auto launch = [&] {
 #if DT_KC > 0
     deconv_wsgemm_pack<<<264, 256>>>(w, packed);
 #endif
+#if DT_XL == 2
+    deconv_wsgemm<<<grid, THREADS, SMEM_BYTES>>>(x, w, bias, y, packed, x_map);
+#else
     deconv_wsgemm<<<grid, THREADS, SMEM_BYTES>>>(x, w, bias, y, packed);
+#endif
   };
   launch();
   CHECK(cudaDeviceSynchronize());

@@ -6,7 +6,10 @@
 #   stage_probe.sh run                           on the device: times every variant built
 # Variants: base (as generated), nocopy (the producer moves no x: W, barriers and ring stay),
 # nomma (no wgmma: the accumulators set, not computed), nostore (the epilogue computed, y not
-# stored), nocopy_nomma (what is left: epilogue, stores, synchronisation).
+# stored), nocopy_nomma (what is left: epilogue, stores, synchronisation); for staged windows
+# (xl2) also nostage (no bulk copies into the staging ring), notranspose (staged, not moved into
+# the slots), nosync (no named barrier among the producer's warps after each piece) and
+# nostage_notranspose. VARIANTS: the variants to build (default: all).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$root/.carry/stage
@@ -26,7 +29,11 @@ build)
     "$root/build/deconvtune" inspect --problem "$out/$name.json" --precision tf32 $config \
       --resources | sed -n 's/.*grid \[\([0-9]*\), \([0-9]*\), \([0-9]*\)\].*/\1 \2 \3/p' \
       > "$out/$name.grid"
-    for variant in base nocopy nomma nostore nocopy_nomma; do
+    staged=$(grep -c 'define DT_XL 2' "$out/$name.cu" || true)
+    variants=${VARIANTS:-base nocopy nomma nostore nocopy_nomma}
+    [ -z "${VARIANTS:-}" ] && [ "$staged" -gt 0 ] &&
+      variants="$variants nostage notranspose nosync nostage_notranspose"
+    for variant in $variants; do
       python3 - "$out/$name.cu" "$out/${name}_$variant.cu" "$variant" <<'PY'
 import re, sys
 src, dst, variant = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -46,24 +53,32 @@ if "nocopy" in variant:
 if "nomma" in variant:
     first_statement("mainloop_tf32", "for (int t_ = 0; t_ < TILES; ++t_) for (int i_ = 0; "
                     "i_ < CP / 2; ++i_) acc[t_][i_] = (float)i_; return;")
+if "nostage" in variant:
+    first_statement("stage_piece", "mbarrier_arrive(landed); return;")
+if "notranspose" in variant:
+    first_statement("transpose_piece", "return;")
+if "nosync" in variant:
+    barrier = "named_barrier_wait<WG_THREADS>(PRODUCER_SYNC);"
+    if barrier not in text:
+        sys.exit(f"stage_probe: no producer barrier in {src}")
+    text = text.replace(barrier, "")
 if "nostore" in variant:
     # Kept computing: a store the data almost never asks for.
     first_statement("store_run", "if (v[0] != 1234.5f) return;")
 open(dst, "w").write(text)
 PY
       nvcc -std=c++17 -O2 -gencode arch=compute_90a,code=sm_90a \
-        -DKERNEL_SOURCE="\"$out/${name}_$variant.cu\"" -o "$out/${name}_$variant" \
+        -DKERNEL_SOURCE="\"$out/${name}_$variant.cu\"" -o "$out/${name}__$variant" \
         "$root/bench/probes/stage_probe.cu"
       echo "built $name $variant"
     done
   done
   ;;
 run)
-  for binary in "$out"/*_base "$out"/*_nocopy "$out"/*_nomma "$out"/*_nostore "$out"/*_nocopy_nomma; do
-    [ -x "$binary" ] || continue
+  for binary in "$out"/*__*; do
+    [ -x "$binary" ] && [ "${binary%.cu}" = "$binary" ] || continue
     name=$(basename "$binary")
-    problem=${name%%_base}
-    for variant in nocopy_nomma nocopy nomma nostore; do problem=${problem%%_$variant}; done
+    problem=${name%%__*}
     # shellcheck disable=SC2046
     echo "$name: $("$binary" $(cat "$out/$problem.grid"))"
   done
