@@ -469,11 +469,11 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   // rows per unit under stride 1 (where three input rows serve one output row), then 3 slots, then
   // 2, then deeper rings; the fast mish where the chain has one. W resident before W streamed;
   // streamed (wide_in, wide_512, k4s2_wide, k5s2_wide): consumers sharing each unit, 16-channel
-  // chunks, two phase rows per consumer; one row phase per CTA for kernels taller than 3 (k4s2_wide
-  // 0.886 ms against 1.62 with every phase, k5s2_wide 0.252: half the taps per slot leaves room for
-  // three slots) with units of 64 phase columns where they fit, every row phase for k3 with 32;
-  // there staged windows where they fit (xl2: k4s2_wide 0.75 against 0.91), else x through
-  // registers (xl1: k5s2_wide 0.219 against 0.245), elsewhere cp.async.
+  // chunks, two phase rows per consumer (one for kernels taller than 3); one row phase per CTA for
+  // kernels taller than 3 (k4s2_wide 0.886 ms against 1.62 with every phase, k5s2_wide 0.252: half
+  // the taps per slot leaves room for three slots) with units of 64 phase columns where they fit,
+  // every row phase for k3 with 32; there staged windows where they fit (xl2), else x through
+  // registers (xl1), elsewhere cp.async (see rank).
   // Short strips: so few output pixels per SM that each CTA gets one or two units. There what a
   // CTA does before its first unit (loading a resident W slice) and how many units share each
   // streamed chunk decide, not the per-unit rates the long-strip order below was measured on. The
@@ -499,14 +499,19 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     const bool tall = problem.kernel.h > 3;
     const int streamed_cp_order = cp == (rs == 1 ? 64 : 32) ? 0 : cp == 32 || cp == 64 ? 1 : 2;
     const int resident_cp_order = cp == 64 ? 0 : cp == 32 ? 1 : cp == 16 ? 2 : 3;
-    const int rp_order = c.param("rp") == (problem.stride.h == 1 || kc > 0 ? 2 : 1) ? 0 : 1;
+    // Two phase rows per unit under stride 1 and for streamed k3; one for taller streamed kernels,
+    // whose staged windows grow by the kernel's rows (k4s2_wide 0.637 ms against 0.765 with two,
+    // bench/results/2026-12-03-h200-tma).
+    const int rp_order =
+        c.param("rp") == (problem.stride.h == 1 || (kc > 0 && !tall) ? 2 : 1) ? 0 : 1;
     const int st_order = st == 3 ? 0 : st == 2 ? 1 : st;
     const int rs_order = kc > 0 && tall ? 1 - rs : rs;
-    // x windows through registers won only there (bench/results/2026-12-02-h200-xl).
-    // Staged windows (xl2) won there too, ahead of registers (k4s2_wide 0.75 ms against 0.91):
-    // bench/results/2026-12-02-h200-staged; elsewhere last.
+    // With W streamed, staged windows first (tensor map boxes: wide_512 0.453 ms against 0.545
+    // by cp.async, bench/results/2026-12-03-h200-tma; k4s2_wide 0.75 against 0.91), then x
+    // through registers (k5s2_wide 0.219 against 0.245, bench/results/2026-12-02-h200-xl);
+    // elsewhere cp.async first.
     const int xl = c.param("xl");
-    const int xl_order = kc > 0 && tall ? 2 - xl : xl;
+    const int xl_order = kc > 0 ? 2 - xl : xl;
     // mc2 (clusters) measured slower on three of the four streamed problems: last.
     return std::make_tuple(kc > 0, c.param("mc"), 1 - c.param("coop"), rs_order, kc == 16 ? 0 : 1,
                            kc > 0 ? streamed_cp_order : resident_cp_order, rp_order, st_order,

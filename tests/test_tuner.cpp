@@ -962,6 +962,28 @@ TEST(TunerSimulate, TwoDevicesShareTheProblemQueue) {
   }
 }
 
+// A budget spent before a problem's turn (here by the first problem's trials) still leaves each
+// later problem its rule default measured, so every problem has a verified winner (the H200: a
+// 24 s budget over the seed and k4s2_wide left k4s2_wide none, its first compile taking 13 s).
+TEST(TunerSimulate, ABudgetSpentEarlyStillMeasuresEachProblemsDefault) {
+  TempDir dir;
+  std::vector<Problem> problems;
+  for (int64_t batch : {1, 2, 3}) problems.push_back(small_problem(batch, 8 + 4 * batch));
+  TuneRequest request = simulated_request(dir.file("t.db"), problems.front());
+  request.simulation->trial_ms = 400;
+  request.budget_seconds = 0.2;
+  const std::vector<TuneReport> reports = autotune_batch(problems, request);
+  ASSERT_EQ(reports.size(), problems.size());
+  for (size_t i = 0; i < problems.size(); ++i) {
+    ASSERT_EQ(reports[i].trials.size(), 1u) << problems[i].key();
+    EXPECT_EQ(reports[i].trials.front().config_name, default_config(problems[i]).name());
+    EXPECT_TRUE(reports[i].stopped_by_budget);
+    if (reports[i].trials.front().status == Disposition::kOk) {
+      EXPECT_TRUE(reports[i].winner) << problems[i].key();
+    }
+  }
+}
+
 TEST(TunerSimulate, AProblemTheWorkerCannotSetUpIsReportedAndTheOthersGoOn) {
   TempDir dir;
   // y of 4096 x 64 x 512 x 512 floats: 256 GiB, more than any GPU (the simulated one has 80).

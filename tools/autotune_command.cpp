@@ -201,7 +201,8 @@ void print_summary(const ProblemSummary& summary, const Output& out, int top) {
   if (report.first_launch) {
     const tuner::FirstLaunch& launch = *report.first_launch;
     out.say(
-        "first launch of the winner: {:.1f} ms from start to completion (context {:.1f} ms, "
+        "first launch of the winner: done {:.1f} ms after the run began, tuning included "
+        "(context {:.1f} ms, "
         "cubin {} {:.1f} ms, load + buffers {:.1f} ms, launch + sync {:.1f} ms)\n",
         launch.since_start_ms, launch.context_ms,
         launch.cubin_from_cache ? "from the cache" : "compiled", launch.cubin_ms, launch.load_ms,

@@ -182,7 +182,8 @@ CLI::App* add_autotune_command(CLI::App& app, AutotuneArgs& args) {
   command
       ->add_option("--budget-seconds", args.budget_seconds,
                    "stop starting candidates after this long (0: no limit); with several "
-                   "problems each gets an equal share of what is left when it starts")
+                   "problems each gets an equal share of what is left when it starts, and its "
+                   "first candidate (the rule default) is measured whatever is left")
       ->check(finite_seconds("--budget-seconds"));
   command
       ->add_option("--max-trials", args.max_trials,

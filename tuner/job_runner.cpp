@@ -169,9 +169,12 @@ bool JobRunner::should_stop() {
     report.stopped_by_budget = true;
     return true;
   }
-  if (request_.budget_seconds > 0 &&
+  // Under a budget each problem still gets its first candidate (the rule's default) measured:
+  // otherwise a budget spent on the problems before it, or on compiling its first candidates
+  // (the H200: 13 s for a streamed kernel's), would leave it without any winner.
+  if (request_.budget_seconds > 0 && !report.trials.empty() &&
       (seconds_since(batch_.start) >= request_.budget_seconds ||
-       (job_.deadline && !report.trials.empty() && Clock::now() >= *job_.deadline))) {
+       (job_.deadline && Clock::now() >= *job_.deadline))) {
     report.stopped_by_budget = true;
     return true;
   }

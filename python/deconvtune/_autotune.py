@@ -143,7 +143,7 @@ def autotune(model, example_inputs, budget_s=None, precision=None, db=None, prog
     model: a converted model (its ConvTranspose2dEpilogue modules are the blocks) or any other,
     which is converted first (deconvtune.torch.convert, without a check). budget_s: the tuner's
     --budget-seconds for the whole run, each problem getting an equal share of what is left when
-    it starts (None: no limit); precision: the problems' ('fp32', 'tf32';
+    it starts and its rule default measured whatever is left (None: no limit); precision: the problems' ('fp32', 'tf32';
     None: each block's own); db: the tuning DB's path (None: the default, $DECONVTUNE_DB, else the
     user's cache); progress: pass the tuner's progress through to sys.stderr (False: -q, only
     errors); max_trials: at most this many candidates per problem; problems_file: where to write
