@@ -89,7 +89,9 @@ ProblemError::ProblemError(const std::string& field, const std::string& rule)
     // Both may quote the spec, which is untrusted: escaped and cut (codegen/untrusted.hpp). The
     // field is kept escaped too, so that field() names it exactly as what() does.
     : std::invalid_argument(
-          fmt::format("problem field '{}': {}", printable(field, 80), printable(rule, 400))),
+          field == kWholeSpec
+              ? fmt::format("problem: {}", printable(rule, 400))
+              : fmt::format("problem field '{}': {}", printable(field, 80), printable(rule, 400))),
       field_(printable(field, 80)) {}
 
 std::string_view to_string(Precision precision) {
@@ -241,7 +243,8 @@ Problem Problem::seed() {
 
 Problem Problem::from_json(const json& spec) {
   if (!spec.is_object()) {
-    throw ProblemError("(problem)", fmt::format("must be a JSON object, got {}", spec.dump()));
+    throw ProblemError(ProblemError::kWholeSpec,
+                       fmt::format("must be a JSON object, got {}", spec.dump()));
   }
   // The fields outside kProblemFields; "name" is the user's label, in neither key() nor to_json().
   static const char* const kOthers[] = {"bias", "epilogue", "precision", "name", "dtype", "layout"};
@@ -310,19 +313,20 @@ Problem Problem::from_argument(std::string_view argument) {
     std::error_code error;
     const std::filesystem::file_status status = std::filesystem::status(text, error);
     if (!error && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
-      throw ProblemError("(problem)", fmt::format("'{}' is not a regular file", text));
+      throw ProblemError(ProblemError::kWholeSpec, fmt::format("'{}' is not a regular file", text));
     }
     if (!error && std::filesystem::is_regular_file(status) &&
         std::filesystem::file_size(text, error) > kMaxProblemFileBytes) {
-      throw ProblemError("(problem)",
+      throw ProblemError(ProblemError::kWholeSpec,
                          fmt::format("'{}' is larger than {} bytes: not a problem spec", text,
                                      kMaxProblemFileBytes));
     }
     std::ifstream file(text);
     if (!file) {
-      throw ProblemError("(problem)", fmt::format("'{}' is not 'seed', inline JSON or a readable "
-                                                  "JSON file",
-                                                  text));
+      throw ProblemError(ProblemError::kWholeSpec,
+                         fmt::format("'{}' is not 'seed', inline JSON or a readable "
+                                     "JSON file",
+                                     text));
     }
     std::ostringstream contents;
     contents << file.rdbuf();
@@ -332,7 +336,7 @@ Problem Problem::from_argument(std::string_view argument) {
   try {
     spec = parse_untrusted_json(text, kMaxProblemNesting);
   } catch (const UntrustedJsonError& e) {
-    throw ProblemError("(problem)", fmt::format("{}: not a problem spec", e.what()));
+    throw ProblemError(ProblemError::kWholeSpec, fmt::format("{}: not a problem spec", e.what()));
   }
   return from_json(spec);
 }

@@ -27,6 +27,8 @@ constexpr size_t kMaxProblemFileBytes = 1 << 20;
 // A spec that breaks a rule. field() names the JSON field (e.g. "output_padding").
 class ProblemError : public std::invalid_argument {
  public:
+  // The field a fault of the spec as a whole (not an object, not a readable file) names.
+  static constexpr const char* kWholeSpec = "(problem)";
   ProblemError(const std::string& field, const std::string& rule);
   // The field as what() names it: escaped where the spec's own text is not printable.
   const std::string& field() const { return field_; }

@@ -245,7 +245,7 @@ TEST(Api, BadProblemsNameTheField) {
     const char* mention;
   } cases[] = {
       {"{", "malformed JSON"},
-      {"[1, 2]", "(problem)"},
+      {"[1, 2]", "problem: must be a JSON object"},
       {R"({"batch": 1, "in_channels": 4, "out_channels": 4, "height": 8, "width": 8})",
        "kernel_size"},
       {R"({"batch": 1, "in_channels": 4, "out_channels": 4, "height": 8, "width": 8,

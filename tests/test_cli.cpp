@@ -42,6 +42,10 @@ TEST(Cli, BadSpecsExitTwoAndNameTheField) {
       EXPECT_FALSE(contains(result.output, "terminate called")) << result.output;
     }
   }
+  // A file that is not there is no field of a problem.
+  CliResult missing = run_cli("run --problem /does/not/exist.json");
+  EXPECT_TRUE(contains(missing.output, "problem: '/does/not/exist.json' is not")) << missing.output;
+  EXPECT_FALSE(contains(missing.output, "field")) << missing.output;
 }
 
 TEST(Cli, BadConfigAndArchAreInputErrors) {
