@@ -21,8 +21,10 @@ std::optional<Problem> parse(std::string_view argument, std::string* refusal) {
     return Problem::from_argument(argument);
   } catch (const ProblemError& e) {
     *refusal = e.what();
-    require(refusal->rfind("problem field '" + e.field() + "': ", 0) == 0,
-            "a refusal that does not name its field: " + *refusal);
+    const std::string named = e.field() == ProblemError::kWholeSpec
+                                  ? std::string("problem: ")
+                                  : "problem field '" + e.field() + "': ";
+    require(refusal->rfind(named, 0) == 0, "a refusal that does not name its field: " + *refusal);
     return std::nullopt;
   }
 }
