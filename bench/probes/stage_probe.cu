@@ -65,7 +65,8 @@ int main(int argc, char** argv) {
                      CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
     void* entry = nullptr;
     cudaDriverEntryPointQueryResult found;
-    CHECK(cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &entry, cudaEnableDefault, &found));
+    CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000,
+                                           cudaEnableDefault, &found));
     const cuuint64_t extents[4] = {(cuuint64_t)W, (cuuint64_t)H, (cuuint64_t)CI, (cuuint64_t)N};
     const cuuint64_t strides[3] = {W * 4ull, W * H * 4ull, W * H * CI * 4ull};
     const cuuint32_t box[4] = {(cuuint32_t)SXC, (cuuint32_t)BOX_ROWS, (cuuint32_t)PIECE, 1};

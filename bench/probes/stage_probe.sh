@@ -9,7 +9,9 @@
 # stored), nocopy_nomma (what is left: epilogue, stores, synchronisation); for staged windows
 # (xl2) also nostage (no bulk copies into the staging ring), notranspose (staged, not moved into
 # the slots), nosync (no named barrier among the producer's warps after each piece) and
-# nostage_notranspose. VARIANTS: the variants to build (default: all).
+# nostage_notranspose, and deep (64 channels of pieces in flight instead of 32: a staging ring
+# twice as deep, the question of bench/results/2026-12-03-h200-tma). VARIANTS: the variants to
+# build (default: all).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 out=$root/.carry/stage
@@ -32,7 +34,7 @@ build)
     staged=$(grep -c 'define DT_XL 2' "$out/$name.cu" || true)
     variants=${VARIANTS:-base nocopy nomma nostore nocopy_nomma}
     [ -z "${VARIANTS:-}" ] && [ "$staged" -gt 0 ] &&
-      variants="$variants nostage notranspose nosync nostage_notranspose"
+      variants="$variants nostage notranspose nosync nostage_notranspose deep"
     for variant in $variants; do
       python3 - "$out/$name.cu" "$out/${name}_$variant.cu" "$variant" <<'PY'
 import re, sys
@@ -62,6 +64,11 @@ if "nosync" in variant:
     if barrier not in text:
         sys.exit(f"stage_probe: no producer barrier in {src}")
     text = text.replace(barrier, "")
+if variant == "deep":
+    depth = "constexpr int STAGING_DEPTH = 32 / PIECE;"
+    if depth not in text:
+        sys.exit(f"stage_probe: no staging depth in {src}")
+    text = text.replace(depth, "constexpr int STAGING_DEPTH = 64 / PIECE;")
 if "nostore" in variant:
     # Kept computing: a store the data almost never asks for.
     first_statement("store_run", "if (v[0] != 1234.5f) return;")
