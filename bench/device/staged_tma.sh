@@ -6,7 +6,7 @@
 # geometries (WS_CANDIDATES). Logs in $OUT.
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+cd "$root" || exit 1
 chmod +x .carry/deconvtune* .carry/stage/*__* 2> /dev/null
 export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 export DECONVTUNE_GOLDEN_DIR=$root/tests/golden XDG_CACHE_HOME=/tmp/dt-cache PYTHONUNBUFFERED=1

@@ -83,7 +83,8 @@ PY
   ;;
 run)
   for binary in "$out"/*__*; do
-    [ -x "$binary" ] && [ "${binary%.cu}" = "$binary" ] || continue
+    case $binary in *.cu) continue ;; esac
+    [ -x "$binary" ] || continue
     name=$(basename "$binary")
     problem=${name%%__*}
     # shellcheck disable=SC2046
