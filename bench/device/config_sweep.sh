@@ -6,9 +6,8 @@
 # problems_16bit.jsonl. CONFIG_TIMEOUT: seconds per run.
 # Logs: $OUT/configs/.
 set -u
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=bench/device/env.sh
+source "$(dirname "$0")/env.sh"
 out=${OUT:-/tmp}/configs
 mkdir -p "$out"
 for entry in $1; do

@@ -4,9 +4,8 @@
 # bench/device/probe/epilogue_cost.jsonl); the time that goes when the chain goes is the time the
 # epilogue is not hidden under the tensor-core work. Argument pairs "problem-prefix:config-part".
 set -u
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=bench/device/env.sh
+source "$(dirname "$0")/env.sh"
 out=${OUT:-/tmp}/epilogue_probe
 mkdir -p "$out"
 for pair in "$@"; do

@@ -8,9 +8,8 @@
 # suite can be split across calls.
 set -u
 DEADLINE=${DEADLINE:-400}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=bench/device/env.sh
+source "$(dirname "$0")/env.sh"
 export DECONVTUNE_GOLDEN_DIR=$root/tests/golden DECONVTUNE_BINARY=$root/.carry/deconvtune
 export DECONVTUNE_WORKER=$root/.carry/deconvtune XDG_CACHE_HOME=/tmp/dt-cache
 logs=${OUT:-/tmp}/gpu_suite

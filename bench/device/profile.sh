@@ -6,9 +6,8 @@
 # (the SASS instructions holding most warp-stall samples, with their stall reasons:
 # bench/device/sass_hotspots.py), .sass.csv and .ncu-rep.
 set -u
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=bench/device/env.sh
+source "$(dirname "$0")/env.sh"
 out=${OUT:-/tmp}/profile
 mkdir -p "$out"
 sections="--section SpeedOfLight --section MemoryWorkloadAnalysis --section ComputeWorkloadAnalysis

@@ -5,10 +5,9 @@
 # ones) verified and timed, then run_bench.py on both problems beside PyTorch with the best xl2
 # geometries (WS_CANDIDATES). Logs in $OUT.
 set -u
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root" || exit 1
-chmod +x .carry/deconvtune* .carry/stage/*__* 2> /dev/null
-export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=bench/device/env.sh
+source "$(dirname "$0")/env.sh"
+chmod +x .carry/stage/*__* 2> /dev/null
 export DECONVTUNE_GOLDEN_DIR=$root/tests/golden XDG_CACHE_HOME=/tmp/dt-cache PYTHONUNBUFFERED=1
 out=${OUT:-/tmp}
 cli=$root/.carry/deconvtune

@@ -5,9 +5,8 @@
 # copy), then `db list` and `db show`, human and --json, into $OUT/user_view.txt (a call brings
 # back only a few files). PROBLEMS: benchmark problem names; BUDGET: seconds in all.
 set -u
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root" || exit 1
-export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=bench/device/env.sh
+source "$(dirname "$0")/env.sh"
 export DECONVTUNE_WORKER=$root/.carry/deconvtune XDG_CACHE_HOME=/tmp/dt-cache
 bin=$root/.carry/deconvtune
 work=$(mktemp -d)

@@ -4,9 +4,8 @@
 # wsgemm candidates (ws_candidates.sh) beside PyTorch eager, torch.compile and the seed's ModelNew,
 # all in one process. Binaries come carried in .carry/. Results: $OUT/bench.tgz.
 set -u
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=bench/device/env.sh
+source "$(dirname "$0")/env.sh"
 export DECONVTUNE_BINARY=$root/.carry/deconvtune PYTHONUNBUFFERED=1
 cli=$root/.carry/deconvtune
 out=${OUT:-/tmp}/bench

@@ -6,9 +6,8 @@
 # wsgemm). A problem (of bench/problems.jsonl or problems_16bit.jsonl) may come more than once with
 # different filters. Results: $OUT/sweep/.
 set -u
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
-export LD_LIBRARY_PATH=$root/.carry/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+# shellcheck source=bench/device/env.sh
+source "$(dirname "$0")/env.sh"
 export DECONVTUNE_GOLDEN_DIR=$root/tests/golden DECONVTUNE_BINARY=$root/.carry/deconvtune
 cli=$root/.carry/deconvtune
 precision=${SWEEP_PRECISION:-tf32}
