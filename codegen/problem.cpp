@@ -84,6 +84,7 @@ int64_t in_range_taps(int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, 
 }  // namespace
 
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+int64_t floor_mod(int64_t a, int64_t b) { return a - b * floor_div(a, b); }
 
 ProblemError::ProblemError(const std::string& field, const std::string& rule)
     // Both may quote the spec, which is untrusted: escaped and cut (codegen/untrusted.hpp). The

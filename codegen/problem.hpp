@@ -19,6 +19,7 @@ std::string_view to_string(Precision precision);
 
 // Integer division rounding toward minus infinity (the phase arithmetic of strided taps).
 int64_t floor_div(int64_t a, int64_t b);
+int64_t floor_mod(int64_t a, int64_t b);           // a - b * floor_div(a, b): in [0, b) for b > 0
 Precision parse_precision(std::string_view text);  // throws std::invalid_argument
 
 constexpr int kMaxProblemNesting = 8;  // a problem spec nests 2 deep (codegen/untrusted.hpp)

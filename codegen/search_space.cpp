@@ -209,7 +209,7 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
       int64_t rows = 0, lo = INT64_MAX, hi = INT64_MIN;
       for (int64_t kh = 0; kh < p.kernel.h; ++kh) {
         const int64_t offset = r + p.padding.h - kh * p.dilation.h;
-        if (offset - floor_div(offset, p.stride.h) * p.stride.h != 0) continue;
+        if (floor_mod(offset, p.stride.h) != 0) continue;
         ++rows;
         lo = std::min(lo, offset / p.stride.h);
         hi = std::max(hi, offset / p.stride.h);
@@ -235,8 +235,7 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
       const int64_t piece = kc % 16 == 0 ? 16 : 8;
       // The box starts on a 16-byte boundary, the window's first column (w_lo) into it.
       const int64_t row_align = staged_row_align(p);
-      const int64_t skew = w_lo - floor_div(w_lo, row_align) * row_align;
-      const int64_t run_elements = round_up(skew + window_columns, row_align);
+      const int64_t run_elements = round_up(floor_mod(w_lo, row_align) + window_columns, row_align);
       bytes += 32 / piece * round_up(piece * box_rows * run_elements * p.element_bytes(), 128);
     }
     g.shared_bytes = std::max(g.shared_bytes, bytes);

@@ -360,6 +360,35 @@ TEST(Gpu, LoadRefusesALaunchWhoseSharedMemoryDisagreesWithTheKernel) {
   }
 }
 
+// A staged kernel's module states the tensor map of x the loader encodes; a statement the TMA
+// engine cannot take (here a box of no channels) is refused at load, never launched.
+TEST(Gpu, LoadRefusesAnUnusableTensorMapOfX) {
+  REQUIRE_GPU();
+  const Problem problem = Problem::from_json(nlohmann::json::parse(
+      R"({"batch": 1, "in_channels": 300, "out_channels": 72, "height": 9, "width": 24,
+          "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
+  GeneratedKernel kernel = generate_kernel(
+      problem, Config::from_name("wsgemm_tf32_cp16_rp2_st3_rs1_kc16_coop1_mc1_xl2_mishexact"));
+  CompileOptions options;
+  options.arch = gpu()->info().arch();
+  const CompileResult compiled = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(compiled.ok) << compiled.log;
+  EXPECT_NO_THROW(LoadedKernel(kernel, compiled.cubin));
+  const std::string box = "dt::PIECE, 1};";
+  const size_t at = kernel.source.find(box);
+  ASSERT_NE(at, std::string::npos) << "the module's statement of its box";
+  kernel.source.replace(at, box.size(), "0, 1};");
+  const CompileResult unusable = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(unusable.ok) << unusable.log;
+  try {
+    LoadedKernel refused(kernel, unusable.cubin);
+    ADD_FAILURE() << "a tensor map box of no channels was loaded";
+  } catch (const std::logic_error& error) {
+    EXPECT_NE(std::string(error.what()).find("unusable tensor map"), std::string::npos)
+        << error.what();
+  }
+}
+
 // Every (dtype, layout) the problem takes, float32 NCHW (the suites above) aside.
 std::vector<std::pair<DType, Layout>> other_dtypes_and_layouts() {
   return {{DType::kFloat32, Layout::kNhwc},

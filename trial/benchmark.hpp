@@ -56,7 +56,8 @@ TrialMeasurement measurement_of(const TrialResult& result);
 //
 // A kernel whose module states `dt_x_tensor_map` (wsgemm with staged windows) takes a tensor map
 // of x as a sixth argument, encoded here for each launch's x from the extents and box the module
-// states (x must then be 16-byte aligned, as the config's pointer_alignment says).
+// states (x must then be 16-byte aligned, as the config's pointer_alignment says); a launch on the
+// previous launch's x reuses its map.
 class LoadedKernel {
  public:
   LoadedKernel(const GeneratedKernel& kernel, const std::vector<char>& cubin);
@@ -79,6 +80,11 @@ class LoadedKernel {
     cuuint32_t box[4] = {};
   };
   std::optional<TensorBox> x_box_;
+  struct MappedX {
+    CUdeviceptr x = 0;
+    CUtensorMap map{};
+  };
+  mutable MappedX mapped_;  // the last launch's x and its map, under workspace_turn_
   CUtensorMap x_map(CUdeviceptr x) const;
 };
 
