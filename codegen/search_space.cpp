@@ -281,11 +281,6 @@ std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLi
   if (c.param("xl") > 0 && c.math != MathMode::kTf32)
     return "x windows through registers or staged are measured under tf32 only";
   if (c.param("xl") == 2) {
-    // Measured slower than cp.async with W resident (H200: seed 1.99 ms against 1.22, groups4
-    // 1.07 against 0.62, seed bfloat16 2.22 against 1.50 through registers) and faster with W
-    // streamed and tall kernels (k4s2_wide 0.75 against 0.91):
-    // bench/results/2026-12-02-h200-staged.
-    if (kc == 0) return "xl2 (staged windows) only with W streamed";
     // The tensor map of x has rows of 16-byte multiples.
     if (p.width % staged_row_align(p) != 0)
       return fmt::format("xl2 needs the width to be a multiple of {} (16-byte rows), not {}",
@@ -507,10 +502,13 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     const int rs_order = kc > 0 && tall ? 1 - rs : rs;
     // With W streamed, staged windows first (tensor map boxes: wide_512 0.453 ms against 0.545
     // by cp.async, bench/results/2026-12-03-h200-tma; k4s2_wide 0.75 against 0.91), then x
-    // through registers (k5s2_wide 0.219 against 0.245, bench/results/2026-12-02-h200-xl);
-    // elsewhere cp.async first.
+    // through registers (k5s2_wide 0.219 against 0.245, bench/results/2026-12-02-h200-xl); so
+    // too for 16-bit x with W resident (the seed in bfloat16 1.16 ms against 1.50 through
+    // registers; groups4, k4s2_leaky, stride1, stride3_k5: 11-29% faster;
+    // bench/results/2026-12-03-h200-resident). Resident float32 takes cp.async first: staged
+    // windows tie with it on the seed (1.225 against 1.213) and lose elsewhere.
     const int xl = c.param("xl");
-    const int xl_order = kc > 0 ? 2 - xl : xl;
+    const int xl_order = kc > 0 || problem.dtype != DType::kFloat32 ? 2 - xl : xl;
     // mc2 (clusters) measured slower on three of the four streamed problems: last.
     return std::make_tuple(kc > 0, c.param("mc"), 1 - c.param("coop"), rs_order, kc == 16 ? 0 : 1,
                            kc > 0 ? streamed_cp_order : resident_cp_order, rp_order, st_order,
@@ -520,8 +518,9 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   const Config* hopper = nullptr;
   for (const Config& config : space) {
     // Under fp32, wsgemm's 3xtf32 measured slower than pgemm's (4.4 vs 3.9 ms on the seed). For
-    // 16-bit NCHW tensors (xl1 alone) it is the default too: verified on the H200 and, on the
-    // seed, 1.50 ms in bfloat16 against torch.compile's 2.26 (bench/results/2026-12-02-h200-wa).
+    // 16-bit NCHW tensors (x staged or through registers) it is the default too: verified on the
+    // H200 and, on the seed, 1.16 ms in bfloat16 against torch.compile's 2.26
+    // (bench/results/2026-12-03-h200-resident).
     if (config.family != Family::kWsgemm || config.math != MathMode::kTf32) continue;
     const bool better =
         hopper == nullptr || (short_strips ? short_strip_rank(config) < short_strip_rank(*hopper)

@@ -147,30 +147,51 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 // Staged windows (xl2: pieces of x's windows as tensor map boxes, so widths of 16 bytes'
-// multiples) where they serve: W streamed, 300 channels (the last chunk holds 12: with kc16 its
-// one piece part empty, with kc32 its second piece empty), windows crossing both side borders
-// and the last input row (the box's zero fill), in every dtype; and two groups of 150 channels,
-// whose last pieces reach into the next group's channels (which must count as zeros). Only the
-// xl2 configs: the rest of the space is the odd shapes' work.
+// multiples), in every dtype, with W streamed and resident. Streamed: 300 channels (the last chunk
+// holds 12: with kc16 its one piece part empty, with kc32 its second piece empty), windows
+// crossing both side borders and the last input row (the box's zero fill), and two groups of 150
+// channels, whose last pieces reach into the next group's channels (which must count as zeros).
+// Resident: 40 channels (pieces of 8, the unit's whole window in five) under k3 s2, and 48 (three
+// pieces of 16) under k4 s2. Only the xl2 configs: the rest of the space is the odd shapes' work.
 TEST(Gpu, StagedWindowsMatchTheReferenceInEveryDtype) {
   REQUIRE_GPU();
-  for (const auto& [dtype, groups] :
-       {std::pair{DType::kFloat32, 1}, std::pair{DType::kBFloat16, 1},
-        std::pair{DType::kFloat16, 1}, std::pair{DType::kFloat32, 2}}) {
-    Problem problem = Problem::from_json(nlohmann::json::parse(
-        R"({"batch": 2, "in_channels": 300, "out_channels": 72, "height": 9, "width": 24,
-            "kernel_size": 4, "stride": 2, "padding": 1, "epilogue": "leaky_relu:0.2,add:0.5",
-            "precision": "tf32"})"));
-    problem.dtype = dtype;
-    problem.groups = groups;
+  const char* streamed =
+      R"({"batch": 2, "in_channels": 300, "out_channels": 72, "height": 9, "width": 24,
+          "kernel_size": 4, "stride": 2, "padding": 1, "epilogue": "leaky_relu:0.2,add:0.5",
+          "precision": "tf32"})";
+  const char* resident_k3 =
+      R"({"batch": 3, "in_channels": 40, "out_channels": 72, "height": 7, "width": 24,
+          "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1,
+          "epilogue": "mish,add:0.5,hardtanh:-1:1,mul:2", "precision": "tf32"})";
+  const char* resident_k4 =
+      R"({"batch": 2, "in_channels": 48, "out_channels": 40, "height": 9, "width": 24,
+          "kernel_size": 4, "stride": 2, "padding": 1, "epilogue": "leaky_relu:0.2",
+          "precision": "tf32"})";
+  struct Case {
+    const char* spec;
+    DType dtype;
+    int groups;
+    bool resident;
+    int step;  // every step-th staged config: the pieces' edges, not every knob again
+  };
+  for (const Case& c :
+       {Case{streamed, DType::kFloat32, 1, false, 1}, Case{streamed, DType::kBFloat16, 1, false, 1},
+        Case{streamed, DType::kFloat16, 1, false, 1}, Case{streamed, DType::kFloat32, 2, false, 2},
+        Case{resident_k3, DType::kFloat32, 1, true, 2},
+        Case{resident_k3, DType::kBFloat16, 1, true, 2},
+        Case{resident_k4, DType::kFloat32, 1, true, 1},
+        Case{resident_k4, DType::kFloat16, 1, true, 1}}) {
+    Problem problem = Problem::from_json(nlohmann::json::parse(c.spec));
+    problem.dtype = c.dtype;
+    problem.groups = c.groups;
     std::vector<Config> staged;
     int index = 0;
     for (const Config& config : enumerate_space(problem)) {
-      // Every other config of the grouped space: its pieces' edges, not every knob again.
-      if (config.family == Family::kWsgemm && config.param("xl") == 2 && index++ % groups == 0)
+      if (config.family == Family::kWsgemm && config.param("xl") == 2 &&
+          (config.param("kc") == 0) == c.resident && index++ % c.step == 0)
         staged.push_back(config);
     }
-    EXPECT_GT(staged.size(), 20u) << to_string(dtype) << " groups " << groups;
+    EXPECT_GT(staged.size(), 10u) << problem.key();
     Verifier verifier(*gpu(), problem);
     verifier.randomize_inputs(std::random_device{}());
     expect_configs_correct(verifier, staged);

@@ -42,7 +42,7 @@ LoadedKernel::LoadedKernel(const GeneratedKernel& kernel, const std::vector<char
     const bool sane = (x_box[0] == 2 || x_box[0] == 4) &&
                       std::all_of(x_box.begin() + 1, x_box.end(), [](int v) { return v > 0; }) &&
                       std::all_of(x_box.begin() + 5, x_box.end(), [](int v) { return v <= 256; });
-    if (!sane || pack_ == nullptr) {
+    if (!sane) {
       throw std::logic_error(
           fmt::format("{}: the kernel states an unusable tensor map of x", kernel.config_name));
     }
@@ -78,15 +78,19 @@ void LoadedKernel::launch(CUdeviceptr x, CUdeviceptr w, CUdeviceptr bias, CUdevi
   // Kernels without a workspace have four parameters, without a tensor map five: the driver
   // reads only those (and copies them at the launch).
   void* args[] = {&x, &w, &bias, &y, &workspace, &mapped_.map};
-  if (pack_ == nullptr) {
+  if (pack_ == nullptr && !x_box_) {
     deconvtune::launch(function_, geometry_, args, stream);
     return;
   }
-  std::lock_guard<std::mutex> turn(workspace_turn_);
+  std::lock_guard<std::mutex> turn(launch_turn_);
   // Encoded again only for another x: a caller's launches mostly repeat their buffers.
   if (x_box_ && mapped_.x != x) {
     mapped_.map = x_map(x);
     mapped_.x = x;
+  }
+  if (pack_ == nullptr) {
+    deconvtune::launch(function_, geometry_, args, stream);
+    return;
   }
   DT_CU(cuStreamWaitEvent(stream, workspace_released_->get(), 0));
   void* pack_args[] = {&w, &workspace};

@@ -73,7 +73,7 @@ class LoadedKernel {
   LaunchGeometry pack_geometry_;
   DeviceBuffer workspace_;
   std::unique_ptr<Event> workspace_released_;  // recorded after each launch that used it
-  mutable std::mutex workspace_turn_;
+  mutable std::mutex launch_turn_;             // the workspace's turns, and the map of x below
   struct TensorBox {
     int element_bytes = 0;
     cuuint64_t extents[4] = {};  // x's, innermost first: w, h, channel, n
@@ -84,7 +84,7 @@ class LoadedKernel {
     CUdeviceptr x = 0;
     CUtensorMap map{};
   };
-  mutable MappedX mapped_;  // the last launch's x and its map, under workspace_turn_
+  mutable MappedX mapped_;  // the last launch's x and its map, under launch_turn_
   CUtensorMap x_map(CUdeviceptr x) const;
 };
 
