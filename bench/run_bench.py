@@ -45,6 +45,12 @@ REQUIRED_FIELDS = ("name",) + INT_FIELDS[:5] + PAIR_FIELDS + ("groups", "bias", 
 # x, W, bias and y are all in the problem's dtype (the CLI's names; a line without one is float32, as for
 # the CLI); "precision" only selects the math inside the kernel, which accumulates in fp32 for every dtype.
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+# The roofline's tensor-core rate: dense TF32 wgmma (m64n64k8 and m64n128k8, operands in shared
+# memory) measured on the H200, bench/results/2026-12-01-h200-mc2-probe/ (483-486 TFLOP/s).
+WGMMA_TF32_TFLOPS = 485.0
+# TF32 products per multiply-add under each precision's contract: one for tf32 (both operands
+# rounded to nearest, as cuDNN), three for fp32 (3xTF32). 16-bit tensors take one under either.
+TF32_PRODUCTS = {"tf32": 1, "fp32": 3}
 LAYOUTS = ("NCHW", "NHWC")  # x's and y's (NHWC = PyTorch's channels_last); W is contiguous in both
 TENSOR_BUDGET_BYTES = 3 * 2**30  # x + y + W of one problem should stay under this (keeps runs sane)
 DEFAULT_CONFIGS_CMD = "{bin} inspect --problem {problem} --list-configs --json --precision {precision}"
@@ -809,7 +815,49 @@ def render_md(doc):
                        f"{f_ms(pr.get('floor_ms'))} | {f_ms(_ms(base.get('eager_tf32')))} | "
                        f"{f_ms(comp)} | {f_ms(t)} | {f_ratio(comp, t)} | {f_ms(f)} | {f_ratio(comp, f)} |")
     body = ["## Problems", ""] + [render_problem(pr) + "\n" for pr in probs]
-    return "\n".join(hdr + [""] + summary + [""] + body).rstrip() + "\n"
+    return "\n".join(hdr + [""] + summary + [""] + render_roofline(doc) + [""] + body).rstrip() + "\n"
+
+
+def roofline(pr, precision, tensor_tflops):
+    """Where the best verified run of `precision` stands against the two lower bounds on its time:
+    moving x, y and W once at the copy bandwidth (the floor), and its TF32 products at the tensor
+    cores' rate. None without a verified run or a floor."""
+    best = pr.get("deconvtune", {}).get("best", {}).get(precision)
+    ms, floor = _ms(best), pr.get("floor_ms")
+    geo = pr.get("geometry") or {}
+    if not ms or not floor or "gmac" not in geo:
+        return None
+    products = 1 if dtype_of(pr["problem"]) != "float32" else TF32_PRODUCTS[precision]
+    tensor_ms = products * 2 * geo["gmac"] * 1e9 / (tensor_tflops * 1e12) * 1e3
+    bytes_moved = geo["x_bytes"] + geo["y_bytes"] + geo["w_bytes"]
+    return {"ms": ms, "gbps": bytes_moved / (ms * 1e-3) / 1e9, "copy_fraction": floor / ms,
+            "tflops": products * 2 * geo["gmac"] * 1e9 / (ms * 1e-3) / 1e12,
+            "tensor_fraction": tensor_ms / ms, "bound": "memory" if floor >= tensor_ms else "tensor",
+            "over_bound": ms / max(floor, tensor_ms)}
+
+
+def render_roofline(doc):
+    m = doc.get("meta", {})
+    rate = m.get("tensor_TFLOPS", WGMMA_TF32_TFLOPS)
+    lines = ["## Roofline", "",
+             f"Each problem's best verified deconvtune run against its two lower bounds: x, y and W moved "
+             f"once at the copy bandwidth (the floor), and its TF32 products (1 per multiply-add under tf32 "
+             f"and for 16-bit tensors, 3 under fp32) at {rate:.0f} TFLOP/s, the dense TF32 wgmma rate "
+             f"measured on the H200. `bound` is the larger of the two; `x bound` this run's ms over it.", "",
+             "| problem | dtype | precision | ms | GB/s | % of copy BW | TF32 TFLOP/s | % of wgmma rate | "
+             "bound | x bound |",
+             "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |"]
+    rows = 0
+    for pr in doc.get("problems", []):
+        for precision in PRECISIONS:
+            r = roofline(pr, precision, rate)
+            if r is None:
+                continue
+            rows += 1
+            lines.append(f"| {pr['problem']['name']} | {dtype_of(pr['problem'])} | {precision} | {f_ms(r['ms'])} | "
+                         f"{r['gbps']:.0f} | {100 * r['copy_fraction']:.0f}% | {r['tflops']:.0f} | "
+                         f"{100 * r['tensor_fraction']:.0f}% | {r['bound']} | {r['over_bound']:.2f}x |")
+    return lines if rows else []
 
 
 def write_outputs(doc, out_dir):
@@ -1259,6 +1307,17 @@ def selftest(args):
     doc = json.loads(json.dumps(doc))  # what --render would read back
     md = render_md(doc)
     check("| seed |" in md and "best deconvtune tf32: `igemm_tf32_b`" in md, "summary and best rows present")
+    seed_doc = next(pr for pr in doc["problems"] if pr["problem"]["name"] == "seed")
+    seed_best = _ms(seed_doc["deconvtune"]["best"].get("tf32"))
+    r = roofline(seed_doc, "tf32", WGMMA_TF32_TFLOPS)
+    # The seed: 77.3 G multiply-adds, one TF32 product each, at 485 TFLOP/s: 0.319 ms.
+    check(r is not None and abs(r["copy_fraction"] - seed_doc["floor_ms"] / seed_best) < 1e-9
+          and abs(r["tensor_fraction"] * seed_best - 2 * 77.309411328 / 485.0) < 1e-6
+          and r["bound"] == ("memory" if seed_doc["floor_ms"] > 0.3188 else "tensor"),
+          "roofline: fraction of the copy bandwidth and of the wgmma rate, and the bound")
+    r3 = roofline(seed_doc, "fp32", WGMMA_TF32_TFLOPS)
+    check(r3 is None or abs(r3["tflops"] / r3["tensor_fraction"] - 485.0) < 1e-6, "roofline: fp32 counts 3 products")
+    check("## Roofline" in md and "| seed | float32 | tf32 |" in md, "roofline table present")
     log("\n" + md)
     if args.out_given:
         write_outputs(doc, args.out)
