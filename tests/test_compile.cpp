@@ -63,12 +63,27 @@ DeviceLimits a100_limits() {
 
 TEST(Compile, EveryConfigOfTheSpaceCompilesForSm90aAndACoveringSetForSm80) {
   const DeviceLimits a100 = a100_limits();
+  // Staged windows with W resident share their staging with the streamed ones and the rest with
+  // cp.async's: a covering set of those (the seed's 52 would add two minutes to CI on two cores).
+  auto on_sm90a = [](const Problem& problem) {
+    std::vector<Config> space, staged_resident;
+    for (const Config& config : enumerate_space(problem)) {
+      const bool staged = config.family == Family::kWsgemm && config.param("xl") == 2 &&
+                          config.param("kc") == 0 && !(config == default_config(problem));
+      (staged ? staged_resident : space).push_back(config);
+    }
+    if (!staged_resident.empty()) {
+      for (const Config& config : covering_subset(staged_resident, staged_resident.front()))
+        space.push_back(config);
+    }
+    return space;
+  };
   for (const Problem& problem : compile_problems()) {
     for (const char* arch : {"sm_80", "sm_90a"}) {
       const bool sm80 = std::string_view(arch) == "sm_80";
       const std::vector<Config> space =
           sm80 ? covering_subset(enumerate_space(problem, a100), default_config(problem, a100))
-               : enumerate_space(problem);
+               : on_sm90a(problem);
       const std::vector<CompileResult> results = compile_configs(problem, space, arch);
       for (size_t i = 0; i < space.size(); ++i) {
         const Config& config = space[i];
