@@ -25,7 +25,7 @@ step() {  # name, timeout, command...
 }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$logs/device.txt"
 SLOW='Golden/GoldenGpu.*:Shapes/*:Gpu.NonFinite*:Gpu.Staged*:Compile.EveryConfig*'
-step gpu_fast 200 .carry/deconvtune_tests --gtest_color=no --gtest_filter="*Gpu*:Compile*:Reliability*-$SLOW"
+step gpu_fast 300 .carry/deconvtune_tests --gtest_color=no --gtest_filter="*Gpu*:Compile*:Reliability*-$SLOW"
 step api 150 .carry/deconvtune_api_tests --gtest_color=no
 OUT=$logs step python "$(left)" bash bench/device/python_gpu.sh
 step run_seed 90 .carry/deconvtune run --problem seed --json --require-gpu
