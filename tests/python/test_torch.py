@@ -578,6 +578,21 @@ class Gpu(unittest.TestCase):
         error = (y.double() - exact).abs().max().item()
         self.assertLessEqual(error, dtorch.PRECISION_BOUNDS["fp32"] * scale, f"max |err| {error}")
 
+    def test_an_x_that_starts_anywhere_in_its_allocation(self):
+        """A contiguous view one element into a flat buffer (as a buffer's slices give): the staged
+        kernels (the bfloat16 default here) read x in 16-byte boxes, so the module copies such an x
+        rather than handing the library a pointer it refuses; y is the aligned copy's."""
+        torch.manual_seed(0)
+        model = seed_model.Model(*SMALL_SEED).cuda()
+        shape = (4, 16, 32, 32)
+        for dtype in (torch.bfloat16, torch.float32):
+            block = dtorch.ConvTranspose2dEpilogue.from_model(model, precision="tf32").to(dtype)
+            flat = torch.rand(shape[0] * shape[1] * shape[2] * shape[3] + 1, device="cuda").to(dtype)
+            x = flat[1:].view(shape)
+            self.assertNotEqual(x.data_ptr() % dtorch.X_ALIGNMENT, 0)
+            with torch.no_grad():
+                self.assertTrue(torch.equal(block(x), block(x.clone())), dtype)
+
     def test_works_under_autocast(self):
         for dtype in (torch.bfloat16, torch.float16):
             self.check_half(dtype, False, SMALL_SEED, (2, 16, 16, 16), autocast=True)
