@@ -51,6 +51,13 @@ std::vector<Config> covering_subset(const std::vector<Config>& space,
   return subset;
 }
 
+// ptxas serialises the wgmmas of a kernel whose other instructions touch their operand or
+// accumulator registers while they are in flight, and says so in its report (C7513-C7515,
+// "Potential Performance Loss"; bench/probes/wgmma_rsx_probe.cu's first form drew it).
+bool wgmma_serialized(const std::string& log) {
+  return log.find("wgmma.mma_async instructions are serialized") != std::string::npos;
+}
+
 // sm_80's space has no wgmma configs.
 DeviceLimits a100_limits() {
   DeviceLimits a100;
@@ -90,6 +97,8 @@ TEST(Compile, EveryConfigOfTheSpaceCompilesForSm90aAndACoveringSetForSm80) {
         const CompileResult& result = results[i];
         ASSERT_TRUE(result.ok) << config.name() << " for " << arch << ":\n" << result.log;
         EXPECT_FALSE(result.cubin.empty());
+        EXPECT_FALSE(wgmma_serialized(result.log)) << config.name() << " for " << arch << ":\n"
+                                                   << result.log;
         // From ptxas's report, or from the cubin where NVRTC's cache (with a driver) ran no ptxas.
         EXPECT_GT(result.resources.registers, 0) << result.log;
         // Spills are reported for every config; the configs expected to win (each problem's
@@ -365,6 +374,8 @@ TEST(Compile, SixteenBitWsgemmCompilesWithoutSpills) {
       const CompileResult compiled = compile_cuda(generate_kernel(problem, config).source, {});
       ASSERT_TRUE(compiled.ok) << problem.key() << " " << name << ":\n" << compiled.log;
       EXPECT_FALSE(compiled.resources.spills()) << problem.key() << " " << name;
+      EXPECT_FALSE(wgmma_serialized(compiled.log)) << problem.key() << " " << name << ":\n"
+                                                   << compiled.log;
       problem.layout = Layout::kNhwc;
       EXPECT_NE(why_illegal(problem, config, {}), "") << "NHWC: " << name;
     }
