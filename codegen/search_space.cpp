@@ -225,13 +225,17 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
   auto round_up = [](int64_t bytes, int64_t unit) { return (bytes + unit - 1) / unit * unit; };
   int64_t box_rows = 0;  // staged windows: one tensor map box for every class
   for (const auto& [kernel_rows, window_rows] : classes) box_rows = std::max(box_rows, window_rows);
+  // Staged NHWC windows: each 4-channel plane is one box of box_rows rows, 128-byte aligned.
+  const bool plane_boxes = c.param("xl") == 2 && p.layout == Layout::kNhwc;
   for (const auto& [kernel_rows, window_rows] : classes) {
     const int64_t w_bytes = w_images * kernel_rows * p.kernel.w * kc * 64 * 4;
     // 3xtf32 keeps a small-part plane beside each window's big one.
     const int64_t parts = c.math == MathMode::k3xTf32 ? 2 : 1;
-    const int64_t slot_bytes = parts * kc * window_rows * window_columns * 4;
+    const int64_t plane_pixels =
+        plane_boxes ? round_up(box_rows * window_columns, 8) : window_rows * window_columns;
+    const int64_t slot_bytes = parts * kc / 4 * plane_pixels * 16;
     int64_t bytes = round_up(128 + w_bytes + stages * slot_bytes, 128);
-    if (c.param("xl") == 2) {  // the staging ring: 32 channels in pieces, each 128-byte aligned
+    if (c.param("xl") == 2 && !plane_boxes) {  // the staging ring: 32 channels in pieces
       const int64_t piece = kc % 16 == 0 ? 16 : 8;
       // The box starts on a 16-byte boundary, the window's first column (w_lo) into it.
       const int64_t row_align = staged_row_align(p);
@@ -246,9 +250,11 @@ WsGeometry ws_geometry(const Problem& p, const Config& c) {
 // Why `c` cannot serve `p` on `device` under the Hopper family's rules; empty when it can.
 std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLimits& device) {
   if (device.sm_major != 9 || device.sm_minor != 0) return "wsgemm needs sm_90a (wgmma)";
-  if (p.layout != Layout::kNchw) return "wsgemm takes NCHW only";
+  const bool nhwc = p.layout == Layout::kNhwc;
   if (p.dtype != DType::kFloat32) {
-    // cp.async copies bytes and cannot widen them; 3xtf32 would add nothing to exact operands.
+    // cp.async copies bytes and cannot widen them, nor can staged NHWC planes (the TMA engine
+    // lands them in the slot as they are); 3xtf32 would add nothing to exact operands.
+    if (nhwc && c.param("xl") != 1) return "16-bit NHWC x comes through registers (xl1)";
     if (c.param("xl") == 0) return "16-bit x comes through registers or staged (xl1, xl2)";
     if (c.math != MathMode::kTf32) return "16-bit tensors take tf32 math (exact on them)";
   }
@@ -280,7 +286,13 @@ std::string wsgemm_why_illegal(const Problem& p, const Config& c, const DeviceLi
   if (c.param("coop") == 1 && kc == 0) return "coop1 only with W streamed";
   if (c.param("xl") > 0 && c.math != MathMode::kTf32)
     return "x windows through registers or staged are measured under tf32 only";
-  if (c.param("xl") == 2) {
+  if (c.param("xl") == 2 && nhwc) {
+    // Each plane is a box of 4 channels: 16 bytes, at a 16-byte boundary of every pixel.
+    if ((p.in_channels / p.groups) % 4 != 0) {
+      return fmt::format("xl2 in NHWC needs the channels per group to be a multiple of 4, not {}",
+                         p.in_channels / p.groups);
+    }
+  } else if (c.param("xl") == 2) {
     // The tensor map of x has rows of 16-byte multiples.
     if (p.width % staged_row_align(p) != 0)
       return fmt::format("xl2 needs the width to be a multiple of {} (16-byte rows), not {}",
@@ -507,27 +519,34 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     // registers; groups4, k4s2_leaky, stride1, stride3_k5: 11-29% faster;
     // bench/results/2026-12-03-h200-resident). Resident float32 takes cp.async first: staged
     // windows tie with it on the seed (1.225 against 1.213) and lose elsewhere.
+    // In NHWC, staged windows first too: each plane is one box that lands in place, with no
+    // transpose (unmeasured until the H200 run of Gpu.StagedNhwc...).
     const int xl = c.param("xl");
-    const int xl_order = kc > 0 || problem.dtype != DType::kFloat32 ? 2 - xl : xl;
+    const int xl_order =
+        kc > 0 || problem.dtype != DType::kFloat32 || problem.layout == Layout::kNhwc ? 2 - xl : xl;
     // mc2 (clusters) measured slower on three of the four streamed problems: last.
     return std::make_tuple(kc > 0, c.param("mc"), 1 - c.param("coop"), rs_order, kc == 16 ? 0 : 1,
                            kc > 0 ? streamed_cp_order : resident_cp_order, rp_order, st_order,
                            c.mish == MishVariant::kFast ? 0 : 1, xl_order);
   };
 
-  const Config* hopper = nullptr;
-  for (const Config& config : space) {
-    // Under fp32, wsgemm's 3xtf32 measured slower than pgemm's (4.4 vs 3.9 ms on the seed). For
-    // 16-bit NCHW tensors (x staged or through registers) it is the default too: verified on the
-    // H200 and, on the seed, 1.16 ms in bfloat16 against torch.compile's 2.26
-    // (bench/results/2026-12-03-h200-resident).
-    if (config.family != Family::kWsgemm || config.math != MathMode::kTf32) continue;
-    const bool better =
-        hopper == nullptr || (short_strips ? short_strip_rank(config) < short_strip_rank(*hopper)
-                                           : rank(config) < rank(*hopper));
-    if (better) hopper = &config;
-  }
-  if (hopper != nullptr) return *hopper;
+  // The Hopper family's first config of math `math` by the order above, if it serves the problem.
+  auto first_hopper = [&](MathMode math) -> const Config* {
+    const Config* first = nullptr;
+    for (const Config& config : space) {
+      if (config.family != Family::kWsgemm || config.math != math) continue;
+      const bool better =
+          first == nullptr || (short_strips ? short_strip_rank(config) < short_strip_rank(*first)
+                                            : rank(config) < rank(*first));
+      if (better) first = &config;
+    }
+    return first;
+  };
+  // Under fp32, wsgemm's 3xtf32 measured slower than pgemm's (4.4 vs 3.9 ms on the seed), so it
+  // comes after pgemm (below). For 16-bit NCHW tensors (x staged or through registers) the
+  // Hopper family is the default too: verified on the H200 and, on the seed, 1.16 ms in bfloat16
+  // against torch.compile's 2.26 (bench/results/2026-12-03-h200-resident).
+  if (const Config* hopper = first_hopper(MathMode::kTf32)) return *hopper;
   // Until a tuned winner exists: the configs that measured best on the seed shape
   // (bench/results/; wgmma first where the device has it), then narrower tiles that fit more
   // problems, then any tensor-core config.
@@ -549,6 +568,8 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
   for (const Config& config : space) {
     if (config.family == Family::kPgemm && config.mish == MishVariant::kExact) return config;
   }
+  // Where pgemm cannot serve a problem under fp32 (NHWC): the Hopper family's 3xtf32, not FFMA.
+  if (const Config* hopper = first_hopper(MathMode::k3xTf32)) return *hopper;
   // Otherwise the general kernel with 256 threads and the widest channel block.
   Config best = Config::from_name("direct_ffma_t256_c1_mishexact");
   for (const Config& config : space) {

@@ -7,7 +7,14 @@
 
 namespace dt {
 constexpr int RUN = 2 * SW;
-constexpr int VEC = (RUN % 4 == 0 && OW % 4 == 0) ? 4 : (RUN % 2 == 0 && OW % 2 == 0) ? 2 : 1;
+// Consecutive outputs of a row lie OW_STRIDE elements apart: in NHWC (channels_last) y a
+// pixel's channels come between them, so each is stored alone (the lanes of a warp that hold
+// consecutive channels still fill whole 32-byte sectors).
+constexpr i64 OW_STRIDE = DT_NHWC ? CO : 1;
+constexpr int VEC = DT_NHWC                         ? 1
+                    : (RUN % 4 == 0 && OW % 4 == 0) ? 4
+                    : (RUN % 2 == 0 && OW % 2 == 0) ? 2
+                                                    : 1;
 
 // One streaming store of VEC outputs (a vector of VEC elements), rounded to y's type.
 template <int COUNT>
@@ -37,15 +44,15 @@ __device__ __forceinline__ void store_vector(unsigned short* __restrict__ at, co
 }
 #endif
 
-// 2 * SW consecutive outputs of one row, from ow on (ow a multiple of RUN).
+// 2 * SW consecutive outputs of one row (`row`: its output 0), from ow on (ow a multiple of RUN).
 __device__ __forceinline__ void store_run(elem* __restrict__ row, int ow, const float (&v)[RUN]) {
   if (ow + RUN <= OW) {
 #pragma unroll
-    for (int k = 0; k < RUN; k += VEC) store_vector<VEC>(row + ow + k, v + k);
+    for (int k = 0; k < RUN; k += VEC) store_vector<VEC>(row + (ow + k) * OW_STRIDE, v + k);
   } else {
 #pragma unroll
     for (int k = 0; k < RUN; ++k)
-      if (ow + k < OW) store_vector<1>(row + ow + k, v + k);
+      if (ow + k < OW) store_vector<1>(row + (ow + k) * OW_STRIDE, v + k);
   }
 }
 }  // namespace dt

@@ -59,6 +59,7 @@
 #endif
 
 namespace dt {
+static_assert(!DT_NHWC, "pgemm reads and writes NCHW rows");
 constexpr int BN = DT_BN, RP = DT_RP, CP = DT_CP, WM = DT_WM, WN = DT_WN, KC = DT_KC;
 constexpr int WARPS = WM * WN, THREADS = 32 * WARPS;
 constexpr int TH = SH * RP, TW = SW * CP;

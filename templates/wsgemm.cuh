@@ -128,7 +128,13 @@ constexpr int XC = CP + shift_bound(SW, PW, DW, KW, true) - SHIFT_W0;  // window
 // instead cost k4s2_wide 0.26 ms of its 0.75: the TMA engine takes ~13 ns per small copy,
 // bench/results/2026-12-03-h200-tma.)
 constexpr bool STAGED = DT_XL == 2;
-constexpr int ROW_ALIGN = 16 / (int)sizeof(elem);  // elements per 16 bytes: a box row's unit
+// NHWC (channels_last) x: a pixel's channels are contiguous, which is the K-major layout itself.
+// So staged NHWC windows (PLANE_BOXES) need neither a staging ring nor a transpose: each 4-channel
+// plane of a window is one box of a tensor map of x (channel, w, h, n), which lands in the slot
+// as the K-major plane it is, and the producer only rounds it in place.
+constexpr bool PLANE_BOXES = STAGED && DT_NHWC;
+constexpr i64 CHANNEL_STRIDE = DT_NHWC ? 1 : (i64)H * W;  // elements between a pixel's channels
+constexpr int ROW_ALIGN = 16 / (int)sizeof(elem);         // elements per 16 bytes: a box row's unit
 // 32 channels' runs are staged: pieces of 16 where KC allows (k4s2_wide 0.75 ms in pieces of 16,
 // 1.05 in pieces of 8, and as slow with 8 of them in flight as with 4,
 // bench/results/2026-12-02-h200-staged).
@@ -139,13 +145,13 @@ constexpr int STAGING_DEPTH = 32 / PIECE;     // pieces in flight
 // start at multiples of CP, so every window starts SKEW columns into its box.
 constexpr int SKEW = (SHIFT_W0 % ROW_ALIGN + ROW_ALIGN) % ROW_ALIGN;
 constexpr int SXC = (SKEW + XC + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;  // staged run columns
-static_assert(!STAGED || W % ROW_ALIGN == 0, "staged rows of x are 16-byte multiples");
+static_assert(!STAGED || (DT_NHWC ? CI_PER_GROUP % 4 == 0 : W % ROW_ALIGN == 0),
+              "staged rows of x are 16-byte multiples, and NHWC planes start on them");
 static_assert(CP % ROW_ALIGN == 0, "units start on 16-byte boundaries of x's rows");
 // 16-bit x and W are exact in TF32, so one TF32 product per multiply-add is their fp32 product;
 // x is widened on its way through registers or from the staging ring (cp.async cannot convert).
-static_assert(DT_DTYPE == 0 || ((X_REGISTERS || STAGED) && !DT_MATH_3XTF32 && !DT_NHWC),
-              "16-bit tensors: NCHW, x through registers or staged, tf32 math");
-static_assert(!STAGED || !DT_NHWC, "staged rows are NCHW rows");
+static_assert(DT_DTYPE == 0 || ((X_REGISTERS || (STAGED && !DT_NHWC)) && !DT_MATH_3XTF32),
+              "16-bit tensors: x through registers (or staged NCHW rows), tf32 math");
 static_assert(CLUSTER == 1 || CLUSTER == 2, "clusters of 1 or 2 CTAs");
 static_assert(CLUSTER == 1 || DT_KC > 0, "clusters share streamed W chunks");
 constexpr int UNIT_ROWS = COOP ? 2 * RP : RP;  // phase rows per unit
@@ -214,6 +220,15 @@ __device__ __forceinline__ float w_operand(const elem* __restrict__ w, int r0, i
   return SPLIT ? v : __uint_as_float(to_tf32(v));
 }
 
+constexpr int STAGED_BARRIERS = PLANE_BOXES ? STAGES : STAGING_DEPTH;
+// One box of x serves every row class: BOX_ROWS, the most window rows of any (the rest of a
+// smaller class's are not read).
+__host__ __device__ constexpr int box_rows(int r0 = 0) {
+  const int rows = class_shift(r0, true) - class_shift(r0, false) + UNIT_ROWS;
+  return r0 + 1 < CLASSES && box_rows(r0 + 1) > rows ? box_rows(r0 + 1) : rows;
+}
+constexpr int BOX_ROWS = box_rows();
+
 // Shared memory of a CTA of class r0, declared once: W (one image, or one chunk per slot when
 // streamed) and the ring of windows. A window is the B operand, [plane][window row][window
 // column][4]: LBO the next plane, SBO 128 B, and it may start at any pixel (no swizzle:
@@ -222,25 +237,24 @@ template <int R0>
 struct Storage {
   static constexpr int XR = class_shift(R0, true) - class_shift(R0, false) + UNIT_ROWS;
   static constexpr int XPIX = XR * XC;
-  static constexpr int PLANE_FLOATS = PLANES * XPIX * 4;  // one part (big or small) of a window
-  static constexpr int SLOT = X_PARTS * PLANE_FLOATS;     // floats
+  // A plane's pixels. Where each plane is one box (PLANE_BOXES), room for BOX_ROWS rows, padded
+  // to keep every box 128-byte aligned; pixels past the class's rows are never read.
+  static constexpr int PLANE_PIX = PLANE_BOXES ? (BOX_ROWS * XC + 7) / 8 * 8 : XPIX;
+  static constexpr int ITEMS = PLANES * PLANE_PIX;     // 4-channel items of a window part
+  static constexpr int PLANE_FLOATS = ITEMS * 4;       // one part (big or small) of a window
+  static constexpr int SLOT = X_PARTS * PLANE_FLOATS;  // floats
   static constexpr int TAPS = class_taps(R0);
   static constexpr int W_FLOATS = chunk_floats(R0);
   static constexpr int W_SLOTS = STREAM_W ? STAGES : 1;
   unsigned long long full[STAGES];
   unsigned long long empty[STAGES];
-  unsigned long long staged[STAGING_DEPTH];  // (STAGED) the staging ring's pieces have landed
+  // (STAGED) the staging ring's pieces have landed, or (PLANE_BOXES) a slot's boxes have.
+  unsigned long long staged[STAGED_BARRIERS];
   alignas(128) float w[W_SLOTS][W_FLOATS];
   alignas(128) float x[STAGES][SLOT];
 };
 // With staged windows the staging ring follows: piece [channel][box row][SXC] (a tensor map box,
-// innermost first), each piece 128-byte aligned as the TMA engine requires. One box serves every
-// row class: BOX_ROWS, the most window rows of any (the rest of a smaller class's are not read).
-__host__ __device__ constexpr int box_rows(int r0 = 0) {
-  const int rows = class_shift(r0, true) - class_shift(r0, false) + UNIT_ROWS;
-  return r0 + 1 < CLASSES && box_rows(r0 + 1) > rows ? box_rows(r0 + 1) : rows;
-}
-constexpr int BOX_ROWS = box_rows();
+// innermost first), each piece 128-byte aligned as the TMA engine requires.
 template <int R0>
 struct StagedStorage {
   static constexpr int BOX_ELEMS = PIECE * BOX_ROWS * SXC;
@@ -249,7 +263,7 @@ struct StagedStorage {
   Storage<R0> ring;
   alignas(128) elem staging[STAGING_DEPTH][PIECE_ELEMS];
 };
-template <int R0, bool WITH_STAGING = STAGED>
+template <int R0, bool WITH_STAGING = STAGED && !PLANE_BOXES>
 struct SharedOf {
   using type = Storage<R0>;
 };
@@ -258,7 +272,7 @@ struct SharedOf<R0, true> {
   using type = StagedStorage<R0>;
 };
 static_assert(SXC * sizeof(elem) % 16 == 0, "staged runs stay 16-byte aligned");
-static_assert((2 * STAGES + STAGING_DEPTH) * 8 <= 128, "the barriers fit before W's alignment");
+static_assert((2 * STAGES + STAGED_BARRIERS) * 8 <= 128, "the barriers fit before W's alignment");
 static_assert(chunk_floats(0) * 4 % 128 == 0, "each W image keeps the windows 128-byte aligned");
 static_assert(sizeof(Storage<0>) % 16 == 0, "slots stay 16-byte aligned");
 
@@ -344,26 +358,27 @@ __device__ __forceinline__ WindowOrigin window_origin(const Unit& u) {
 }
 
 // Where item `item` of a window of this unit and chunk comes from: channel e of the item is
-// src + e * H * W where valid(e), and a zero elsewhere (outside the image, past the group's
-// channels, or a unit that is not live); src is a valid address either way, so a zero is chosen
-// by a select on the offset, not by a branch on the pointer, and unrolled items stay in one block.
+// src + e * CHANNEL_STRIDE where valid(e), and a zero elsewhere (outside the image, past the
+// group's channels, or a unit that is not live); src is a valid address either way, so a zero is
+// chosen by a select on the offset, not by a branch on the pointer, and unrolled items stay in one
+// block.
 struct ItemSource {
   const elem* src;
   bool inside;
   int ci;  // the item's first channel in the group
   __device__ bool valid(int e) const { return inside && ci + e < CI_PER_GROUP; }
-  __device__ const elem* at(int e) const { return src + (valid(e) ? (i64)e * H * W : 0); }
+  __device__ const elem* at(int e) const { return src + (valid(e) ? e * CHANNEL_STRIDE : 0); }
 };
 template <int R0>
 __device__ __forceinline__ ItemSource item_source(const elem* __restrict__ x, const Unit& u,
                                                   bool live, int chunk, int group, int item) {
   using S = Storage<R0>;
-  const int xc = item % XC, xr = (item / XC) % S::XR;
+  const int pixel = item % S::PLANE_PIX, xc = pixel % XC, xr = pixel / XC;
   const WindowOrigin origin = window_origin<R0>(u);
   const int ih = origin.ih0 + xr, iw = origin.iw0 + xc;
   ItemSource out;
-  out.ci = chunk * KC + item / S::XPIX * 4;
-  out.inside = live && item < PLANES * S::XPIX && ih >= 0 && ih < H && iw >= 0 && iw < W;
+  out.ci = chunk * KC + item / S::PLANE_PIX * 4;
+  out.inside = live && item < S::ITEMS && xr < S::XR && ih >= 0 && ih < H && iw >= 0 && iw < W;
   out.src = x + x_index(u.n, group * CI_PER_GROUP + min(out.ci, CI_PER_GROUP - 1),
                         out.inside ? ih : 0, out.inside ? iw : 0);
   return out;
@@ -373,7 +388,7 @@ template <int R0>
 __device__ __forceinline__ void issue_window(float* slot, const elem* __restrict__ x, const Unit& u,
                                              bool live, int chunk, int group, int tid) {
 #pragma unroll PRODUCER_UNROLL
-  for (int item = tid; item < PLANES * Storage<R0>::XPIX; item += WG_THREADS) {
+  for (int item = tid; item < Storage<R0>::ITEMS; item += WG_THREADS) {
     const ItemSource source = item_source<R0>(x, u, live, chunk, group, item);
 #pragma unroll
     for (int e = 0; e < 4; ++e)
@@ -393,13 +408,39 @@ __device__ __forceinline__ void store_item(float* slot, int item, int items, con
   }
 }
 
-// Rounds the landed window in place (after issue_window).
+// Staged NHWC windows (PLANE_BOXES): each plane of a unit's chunk is one box of the tensor map of
+// x (4 channels x XC columns x BOX_ROWS rows, innermost first, zeros outside the image and past
+// the tensor's channels), copied straight into its place in the slot; `landed` completes once all
+// have landed and every producer thread has arrived. A unit that is not live copies nothing.
 template <int R0>
-__device__ __forceinline__ void prepare_window(float* slot, int tid) {
-  constexpr int ITEMS = PLANES * Storage<R0>::XPIX;
+__device__ __forceinline__ void issue_plane_boxes(float* slot, unsigned long long* landed,
+                                                  const TensorMap* x_map, const Unit& u, bool live,
+                                                  int chunk, int group, int tid) {
+  using S = Storage<R0>;
+  if (tid == 0 && live) {
+    const WindowOrigin origin = window_origin<R0>(u);
+    mbarrier_expect_bytes(landed, PLANES * BOX_ROWS * XC * 16);
+    for (int plane = 0; plane < PLANES; ++plane)
+      tensor_copy_to_shared(slot + plane * S::PLANE_PIX * 4, x_map,
+                            group * CI_PER_GROUP + chunk * KC + 4 * plane, origin.iw0, origin.ih0,
+                            (int)u.n, landed);
+  }
+  mbarrier_arrive(landed);
+}
+
+// Rounds the landed window of chunk `chunk` in place (after issue_window or issue_plane_boxes).
+// A box's planes past the group's channels hold the next group's: zeros here, as cp.async fills.
+template <int R0>
+__device__ __forceinline__ void prepare_window(float* slot, int chunk, int tid) {
+  using S = Storage<R0>;
 #pragma unroll PRODUCER_UNROLL
-  for (int item = tid; item < ITEMS; item += WG_THREADS)
-    store_item(slot, item, ITEMS, reinterpret_cast<const float4*>(slot)[item]);
+  for (int item = tid; item < S::ITEMS; item += WG_THREADS) {
+    float4 v = reinterpret_cast<const float4*>(slot)[item];
+    if constexpr (PLANE_BOXES && CHUNKS * KC > CI_PER_GROUP) {
+      if (chunk * KC + item / S::PLANE_PIX * 4 >= CI_PER_GROUP) v = make_float4(0, 0, 0, 0);
+    }
+    store_item(slot, item, S::ITEMS, v);
+  }
 }
 
 // XL: the same items as issue_window, loaded into registers (zero outside the image and past the
@@ -409,7 +450,7 @@ __device__ __forceinline__ void prepare_window(float* slot, int tid) {
 template <int R0>
 __device__ __forceinline__ void load_window(float* slot, const elem* __restrict__ x, const Unit& u,
                                             bool live, int chunk, int group, int tid) {
-  constexpr int ITEMS = PLANES * Storage<R0>::XPIX, STEP = PRODUCER_UNROLL * WG_THREADS;
+  constexpr int ITEMS = Storage<R0>::ITEMS, STEP = PRODUCER_UNROLL * WG_THREADS;
   for (int first = tid; first < ITEMS; first += STEP) {
     float v[PRODUCER_UNROLL][4];
 #pragma unroll
@@ -455,7 +496,8 @@ template <int R0>
 __device__ __forceinline__ void transpose_piece(float* slot, const elem* buffer, const Unit& u,
                                                 bool live, int chunk, int piece, int tid) {
   using S = Storage<R0>;
-  constexpr int ITEMS = PLANES * S::XPIX, PIECE_ITEMS = PIECE / 4 * S::XPIX;
+  constexpr int ITEMS = S::ITEMS, PIECE_ITEMS = PIECE / 4 * S::XPIX;
+  static_assert(S::PLANE_PIX == S::XPIX, "staged pieces fill dense planes");
   const WindowOrigin origin = window_origin<R0>(u);
   // (Reading 4 or 8 items before storing any measured no faster: k4s2_wide 0.753 and 0.856 ms.)
 #pragma unroll PRODUCER_UNROLL
@@ -483,7 +525,7 @@ constexpr int TILES = RP * PHASES;       // accumulator tiles of a unit: (phase 
 template <int R0>
 __device__ __forceinline__ unsigned long long window_at(unsigned long long x_desc, int row, int rh,
                                                         int kh, int rw, int kw, int j) {
-  return x_desc + 2 * j * Storage<R0>::XPIX +
+  return x_desc + 2 * j * Storage<R0>::PLANE_PIX +
          (row + shift_h(rh, kh) - class_shift(R0, false)) * XC + shift_w(rw, kw) - SHIFT_W0;
 }
 
@@ -529,7 +571,7 @@ template <int R0>
 __device__ __forceinline__ void mainloop_3xtf32(float (&acc)[TILES][CP / 2], const float* w_smem,
                                                 unsigned long long x_desc, int row0, int warp,
                                                 int lane) {
-  constexpr int SMALL = PLANES * Storage<R0>::XPIX;  // the small plane, in descriptor units
+  constexpr int SMALL = Storage<R0>::ITEMS;  // the small plane, in descriptor units
   // The A fragment of lane (g, t): rows g and g + 8 of the warp's 16, K columns t and t + 4.
   const float* a_lane = w_smem + (16 * warp + lane / 4) * 4 + lane % 4;
 #pragma unroll
@@ -623,7 +665,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
   // With W streamed, this CTA's chunks in the packed image: chunk c at w_block + c * W_FLOATS.
   const float* w_block = w_packed + (STREAM_W ? blockIdx.y * BLOCK_FLOATS + class_offset(R0) : 0);
   if (threadIdx.x == 0) {
-    for (int i = 0; i < STAGING_DEPTH; ++i) mbarrier_init(&s.staged[i], WG_THREADS);
+    for (int i = 0; i < STAGED_BARRIERS; ++i) mbarrier_init(&s.staged[i], WG_THREADS);
     for (int i = 0; i < STAGES; ++i) {
       mbarrier_init(&s.full[i], WG_THREADS);
       // Every consumer thread of every CTA of the cluster frees each slot.
@@ -672,7 +714,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
     auto free_slot = [&](i64 i) {
       mbarrier_wait<(CLUSTER > 1)>(&s.empty[i % STAGES], (unsigned)((i / STAGES) & 1) ^ 1u);
     };
-    if constexpr (STAGED) {
+    if constexpr (STAGED && !PLANE_BOXES) {
       auto& staging = reinterpret_cast<StagedStorage<R0>*>(smem)->staging;
       // Pieces run over (item, piece) in order, STAGING_DEPTH of them in flight; a buffer is
       // refilled once every producer thread is done reading it (named barrier PRODUCER_SYNC).
@@ -716,11 +758,16 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
         fence_proxy_async();
         mbarrier_arrive(&s.full[slot]);
       }
-    } else {  // not instantiated for 16-bit x (cp.async copies bytes, it cannot widen them)
+    } else {  // cp.async or plane boxes: not for 16-bit x (neither can widen it)
       auto issue = [&](i64 i, int slot) {
         const i64 k = i / CHUNKS;
-        issue_window<R0>(s.x[slot], x, unit_of(strip.unit(k)), strip.live(k), (int)(i % CHUNKS),
-                         group, tid);
+        if constexpr (PLANE_BOXES) {
+          issue_plane_boxes<R0>(s.x[slot], &s.staged[slot], x_map, unit_of(strip.unit(k)),
+                                strip.live(k), (int)(i % CHUNKS), group, tid);
+        } else {
+          issue_window<R0>(s.x[slot], x, unit_of(strip.unit(k)), strip.live(k), (int)(i % CHUNKS),
+                           group, tid);
+        }
         issue_w_chunk(i, slot);
       };
       // LOOKAHEAD windows are in flight while the oldest is rounded and published; a slot is
@@ -733,8 +780,12 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
       }
       for (i64 i = 0; i < items; ++i) {
         const int slot = (int)(i % STAGES);
-        cp_async_wait<LOOKAHEAD - 1>();
-        prepare_window<R0>(s.x[slot], tid);
+        if constexpr (PLANE_BOXES) {
+          mbarrier_wait(&s.staged[slot], (unsigned)((i / STAGES) & 1));
+        } else {
+          cp_async_wait<LOOKAHEAD - 1>();
+        }
+        prepare_window<R0>(s.x[slot], (int)(i % CHUNKS), tid);
         fence_proxy_async();
         mbarrier_arrive(&s.full[slot]);
         const i64 next = i + LOOKAHEAD;
@@ -792,7 +843,7 @@ __device__ __forceinline__ void run_class(unsigned char* smem, const elem* __res
       mbarrier_wait(&s.full[slot], (unsigned)((item / STAGES) & 1));
       if (ORDER_UNITS && chunk == CHUNKS - 1)
         named_barrier_arrive<2 * WG_THREADS>(UNIT_ORDER + 1 - consumer);
-      const unsigned long long x_desc = wgmma_desc(s.x[slot], S::XPIX * 16, 128);
+      const unsigned long long x_desc = wgmma_desc(s.x[slot], S::PLANE_PIX * 16, 128);
       if constexpr (SPLIT) {
         mainloop_3xtf32<R0>(acc, s.w[0], x_desc, row0, warp, lane);
       } else {
@@ -864,10 +915,17 @@ extern "C" __device__ const int dt_shared_bytes = dt::SMEM_BYTES;
 extern "C" __device__ const int dt_workspace_bytes = (int)(dt::WORKSPACE_FLOATS * 4);
 #if DT_XL == 2
 // Staged windows take a tensor map of x as their sixth argument, which the loader encodes for
-// each x: element bytes, then x's extents and the box's, innermost first (w, h, channel, n).
+// each x: element bytes, then x's extents and the box's, innermost first as x lies in memory
+// (NCHW: w, h, channel, n; NHWC: channel, w, h, n).
+#if DT_NHWC
+extern "C" __device__ const int dt_x_tensor_map[9] = {
+    (int)sizeof(dt::elem), dt::CI, dt::W, dt::H, (int)dt::N, 4, dt::XC, dt::BOX_ROWS, 1};
+#else
 extern "C" __device__ const int dt_x_tensor_map[9] = {
     (int)sizeof(dt::elem), dt::W, dt::H, dt::CI, (int)dt::N, dt::SXC, dt::BOX_ROWS, dt::PIECE, 1};
-static_assert(dt::SXC <= 256 && dt::BOX_ROWS <= 256, "a tensor map box is at most 256 a side");
+#endif
+static_assert(dt::SXC <= 256 && dt::XC <= 256 && dt::BOX_ROWS <= 256,
+              "a tensor map box is at most 256 a side");
 #endif
 
 extern "C" __global__ void __launch_bounds__(dt::THREADS, 1)

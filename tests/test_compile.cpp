@@ -156,13 +156,19 @@ TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
   // 16-bit x (the staging ring holds x's own type), for k3 s2, whose two row classes span
   // different window rows (one tensor map box serves both), and with W resident (40 channels:
   // the whole window in pieces of 8).
-  for (const auto& [dtype, kernel, channels] :
-       {std::tuple{DType::kFloat32, 4, 300}, std::tuple{DType::kBFloat16, 4, 300},
-        std::tuple{DType::kFloat32, 3, 300}, std::tuple{DType::kFloat32, 3, 40}}) {
+  // In NHWC each plane is a box of its own, padded to 128-byte multiples (float32 only).
+  for (const auto& [dtype, kernel, channels, layout] :
+       {std::tuple{DType::kFloat32, 4, 300, Layout::kNchw},
+        std::tuple{DType::kBFloat16, 4, 300, Layout::kNchw},
+        std::tuple{DType::kFloat32, 3, 300, Layout::kNchw},
+        std::tuple{DType::kFloat32, 3, 40, Layout::kNchw},
+        std::tuple{DType::kFloat32, 4, 300, Layout::kNhwc},
+        std::tuple{DType::kFloat32, 3, 40, Layout::kNhwc}}) {
     Problem problem = Problem::from_json(nlohmann::json::parse(
         R"({"batch": 1, "in_channels": 300, "out_channels": 72, "height": 9, "width": 24,
             "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
     problem.dtype = dtype;
+    problem.layout = layout;
     problem.kernel = {kernel, kernel};
     problem.in_channels = channels;
     std::vector<Config> staged;
@@ -249,6 +255,37 @@ TEST(Compile, StagedWindowsCopyEachPieceAsOneTensorMapBox) {
             std::string::npos);
 }
 
+// Staged NHWC windows: a pixel's channels are contiguous, the K-major layout the tensor cores
+// read, so each 4-channel plane of a window is one box of a tensor map over (channel, w, h, n)
+// that lands in its slot as it is: no staging ring, no per-element copies.
+TEST(Compile, StagedNhwcWindowsLandEachPlaneAsOneBoxInItsSlot) {
+  Problem problem = Problem::from_json(nlohmann::json::parse(
+      R"({"batch": 2, "in_channels": 256, "out_channels": 128, "height": 12, "width": 21,
+          "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
+  problem.layout = Layout::kNhwc;
+  const Config config =
+      Config::from_name("wsgemm_tf32_cp16_rp2_st3_rs1_kc16_coop1_mc1_xl2_mishexact");
+  ASSERT_EQ(why_illegal(problem, config, {}), "");
+  const GeneratedKernel kernel = generate_kernel(problem, config);
+  CompileOptions options;
+  options.arch = "compute_90a";
+  options.want_ptx = true;
+  const CompileResult compiled = compile_cuda(kernel.source, options);
+  ASSERT_TRUE(compiled.ok) << compiled.log;
+  EXPECT_EQ(kernel_shared_bytes(compiled.ptx), static_cast<int>(kernel.launch.shared_bytes));
+  EXPECT_NE(compiled.ptx.find("cp.async.bulk.tensor.4d"), std::string::npos);
+  EXPECT_EQ(compiled.ptx.find("cp.async.ca.shared"), std::string::npos) << "no per-element copy";
+  // 4-byte elements; x 256 x 21 x 12 x 2 (channel, w, h, n); box: 4 channels, cp16 + 2 shift
+  // columns, 2 * rp2 + 1 window rows, one image.
+  std::string stated = "dt_x_tensor_map[36] = {";
+  for (int value : {4, 256, 21, 12, 2, 4, 18, 5, 1}) {
+    for (int byte = 0; byte < 4; ++byte)
+      stated += std::to_string((value >> (8 * byte)) & 255) + ", ";
+  }
+  stated.resize(stated.size() - std::string("0, 0, 0, ").size() - 2);
+  EXPECT_NE(compiled.ptx.find(stated + "}"), std::string::npos) << stated;
+}
+
 // The consumers' unit order (templates/wsgemm.cuh, ORDER_UNITS): where the two consumer
 // warpgroups alternate units of streamed W, one named barrier per direction between them (each
 // consumer arrives once and waits once per unit); none with W resident, where in-order arrivals
@@ -283,9 +320,9 @@ TEST(Compile, ConsumersOrderUnitsOnlyWhereTheyAlternateStreamedUnits) {
   }
 }
 
-// Every (dtype, layout) of two odd problems: only the general kernel serves them (the tensor-core
-// families say why not), and each of its configs compiles for sm_90a (the default for sm_80 too)
-// without spills, as does the float64 reference of the same variant.
+// Every (dtype, layout) of two odd problems: only the general kernel and the Hopper family serve
+// them (pgemm says why not), and each config of the general kernel compiles for sm_90a (the default
+// for sm_80 too) without spills, as does the float64 reference of the same variant.
 TEST(Compile, GeneralKernelOfEveryDtypeAndLayoutCompilesWithoutSpills) {
   const std::vector<Problem> shapes = {compile_problems()[2], compile_problems()[3]};
   for (const Problem& shape : shapes) {
@@ -303,18 +340,21 @@ TEST(Compile, GeneralKernelOfEveryDtypeAndLayoutCompilesWithoutSpills) {
         }
         ASSERT_FALSE(direct.empty());
         if (!float32_nchw) {
-          // Besides the general kernel only wsgemm serves other types, and only 16-bit NCHW:
-          // x through registers or staged (cp.async cannot widen), TF32 math (exact on 16-bit
-          // values).
+          // Besides the general kernel only wsgemm serves other types and layouts. 16-bit x
+          // comes through registers, or staged as NCHW rows (cp.async and NHWC planes land x as
+          // it is, unwidened), under TF32 math (exact on 16-bit values).
+          bool hopper = false;
           for (const Config& config : space) {
             if (config.family == Family::kDirect) continue;
+            hopper = true;
             EXPECT_EQ(config.family, Family::kWsgemm) << config.name();
-            EXPECT_EQ(layout, Layout::kNchw) << config.name();
+            if (dtype == DType::kFloat32) continue;
+            EXPECT_EQ(config.param("xl"), layout == Layout::kNchw ? config.param("xl") : 1)
+                << config.name();
             EXPECT_NE(config.param("xl"), 0) << config.name();
             EXPECT_EQ(config.math, MathMode::kTf32) << config.name();
           }
-          EXPECT_EQ(default_config(problem).family,
-                    layout == Layout::kNchw ? Family::kWsgemm : Family::kDirect)
+          EXPECT_EQ(default_config(problem).family == Family::kWsgemm, hopper)
               << "the Hopper family is the default wherever it serves the problem";
           Problem float32 = shape;
           for (const Config& config : enumerate_space(float32)) {
@@ -355,8 +395,9 @@ TEST(Compile, GeneralKernelOfEveryDtypeAndLayoutCompilesWithoutSpills) {
   }
 }
 
-// The Hopper family on 16-bit NCHW tensors: the xl1 sibling of each float32 default (W resident
-// and W streamed), in bfloat16 and float16, compiles for sm_90a without spills.
+// The Hopper family on 16-bit tensors: the xl1 sibling of each float32 default (W resident and W
+// streamed), in bfloat16 and float16, NCHW and NHWC, compiles for sm_90a without spills; in NHWC
+// its staged sibling is refused (the boxes would land 16-bit planes the TF32 wgmmas cannot read).
 TEST(Compile, SixteenBitWsgemmCompilesWithoutSpills) {
   Problem streamed = compile_problems()[1];
   streamed.in_channels = 256;
@@ -368,17 +409,24 @@ TEST(Compile, SixteenBitWsgemmCompilesWithoutSpills) {
     // The float32 default's geometry with x through registers (its own xl may be 0 or 2).
     name = std::regex_replace(name, std::regex("_xl[0-9]_"), "_xl1_");
     for (DType dtype : {DType::kBFloat16, DType::kFloat16}) {
-      Problem problem = shape;
-      problem.dtype = dtype;
-      const Config config = Config::from_name(name);
-      ASSERT_EQ(why_illegal(problem, config, {}), "") << problem.key() << " " << name;
-      const CompileResult compiled = compile_cuda(generate_kernel(problem, config).source, {});
-      ASSERT_TRUE(compiled.ok) << problem.key() << " " << name << ":\n" << compiled.log;
-      EXPECT_FALSE(compiled.resources.spills()) << problem.key() << " " << name;
-      EXPECT_FALSE(wgmma_serialized(compiled.log)) << problem.key() << " " << name << ":\n"
-                                                   << compiled.log;
-      problem.layout = Layout::kNhwc;
-      EXPECT_NE(why_illegal(problem, config, {}), "") << "NHWC: " << name;
+      for (Layout layout : {Layout::kNchw, Layout::kNhwc}) {
+        Problem problem = shape;
+        problem.dtype = dtype;
+        problem.layout = layout;
+        const Config config = Config::from_name(name);
+        ASSERT_EQ(why_illegal(problem, config, {}), "") << problem.key() << " " << name;
+        const CompileResult compiled = compile_cuda(generate_kernel(problem, config).source, {});
+        ASSERT_TRUE(compiled.ok) << problem.key() << " " << name << ":\n" << compiled.log;
+        EXPECT_FALSE(compiled.resources.spills()) << problem.key() << " " << name;
+        EXPECT_FALSE(wgmma_serialized(compiled.log)) << problem.key() << " " << name << ":\n"
+                                                     << compiled.log;
+        if (layout == Layout::kNhwc) {
+          const Config staged =
+              Config::from_name(std::regex_replace(name, std::regex("_xl1_"), "_xl2_"));
+          EXPECT_NE(why_illegal(problem, staged, {}).find("registers (xl1)"), std::string::npos)
+              << why_illegal(problem, staged, {});
+        }
+      }
     }
   }
 }
