@@ -520,7 +520,9 @@ Config default_config(const Problem& problem, const DeviceLimits& device) {
     // bench/results/2026-12-03-h200-resident). Resident float32 takes cp.async first: staged
     // windows tie with it on the seed (1.225 against 1.213) and lose elsewhere.
     // In NHWC, staged windows first too: each plane is one box that lands in place, with no
-    // transpose (unmeasured until the H200 run of Gpu.StagedNhwc...).
+    // transpose (the seed 1.136 ms against 2.08 by cp.async and 2.36 through registers; stride1,
+    // groups4, k4s2_leaky 0.80, 0.67, 0.59 against 2.01, 1.01, 1.86 at best otherwise;
+    // bench/results/2026-12-03-h200-nhwc).
     const int xl = c.param("xl");
     const int xl_order =
         kc > 0 || problem.dtype != DType::kFloat32 || problem.layout == Layout::kNhwc ? 2 - xl : xl;

@@ -207,19 +207,19 @@ TEST(Gpu, ChannelsLastHopperKernelsMatchTheReference) {
   REQUIRE_GPU();
   struct Case {
     const char* spec;
-    int step;
+    int step;  // every step-th config; not a multiple of 3, the x paths' count (the last knob)
   };
   for (const Case& c : {
            Case{R"({"batch": 3, "in_channels": 40, "out_channels": 72, "height": 7, "width": 23,
                     "kernel_size": 3, "stride": 2, "padding": 1, "output_padding": 1,
                     "epilogue": "mish,add:0.5,hardtanh:-1:1,mul:2"})",
-                3},
+                2},
            Case{R"({"batch": 2, "in_channels": 48, "out_channels": 40, "height": 9, "width": 21,
                     "kernel_size": 4, "stride": 2, "padding": 1, "epilogue": "leaky_relu:0.2"})",
-                3},
+                2},
            Case{R"({"batch": 2, "in_channels": 296, "out_channels": 72, "height": 9, "width": 19,
                     "kernel_size": 4, "stride": 2, "padding": 1, "groups": 2})",
-                4},
+                5},
        }) {
     Problem problem = Problem::from_json(nlohmann::json::parse(c.spec));
     problem.layout = Layout::kNhwc;
