@@ -128,6 +128,28 @@ int kernel_shared_bytes(const std::string& ptx) {
   return std::stoi(ptx.substr(at + marker.size()));
 }
 
+// How PTX spells the module's statement of its tensor map of x (dt_x_tensor_map: element bytes,
+// x's extents, the box): the ints' little-endian bytes, trailing zeros left out.
+std::string stated_tensor_map(std::initializer_list<int> values) {
+  std::string stated = "dt_x_tensor_map[36] = {";
+  for (int value : values) {
+    for (int byte = 0; byte < 4; ++byte)
+      stated += std::to_string((value >> (8 * byte)) & 255) + ", ";
+  }
+  stated.resize(stated.size() - std::string("0, 0, 0, ").size() - 2);
+  return stated + "}";
+}
+
+// The PTX of `config`'s kernel for `problem` (compute_90a: no ptxas run needed).
+std::string kernel_ptx(const Problem& problem, const Config& config) {
+  CompileOptions options;
+  options.arch = "compute_90a";
+  options.want_ptx = true;
+  const CompileResult compiled = compile_cuda(generate_kernel(problem, config).source, options);
+  EXPECT_TRUE(compiled.ok) << compiled.log;
+  return compiled.ptx;
+}
+
 TEST(Compile, HostTileGeometryAgreesWithTheKernelsSharedMemory) {
   std::vector<Problem> problems = compile_problems();
   // Strides, paddings and dilations that move the phase shifts both ways, including pad > k.
@@ -223,19 +245,11 @@ TEST(Compile, StagedWindowsCopyEachPieceAsOneTensorMapBox) {
   const Problem problem = Problem::from_json(nlohmann::json::parse(
       R"({"batch": 2, "in_channels": 256, "out_channels": 128, "height": 12, "width": 20,
           "kernel_size": 4, "stride": 2, "padding": 1, "precision": "tf32"})"));
-  const Config config =
-      Config::from_name("wsgemm_tf32_cp16_rp2_st3_rs1_kc16_coop1_mc1_xl2_mishexact");
-  const GeneratedKernel kernel = generate_kernel(problem, config);
-  CompileOptions options;
-  options.arch = "compute_90a";
-  options.want_ptx = true;
-  const CompileResult compiled = compile_cuda(kernel.source, options);
-  ASSERT_TRUE(compiled.ok) << compiled.log;
+  const std::string ptx = kernel_ptx(
+      problem, Config::from_name("wsgemm_tf32_cp16_rp2_st3_rs1_kc16_coop1_mc1_xl2_mishexact"));
   auto count = [&](const std::string& text) {
     int n = 0;
-    for (size_t at = compiled.ptx.find(text); at != std::string::npos;
-         at = compiled.ptx.find(text, at + 1))
-      ++n;
+    for (size_t at = ptx.find(text); at != std::string::npos; at = ptx.find(text, at + 1)) ++n;
     return n;
   };
   EXPECT_EQ(count("cp.async.bulk.tensor.4d"), 2 * 2) << "one per row class, at two call sites";
@@ -243,17 +257,10 @@ TEST(Compile, StagedWindowsCopyEachPieceAsOneTensorMapBox) {
   EXPECT_EQ(count("cp.async.bulk.shared::cluster.global"), 2);
   // 4-byte elements; x 20 x 12 x 256 x 2; box: 3 columns of skew (the window's first column,
   // -1, is 3 past the 16-byte boundary at -4) + cp16 + 2 shift columns, rounded to 4 floats (24),
-  // 2 * rp2 + 1 window rows (5), 16 channels, one image. (PTX spells the ints' little-endian
-  // bytes and leaves out trailing zeros.)
-  std::string stated = "dt_x_tensor_map[36] = {";
-  for (int value : {4, 20, 12, 256, 2, 24, 5, 16, 1}) {
-    for (int byte = 0; byte < 4; ++byte)
-      stated += std::to_string((value >> (8 * byte)) & 255) + ", ";
-  }
-  stated.resize(stated.size() - std::string("0, 0, 0, ").size() - 2);
-  EXPECT_NE(compiled.ptx.find(stated + "}"), std::string::npos) << stated;
-  EXPECT_NE(compiled.ptx.find(".param .align 64 .b8 deconv_wsgemm_param_5[128]"),
-            std::string::npos);
+  // 2 * rp2 + 1 window rows (5), 16 channels, one image.
+  const std::string stated = stated_tensor_map({4, 20, 12, 256, 2, 24, 5, 16, 1});
+  EXPECT_NE(ptx.find(stated), std::string::npos) << stated;
+  EXPECT_NE(ptx.find(".param .align 64 .b8 deconv_wsgemm_param_5[128]"), std::string::npos);
 }
 
 // Staged NHWC windows: a pixel's channels are contiguous, the K-major layout the tensor cores
@@ -267,24 +274,15 @@ TEST(Compile, StagedNhwcWindowsLandEachPlaneAsOneBoxInItsSlot) {
   const Config config =
       Config::from_name("wsgemm_tf32_cp16_rp2_st3_rs1_kc16_coop1_mc1_xl2_mishexact");
   ASSERT_EQ(why_illegal(problem, config, {}), "");
-  const GeneratedKernel kernel = generate_kernel(problem, config);
-  CompileOptions options;
-  options.arch = "compute_90a";
-  options.want_ptx = true;
-  const CompileResult compiled = compile_cuda(kernel.source, options);
-  ASSERT_TRUE(compiled.ok) << compiled.log;
-  EXPECT_EQ(kernel_shared_bytes(compiled.ptx), static_cast<int>(kernel.launch.shared_bytes));
-  EXPECT_NE(compiled.ptx.find("cp.async.bulk.tensor.4d"), std::string::npos);
-  EXPECT_EQ(compiled.ptx.find("cp.async.ca.shared"), std::string::npos) << "no per-element copy";
+  const std::string ptx = kernel_ptx(problem, config);
+  EXPECT_EQ(kernel_shared_bytes(ptx),
+            static_cast<int>(generate_kernel(problem, config).launch.shared_bytes));
+  EXPECT_NE(ptx.find("cp.async.bulk.tensor.4d"), std::string::npos);
+  EXPECT_EQ(ptx.find("cp.async.ca.shared"), std::string::npos) << "no per-element copy";
   // 4-byte elements; x 256 x 21 x 12 x 2 (channel, w, h, n); box: 4 channels, cp16 + 2 shift
   // columns, 2 * rp2 + 1 window rows, one image.
-  std::string stated = "dt_x_tensor_map[36] = {";
-  for (int value : {4, 256, 21, 12, 2, 4, 18, 5, 1}) {
-    for (int byte = 0; byte < 4; ++byte)
-      stated += std::to_string((value >> (8 * byte)) & 255) + ", ";
-  }
-  stated.resize(stated.size() - std::string("0, 0, 0, ").size() - 2);
-  EXPECT_NE(compiled.ptx.find(stated + "}"), std::string::npos) << stated;
+  const std::string stated = stated_tensor_map({4, 256, 21, 12, 2, 4, 18, 5, 1});
+  EXPECT_NE(ptx.find(stated), std::string::npos) << stated;
 }
 
 // The consumers' unit order (templates/wsgemm.cuh, ORDER_UNITS): where the two consumer

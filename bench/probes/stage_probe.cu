@@ -59,23 +59,11 @@ int main(int argc, char** argv) {
   // module states (trial/benchmark.cpp).
   dt::TensorMap x_map;
   {
-    using Encode =
-        CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                     const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                     CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-    void* entry = nullptr;
-    cudaDriverEntryPointQueryResult found;
-    CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000,
-                                           cudaEnableDefault, &found));
     const cuuint64_t extents[4] = {(cuuint64_t)W, (cuuint64_t)H, (cuuint64_t)CI, (cuuint64_t)N};
     const cuuint64_t strides[3] = {W * 4ull, W * H * 4ull, W * H * CI * 4ull};
     const cuuint32_t box[4] = {(cuuint32_t)SXC, (cuuint32_t)BOX_ROWS, (cuuint32_t)PIECE, 1};
-    const cuuint32_t unit[4] = {1, 1, 1, 1};
-    if (reinterpret_cast<Encode>(entry)(
-            reinterpret_cast<CUtensorMap*>(&x_map), CU_TENSOR_MAP_DATA_TYPE_FLOAT32, 4, x, extents,
-            strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_NONE,
-            CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) != CUDA_SUCCESS) {
+    if (encode_tensor_map(&x_map, CU_TENSOR_MAP_DATA_TYPE_FLOAT32, x, extents, strides, box,
+                          CU_TENSOR_MAP_SWIZZLE_NONE) != CUDA_SUCCESS) {
       std::printf("cuTensorMapEncodeTiled failed\n");
       return 1;
     }

@@ -97,14 +97,6 @@ static unsigned short to16(float f, bool bf16) {
 }
 
 int main(int argc, char** argv) {
-  using Encode =
-      CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                   const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                   CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-  void* entry = nullptr;
-  cudaDriverEntryPointQueryResult found;
-  CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &entry, 12000, cudaEnableDefault,
-                                         &found));
   int failures = 0;
   for (int bf16 = 1; bf16 >= 0; --bf16) {
     std::vector<unsigned short> x(N * C * H * W), w(W_ELEMS);
@@ -127,12 +119,10 @@ int main(int argc, char** argv) {
     const cuuint64_t extents[4] = {W, C, H, N};
     const cuuint64_t strides[3] = {(cuuint64_t)H * W * 2, (cuuint64_t)W * 2,
                                    (cuuint64_t)C * H * W * 2};
-    const cuuint32_t box[4] = {PIX, KB, ROWS, 1}, unit[4] = {1, 1, 1, 1};
+    const cuuint32_t box[4] = {PIX, KB, ROWS, 1};
     dt::TensorMap map;
-    const CUresult encoded = reinterpret_cast<Encode>(entry)(
-        reinterpret_cast<CUtensorMap*>(&map), CU_TENSOR_MAP_DATA_TYPE_UINT16, 4, x_d, extents,
-        strides, box, unit, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-        CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+    const CUresult encoded = encode_tensor_map(&map, CU_TENSOR_MAP_DATA_TYPE_UINT16, x_d, extents,
+                                               strides, box, CU_TENSOR_MAP_SWIZZLE_128B);
     std::printf("%s: encode (w, c, h, n) with a 128-byte swizzle: %d\n", bf16 ? "bf16" : "fp16",
                 (int)encoded);
     if (encoded != CUDA_SUCCESS) return 1;
