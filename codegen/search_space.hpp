@@ -35,8 +35,8 @@ struct FamilySpec {
   std::string kernel_name;
   std::vector<MathMode> maths;
   std::vector<ParamSpec> params;
-  // The tensor-core templates read and write float32 NCHW only, so far; the general kernel serves
-  // every data type and layout.
+  // True for a family whose template reads and writes float32 NCHW only (pgemm); the general
+  // kernel and wsgemm serve other data types and layouts, wsgemm by rules of its own.
   bool float32_nchw_only = true;
   // Empty when `config` is legal for the problem and device, else the rule it breaks.
   std::function<std::string(const Problem&, const Config&, const DeviceLimits&)> why_illegal;
