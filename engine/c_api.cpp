@@ -146,6 +146,13 @@ deconvtune_status deconvtune_plan_output_shape(const deconvtune_plan* plan, int6
   return DECONVTUNE_OK;
 }
 
+deconvtune_status deconvtune_plan_x_alignment(const deconvtune_plan* plan, int64_t* bytes) {
+  if (plan == nullptr) return null_argument("deconvtune_plan_x_alignment", "plan");
+  if (bytes == nullptr) return null_argument("deconvtune_plan_x_alignment", "bytes");
+  *bytes = plan->plan.x_alignment();
+  return DECONVTUNE_OK;
+}
+
 const char* deconvtune_plan_config(const deconvtune_plan* plan) {
   return plan ? plan->plan.config_name().c_str() : nullptr;
 }

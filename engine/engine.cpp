@@ -252,6 +252,7 @@ const std::string& Plan::problem_key() const {
 std::array<int64_t, 4> Plan::output_shape() const {
   return state_ ? state_->output_shape : std::array<int64_t, 4>{};
 }
+int64_t Plan::x_alignment() const { return state_ ? static_cast<int64_t>(state_->x_alignment) : 0; }
 int Plan::device() const { return state_ ? state_->ordinal : -1; }
 
 struct Engine::Impl {

@@ -355,7 +355,8 @@ TEST(ApiGpu, PlansMatchTheFloat64Reference) {
   nobias.bias = false;
   nobias.epilogue = "gelu,add:0.1,clamp:-0.5:1.5";
   specs.push_back(nobias);
-  // 16-bit and channels_last: the general kernel, its x, w and bias of 2-byte alignment.
+  // 16-bit and channels_last (the general kernel or the Hopper family; 16-bit x, w and bias of
+  // 2-byte alignment where the kernel reads no 16-byte vector of x).
   for (auto [dtype, layout] :
        {std::pair{deconvtune::DataType::kBFloat16, deconvtune::MemoryLayout::kNchw},
         {deconvtune::DataType::kFloat16, deconvtune::MemoryLayout::kNhwc},
@@ -372,6 +373,11 @@ TEST(ApiGpu, PlansMatchTheFloat64Reference) {
     for (const ProblemSpec& spec : specs) {
       Plan plan = engine.plan(spec);
       EXPECT_EQ(plan.source(), "rule");  // an empty DB
+      // Staged windows (xl2) read x in tensor map boxes; every other kernel one element at least.
+      const int64_t element = spec.dtype == deconvtune::DataType::kFloat32 ? 4 : 2;
+      EXPECT_EQ(plan.x_alignment(),
+                plan.config_name().find("_xl2_") != std::string::npos ? 16 : element)
+          << plan.config_name();
       expect_correct(plan, spec, precision);
     }
   }

@@ -70,6 +70,9 @@ int main(int argc, char** argv) {
               DECONVTUNE_ERROR_INVALID_ARGUMENT, "plan is NULL");
   CHECK_ERROR(deconvtune_plan_output_shape(NULL, NULL), DECONVTUNE_ERROR_INVALID_ARGUMENT,
               "plan is NULL");
+  int64_t x_alignment = 0;
+  CHECK_ERROR(deconvtune_plan_x_alignment(NULL, &x_alignment), DECONVTUNE_ERROR_INVALID_ARGUMENT,
+              "plan is NULL");
   CHECK(deconvtune_plan_config(NULL) == NULL);
   deconvtune_engine_destroy(NULL);
   deconvtune_plan_destroy(NULL);
@@ -150,6 +153,10 @@ int main(int argc, char** argv) {
       int64_t shape[4] = {0, 0, 0, 0};
       CHECK(deconvtune_plan_output_shape(plan, shape) == DECONVTUNE_OK);
       CHECK(shape[0] == 2 && shape[1] == 8 && shape[2] == 16 && shape[3] == 16);
+      CHECK_ERROR(deconvtune_plan_x_alignment(plan, NULL), DECONVTUNE_ERROR_INVALID_ARGUMENT,
+                  "bytes is NULL");
+      CHECK(deconvtune_plan_x_alignment(plan, &x_alignment) == DECONVTUNE_OK);
+      CHECK(x_alignment == 4 || x_alignment == 16); /* float32: one element or 16 bytes */
       CHECK(strlen(deconvtune_plan_config(plan)) > 0);
       CHECK(strcmp(deconvtune_plan_source(plan), "rule") == 0);
       CHECK(strstr(deconvtune_plan_problem_key(plan), "convT2d:n2:ci8:co8") != NULL);

@@ -122,6 +122,11 @@ DECONVTUNE_API deconvtune_status deconvtune_plan_run(const deconvtune_plan* plan
 /* The problem's output shape [N, C_out, H_out, W_out] (logical, in either layout). */
 DECONVTUNE_API deconvtune_status deconvtune_plan_output_shape(const deconvtune_plan* plan,
                                                               int64_t shape[4]);
+/* The byte alignment deconvtune_plan_run requires of x (its kernel's widest read of x: 16 for
+ * 16-byte vectors or tensor map boxes, else one element); a caller with an x that starts
+ * elsewhere copies it to an aligned buffer first. */
+DECONVTUNE_API deconvtune_status deconvtune_plan_x_alignment(const deconvtune_plan* plan,
+                                                             int64_t* bytes);
 /* Text owned by the plan: the kernel config's name, where it came from ("tuned", "tuned-now",
  * "nearest:<problem key>", optionally followed by " (tuned on <GPU>, same arch and SM count)",
  * "rule"), and the problem's canonical key. NULL for a NULL plan. */

@@ -136,6 +136,9 @@ class DECONVTUNE_API Plan {
   const std::string& problem_key() const;
   // [N, C_out, H_out, W_out], the logical shape in either layout (as torch's .shape).
   std::array<int64_t, 4> output_shape() const;
+  // The byte alignment run() requires of x: its kernel's widest read of x (16 where it reads x in
+  // 16-byte vectors or tensor map boxes, else one element). 0 for an empty plan.
+  int64_t x_alignment() const;
   int device() const;
 
  private:

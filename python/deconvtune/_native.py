@@ -100,6 +100,7 @@ def _declare(lib):
         "deconvtune_plan_run": (c_status, [plan_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                            ctypes.c_void_p, ctypes.c_void_p]),
         "deconvtune_plan_output_shape": (c_status, [plan_p, ctypes.POINTER(ctypes.c_int64)]),
+        "deconvtune_plan_x_alignment": (c_status, [plan_p, ctypes.POINTER(ctypes.c_int64)]),
         "deconvtune_plan_config": (ctypes.c_char_p, [plan_p]),
         "deconvtune_plan_source": (ctypes.c_char_p, [plan_p]),
         "deconvtune_plan_problem_key": (ctypes.c_char_p, [plan_p]),
@@ -174,6 +175,9 @@ class Plan:
         shape = (ctypes.c_int64 * 4)()
         _check(lib.deconvtune_plan_output_shape(self._handle, shape))
         self.output_shape = tuple(shape)
+        alignment = ctypes.c_int64()
+        _check(lib.deconvtune_plan_x_alignment(self._handle, ctypes.byref(alignment)))
+        self.x_alignment = alignment.value  # bytes: run() refuses an x that starts elsewhere
 
     def run(self, x, w, bias, y, stream=0):
         """Enqueues the kernel on `stream` (a CUstream/cudaStream_t as an int; 0: the legacy

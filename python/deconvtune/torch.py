@@ -181,10 +181,6 @@ def _output_size(size, kernel_size, stride, padding, output_padding, dilation):
 
 # The tensor dtypes the kernels take, by the problem's "dtype" names (torch's own).
 DTYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
-# The widest read of x any kernel makes, a 16-byte vector or tensor map box (the library's
-# pointer_alignment, codegen/search_space.cpp); its Plan.run refuses an x aligned to less.
-X_ALIGNMENT = 16
-
 
 def _layout(x):
     """The problem's "layout" of a 4-D x: NCHW when contiguous (also where both forms hold, as for
@@ -303,14 +299,14 @@ def _forward(x, weight, bias, stride, padding, output_padding, groups, dilation,
     # The kernels read W as [C_in, C_out/groups, kH, kW] contiguous; model.to(memory_format=
     # torch.channels_last) makes it channels_last, and a copy of W is small beside x and y.
     weight = weight.contiguous()
-    # A contiguous view may start anywhere in its allocation (a flat buffer's slices do); staged
-    # kernels read x in 16-byte tensor map boxes, so such an x is copied to a fresh, aligned one.
-    if x.data_ptr() % X_ALIGNMENT:
-        x = x.clone(memory_format=_memory_format(layout))
     problem = _problem(tuple(x.shape), tuple(weight.shape), bias is not None, tuple(stride), tuple(padding),
                        tuple(output_padding), groups, tuple(dilation), epilogue, _resolve_precision(precision),
                        DTYPES[x.dtype], layout)
     plan = _plan(x.device.index, problem, db_path, on_miss)
+    # A contiguous view may start anywhere in its allocation (a flat buffer's slices do); staged
+    # kernels read x in 16-byte tensor map boxes, so such an x is copied to a fresh, aligned one.
+    if x.data_ptr() % plan.x_alignment:
+        x = x.clone(memory_format=_memory_format(layout))
     y = torch.empty(plan.output_shape, dtype=x.dtype, device=x.device, memory_format=_memory_format(layout))
     stream = torch.cuda.current_stream(x.device).cuda_stream
     plan.run(x.data_ptr(), weight.data_ptr(), 0 if bias is None else bias.data_ptr(), y.data_ptr(), stream)

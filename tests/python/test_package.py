@@ -115,6 +115,7 @@ class Library(unittest.TestCase):
             else:
                 plan = engine.plan(SMALL)
                 self.assertEqual(plan.output_shape, (1, 4, 16, 16))
+                self.assertIn(plan.x_alignment, (4, 16))  # float32: one element or a 16-byte read
                 self.assertEqual(plan.source, "rule")
 
 

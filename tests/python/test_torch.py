@@ -589,7 +589,7 @@ class Gpu(unittest.TestCase):
             block = dtorch.ConvTranspose2dEpilogue.from_model(model, precision="tf32").to(dtype)
             flat = torch.rand(shape[0] * shape[1] * shape[2] * shape[3] + 1, device="cuda").to(dtype)
             x = flat[1:].view(shape)
-            self.assertNotEqual(x.data_ptr() % dtorch.X_ALIGNMENT, 0)
+            self.assertNotEqual(x.data_ptr() % 16, 0)  # not where a 16-byte box may start
             with torch.no_grad():
                 self.assertTrue(torch.equal(block(x), block(x.clone())), dtype)
 
