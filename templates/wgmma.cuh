@@ -195,41 +195,4 @@ __device__ __forceinline__ void wgmma_rs_tf32(float* d, const unsigned (&a)[4],
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b_desc), "r"((unsigned)accumulate));
   }
 }
-// The 128-byte-swizzled layout of a 16-bit MN-major operand, as a TMA box with a 128-byte
-// swizzle lands it: atoms of 8 K rows x 128 bytes (64 MN elements), 1024 bytes, 1024-aligned.
-// LBO: the distance between atoms along MN (read only where N > 64), SBO: between the atoms of
-// consecutive 8-row K groups. Layout type 1 (bits 62-63): 128-byte swizzle.
-__device__ __forceinline__ unsigned long long wgmma_desc_mn_sw128(const void* start,
-                                                                  unsigned lbo_bytes,
-                                                                  unsigned sbo_bytes) {
-  return wgmma_desc(static_cast<const float*>(start), lbo_bytes, sbo_bytes) | (1ull << 62);
-}
-
-// d (32 accumulators, the fragment order above) = A (64 x 16, K-major, no swizzle, at a_desc) x
-// B (16 x 64 at b_desc, MN-major: the transposed operand only 16-bit wgmma can read) +
-// (accumulate ? d : 0), in fp32; BF16 chooses bfloat16 operands, else float16.
-template <bool BF16>
-__device__ __forceinline__ void wgmma_ss_16bit_n64_mn_b(float* d, unsigned long long a_desc,
-                                                        unsigned long long b_desc,
-                                                        bool accumulate) {
-#define DT_WGMMA_16BIT(TYPE)                                                                       \
-  asm volatile(                                                                                    \
-      "{ .reg .pred p; setp.ne.b32 p, %34, 0;\n"                                                   \
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE                                  \
-      " "                                                                                          \
-      "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%"   \
-      "24,%25,%26,%27,%28,%29,%30,%31}, %32, %33, p, 1, 1, 0, 1; }"                                \
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),        \
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),    \
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), \
-        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), \
-        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])                                         \
-      : "l"(a_desc), "l"(b_desc), "r"((unsigned)accumulate))
-  if constexpr (BF16) {
-    DT_WGMMA_16BIT("bf16");
-  } else {
-    DT_WGMMA_16BIT("f16");
-  }
-#undef DT_WGMMA_16BIT
-}
 }  // namespace dt

@@ -141,6 +141,26 @@ TEST(Config, WsgemmConfigsOnlyWhereTheirRulesAllowThem) {
   narrow.width = 6;
   EXPECT_EQ(count(enumerate_space(narrow), "_xl2_"), 0);
   EXPECT_EQ(default_config(narrow).param("xl"), 1) << "registers where staging cannot serve";
+  // In NHWC a staged plane is a box of 4 channels at a 16-byte boundary of each pixel: any width,
+  // channels per group a multiple of 4; the default for float32 NHWC, 16-bit NHWC through
+  // registers alone.
+  Problem channels_last = tf32;
+  channels_last.layout = Layout::kNhwc;
+  channels_last.width = 101;
+  EXPECT_EQ(default_config(channels_last).param("xl"), 2) << "seed NHWC: 1.14 ms, 2.08 cp.async";
+  const Config staged_nhwc = default_config(channels_last);
+  channels_last.in_channels = 66;
+  EXPECT_NE(why_illegal(channels_last, staged_nhwc, {}).find("multiple of 4, not 66"),
+            std::string::npos)
+      << why_illegal(channels_last, staged_nhwc, {});
+  EXPECT_EQ(count(enumerate_space(channels_last), "_xl2_"), 0);
+  channels_last.in_channels = 64;
+  channels_last.dtype = DType::kBFloat16;
+  for (const Config& c : enumerate_space(channels_last)) {
+    if (c.family == Family::kWsgemm) {
+      EXPECT_EQ(c.param("xl"), 1) << c.name();
+    }
+  }
   // Plan::run checks x and y against each config's widest access (engine/engine.cpp).
   EXPECT_EQ(pointer_alignment(wide, default_config(wide)).x, 16) << "a tensor map of x";
   EXPECT_EQ(pointer_alignment(narrow, default_config(narrow)).x, 4);

@@ -58,7 +58,8 @@ LoadedKernel::LoadedKernel(const GeneratedKernel& kernel, const std::vector<char
 
 CUtensorMap LoadedKernel::x_map(CUdeviceptr x) const {
   const TensorBox& b = *x_box_;
-  // Dense NCHW: each dimension's stride in bytes is the product of the extents inside it.
+  // Dense x (the extents come innermost first, as x lies in memory: NCHW or NHWC): each
+  // dimension's stride in bytes is the product of the extents inside it.
   const cuuint64_t row = b.extents[0] * static_cast<cuuint64_t>(b.element_bytes);
   const cuuint64_t strides[3] = {row, row * b.extents[1], row * b.extents[1] * b.extents[2]};
   const cuuint32_t element_strides[4] = {1, 1, 1, 1};

@@ -182,6 +182,7 @@ def _output_size(size, kernel_size, stride, padding, output_padding, dilation):
 # The tensor dtypes the kernels take, by the problem's "dtype" names (torch's own).
 DTYPES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
+
 def _layout(x):
     """The problem's "layout" of a 4-D x: NCHW when contiguous (also where both forms hold, as for
     one channel), NHWC when channels_last, None when neither."""
